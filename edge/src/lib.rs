@@ -1,0 +1,1 @@
+//! Strata's CDN edge node. Placeholder: built by the edge issue.

@@ -1,0 +1,1 @@
+//! Placeholder: the SigV4 authentication layer is being written.

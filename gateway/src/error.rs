@@ -1,0 +1,232 @@
+//! The gateway's error type, and the one place where errors become S3 codes, HTTP statuses and XML bodies.
+//!
+//! Every handler returns [`ApiError`]; [`ApiError::aws_code`] and [`ApiError::http_status`] are exhaustive so a
+//! new variant cannot ship without its wire mapping. Internal causes are logged, never sent to clients.
+
+use http::StatusCode;
+
+/// An S3 API error, as the client will see it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Credentials missing where required, or not allowed to do this.
+    #[error("Access Denied")]
+    AccessDenied,
+    /// The access key is not known.
+    #[error("The AWS Access Key Id you provided does not exist in our records.")]
+    InvalidAccessKeyId,
+    /// The signature did not verify.
+    #[error("The request signature we calculated does not match the signature you provided. Check your key and signing method.")]
+    SignatureDoesNotMatch,
+    /// The request date is too far from the server's clock.
+    #[error("The difference between the request time and the current time is too large.")]
+    RequestTimeTooSkewed,
+    /// The Authorization header could not be parsed.
+    #[error("The authorization header is malformed; {0}")]
+    AuthorizationHeaderMalformed(String),
+    /// A presigned URL or query authentication could not be parsed.
+    #[error("{0}")]
+    AuthorizationQueryParametersError(String),
+    /// The presigned URL has expired.
+    #[error("Request has expired")]
+    ExpiredPresignedRequest,
+    /// The payload hash in x-amz-content-sha256 did not match the body.
+    #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
+    XAmzContentSha256Mismatch,
+    /// Content-MD5 did not match the body.
+    #[error("The Content-MD5 you specified did not match what we received.")]
+    BadDigest,
+    /// Content-MD5 is not valid base64 of 16 bytes.
+    #[error("The Content-MD5 you specified is not valid.")]
+    InvalidDigest,
+    /// A flexible checksum (x-amz-checksum-*) did not match the body.
+    #[error("The {0} you specified did not match the calculated checksum.")]
+    BadChecksum(&'static str),
+    /// The bucket does not exist.
+    #[error("The specified bucket does not exist")]
+    NoSuchBucket,
+    /// The key does not exist.
+    #[error("The specified key does not exist.")]
+    NoSuchKey,
+    /// The bucket is owned by the caller already.
+    #[error("Your previous request to create the named bucket succeeded and you already own it.")]
+    BucketAlreadyOwnedByYou,
+    /// The bucket is owned by someone else.
+    #[error("The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.")]
+    BucketAlreadyExists,
+    /// DeleteBucket on a bucket with objects.
+    #[error("The bucket you tried to delete is not empty")]
+    BucketNotEmpty,
+    /// The bucket name breaks the naming rules.
+    #[error("The specified bucket is not valid.")]
+    InvalidBucketName,
+    /// The key is longer than 1024 bytes.
+    #[error("Your key is too long")]
+    KeyTooLong,
+    /// The Range header cannot be satisfied.
+    #[error("The requested range is not satisfiable")]
+    InvalidRange,
+    /// A precondition (If-Match and friends) failed.
+    #[error("At least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
+    /// If-None-Match / If-Modified-Since said the client's copy is current (no body is sent).
+    #[error("Not Modified")]
+    NotModified,
+    /// Conditional create lost a race with another writer.
+    #[error("The conditional request cannot succeed due to a conflicting operation against this resource.")]
+    ConditionalRequestConflict,
+    /// The body is larger than allowed.
+    #[error("Your proposed upload exceeds the maximum allowed size")]
+    EntityTooLarge,
+    /// The body is shorter than declared.
+    #[error("You did not provide the number of bytes specified by the Content-Length HTTP header.")]
+    IncompleteBody,
+    /// The request body is not well-formed XML or not the expected document.
+    #[error("The XML you provided was not well-formed or did not validate against our published schema.")]
+    MalformedXml,
+    /// A header or parameter value is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A required header is missing (e.g. Content-Length).
+    #[error("You must provide the Content-Length HTTP header.")]
+    MissingContentLength,
+    /// The request asks for something the spec does not allow on this resource.
+    #[error("The specified method is not allowed against this resource.")]
+    MethodNotAllowed,
+    /// The operation exists in S3 but not in Strata yet.
+    #[error("A header or query you provided requested a function that is not implemented.")]
+    NotImplemented,
+    /// Copying an object onto itself without changing anything.
+    #[error("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")]
+    InvalidRequest(String),
+    /// The tag set breaks the tagging rules.
+    #[error("{0}")]
+    InvalidTag(String),
+    /// The client stalled.
+    #[error("Your socket connection to the server was not read from or written to within the timeout period.")]
+    RequestTimeout,
+    /// Enough disks failed that the request cannot be served safely.
+    #[error("Please reduce your request rate.")]
+    SlowDown,
+    /// Reading or writing needed more healthy disks than are available.
+    #[error("We encountered an internal error. Please try again.")]
+    ServiceUnavailable,
+    /// Anything else. The cause is logged, not sent.
+    #[error("We encountered an internal error. Please try again.")]
+    Internal(String),
+}
+
+/// Result alias for the gateway.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// The S3 error code placed in `<Code>`.
+    pub fn aws_code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            AccessDenied => "AccessDenied",
+            InvalidAccessKeyId => "InvalidAccessKeyId",
+            SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            AuthorizationHeaderMalformed(_) => "AuthorizationHeaderMalformed",
+            AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
+            ExpiredPresignedRequest => "AccessDenied",
+            XAmzContentSha256Mismatch => "XAmzContentSHA256Mismatch",
+            BadDigest => "BadDigest",
+            InvalidDigest => "InvalidDigest",
+            BadChecksum(_) => "BadDigest",
+            NoSuchBucket => "NoSuchBucket",
+            NoSuchKey => "NoSuchKey",
+            BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            BucketAlreadyExists => "BucketAlreadyExists",
+            BucketNotEmpty => "BucketNotEmpty",
+            InvalidBucketName => "InvalidBucketName",
+            KeyTooLong => "KeyTooLongError",
+            InvalidRange => "InvalidRange",
+            PreconditionFailed => "PreconditionFailed",
+            NotModified => "NotModified",
+            ConditionalRequestConflict => "ConditionalRequestConflict",
+            EntityTooLarge => "EntityTooLarge",
+            IncompleteBody => "IncompleteBody",
+            MalformedXml => "MalformedXML",
+            InvalidArgument(_) => "InvalidArgument",
+            MissingContentLength => "MissingContentLength",
+            MethodNotAllowed => "MethodNotAllowed",
+            NotImplemented => "NotImplemented",
+            InvalidRequest(_) => "InvalidRequest",
+            InvalidTag(_) => "InvalidTag",
+            RequestTimeout => "RequestTimeout",
+            SlowDown => "SlowDown",
+            ServiceUnavailable => "ServiceUnavailable",
+            Internal(_) => "InternalError",
+        }
+    }
+
+    /// The HTTP status that goes with [`Self::aws_code`].
+    pub fn http_status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed
+            | ExpiredPresignedRequest => StatusCode::FORBIDDEN,
+            AuthorizationHeaderMalformed(_)
+            | AuthorizationQueryParametersError(_)
+            | XAmzContentSha256Mismatch
+            | BadDigest
+            | InvalidDigest
+            | BadChecksum(_)
+            | InvalidBucketName
+            | KeyTooLong
+            | EntityTooLarge
+            | IncompleteBody
+            | MalformedXml
+            | InvalidArgument(_)
+            | InvalidRequest(_)
+            | InvalidTag(_)
+            | RequestTimeout => StatusCode::BAD_REQUEST,
+            MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            NoSuchBucket | NoSuchKey => StatusCode::NOT_FOUND,
+            BucketAlreadyOwnedByYou | BucketAlreadyExists | BucketNotEmpty | ConditionalRequestConflict => {
+                StatusCode::CONFLICT
+            }
+            InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            NotModified => StatusCode::NOT_MODIFIED,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            SlowDown | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message placed in `<Message>`; internal details are never exposed.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    /// Wraps an unexpected internal failure, logging where it came from.
+    #[track_caller]
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let loc = std::panic::Location::caller();
+        tracing::error!(%cause, at = %loc, "internal error");
+        ApiError::Internal(cause.to_string())
+    }
+
+    /// Renders the S3 XML error document for this error.
+    pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
+        let mut out = String::with_capacity(256);
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
+        out.push_str(self.aws_code());
+        out.push_str("</Code><Message>");
+        out.push_str(&xml_escape(&self.message()));
+        out.push_str("</Message><Resource>");
+        out.push_str(&xml_escape(resource));
+        out.push_str("</Resource><RequestId>");
+        out.push_str(request_id);
+        out.push_str("</RequestId></Error>");
+        out
+    }
+}
+
+/// Escapes text for inclusion in XML character data.
+pub fn xml_escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
