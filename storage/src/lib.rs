@@ -1,1 +1,28 @@
 //! Strata storage engine.
+//!
+//! Owns buckets, objects and their bytes: objects are cut into blocks, each Reed-Solomon coded into
+//! `k + m` shards written to distinct disks with a BLAKE3 checksum per shard block; metadata lives in a
+//! replicated embedded KV store. Nothing here knows about HTTP, S3 XML or signatures.
+//!
+//! Modules: [`engine`] (the public API), [`write`] and [`read`] (data paths), [`erasure`], [`layout`] (shard file
+//! format), [`disk`] (I/O backends), [`meta`] (metadata store), [`checksum`], [`names`], [`sweep`] (start-up
+//! recovery and garbage collection).
+
+pub mod checksum;
+pub mod disk;
+pub mod engine;
+pub mod erasure;
+pub mod error;
+pub mod layout;
+pub mod list;
+pub mod meta;
+pub mod names;
+mod read;
+mod sweep;
+mod write;
+
+pub use checksum::{ChecksumAlgorithm, Digests};
+pub use engine::{BodyStream, BucketInfo, Engine, PutOptions, Settings};
+pub use error::{BoxError, Error, Result};
+pub use list::{ListPage, ListQuery};
+pub use meta::{Condition, ObjectRecord};

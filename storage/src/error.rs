@@ -1,0 +1,74 @@
+//! The storage engine's error type. It carries no HTTP: the gateway maps it to S3 codes in one place.
+
+/// Boxed error from outside the engine (a client body stream, a verification callback).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything the storage engine can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bucket does not exist.
+    #[error("no such bucket")]
+    NoSuchBucket,
+    /// The object does not exist.
+    #[error("no such key")]
+    NoSuchKey,
+    /// The bucket exists and belongs to the caller.
+    #[error("bucket already owned by you")]
+    BucketAlreadyOwnedByYou,
+    /// The bucket exists and belongs to someone else.
+    #[error("bucket already exists")]
+    BucketAlreadyExists,
+    /// The bucket still holds objects.
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    /// A write precondition (if-none-match / if-match) did not hold at commit time.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// The body was longer than the allowed maximum.
+    #[error("entity too large")]
+    EntityTooLarge,
+    /// The body ended before the declared length.
+    #[error("incomplete body: expected {expected} bytes, got {got}")]
+    IncompleteBody {
+        /// Declared length.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// The client's body stream failed (bad chunk signature, timeout, reset...).
+    #[error("request body: {0}")]
+    Body(BoxError),
+    /// The caller's verification of the digests rejected the upload.
+    #[error("upload rejected: {0}")]
+    Rejected(BoxError),
+    /// Not enough healthy disks to read or write safely.
+    #[error("quorum lost: needed {needed} disks, {available} available")]
+    QuorumLost {
+        /// Disks required.
+        needed: usize,
+        /// Disks that answered.
+        available: usize,
+    },
+    /// Data could not be reconstructed from the shards that verify.
+    #[error("data unrecoverable: {0}")]
+    Unrecoverable(String),
+    /// Disk I/O failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The metadata store failed.
+    #[error("metadata: {0}")]
+    Meta(String),
+    /// The configuration cannot be used.
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// Result alias for the storage engine.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps a metadata-store failure.
+    pub(crate) fn meta(e: impl std::fmt::Display) -> Self {
+        Error::Meta(e.to_string())
+    }
+}

@@ -1,0 +1,102 @@
+//! Metadata: buckets, object records and the GC queue, behind the [`MetaStore`] trait.
+//!
+//! The only implementation today is [`replicated::ReplicatedMeta`]: one redb database per disk, every commit
+//! applied to all online replicas in parallel and acknowledged once a write quorum made it durable. A shared
+//! database backend (PostgreSQL wire protocol) can implement the same trait later.
+
+pub mod records;
+pub mod replicated;
+
+use std::ops::Bound;
+
+use crate::disk::DataId;
+use crate::error::Result;
+pub use records::{BucketRecord, ObjectData, ObjectRecord, Segment, StoredChecksum};
+
+/// What must hold, at commit time, for an object write to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Condition {
+    /// Always apply.
+    #[default]
+    None,
+    /// The key must not exist (If-None-Match: *).
+    Absent,
+    /// The current version's ETag must equal this (If-Match).
+    EtagIs(String),
+    /// The current record must still reference exactly these data ids (read-modify-write of metadata).
+    Unchanged(Vec<DataId>),
+}
+
+/// One change inside an atomic [`Batch`].
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Create a bucket; fails if it exists.
+    CreateBucket {
+        /// Bucket name.
+        name: String,
+        /// Record to store.
+        record: BucketRecord,
+    },
+    /// Delete a bucket; fails if it does not exist or holds objects.
+    DeleteBucket {
+        /// Bucket name.
+        name: String,
+    },
+    /// Write an object record (and its inline bytes); data the old record owned is queued for GC.
+    PutObject {
+        /// Bucket (must exist).
+        bucket: String,
+        /// Key.
+        key: String,
+        /// New record.
+        record: ObjectRecord,
+        /// Inline bytes, for `ObjectData::Inline` records written with new data.
+        inline: Option<bytes::Bytes>,
+        /// Precondition.
+        condition: Condition,
+    },
+    /// Remove an object record; its data is queued for GC. Missing keys are not an error.
+    DeleteObject {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Precondition.
+        condition: Condition,
+    },
+    /// Forget GC entries whose files are gone.
+    GcDone {
+        /// Data ids removed from every disk.
+        ids: Vec<DataId>,
+    },
+}
+
+/// Ops committed atomically: all apply or none does.
+pub type Batch = Vec<Op>;
+
+/// What a batch changed, for the caller's bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// For each DeleteObject / PutObject: whether a record was replaced or removed.
+    pub replaced: Vec<bool>,
+}
+
+/// The metadata store.
+pub trait MetaStore: Send + Sync + 'static {
+    /// A bucket's record.
+    fn bucket(&self, name: &str) -> Result<Option<BucketRecord>>;
+    /// All buckets, by name.
+    fn buckets(&self) -> Result<Vec<(String, BucketRecord)>>;
+    /// An object's record.
+    fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
+    /// Inline bytes stored under `id`.
+    fn inline(&self, id: DataId, replica_hint: usize) -> Result<Option<Vec<u8>>>;
+    /// How many replicas could serve [`Self::inline`] (to retry another on a checksum failure).
+    fn replica_count(&self) -> usize;
+    /// Up to `limit` objects of `bucket` from `start` on, in key byte order.
+    fn scan(&self, bucket: &str, start: Bound<&[u8]>, limit: usize) -> Result<Vec<(String, ObjectRecord)>>;
+    /// Up to `limit` data ids waiting for their files to be deleted, oldest first, with their queue time.
+    fn gc_pending(&self, limit: usize) -> Result<Vec<(DataId, i64)>>;
+    /// Applies a batch atomically and durably (on a quorum of replicas). Blocks; call off the async runtime.
+    fn commit(&self, batch: Batch) -> Result<Applied>;
+}

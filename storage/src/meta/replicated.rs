@@ -1,0 +1,456 @@
+//! [`MetaStore`] over one redb database per disk, kept identical by applying every commit to every replica.
+//!
+//! Writes go through a single committer thread that gathers whatever batches are waiting (group commit), applies
+//! them in the same order to every online replica in parallel, and reports success once a write quorum of
+//! replicas committed durably. A replica that fails is taken offline until restart. At start, replicas are
+//! compared by their commit sequence number and any that lag (or are missing or unreadable) are replaced by a
+//! copy of the newest before anything is served: that is the resync of a disk that comes back.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::records::{decode_bucket, decode_object, encode_bucket, encode_object};
+use super::{Applied, Batch, BucketRecord, Condition, MetaStore, ObjectRecord, Op};
+use crate::disk::DataId;
+use crate::error::{Error, Result};
+
+const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+const OBJECTS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("objects");
+const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
+const GC: TableDefinition<&[u8], i64> = TableDefinition::new("gc");
+const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
+const SEQ: &str = "seq";
+/// File name of the metadata replica inside each disk root.
+pub const DB_FILE: &str = "strata.redb";
+/// Most batches folded into one commit.
+const MAX_GROUP: usize = 512;
+
+struct Replica {
+    index: usize,
+    db: Database,
+    online: AtomicBool,
+}
+
+struct Pending {
+    batch: Batch,
+    reply: mpsc::SyncSender<Result<Applied>>,
+}
+
+/// The replicated redb metadata store.
+pub struct ReplicatedMeta {
+    replicas: Arc<Vec<Replica>>,
+    submit: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for ReplicatedMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicatedMeta").field("replicas", &self.replicas.len()).finish()
+    }
+}
+
+fn read_seq(path: &Path) -> Option<u64> {
+    let db = Database::open(path).ok()?;
+    let txn = db.begin_read().ok()?;
+    match txn.open_table(STATE) {
+        Ok(t) => Some(t.get(SEQ).ok()?.map(|v| v.value()).unwrap_or(0)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Some(0),
+        Err(_) => None,
+    }
+}
+
+fn copy_replica(from: &Path, to: &Path) -> std::io::Result<()> {
+    let tmp = to.with_extension("redb.resync");
+    std::fs::copy(from, &tmp)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, to)?;
+    if let Some(dir) = to.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl ReplicatedMeta {
+    /// Opens (and resyncs) the replicas in `roots`; `write_quorum` replicas must commit for a write to count.
+    pub fn open(roots: &[PathBuf], write_quorum: usize, fsync: bool) -> Result<Self> {
+        let paths: Vec<PathBuf> = roots.iter().map(|r| r.join(DB_FILE)).collect();
+        let seqs: Vec<Option<u64>> = paths.iter().map(|p| if p.exists() { read_seq(p) } else { None }).collect();
+        let newest = seqs.iter().enumerate().filter_map(|(i, s)| s.map(|s| (s, i))).max();
+        if let Some((best_seq, best)) = newest {
+            for (i, seq) in seqs.iter().enumerate() {
+                if *seq != Some(best_seq) {
+                    tracing::warn!(disk = i, have = ?seq, newest = best_seq, "metadata replica lags: resyncing from disk {best}");
+                    copy_replica(&paths[best], &paths[i])?;
+                }
+            }
+        }
+        let mut replicas = Vec::with_capacity(paths.len());
+        for (index, path) in paths.iter().enumerate() {
+            let db = Database::create(path).map_err(Error::meta)?;
+            let txn = db.begin_write().map_err(Error::meta)?;
+            {
+                // Create every table up front so read transactions never see a missing table.
+                txn.open_table(BUCKETS).map_err(Error::meta)?;
+                txn.open_table(OBJECTS).map_err(Error::meta)?;
+                txn.open_table(INLINE).map_err(Error::meta)?;
+                txn.open_table(GC).map_err(Error::meta)?;
+                txn.open_table(STATE).map_err(Error::meta)?;
+            }
+            txn.commit().map_err(Error::meta)?;
+            replicas.push(Replica { index, db, online: AtomicBool::new(true) });
+        }
+        let replicas = Arc::new(replicas);
+        let (submit, queue) = mpsc::channel::<Pending>();
+        let committer = Committer { replicas: replicas.clone(), write_quorum, fsync };
+        std::thread::Builder::new()
+            .name("strata-meta-commit".into())
+            .spawn(move || committer.run(queue))
+            .map_err(Error::Io)?;
+        Ok(Self { replicas, submit })
+    }
+
+    fn with_replica<T>(&self, mut f: impl FnMut(&Database) -> Result<T>) -> Result<T> {
+        let mut last = None;
+        for r in self.replicas.iter().filter(|r| r.online.load(Ordering::Relaxed)) {
+            match f(&r.db) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    tracing::error!(disk = r.index, error = %e, "metadata read failed; trying another replica");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(Error::QuorumLost { needed: 1, available: 0 }))
+    }
+}
+
+impl MetaStore for ReplicatedMeta {
+    fn bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(BUCKETS).map_err(Error::meta)?;
+            t.get(name).map_err(Error::meta)?.map(|v| decode_bucket(v.value())).transpose()
+        })
+    }
+
+    fn buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(BUCKETS).map_err(Error::meta)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(Error::meta)? {
+                let (k, v) = item.map_err(Error::meta)?;
+                out.push((k.value().to_owned(), decode_bucket(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(OBJECTS).map_err(Error::meta)?;
+            t.get((bucket, key.as_bytes())).map_err(Error::meta)?.map(|v| decode_object(v.value())).transpose()
+        })
+    }
+
+    fn inline(&self, id: DataId, replica_hint: usize) -> Result<Option<Vec<u8>>> {
+        let online: Vec<&Replica> = self.replicas.iter().filter(|r| r.online.load(Ordering::Relaxed)).collect();
+        let Some(r) = online.get(replica_hint % online.len().max(1)) else {
+            return Err(Error::QuorumLost { needed: 1, available: 0 });
+        };
+        let txn = r.db.begin_read().map_err(Error::meta)?;
+        let t = txn.open_table(INLINE).map_err(Error::meta)?;
+        Ok(t.get(&id.0[..]).map_err(Error::meta)?.map(|v| v.value().to_vec()))
+    }
+
+    fn replica_count(&self) -> usize {
+        self.replicas.iter().filter(|r| r.online.load(Ordering::Relaxed)).count()
+    }
+
+    fn scan(&self, bucket: &str, start: Bound<&[u8]>, limit: usize) -> Result<Vec<(String, ObjectRecord)>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(OBJECTS).map_err(Error::meta)?;
+            let lower = match start {
+                Bound::Included(k) => Bound::Included((bucket, k)),
+                Bound::Excluded(k) => Bound::Excluded((bucket, k)),
+                Bound::Unbounded => Bound::Included((bucket, &b""[..])),
+            };
+            let mut out = Vec::new();
+            for item in t.range::<(&str, &[u8])>((lower, Bound::Unbounded)).map_err(Error::meta)? {
+                let (k, v) = item.map_err(Error::meta)?;
+                let (b, key) = k.value();
+                if b != bucket || out.len() >= limit {
+                    break;
+                }
+                let key = String::from_utf8(key.to_vec()).map_err(Error::meta)?;
+                out.push((key, decode_object(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn gc_pending(&self, limit: usize) -> Result<Vec<(DataId, i64)>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(GC).map_err(Error::meta)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(Error::meta)?.take(limit) {
+                let (k, v) = item.map_err(Error::meta)?;
+                if let Ok(id) = <[u8; 16]>::try_from(k.value()) {
+                    out.push((DataId(id), v.value()));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn commit(&self, batch: Batch) -> Result<Applied> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.submit
+            .send(Pending { batch, reply })
+            .map_err(|_| Error::Meta("metadata committer stopped".into()))?;
+        answer.recv().map_err(|_| Error::Meta("metadata committer stopped".into()))?
+    }
+}
+
+struct Committer {
+    replicas: Arc<Vec<Replica>>,
+    write_quorum: usize,
+    fsync: bool,
+}
+
+impl Committer {
+    fn run(self, queue: mpsc::Receiver<Pending>) {
+        while let Ok(first) = queue.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(p) => group.push(p),
+                    Err(_) => break,
+                }
+            }
+            let batches: Vec<&Batch> = group.iter().map(|p| &p.batch).collect();
+            let outcomes = self.commit_group(&batches);
+            match outcomes {
+                Ok(per_batch) => {
+                    for (p, outcome) in group.into_iter().zip(per_batch) {
+                        let _ = p.reply.send(outcome);
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for p in group {
+                        let err = match &e {
+                            Error::QuorumLost { needed, available } => {
+                                Error::QuorumLost { needed: *needed, available: *available }
+                            }
+                            _ => Error::Meta(msg.clone()),
+                        };
+                        let _ = p.reply.send(Err(err));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the group on every online replica in parallel; per-batch outcomes from the first that succeeded.
+    fn commit_group(&self, batches: &[&Batch]) -> Result<Vec<Result<Applied>>> {
+        let online: Vec<&Replica> = self.replicas.iter().filter(|r| r.online.load(Ordering::Relaxed)).collect();
+        if online.len() < self.write_quorum {
+            return Err(Error::QuorumLost { needed: self.write_quorum, available: online.len() });
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let results: Vec<Result<Vec<Result<Applied>>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = online
+                .iter()
+                .map(|r| s.spawn(|| apply_group(&r.db, batches, now, self.fsync)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())))).collect()
+        });
+        let mut first_ok = None;
+        let mut ok = 0;
+        for (r, res) in online.iter().zip(results) {
+            match res {
+                Ok(outcomes) => {
+                    ok += 1;
+                    first_ok.get_or_insert(outcomes);
+                }
+                Err(e) => {
+                    tracing::error!(disk = r.index, error = %e, "metadata commit failed; replica offline until restart");
+                    r.online.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        if ok < self.write_quorum {
+            return Err(Error::QuorumLost { needed: self.write_quorum, available: ok });
+        }
+        Ok(first_ok.expect("at least one replica committed"))
+    }
+}
+
+fn apply_group(db: &Database, batches: &[&Batch], now: i64, fsync: bool) -> Result<Vec<Result<Applied>>> {
+    let mut txn = db.begin_write().map_err(Error::meta)?;
+    txn.set_durability(if fsync { Durability::Immediate } else { Durability::None }).map_err(Error::meta)?;
+    let mut outcomes = Vec::with_capacity(batches.len());
+    {
+        let mut buckets = txn.open_table(BUCKETS).map_err(Error::meta)?;
+        let mut objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
+        let mut inline = txn.open_table(INLINE).map_err(Error::meta)?;
+        let mut gc = txn.open_table(GC).map_err(Error::meta)?;
+        let mut state = txn.open_table(STATE).map_err(Error::meta)?;
+        let mut tables = Tables { buckets: &mut buckets, objects: &mut objects, inline: &mut inline, gc: &mut gc };
+        for batch in batches {
+            let outcome = match tables.check(batch) {
+                Ok(()) => tables.apply(batch, now),
+                Err(e) => Err(e),
+            };
+            // A storage failure mid-apply would leave a half batch: fail the whole transaction instead.
+            if let Err(Error::Meta(m)) = &outcome {
+                return Err(Error::Meta(m.clone()));
+            }
+            outcomes.push(outcome);
+        }
+        let seq = state.get(SEQ).map_err(Error::meta)?.map(|v| v.value()).unwrap_or(0);
+        state.insert(SEQ, seq + 1).map_err(Error::meta)?;
+    }
+    txn.commit().map_err(Error::meta)?;
+    Ok(outcomes)
+}
+
+struct Tables<'a, 't> {
+    buckets: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
+    objects: &'a mut redb::Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
+    inline: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
+    gc: &'a mut redb::Table<'t, &'static [u8], i64>,
+}
+
+impl Tables<'_, '_> {
+    fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        self.objects.get((bucket, key.as_bytes())).map_err(Error::meta)?.map(|v| decode_object(v.value())).transpose()
+    }
+
+    fn bucket_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.buckets.get(name).map_err(Error::meta)?.is_some())
+    }
+
+    fn bucket_is_empty(&self, name: &str) -> Result<bool> {
+        let lower = (name, &b""[..]);
+        let mut range = self.objects.range::<(&str, &[u8])>(lower..).map_err(Error::meta)?;
+        match range.next() {
+            Some(item) => Ok(item.map_err(Error::meta)?.0.value().0 != name),
+            None => Ok(true),
+        }
+    }
+
+    fn check_condition(&self, bucket: &str, key: &str, condition: &Condition) -> Result<()> {
+        let ok = match condition {
+            Condition::None => true,
+            Condition::Absent => self.current(bucket, key)?.is_none(),
+            Condition::EtagIs(etag) => self.current(bucket, key)?.is_some_and(|r| &r.etag == etag),
+            Condition::Unchanged(ids) => self.current(bucket, key)?.is_some_and(|r| &r.data_ids() == ids),
+        };
+        if ok { Ok(()) } else { Err(Error::PreconditionFailed) }
+    }
+
+    /// Every precondition of the batch, evaluated before anything is written.
+    fn check(&self, batch: &Batch) -> Result<()> {
+        for op in batch {
+            match op {
+                Op::CreateBucket { name, record } => {
+                    if let Some(existing) = self.buckets.get(name.as_str()).map_err(Error::meta)? {
+                        let existing = decode_bucket(existing.value())?;
+                        return Err(if existing.owner == record.owner {
+                            Error::BucketAlreadyOwnedByYou
+                        } else {
+                            Error::BucketAlreadyExists
+                        });
+                    }
+                }
+                Op::DeleteBucket { name } => {
+                    if !self.bucket_exists(name)? {
+                        return Err(Error::NoSuchBucket);
+                    }
+                    if !self.bucket_is_empty(name)? {
+                        return Err(Error::BucketNotEmpty);
+                    }
+                }
+                Op::PutObject { bucket, key, condition, .. } => {
+                    if !self.bucket_exists(bucket)? {
+                        return Err(Error::NoSuchBucket);
+                    }
+                    self.check_condition(bucket, key, condition)?;
+                }
+                Op::DeleteObject { bucket, key, condition } => {
+                    if !self.bucket_exists(bucket)? {
+                        return Err(Error::NoSuchBucket);
+                    }
+                    self.check_condition(bucket, key, condition)?;
+                }
+                Op::GcDone { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn retire(&mut self, old: &ObjectRecord, keep: &[crate::disk::DataId], now: i64) -> Result<()> {
+        for id in old.data_ids() {
+            if keep.contains(&id) {
+                continue;
+            }
+            match old.data {
+                super::ObjectData::Inline { .. } => {
+                    self.inline.remove(&id.0[..]).map_err(Error::meta)?;
+                }
+                super::ObjectData::Segments(_) => {
+                    self.gc.insert(&id.0[..], now).map_err(Error::meta)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, batch: &Batch, now: i64) -> Result<Applied> {
+        let mut applied = Applied::default();
+        for op in batch {
+            match op {
+                Op::CreateBucket { name, record } => {
+                    self.buckets.insert(name.as_str(), encode_bucket(record).as_slice()).map_err(Error::meta)?;
+                }
+                Op::DeleteBucket { name } => {
+                    self.buckets.remove(name.as_str()).map_err(Error::meta)?;
+                }
+                Op::PutObject { bucket, key, record, inline, .. } => {
+                    let old = self.current(bucket, key)?;
+                    if let Some(old) = &old {
+                        self.retire(old, &record.data_ids(), now)?;
+                    }
+                    if let (Some(bytes), super::ObjectData::Inline { data_id, .. }) = (inline, &record.data) {
+                        self.inline.insert(&data_id.0[..], bytes.as_ref()).map_err(Error::meta)?;
+                    }
+                    let encoded = encode_object(record);
+                    self.objects.insert((bucket.as_str(), key.as_bytes()), encoded.as_slice()).map_err(Error::meta)?;
+                    applied.replaced.push(old.is_some());
+                }
+                Op::DeleteObject { bucket, key, .. } => {
+                    let old = self.current(bucket, key)?;
+                    if let Some(old) = &old {
+                        self.retire(old, &[], now)?;
+                        self.objects.remove((bucket.as_str(), key.as_bytes())).map_err(Error::meta)?;
+                    }
+                    applied.replaced.push(old.is_some());
+                }
+                Op::GcDone { ids } => {
+                    for id in ids {
+                        self.gc.remove(&id.0[..]).map_err(Error::meta)?;
+                    }
+                }
+            }
+        }
+        Ok(applied)
+    }
+}

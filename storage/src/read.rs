@@ -1,0 +1,230 @@
+//! The read path: stream a byte range of an object, block by block, from the first `k` shards that verify.
+//!
+//! Every shard block's BLAKE3 is checked; a block whose data shards are missing or corrupt is rebuilt from
+//! parity, and the bad shard is queued for repair. A producer task reads ahead one block while the previous
+//! one is being sent, so disk reads overlap the socket.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::disk::{DataId, Disk, ShardSource};
+use crate::engine::{BodyStream, Engine};
+use crate::erasure::Codec;
+use crate::error::{Error, Result};
+use crate::layout::{BlockMap, HASH_LEN, ShardHeader};
+use crate::meta::{ObjectData, ObjectRecord, Segment};
+
+/// Blocks read ahead of the consumer.
+const READ_AHEAD: usize = 2;
+
+/// One opened shard: the file and where its blocks start.
+struct OpenShard {
+    src: Box<dyn ShardSource>,
+    blocks_at: u64,
+}
+
+/// The shard files of one segment, opened up front so a concurrent overwrite cannot pull them away mid-read.
+pub(crate) struct SegmentReader {
+    segment: Segment,
+    codec: Codec,
+    shards: Vec<Option<Arc<OpenShard>>>,
+    /// Slots found missing or corrupt; reported for repair.
+    bad: Vec<bool>,
+}
+
+fn open_shard(disk: &dyn Disk, id: DataId, slot: usize) -> std::io::Result<OpenShard> {
+    let src = disk.open(id)?;
+    let (header, blocks_at) = ShardHeader::read(src.as_ref())?;
+    if header.data_id != id || usize::from(header.shard_index) != slot {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "shard header names another shard"));
+    }
+    Ok(OpenShard { src, blocks_at })
+}
+
+impl SegmentReader {
+    pub(crate) async fn open(engine: &Engine, segment: &Segment) -> Result<Self> {
+        let codec = Codec::new(segment.geometry)?;
+        let n = segment.geometry.total();
+        let tasks: Vec<_> = (0..n)
+            .map(|slot| {
+                let disk = engine.disk_for(segment.rotation, slot);
+                let id = segment.data_id;
+                tokio::task::spawn_blocking(move || open_shard(disk.as_ref(), id, slot))
+            })
+            .collect();
+        let mut shards = Vec::with_capacity(n);
+        let mut bad = vec![false; n];
+        for (slot, t) in tasks.into_iter().enumerate() {
+            match t.await {
+                Ok(Ok(s)) => shards.push(Some(Arc::new(s))),
+                Ok(Err(e)) => {
+                    tracing::warn!(slot, id = %segment.data_id.to_hex(), error = %e, "shard unavailable");
+                    shards.push(None);
+                    bad[slot] = true;
+                }
+                Err(e) => return Err(Error::Unrecoverable(e.to_string())),
+            }
+        }
+        let present = shards.iter().filter(|s| s.is_some()).count();
+        if present < usize::from(segment.geometry.data) {
+            return Err(Error::Unrecoverable(format!(
+                "only {present} shards of {} readable for {}",
+                n,
+                segment.data_id.to_hex()
+            )));
+        }
+        Ok(Self { segment: segment.clone(), codec, shards, bad })
+    }
+
+    fn map(&self) -> BlockMap {
+        BlockMap {
+            geometry: self.segment.geometry,
+            block_size: u64::from(self.segment.block_size),
+            size: self.segment.size,
+        }
+    }
+
+    /// Reads shard `slot` of `block`, verifying its checksum.
+    async fn read_shard(&self, slot: usize, block: u64) -> Option<Bytes> {
+        let shard = self.shards[slot].clone()?;
+        let map = self.map();
+        let len = map.shard_len(block);
+        let offset = shard.blocks_at + map.frame_offset(block);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; HASH_LEN + len];
+            shard.src.read_exact_at(&mut buf, offset).map(|()| buf)
+        })
+        .await
+        .ok()?
+        .ok()?;
+        let (hash, data) = read.split_at(HASH_LEN);
+        if blake3::hash(data).as_bytes() != hash {
+            tracing::warn!(slot, block, id = %self.segment.data_id.to_hex(), "shard block checksum mismatch");
+            return None;
+        }
+        let mut buf = Bytes::from(read);
+        Some(buf.split_off(HASH_LEN))
+    }
+
+    /// Returns block `i`'s object bytes, reconstructing from parity when a data shard fails.
+    pub(crate) async fn block(&mut self, i: u64) -> Result<Bytes> {
+        let k = usize::from(self.segment.geometry.data);
+        let n = self.segment.geometry.total();
+        let mut got: Vec<Option<Bytes>> = vec![None; n];
+        let first: Vec<usize> = (0..k).collect();
+        let reads = futures_util::future::join_all(first.iter().map(|&s| self.read_shard(s, i))).await;
+        for (&slot, r) in first.iter().zip(reads) {
+            got[slot] = r;
+        }
+        let mut tried = k;
+        while got.iter().filter(|g| g.is_some()).count() < k && tried < n {
+            let need = k - got.iter().filter(|g| g.is_some()).count();
+            let next: Vec<usize> = (tried..n).take(need).collect();
+            tried += next.len();
+            let reads = futures_util::future::join_all(next.iter().map(|&s| self.read_shard(s, i))).await;
+            for (&slot, r) in next.iter().zip(reads) {
+                got[slot] = r;
+            }
+        }
+        for slot in 0..tried {
+            if got[slot].is_none() {
+                self.bad[slot] = true;
+            }
+        }
+        let map = self.map();
+        if got[..k].iter().any(Option::is_none) {
+            self.codec.reconstruct(&mut got, map.shard_len(i))?;
+        }
+        Ok(self.codec.join(&got, map.block_len(i)))
+    }
+
+    /// Reads every shard of every block; returns the slots that are missing or fail verification anywhere.
+    pub(crate) async fn scan_all(&mut self, blocks: u64) -> Result<Vec<usize>> {
+        let n = self.segment.geometry.total();
+        let mut bad: Vec<bool> = self.shards.iter().map(Option::is_none).collect();
+        for b in 0..blocks {
+            let reads = futures_util::future::join_all((0..n).map(|s| self.read_shard(s, b))).await;
+            for (slot, r) in reads.into_iter().enumerate() {
+                bad[slot] |= r.is_none();
+            }
+        }
+        Ok((0..n).filter(|&s| bad[s]).collect())
+    }
+
+    /// All `k + m` shards of a block, reconstructing the ones that fail.
+    pub(crate) async fn all_shards(&self, block: u64) -> Result<Vec<Bytes>> {
+        let n = self.segment.geometry.total();
+        let mut got: Vec<Option<Bytes>> = futures_util::future::join_all((0..n).map(|s| self.read_shard(s, block))).await;
+        self.codec.reconstruct(&mut got, self.map().shard_len(block))?;
+        Ok(got.into_iter().map(|g| g.expect("reconstructed")).collect())
+    }
+
+    pub(crate) fn needs_repair(&self) -> bool {
+        self.bad.iter().any(|&b| b)
+    }
+}
+
+/// Streams bytes `start..=end` of `record` (which must not be empty for a non-empty range).
+pub(crate) fn stream_range(engine: Arc<Engine>, bucket: String, key: String, record: ObjectRecord, start: u64, end: u64) -> BodyStream {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes>>(READ_AHEAD);
+    tokio::spawn(async move {
+        if let Err(e) = produce(&engine, &bucket, &key, &record, start, end, &tx).await {
+            tracing::error!(bucket, key, error = %e, "read failed mid-stream");
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|o| o.map(|r| r.map_err(|e| Box::new(e) as crate::error::BoxError)))
+    }))
+}
+
+async fn produce(
+    engine: &Arc<Engine>,
+    bucket: &str,
+    key: &str,
+    record: &ObjectRecord,
+    start: u64,
+    end: u64,
+    tx: &mpsc::Sender<Result<Bytes>>,
+) -> Result<()> {
+    if record.size == 0 || start > end {
+        return Ok(());
+    }
+    match &record.data {
+        ObjectData::Inline { data_id, hash } => {
+            let bytes = engine.read_inline(*data_id, hash).await?;
+            let _ = tx.send(Ok(bytes.slice(start as usize..=end as usize))).await;
+            Ok(())
+        }
+        ObjectData::Segments(segments) => {
+            let mut seg_start = 0u64;
+            for seg in segments {
+                let seg_end = seg_start + seg.size; // exclusive
+                if seg_end <= start || seg_start > end {
+                    seg_start = seg_end;
+                    continue;
+                }
+                let mut reader = SegmentReader::open(engine, seg).await?;
+                let from = start.max(seg_start) - seg_start;
+                let to = end.min(seg_end - 1) - seg_start;
+                let bs = u64::from(seg.block_size);
+                for b in from / bs..=to / bs {
+                    let block = reader.block(b).await?;
+                    let b0 = b * bs;
+                    let lo = (from.max(b0) - b0) as usize;
+                    let hi = (to.min(b0 + block.len() as u64 - 1) - b0) as usize;
+                    if tx.send(Ok(block.slice(lo..=hi))).await.is_err() {
+                        break; // client went away
+                    }
+                }
+                if reader.needs_repair() {
+                    engine.queue_repair(bucket, key, seg.data_id);
+                }
+                seg_start = seg_end;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Background upkeep: start-up recovery of staged files, garbage collection of retired shards, and repair of
+//! shards found missing or corrupt.
+//!
+//! - Start-up: a staged file whose data id is referenced by its object's record was committed before a crash
+//!   and is published (rolled forward); any other staged file, and every unfinished repair file, is deleted.
+//! - GC: data retired by an overwrite or delete is queued in the metadata commit itself; a worker deletes the
+//!   files after a grace period (so readers that just looked up the old record can still open them) and then
+//!   forgets the queue entry.
+//! - Repair: rebuilds every block of a segment and rewrites the shards that failed to verify.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::disk::{DataId, Disk};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::layout::ShardHeader;
+use crate::meta::{MetaStore, ObjectData, Op};
+use crate::read::SegmentReader;
+
+/// Retired data is kept this long before its files are deleted.
+const GC_GRACE_MS: i64 = 10_000;
+
+/// Rolls staged files forward or deletes them. Runs before the engine serves anything.
+pub(crate) fn recover_staged(disks: &[Arc<dyn Disk>], meta: &dyn MetaStore, fsync: bool) -> Result<()> {
+    for disk in disks {
+        let foreign = disk.sweep_foreign()?;
+        let mut rolled = 0usize;
+        let mut removed = 0usize;
+        for (id, repair) in disk.staged()? {
+            if !repair && is_referenced(disk.as_ref(), meta, id) {
+                disk.publish(id, false, fsync)?;
+                rolled += 1;
+            } else {
+                // Unreferenced staging or an interrupted repair: remove just the staged file.
+                let path = disk.root().join("tmp").join(if repair { format!("{}.repair", id.to_hex()) } else { id.to_hex() });
+                std::fs::remove_file(path)?;
+                removed += 1;
+            }
+        }
+        if rolled + removed + foreign > 0 {
+            tracing::info!(disk = disk.index(), rolled, removed, foreign, "start-up sweep of staged files");
+        }
+    }
+    Ok(())
+}
+
+fn is_referenced(disk: &dyn Disk, meta: &dyn MetaStore, id: DataId) -> bool {
+    let Ok(src) = disk.open(id) else { return false };
+    let Ok((header, _)) = ShardHeader::read(src.as_ref()) else { return false };
+    match meta.object(&header.bucket, &header.key) {
+        Ok(Some(record)) => record.data_ids().contains(&id),
+        _ => false,
+    }
+}
+
+/// Deletes retired data forever, every couple of seconds.
+pub(crate) async fn gc_loop(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if let Err(e) = gc_once(&engine, GC_GRACE_MS).await {
+            tracing::warn!(error = %e, "garbage collection pass failed");
+        }
+    }
+}
+
+/// One GC pass over entries older than `grace_ms`; returns how many data ids were deleted.
+pub(crate) async fn gc_once(engine: &Arc<Engine>, grace_ms: i64) -> Result<usize> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let meta = engine.meta();
+    let due: Vec<DataId> = tokio::task::spawn_blocking(move || meta.gc_pending(256))
+        .await
+        .map_err(|e| crate::Error::Meta(e.to_string()))??
+        .into_iter()
+        .filter(|(_, at)| now - at >= grace_ms)
+        .map(|(id, _)| id)
+        .collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let disks = engine.disks().to_vec();
+    let ids = due.clone();
+    tokio::task::spawn_blocking(move || {
+        for d in &disks {
+            for id in &ids {
+                if let Err(e) = d.remove(*id) {
+                    tracing::warn!(disk = d.index(), error = %e, "gc remove failed; retried next pass");
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|e| crate::Error::Meta(e.to_string()))?;
+    let n = due.len();
+    engine.commit(vec![Op::GcDone { ids: due }]).await?;
+    Ok(n)
+}
+
+/// A request to rebuild the shards of one segment.
+#[derive(Debug, Clone)]
+pub(crate) struct RepairJob {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) data_id: DataId,
+}
+
+/// Serves repair requests one at a time (repairs are rare and must not starve foreground I/O).
+pub(crate) async fn repair_loop(engine: Arc<Engine>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<RepairJob>) {
+    while let Some(job) = jobs.recv().await {
+        match repair_segment(&engine, &job).await {
+            Ok(n) if n > 0 => tracing::info!(bucket = job.bucket, key = job.key, shards = n, "repaired shards"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(bucket = job.bucket, key = job.key, error = %e, "repair failed"),
+        }
+    }
+}
+
+/// Rewrites every shard of the segment that is missing or fails verification; returns how many were rewritten.
+pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Result<usize> {
+    let meta = engine.meta();
+    let (b, k) = (job.bucket.clone(), job.key.clone());
+    let record = tokio::task::spawn_blocking(move || meta.object(&b, &k))
+        .await
+        .map_err(|e| crate::Error::Meta(e.to_string()))??;
+    let Some(record) = record else { return Ok(0) };
+    let ObjectData::Segments(segments) = &record.data else { return Ok(0) };
+    let Some(seg) = segments.iter().find(|s| s.data_id == job.data_id) else { return Ok(0) };
+    let mut reader = SegmentReader::open(engine, seg).await?;
+    let blocks = seg.size.div_ceil(u64::from(seg.block_size));
+    // First pass finds every bad slot (reading all shards, parity included).
+    let bad = reader.scan_all(blocks).await?;
+    if bad.is_empty() {
+        return Ok(0);
+    }
+    let geometry = seg.geometry;
+    let mut sinks = Vec::new();
+    for &slot in &bad {
+        let disk = engine.disk_for(seg.rotation, slot);
+        let header = ShardHeader {
+            data_id: seg.data_id,
+            bucket: job.bucket.clone(),
+            key: job.key.clone(),
+            version_id: record.version_id.clone(),
+            part: 1,
+            shard_index: slot as u8,
+            geometry,
+            block_size: seg.block_size,
+            size: seg.size,
+        }
+        .encode();
+        let id = seg.data_id;
+        let d = disk.clone();
+        let sink = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let mut s = d.create_staged(id, true)?;
+            s.write_all(&header)?;
+            Ok(s)
+        })
+        .await
+        .map_err(|e| crate::Error::Meta(e.to_string()))??;
+        sinks.push((slot, disk, sink));
+    }
+    for block in 0..blocks {
+        let shards = reader.all_shards(block).await?;
+        for (slot, _, sink) in sinks.iter_mut() {
+            let shard = &shards[*slot];
+            sink.write_all(blake3::hash(shard).as_bytes())?;
+            sink.write_all(shard)?;
+        }
+    }
+    let fsync = engine.settings().fsync;
+    let n = sinks.len();
+    for (_, disk, sink) in sinks {
+        let id = seg.data_id;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            sink.finish(fsync)?;
+            disk.publish(id, true, fsync)
+        })
+        .await
+        .map_err(|e| crate::Error::Meta(e.to_string()))??;
+    }
+    Ok(n)
+}

@@ -1,0 +1,283 @@
+//! The write path: stream a body into erasure-coded shard files on every disk, in parallel, without ever holding
+//! more than one block (plus a few in flight per disk) in memory.
+//!
+//! Body → MD5/checksum → block buffer → Reed-Solomon → per-shard BLAKE3 → one writer per disk (blocking pool)
+//! → fsync of file and staging directory. Publication (rename into data/) happens after the metadata commit; a
+//! crash between the two is rolled forward at start (see `sweep`). Until the caller commits, dropping the
+//! returned [`Staged`] deletes the staged files, so an aborted or failed upload leaves nothing behind.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::checksum::{BodyHasher, ChecksumAlgorithm, Digests};
+use crate::disk::{DataId, Disk};
+use crate::engine::{BodyStream, Engine};
+use crate::error::{Error, Result};
+use crate::layout::ShardHeader;
+use crate::meta::{ObjectData, Segment};
+
+/// Frames queued per disk writer before the encoder waits: bounds memory per upload.
+const WRITER_QUEUE: usize = 4;
+
+/// Who the data belongs to, for the self-describing shard header.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteTarget {
+    /// Bucket.
+    pub(crate) bucket: String,
+    /// Key.
+    pub(crate) key: String,
+    /// Version id.
+    pub(crate) version_id: Option<String>,
+    /// Part number (1 for a plain PUT).
+    pub(crate) part: u32,
+}
+
+/// Data written but not yet referenced by metadata.
+pub(crate) struct Staged {
+    /// Where the bytes are, for the record.
+    pub(crate) data: ObjectData,
+    /// Inline bytes to store with the record.
+    pub(crate) inline: Option<Bytes>,
+    /// Digests of the body.
+    pub(crate) digests: Digests,
+    cleanup: Option<(Vec<Arc<dyn Disk>>, DataId)>,
+}
+
+impl Staged {
+    /// Publishes shard files after the metadata commit made them part of an object.
+    pub(crate) async fn publish(mut self, fsync: bool) {
+        let Some((disks, id)) = self.cleanup.take() else { return };
+        let tasks: Vec<_> = disks
+            .into_iter()
+            .map(|d| {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = d.publish(id, false, fsync) {
+                        // The staged file stays; it is rolled forward at next start or repaired on read.
+                        tracing::warn!(disk = d.index(), error = %e, "publishing shard failed");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some((disks, id)) = self.cleanup.take() {
+            remove_everywhere(disks, id);
+        }
+    }
+}
+
+fn remove_everywhere(disks: Vec<Arc<dyn Disk>>, id: DataId) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    rt.spawn_blocking(move || {
+        for d in disks {
+            if let Err(e) = d.remove(id) {
+                tracing::warn!(disk = d.index(), error = %e, "removing abandoned shard failed");
+            }
+        }
+    });
+}
+
+struct DiskWriter {
+    disk: Arc<dyn Disk>,
+    tx: Option<mpsc::Sender<(Bytes, Bytes)>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Writers for one segment; aborting deletes whatever they wrote.
+struct SegmentWriters {
+    id: DataId,
+    writers: Vec<DiskWriter>,
+    fsync: bool,
+}
+
+impl SegmentWriters {
+    fn start(engine: &Engine, target: &WriteTarget, rotation: u8, size_hint: u64) -> Self {
+        let id = DataId::random();
+        let geometry = engine.codec().geometry();
+        let n = geometry.total();
+        let fsync = engine.settings().fsync;
+        let writers = (0..n)
+            .map(|slot| {
+                let disk = engine.disk_for(rotation, slot);
+                let header = ShardHeader {
+                    data_id: id,
+                    bucket: target.bucket.clone(),
+                    key: target.key.clone(),
+                    version_id: target.version_id.clone(),
+                    part: target.part,
+                    shard_index: slot as u8,
+                    geometry,
+                    block_size: engine.settings().block_size as u32,
+                    size: size_hint,
+                }
+                .encode();
+                let (tx, mut rx) = mpsc::channel::<(Bytes, Bytes)>(WRITER_QUEUE);
+                let d = disk.clone();
+                let task = tokio::task::spawn_blocking(move || {
+                    let mut sink = d.create_staged(id, false)?;
+                    sink.write_all(&header)?;
+                    while let Some((hash, shard)) = rx.blocking_recv() {
+                        sink.write_all(&hash)?;
+                        sink.write_all(&shard)?;
+                    }
+                    sink.finish(fsync)
+                });
+                DiskWriter { disk, tx: Some(tx), task }
+            })
+            .collect();
+        Self { id, writers, fsync }
+    }
+
+    /// Sends one block's shards; a writer that died is dropped from the set.
+    async fn send(&mut self, shards: Vec<Bytes>) {
+        let sends = self.writers.iter_mut().zip(shards).map(|(w, shard)| {
+            let hash = Bytes::copy_from_slice(blake3::hash(&shard).as_bytes());
+            async move {
+                if let Some(tx) = &w.tx {
+                    if tx.send((hash, shard)).await.is_err() {
+                        w.tx = None;
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(sends).await;
+    }
+
+    /// Closes the writers and waits for them; Ok with the disks that made their shard durable.
+    async fn finish(self, quorum: usize) -> Result<(DataId, Vec<Arc<dyn Disk>>)> {
+        let mut good = Vec::new();
+        let mut all = Vec::new();
+        for mut w in self.writers {
+            w.tx.take();
+            all.push(w.disk.clone());
+            match w.task.await {
+                Ok(Ok(())) => good.push(w.disk),
+                Ok(Err(e)) => tracing::warn!(disk = w.disk.index(), error = %e, "shard write failed"),
+                Err(e) => tracing::warn!(disk = w.disk.index(), error = %e, "shard writer panicked"),
+            }
+        }
+        if good.len() < quorum {
+            remove_everywhere(all, self.id);
+            return Err(Error::QuorumLost { needed: quorum, available: good.len() });
+        }
+        let _ = self.fsync;
+        Ok((self.id, all))
+    }
+
+    fn abort(self) {
+        let disks: Vec<_> = self.writers.iter().map(|w| w.disk.clone()).collect();
+        let id = self.id;
+        let tasks: Vec<_> = self.writers.into_iter().map(|mut w| {
+            w.tx.take();
+            w.task
+        }).collect();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for t in tasks {
+                    let _ = t.await;
+                }
+                remove_everywhere(disks, id);
+            });
+        }
+    }
+}
+
+/// Streams `body` to disks. `expected_len` (Content-Length) is enforced; `max_len` caps the body.
+pub(crate) async fn write_body(
+    engine: &Engine,
+    target: &WriteTarget,
+    mut body: BodyStream,
+    expected_len: Option<u64>,
+    max_len: u64,
+    algorithm: Option<ChecksumAlgorithm>,
+) -> Result<Staged> {
+    let settings = engine.settings();
+    let block_size = settings.block_size;
+    let rotation = engine.rotation_for(&target.bucket, &target.key);
+    let mut hasher = BodyHasher::new(algorithm);
+    let first_cap = expected_len.map_or(block_size, |l| (l as usize).min(block_size));
+    let mut block = BytesMut::with_capacity(first_cap.max(1));
+    let mut writers: Option<SegmentWriters> = None;
+    let result: Result<()> = async {
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk.map_err(Error::Body)?;
+            if hasher.len() + chunk.len() as u64 > max_len {
+                return Err(Error::EntityTooLarge);
+            }
+            if let Some(expected) = expected_len {
+                if hasher.len() + chunk.len() as u64 > expected {
+                    return Err(Error::Body("body longer than Content-Length".into()));
+                }
+            }
+            hasher.update(&chunk);
+            while !chunk.is_empty() {
+                let take = (block_size - block.len()).min(chunk.len());
+                block.extend_from_slice(&chunk.split_to(take));
+                if block.len() == block_size {
+                    let w = writers.get_or_insert_with(|| {
+                        SegmentWriters::start(engine, target, rotation, expected_len.unwrap_or(0))
+                    });
+                    let shards = engine.codec().encode(&block)?;
+                    block.clear();
+                    w.send(shards).await;
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        if let Some(w) = writers {
+            w.abort();
+        }
+        return Err(e);
+    }
+    let total = hasher.len();
+    if let Some(expected) = expected_len {
+        if total != expected {
+            if let Some(w) = writers {
+                w.abort();
+            }
+            return Err(Error::IncompleteBody { expected, got: total });
+        }
+    }
+    let digests = hasher.finish();
+    if writers.is_none() && (total as usize) <= settings.inline_threshold {
+        let bytes = block.freeze();
+        let data = ObjectData::Inline { data_id: DataId::random(), hash: *blake3::hash(&bytes).as_bytes() };
+        return Ok(Staged { data, inline: Some(bytes), digests, cleanup: None });
+    }
+    let mut w = match writers {
+        Some(w) => w,
+        // Without Content-Length the header's size is only known now; shards carry the real one.
+        None => SegmentWriters::start(engine, target, rotation, total),
+    };
+    if !block.is_empty() {
+        let shards = engine.codec().encode(&block)?;
+        w.send(shards).await;
+    }
+    let (data_id, disks) = w.finish(engine.write_quorum()).await?;
+    let segment = Segment {
+        data_id,
+        size: total,
+        geometry: engine.codec().geometry(),
+        block_size: block_size as u32,
+        rotation,
+    };
+    Ok(Staged {
+        data: ObjectData::Segments(vec![segment]),
+        inline: None,
+        digests,
+        cleanup: Some((disks, data_id)),
+    })
+}
