@@ -181,13 +181,19 @@ impl Config {
             )));
         }
         if s.block_size < 4096 || s.block_size > 64 * 1024 * 1024 {
-            return Err(Error::Invalid("storage.block_size must be 4 KiB ..= 64 MiB".into()));
+            return Err(Error::Invalid(
+                "storage.block_size must be 4 KiB ..= 64 MiB".into(),
+            ));
         }
         if s.inline_threshold > 1024 * 1024 {
-            return Err(Error::Invalid("storage.inline_threshold must be at most 1 MiB".into()));
+            return Err(Error::Invalid(
+                "storage.inline_threshold must be at most 1 MiB".into(),
+            ));
         }
         if s.max_put_size == 0 {
-            return Err(Error::Invalid("storage.max_put_size must be positive".into()));
+            return Err(Error::Invalid(
+                "storage.max_put_size must be positive".into(),
+            ));
         }
         if self.server.region.is_empty() {
             return Err(Error::Invalid("server.region must not be empty".into()));
@@ -204,7 +210,11 @@ mod tests {
     fn example_file_parses_and_matches_defaults() {
         let text = include_str!("../strata.toml");
         let parsed = Config::from_toml(text).expect("config/strata.toml parses");
-        assert_eq!(parsed, Config::default(), "strata.toml documents the defaults");
+        assert_eq!(
+            parsed,
+            Config::default(),
+            "strata.toml documents the defaults"
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ pub enum ApiError {
     #[error("The AWS Access Key Id you provided does not exist in our records.")]
     InvalidAccessKeyId,
     /// The signature did not verify.
-    #[error("The request signature we calculated does not match the signature you provided. Check your key and signing method.")]
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+    )]
     SignatureDoesNotMatch,
     /// The request date is too far from the server's clock.
     #[error("The difference between the request time and the current time is too large.")]
@@ -51,11 +53,21 @@ pub enum ApiError {
     #[error("Your previous request to create the named bucket succeeded and you already own it.")]
     BucketAlreadyOwnedByYou,
     /// The bucket is owned by someone else.
-    #[error("The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.")]
+    #[error(
+        "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+    )]
     BucketAlreadyExists,
     /// DeleteBucket on a bucket with objects.
     #[error("The bucket you tried to delete is not empty")]
     BucketNotEmpty,
+    /// CreateBucket asked for another region than this endpoint's.
+    #[error(
+        "The {0} location constraint is incompatible for the region specific endpoint this request was sent to."
+    )]
+    IllegalLocationConstraint(String),
+    /// User metadata headers exceed 2 KB.
+    #[error("Your metadata headers exceed the maximum allowed metadata size.")]
+    MetadataTooLarge,
     /// The bucket name breaks the naming rules.
     #[error("The specified bucket is not valid.")]
     InvalidBucketName,
@@ -72,7 +84,9 @@ pub enum ApiError {
     #[error("Not Modified")]
     NotModified,
     /// Conditional create lost a race with another writer.
-    #[error("The conditional request cannot succeed due to a conflicting operation against this resource.")]
+    #[error(
+        "The conditional request cannot succeed due to a conflicting operation against this resource."
+    )]
     ConditionalRequestConflict,
     /// The body is larger than allowed.
     #[error("Your proposed upload exceeds the maximum allowed size")]
@@ -81,7 +95,9 @@ pub enum ApiError {
     #[error("You did not provide the number of bytes specified by the Content-Length HTTP header.")]
     IncompleteBody,
     /// The request body is not well-formed XML or not the expected document.
-    #[error("The XML you provided was not well-formed or did not validate against our published schema.")]
+    #[error(
+        "The XML you provided was not well-formed or did not validate against our published schema."
+    )]
     MalformedXml,
     /// A header or parameter value is invalid.
     #[error("{0}")]
@@ -95,14 +111,19 @@ pub enum ApiError {
     /// The operation exists in S3 but not in Strata yet.
     #[error("A header or query you provided requested a function that is not implemented.")]
     NotImplemented,
-    /// Copying an object onto itself without changing anything.
-    #[error("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")]
+    /// The request is not valid as a whole (copy onto itself, conflicting headers...).
+    #[error("{0}")]
     InvalidRequest(String),
+    /// A part number that does not exist.
+    #[error("One or more of the specified parts could not be found.")]
+    InvalidPart,
     /// The tag set breaks the tagging rules.
     #[error("{0}")]
     InvalidTag(String),
     /// The client stalled.
-    #[error("Your socket connection to the server was not read from or written to within the timeout period.")]
+    #[error(
+        "Your socket connection to the server was not read from or written to within the timeout period."
+    )]
     RequestTimeout,
     /// Enough disks failed that the request cannot be served safely.
     #[error("Please reduce your request rate.")]
@@ -140,6 +161,8 @@ impl ApiError {
             BucketAlreadyExists => "BucketAlreadyExists",
             BucketNotEmpty => "BucketNotEmpty",
             InvalidBucketName => "InvalidBucketName",
+            IllegalLocationConstraint(_) => "IllegalLocationConstraintException",
+            MetadataTooLarge => "MetadataTooLarge",
             KeyTooLong => "KeyTooLongError",
             InvalidRange => "InvalidRange",
             PreconditionFailed => "PreconditionFailed",
@@ -153,6 +176,7 @@ impl ApiError {
             MethodNotAllowed => "MethodNotAllowed",
             NotImplemented => "NotImplemented",
             InvalidRequest(_) => "InvalidRequest",
+            InvalidPart => "InvalidPart",
             InvalidTag(_) => "InvalidTag",
             RequestTimeout => "RequestTimeout",
             SlowDown => "SlowDown",
@@ -165,7 +189,10 @@ impl ApiError {
     pub fn http_status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed
+            AccessDenied
+            | InvalidAccessKeyId
+            | SignatureDoesNotMatch
+            | RequestTimeTooSkewed
             | ExpiredPresignedRequest => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
@@ -174,19 +201,23 @@ impl ApiError {
             | InvalidDigest
             | BadChecksum(_)
             | InvalidBucketName
+            | IllegalLocationConstraint(_)
+            | MetadataTooLarge
             | KeyTooLong
             | EntityTooLarge
             | IncompleteBody
             | MalformedXml
             | InvalidArgument(_)
             | InvalidRequest(_)
+            | InvalidPart
             | InvalidTag(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket | NoSuchKey => StatusCode::NOT_FOUND,
-            BucketAlreadyOwnedByYou | BucketAlreadyExists | BucketNotEmpty | ConditionalRequestConflict => {
-                StatusCode::CONFLICT
-            }
+            BucketAlreadyOwnedByYou
+            | BucketAlreadyExists
+            | BucketNotEmpty
+            | ConditionalRequestConflict => StatusCode::CONFLICT,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             NotModified => StatusCode::NOT_MODIFIED,
@@ -229,4 +260,31 @@ impl ApiError {
 /// Escapes text for inclusion in XML character data.
 pub fn xml_escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
+}
+
+impl From<strata_storage::Error> for ApiError {
+    #[track_caller]
+    fn from(e: strata_storage::Error) -> Self {
+        use strata_storage::Error as S;
+        match e {
+            S::NoSuchBucket => ApiError::NoSuchBucket,
+            S::NoSuchKey => ApiError::NoSuchKey,
+            S::BucketAlreadyOwnedByYou => ApiError::BucketAlreadyOwnedByYou,
+            S::BucketAlreadyExists => ApiError::BucketAlreadyExists,
+            S::BucketNotEmpty => ApiError::BucketNotEmpty,
+            S::PreconditionFailed => ApiError::PreconditionFailed,
+            S::EntityTooLarge => ApiError::EntityTooLarge,
+            S::IncompleteBody { .. } => ApiError::IncompleteBody,
+            // Body and verification failures carry the gateway's own error back through the engine.
+            S::Body(inner) | S::Rejected(inner) => match inner.downcast::<ApiError>() {
+                Ok(api) => *api,
+                Err(other) => ApiError::InvalidArgument(other.to_string()),
+            },
+            S::QuorumLost { .. } => {
+                tracing::error!(error = %e, "not enough disks");
+                ApiError::ServiceUnavailable
+            }
+            S::Unrecoverable(_) | S::Io(_) | S::Meta(_) | S::Config(_) => ApiError::internal(e),
+        }
+    }
 }

@@ -1,8 +1,23 @@
 //! Strata's S3 REST gateway.
 //!
-//! Owns everything that is HTTP: routing requests to S3 operations, SigV4 authentication, XML documents,
-//! S3 error codes and the streaming of bodies between sockets and the storage engine. It knows nothing of
-//! disks or erasure coding: it calls the storage engine through its public API only.
+//! Owns everything that is HTTP: routing requests to S3 operations ([`router`]), SigV4 authentication
+//! ([`auth`]), XML documents ([`xml`]), S3 error codes ([`error`], the one place errors become codes and
+//! statuses), conditional requests and ranges, and streaming bodies between sockets and the storage engine.
+//! It knows nothing of disks or erasure coding: it calls `strata_storage::Engine` only.
+//!
+//! A request flows: [`server`] (connection, timeouts, request id) → [`auth::authenticate`] → [`router::route`]
+//! → authorization → [`handlers::dispatch`] → one `handle_<op>` in the operation family's module.
 
 pub mod auth;
+pub mod conditional;
+pub mod credentials;
 pub mod error;
+pub mod handlers;
+pub mod range;
+pub mod router;
+pub mod server;
+pub mod xml;
+
+pub use credentials::StaticCredentials;
+pub use handlers::Ctx;
+pub use server::serve;

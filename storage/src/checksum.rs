@@ -20,7 +20,13 @@ pub enum ChecksumAlgorithm {
 
 impl ChecksumAlgorithm {
     /// Every algorithm, in the order S3 documents them.
-    pub const ALL: [ChecksumAlgorithm; 5] = [Self::Crc32, Self::Crc32c, Self::Crc64Nvme, Self::Sha1, Self::Sha256];
+    pub const ALL: [ChecksumAlgorithm; 5] = [
+        Self::Crc32,
+        Self::Crc32c,
+        Self::Crc64Nvme,
+        Self::Sha1,
+        Self::Sha256,
+    ];
 
     /// The name S3 uses in x-amz-checksum-algorithm / x-amz-sdk-checksum-algorithm.
     pub fn name(self) -> &'static str {
@@ -46,12 +52,16 @@ impl ChecksumAlgorithm {
 
     /// Parses an algorithm name, case-insensitively.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
     }
 
     /// Parses a header name such as `x-amz-checksum-sha256`.
     pub fn from_header(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.header().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.header().eq_ignore_ascii_case(name))
     }
 
     /// Length in bytes of a raw digest.
@@ -106,7 +116,11 @@ impl BodyHasher {
             };
             (a, state)
         });
-        Self { md5: Md5::new(), checksum, len: 0 }
+        Self {
+            md5: Md5::new(),
+            checksum,
+            len: 0,
+        }
     }
 
     /// Feeds bytes.
@@ -146,7 +160,11 @@ impl BodyHasher {
             };
             (a, raw)
         });
-        Digests { md5: self.md5.finalize().into(), checksum, len: self.len }
+        Digests {
+            md5: self.md5.finalize().into(),
+            checksum,
+            len: self.len,
+        }
     }
 }
 
@@ -166,7 +184,10 @@ mod tests {
             (ChecksumAlgorithm::Crc32, "i9aeUg=="),
             (ChecksumAlgorithm::Crc32c, "crUfeA=="),
             (ChecksumAlgorithm::Sha1, "e1AsOh9IyGCa4hLN+2Od7jlnP14="),
-            (ChecksumAlgorithm::Sha256, "ZOyIygCyaOW6GjVnihtTFtIS9PNmskdyMlNKiuyjfzw="),
+            (
+                ChecksumAlgorithm::Sha256,
+                "ZOyIygCyaOW6GjVnihtTFtIS9PNmskdyMlNKiuyjfzw=",
+            ),
         ];
         for (algo, expected) in cases {
             let mut h = BodyHasher::new(Some(algo));
@@ -184,6 +205,9 @@ mod tests {
         let mut h = BodyHasher::new(Some(ChecksumAlgorithm::Crc64Nvme));
         h.update(b"123456789");
         let raw = h.finish().checksum.unwrap().1;
-        assert_eq!(u64::from_be_bytes(raw.try_into().unwrap()), 0xae8b_1486_0a79_9888);
+        assert_eq!(
+            u64::from_be_bytes(raw.try_into().unwrap()),
+            0xae8b_1486_0a79_9888
+        );
     }
 }

@@ -87,7 +87,10 @@ impl PortableDisk {
     pub fn open(index: usize, root: &Path) -> io::Result<Self> {
         fs::create_dir_all(root.join("tmp"))?;
         fs::create_dir_all(root.join("data"))?;
-        Ok(Self { index, root: root.to_owned() })
+        Ok(Self {
+            index,
+            root: root.to_owned(),
+        })
     }
 
     fn staged_path(&self, id: DataId, repair: bool) -> PathBuf {
@@ -151,7 +154,11 @@ impl Disk for PortableDisk {
 
     fn create_staged(&self, id: DataId, repair: bool) -> io::Result<Box<dyn ShardSink>> {
         let path = self.staged_path(id, repair);
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         Ok(Box::new(FileSink {
             file: io::BufWriter::with_capacity(256 * 1024, file),
             dir: self.root.join("tmp"),
@@ -177,7 +184,9 @@ impl Disk for PortableDisk {
     fn open(&self, id: DataId) -> io::Result<Box<dyn ShardSource>> {
         let file = match File::open(self.data_path(id)) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => File::open(self.staged_path(id, false))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                File::open(self.staged_path(id, false))?
+            }
             Err(e) => return Err(e),
         };
         Ok(Box::new(FileSource { file }))

@@ -17,7 +17,10 @@ use crate::erasure::{Codec, Geometry};
 use crate::error::{BoxError, Error, Result};
 use crate::list::{ListPage, ListQuery};
 use crate::meta::replicated::ReplicatedMeta;
-use crate::meta::{Applied, Batch, BucketRecord, Condition, MetaStore, ObjectData, ObjectRecord, Op, StoredChecksum};
+use crate::meta::{
+    Applied, Batch, BucketRecord, Condition, MetaStore, ObjectData, ObjectRecord, Op,
+    StoredChecksum,
+};
 use crate::sweep::{self, RepairJob};
 use crate::write::{self, WriteTarget};
 
@@ -45,7 +48,8 @@ impl Settings {
     /// Settings from the typed configuration.
     pub fn from_config(cfg: &strata_config::Config) -> Result<Self> {
         let geometry = Geometry {
-            data: u8::try_from(cfg.storage.data_shards).map_err(|_| Error::Config("data_shards too large".into()))?,
+            data: u8::try_from(cfg.storage.data_shards)
+                .map_err(|_| Error::Config("data_shards too large".into()))?,
             parity: u8::try_from(cfg.storage.parity_shards)
                 .map_err(|_| Error::Config("parity_shards too large".into()))?,
         };
@@ -102,7 +106,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("settings", &self.settings).finish()
+        f.debug_struct("Engine")
+            .field("settings", &self.settings)
+            .finish()
     }
 }
 
@@ -113,9 +119,15 @@ impl Engine {
         let codec = Codec::new(settings.geometry)?;
         let n = settings.geometry.total();
         if settings.disks.len() != n {
-            return Err(Error::Config(format!("{} disks for a {n}-shard geometry", settings.disks.len())));
+            return Err(Error::Config(format!(
+                "{} disks for a {n}-shard geometry",
+                settings.disks.len()
+            )));
         }
-        let (k, m) = (usize::from(settings.geometry.data), usize::from(settings.geometry.parity));
+        let (k, m) = (
+            usize::from(settings.geometry.data),
+            usize::from(settings.geometry.parity),
+        );
         // With k == m a k-disk write could split into two disjoint halves; require one more.
         let write_quorum = if k == m { k + 1 } else { k };
         let s = settings.clone();
@@ -131,7 +143,14 @@ impl Engine {
         .await
         .map_err(|e| Error::Meta(e.to_string()))??;
         let (repairs, jobs) = tokio::sync::mpsc::unbounded_channel();
-        let engine = Arc::new(Self { settings, codec, disks, meta: Arc::new(meta), repairs, write_quorum });
+        let engine = Arc::new(Self {
+            settings,
+            codec,
+            disks,
+            meta: Arc::new(meta),
+            repairs,
+            write_quorum,
+        });
         tokio::spawn(sweep::gc_loop(engine.clone()));
         tokio::spawn(sweep::repair_loop(engine.clone(), jobs));
         Ok(engine)
@@ -174,7 +193,9 @@ impl Engine {
 
     pub(crate) async fn commit(&self, batch: Batch) -> Result<Applied> {
         let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || meta.commit(batch)).await.map_err(|e| Error::Meta(e.to_string()))?
+        tokio::task::spawn_blocking(move || meta.commit(batch))
+            .await
+            .map_err(|e| Error::Meta(e.to_string()))?
     }
 
     async fn read_meta<T: Send + 'static>(
@@ -182,7 +203,9 @@ impl Engine {
         f: impl FnOnce(&ReplicatedMeta) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || f(&meta)).await.map_err(|e| Error::Meta(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&meta))
+            .await
+            .map_err(|e| Error::Meta(e.to_string()))?
     }
 
     pub(crate) async fn read_inline(&self, id: DataId, hash: &[u8; 32]) -> Result<Bytes> {
@@ -193,16 +216,27 @@ impl Engine {
                 .await
                 .map_err(|e| Error::Meta(e.to_string()))?;
             match got {
-                Ok(Some(bytes)) if blake3::hash(&bytes).as_bytes() == hash => return Ok(Bytes::from(bytes)),
-                Ok(_) => tracing::warn!(replica = hint, "inline object missing or corrupt on this replica"),
+                Ok(Some(bytes)) if blake3::hash(&bytes).as_bytes() == hash => {
+                    return Ok(Bytes::from(bytes));
+                }
+                Ok(_) => tracing::warn!(
+                    replica = hint,
+                    "inline object missing or corrupt on this replica"
+                ),
                 Err(e) => tracing::warn!(replica = hint, error = %e, "inline read failed"),
             }
         }
-        Err(Error::Unrecoverable("inline object unreadable on every replica".into()))
+        Err(Error::Unrecoverable(
+            "inline object unreadable on every replica".into(),
+        ))
     }
 
     pub(crate) fn queue_repair(&self, bucket: &str, key: &str, data_id: DataId) {
-        let _ = self.repairs.send(RepairJob { bucket: bucket.to_owned(), key: key.to_owned(), data_id });
+        let _ = self.repairs.send(RepairJob {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            data_id,
+        });
     }
 
     // ---- buckets ----
@@ -214,26 +248,38 @@ impl Engine {
             owner: owner.to_owned(),
             region: region.to_owned(),
         };
-        self.commit(vec![Op::CreateBucket { name: name.to_owned(), record }]).await?;
+        self.commit(vec![Op::CreateBucket {
+            name: name.to_owned(),
+            record,
+        }])
+        .await?;
         Ok(())
     }
 
     /// A bucket's record, or NoSuchBucket.
     pub async fn bucket(&self, name: &str) -> Result<BucketRecord> {
         let name = name.to_owned();
-        self.read_meta(move |m| m.bucket(&name)).await?.ok_or(Error::NoSuchBucket)
+        self.read_meta(move |m| m.bucket(&name))
+            .await?
+            .ok_or(Error::NoSuchBucket)
     }
 
     /// Deletes an empty bucket.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
-        self.commit(vec![Op::DeleteBucket { name: name.to_owned() }]).await?;
+        self.commit(vec![Op::DeleteBucket {
+            name: name.to_owned(),
+        }])
+        .await?;
         Ok(())
     }
 
     /// All buckets, sorted by name.
     pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
         let all = self.read_meta(|m| m.buckets()).await?;
-        Ok(all.into_iter().map(|(name, record)| BucketInfo { name, record }).collect())
+        Ok(all
+            .into_iter()
+            .map(|(name, record)| BucketInfo { name, record })
+            .collect())
     }
 
     // ---- objects ----
@@ -252,7 +298,12 @@ impl Engine {
         if opts.condition == Condition::Absent && self.head_object(bucket, key).await.is_ok() {
             return Err(Error::PreconditionFailed);
         }
-        let target = WriteTarget { bucket: bucket.to_owned(), key: key.to_owned(), version_id: None, part: 1 };
+        let target = WriteTarget {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: None,
+            part: 1,
+        };
         let staged = write::write_body(
             self,
             &target,
@@ -276,7 +327,11 @@ impl Engine {
                 .checksum
                 .clone()
                 .map(|(algorithm, value)| StoredChecksum { algorithm, value }),
-            storage_class: if opts.storage_class.is_empty() { "STANDARD".into() } else { opts.storage_class },
+            storage_class: if opts.storage_class.is_empty() {
+                "STANDARD".into()
+            } else {
+                opts.storage_class
+            },
             owner: opts.owner,
             data: staged.data.clone(),
         };
@@ -306,14 +361,50 @@ impl Engine {
     }
 
     /// Streams bytes `start..=end` of exactly this record's data (snapshot from [`Self::head_object`]).
-    pub fn read_object(self: &Arc<Self>, bucket: &str, key: &str, record: &ObjectRecord, start: u64, end: u64) -> BodyStream {
-        crate::read::stream_range(self.clone(), bucket.to_owned(), key.to_owned(), record.clone(), start, end)
+    pub fn read_object(
+        self: &Arc<Self>,
+        bucket: &str,
+        key: &str,
+        record: &ObjectRecord,
+        start: u64,
+        end: u64,
+    ) -> BodyStream {
+        crate::read::stream_range(
+            self.clone(),
+            bucket.to_owned(),
+            key.to_owned(),
+            record.clone(),
+            start,
+            end,
+        )
     }
 
     /// Deletes an object; deleting a missing key succeeds (as S3).
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        self.commit(vec![Op::DeleteObject { bucket: bucket.to_owned(), key: key.to_owned(), condition: Condition::None }])
-            .await?;
+        self.commit(vec![Op::DeleteObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            condition: Condition::None,
+        }])
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes many objects in one atomic metadata commit (DeleteObjects); missing keys are not errors.
+    pub async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            self.bucket(bucket).await?;
+            return Ok(());
+        }
+        let batch = keys
+            .iter()
+            .map(|k| Op::DeleteObject {
+                bucket: bucket.to_owned(),
+                key: k.clone(),
+                condition: Condition::None,
+            })
+            .collect();
+        self.commit(batch).await?;
         Ok(())
     }
 
@@ -369,17 +460,26 @@ impl Engine {
     pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {
         self.bucket(bucket).await?;
         let b = bucket.to_owned();
-        self.read_meta(move |m| crate::list::list(m, &b, &query)).await
+        self.read_meta(move |m| crate::list::list(m, &b, &query))
+            .await
     }
 
     /// Data ids of an object's record and the disks holding each shard slot (for tests and admin tools).
     pub fn shard_paths(&self, record: &ObjectRecord) -> Vec<(DataId, Vec<PathBuf>)> {
-        let ObjectData::Segments(segs) = &record.data else { return Vec::new() };
+        let ObjectData::Segments(segs) = &record.data else {
+            return Vec::new();
+        };
         segs.iter()
             .map(|s| {
                 let hex = s.data_id.to_hex();
                 let paths = (0..s.geometry.total())
-                    .map(|slot| self.disk_for(s.rotation, slot).root().join("data").join(&hex[..2]).join(&hex))
+                    .map(|slot| {
+                        self.disk_for(s.rotation, slot)
+                            .root()
+                            .join("data")
+                            .join(&hex[..2])
+                            .join(&hex)
+                    })
                     .collect();
                 (s.data_id, paths)
             })

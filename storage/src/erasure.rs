@@ -42,10 +42,15 @@ impl Codec {
     /// A codec for `geometry`; fails for shard counts the codec cannot handle.
     pub fn new(geometry: Geometry) -> Result<Self> {
         if geometry.data == 0 {
-            return Err(Error::Config("erasure geometry needs at least one data shard".into()));
+            return Err(Error::Config(
+                "erasure geometry needs at least one data shard".into(),
+            ));
         }
         if geometry.parity > 0
-            && !ReedSolomonEncoder::supports(usize::from(geometry.data), usize::from(geometry.parity))
+            && !ReedSolomonEncoder::supports(
+                usize::from(geometry.data),
+                usize::from(geometry.parity),
+            )
         {
             return Err(Error::Config(format!("unsupported geometry {geometry:?}")));
         }
@@ -65,7 +70,9 @@ impl Codec {
         let mut buf = BytesMut::zeroed(shard_len * k);
         buf[..block.len()].copy_from_slice(block);
         let data = buf.freeze();
-        let mut shards: Vec<Bytes> = (0..k).map(|i| data.slice(i * shard_len..(i + 1) * shard_len)).collect();
+        let mut shards: Vec<Bytes> = (0..k)
+            .map(|i| data.slice(i * shard_len..(i + 1) * shard_len))
+            .collect();
         if m == 0 {
             return Ok(shards);
         }
@@ -89,7 +96,10 @@ impl Codec {
             return Ok(());
         }
         if present < k || m == 0 {
-            return Err(Error::Unrecoverable(format!("{present} of {} shards readable, need {k}", k + m)));
+            return Err(Error::Unrecoverable(format!(
+                "{present} of {} shards readable, need {k}",
+                k + m
+            )));
         }
         if shards[..k].iter().any(Option::is_none) {
             let mut decoder = ReedSolomonDecoder::new(k, m, shard_len).map_err(codec_err)?;
@@ -110,7 +120,9 @@ impl Codec {
         if shards[k..].iter().any(Option::is_none) {
             let mut encoder = ReedSolomonEncoder::new(k, m, shard_len).map_err(codec_err)?;
             for s in &shards[..k] {
-                encoder.add_original_shard(s.as_ref().expect("data shards restored")).map_err(codec_err)?;
+                encoder
+                    .add_original_shard(s.as_ref().expect("data shards restored"))
+                    .map_err(codec_err)?;
             }
             let result = encoder.encode().map_err(codec_err)?;
             for (j, parity) in result.recovery_iter().enumerate() {
@@ -126,7 +138,10 @@ impl Codec {
     pub fn join(&self, shards: &[Option<Bytes>], block_len: usize) -> Bytes {
         let k = usize::from(self.geometry.data);
         if k == 1 {
-            return shards[0].as_ref().expect("data shard present").slice(..block_len);
+            return shards[0]
+                .as_ref()
+                .expect("data shard present")
+                .slice(..block_len);
         }
         let mut out = BytesMut::with_capacity(block_len);
         for s in &shards[..k] {

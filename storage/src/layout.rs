@@ -57,7 +57,12 @@ impl ShardHeader {
 
     /// Reads and verifies the header at the start of a shard file; returns it and where the blocks start.
     pub fn read(src: &dyn ShardSource) -> std::io::Result<(Self, u64)> {
-        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("shard header: {what}"));
+        let bad = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("shard header: {what}"),
+            )
+        };
         let mut fixed = [0u8; 14];
         src.read_exact_at(&mut fixed, 0)?;
         if &fixed[..8] != MAGIC {
@@ -122,7 +127,11 @@ mod tests {
 
     #[test]
     fn block_map_arithmetic() {
-        let map = BlockMap { geometry: Geometry { data: 4, parity: 2 }, block_size: 1 << 20, size: (5 << 20) + 10 };
+        let map = BlockMap {
+            geometry: Geometry { data: 4, parity: 2 },
+            block_size: 1 << 20,
+            size: (5 << 20) + 10,
+        };
         assert_eq!(map.blocks(), 6);
         assert_eq!(map.block_len(5), 10);
         assert_eq!(map.shard_len(0), 1 << 18);

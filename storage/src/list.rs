@@ -66,7 +66,11 @@ pub(crate) fn list(meta: &dyn MetaStore, bucket: &str, q: &ListQuery) -> Result<
     }
     let batch = (q.max_keys + 1).min(1001);
     'scan: loop {
-        let start = if inclusive { Bound::Included(&cursor[..]) } else { Bound::Excluded(&cursor[..]) };
+        let start = if inclusive {
+            Bound::Included(&cursor[..])
+        } else {
+            Bound::Excluded(&cursor[..])
+        };
         let rows = meta.scan(bucket, start, batch)?;
         if rows.is_empty() {
             break;
@@ -76,9 +80,15 @@ pub(crate) fn list(meta: &dyn MetaStore, bucket: &str, q: &ListQuery) -> Result<
             if !key.starts_with(&q.prefix) {
                 break 'scan;
             }
-            let rolled = q.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|d| {
-                key[q.prefix.len()..].find(d).map(|i| key[..q.prefix.len() + i + d.len()].to_owned())
-            });
+            let rolled = q
+                .delimiter
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .and_then(|d| {
+                    key[q.prefix.len()..]
+                        .find(d)
+                        .map(|i| key[..q.prefix.len() + i + d.len()].to_owned())
+                });
             let entry_name = rolled.clone().unwrap_or_else(|| key.clone());
             if rolled.is_some() && rolled.as_deref() == q.start_after.as_deref() {
                 // The common prefix the previous page ended on: skip everything under it.

@@ -45,7 +45,8 @@ pub fn is_valid_bucket_name(name: &str) -> bool {
     }
     const BAD_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
     const BAD_SUFFIXES: [&str; 4] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3"];
-    !BAD_PREFIXES.iter().any(|p| name.starts_with(p)) && !BAD_SUFFIXES.iter().any(|s| name.ends_with(s))
+    !BAD_PREFIXES.iter().any(|p| name.starts_with(p))
+        && !BAD_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
 #[cfg(test)]
@@ -58,8 +59,18 @@ mod tests {
             assert!(is_valid_bucket_name(ok), "{ok}");
         }
         for bad in [
-            "ab", "Abc", "-abc", "abc-", "a..b", "a.-b", "192.168.1.1", "xn--abc", "abc-s3alias", "a_b",
-            &"a".repeat(64), "ab/c",
+            "ab",
+            "Abc",
+            "-abc",
+            "abc-",
+            "a..b",
+            "a.-b",
+            "192.168.1.1",
+            "xn--abc",
+            "abc-s3alias",
+            "a_b",
+            &"a".repeat(64),
+            "ab/c",
         ] {
             assert!(!is_valid_bucket_name(bad), "{bad}");
         }

@@ -38,7 +38,10 @@ fn open_shard(disk: &dyn Disk, id: DataId, slot: usize) -> std::io::Result<OpenS
     let src = disk.open(id)?;
     let (header, blocks_at) = ShardHeader::read(src.as_ref())?;
     if header.data_id != id || usize::from(header.shard_index) != slot {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "shard header names another shard"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "shard header names another shard",
+        ));
     }
     Ok(OpenShard { src, blocks_at })
 }
@@ -75,7 +78,12 @@ impl SegmentReader {
                 segment.data_id.to_hex()
             )));
         }
-        Ok(Self { segment: segment.clone(), codec, shards, bad })
+        Ok(Self {
+            segment: segment.clone(),
+            codec,
+            shards,
+            bad,
+        })
     }
 
     fn map(&self) -> BlockMap {
@@ -114,7 +122,8 @@ impl SegmentReader {
         let n = self.segment.geometry.total();
         let mut got: Vec<Option<Bytes>> = vec![None; n];
         let first: Vec<usize> = (0..k).collect();
-        let reads = futures_util::future::join_all(first.iter().map(|&s| self.read_shard(s, i))).await;
+        let reads =
+            futures_util::future::join_all(first.iter().map(|&s| self.read_shard(s, i))).await;
         for (&slot, r) in first.iter().zip(reads) {
             got[slot] = r;
         }
@@ -123,7 +132,8 @@ impl SegmentReader {
             let need = k - got.iter().filter(|g| g.is_some()).count();
             let next: Vec<usize> = (tried..n).take(need).collect();
             tried += next.len();
-            let reads = futures_util::future::join_all(next.iter().map(|&s| self.read_shard(s, i))).await;
+            let reads =
+                futures_util::future::join_all(next.iter().map(|&s| self.read_shard(s, i))).await;
             for (&slot, r) in next.iter().zip(reads) {
                 got[slot] = r;
             }
@@ -156,8 +166,10 @@ impl SegmentReader {
     /// All `k + m` shards of a block, reconstructing the ones that fail.
     pub(crate) async fn all_shards(&self, block: u64) -> Result<Vec<Bytes>> {
         let n = self.segment.geometry.total();
-        let mut got: Vec<Option<Bytes>> = futures_util::future::join_all((0..n).map(|s| self.read_shard(s, block))).await;
-        self.codec.reconstruct(&mut got, self.map().shard_len(block))?;
+        let mut got: Vec<Option<Bytes>> =
+            futures_util::future::join_all((0..n).map(|s| self.read_shard(s, block))).await;
+        self.codec
+            .reconstruct(&mut got, self.map().shard_len(block))?;
         Ok(got.into_iter().map(|g| g.expect("reconstructed")).collect())
     }
 
@@ -167,7 +179,14 @@ impl SegmentReader {
 }
 
 /// Streams bytes `start..=end` of `record` (which must not be empty for a non-empty range).
-pub(crate) fn stream_range(engine: Arc<Engine>, bucket: String, key: String, record: ObjectRecord, start: u64, end: u64) -> BodyStream {
+pub(crate) fn stream_range(
+    engine: Arc<Engine>,
+    bucket: String,
+    key: String,
+    record: ObjectRecord,
+    start: u64,
+    end: u64,
+) -> BodyStream {
     let (tx, mut rx) = mpsc::channel::<Result<Bytes>>(READ_AHEAD);
     tokio::spawn(async move {
         if let Err(e) = produce(&engine, &bucket, &key, &record, start, end, &tx).await {
@@ -176,7 +195,8 @@ pub(crate) fn stream_range(engine: Arc<Engine>, bucket: String, key: String, rec
         }
     });
     Box::pin(futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| o.map(|r| r.map_err(|e| Box::new(e) as crate::error::BoxError)))
+        rx.poll_recv(cx)
+            .map(|o| o.map(|r| r.map_err(|e| Box::new(e) as crate::error::BoxError)))
     }))
 }
 
@@ -195,7 +215,9 @@ async fn produce(
     match &record.data {
         ObjectData::Inline { data_id, hash } => {
             let bytes = engine.read_inline(*data_id, hash).await?;
-            let _ = tx.send(Ok(bytes.slice(start as usize..=end as usize))).await;
+            let _ = tx
+                .send(Ok(bytes.slice(start as usize..=end as usize)))
+                .await;
             Ok(())
         }
         ObjectData::Segments(segments) => {

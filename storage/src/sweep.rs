@@ -22,7 +22,11 @@ use crate::read::SegmentReader;
 const GC_GRACE_MS: i64 = 10_000;
 
 /// Rolls staged files forward or deletes them. Runs before the engine serves anything.
-pub(crate) fn recover_staged(disks: &[Arc<dyn Disk>], meta: &dyn MetaStore, fsync: bool) -> Result<()> {
+pub(crate) fn recover_staged(
+    disks: &[Arc<dyn Disk>],
+    meta: &dyn MetaStore,
+    fsync: bool,
+) -> Result<()> {
     for disk in disks {
         let foreign = disk.sweep_foreign()?;
         let mut rolled = 0usize;
@@ -33,13 +37,23 @@ pub(crate) fn recover_staged(disks: &[Arc<dyn Disk>], meta: &dyn MetaStore, fsyn
                 rolled += 1;
             } else {
                 // Unreferenced staging or an interrupted repair: remove just the staged file.
-                let path = disk.root().join("tmp").join(if repair { format!("{}.repair", id.to_hex()) } else { id.to_hex() });
+                let path = disk.root().join("tmp").join(if repair {
+                    format!("{}.repair", id.to_hex())
+                } else {
+                    id.to_hex()
+                });
                 std::fs::remove_file(path)?;
                 removed += 1;
             }
         }
         if rolled + removed + foreign > 0 {
-            tracing::info!(disk = disk.index(), rolled, removed, foreign, "start-up sweep of staged files");
+            tracing::info!(
+                disk = disk.index(),
+                rolled,
+                removed,
+                foreign,
+                "start-up sweep of staged files"
+            );
         }
     }
     Ok(())
@@ -47,7 +61,9 @@ pub(crate) fn recover_staged(disks: &[Arc<dyn Disk>], meta: &dyn MetaStore, fsyn
 
 fn is_referenced(disk: &dyn Disk, meta: &dyn MetaStore, id: DataId) -> bool {
     let Ok(src) = disk.open(id) else { return false };
-    let Ok((header, _)) = ShardHeader::read(src.as_ref()) else { return false };
+    let Ok((header, _)) = ShardHeader::read(src.as_ref()) else {
+        return false;
+    };
     match meta.object(&header.bucket, &header.key) {
         Ok(Some(record)) => record.data_ids().contains(&id),
         _ => false,
@@ -106,12 +122,22 @@ pub(crate) struct RepairJob {
 }
 
 /// Serves repair requests one at a time (repairs are rare and must not starve foreground I/O).
-pub(crate) async fn repair_loop(engine: Arc<Engine>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<RepairJob>) {
+pub(crate) async fn repair_loop(
+    engine: Arc<Engine>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<RepairJob>,
+) {
     while let Some(job) = jobs.recv().await {
         match repair_segment(&engine, &job).await {
-            Ok(n) if n > 0 => tracing::info!(bucket = job.bucket, key = job.key, shards = n, "repaired shards"),
+            Ok(n) if n > 0 => tracing::info!(
+                bucket = job.bucket,
+                key = job.key,
+                shards = n,
+                "repaired shards"
+            ),
             Ok(_) => {}
-            Err(e) => tracing::error!(bucket = job.bucket, key = job.key, error = %e, "repair failed"),
+            Err(e) => {
+                tracing::error!(bucket = job.bucket, key = job.key, error = %e, "repair failed")
+            }
         }
     }
 }
@@ -124,8 +150,12 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
         .await
         .map_err(|e| crate::Error::Meta(e.to_string()))??;
     let Some(record) = record else { return Ok(0) };
-    let ObjectData::Segments(segments) = &record.data else { return Ok(0) };
-    let Some(seg) = segments.iter().find(|s| s.data_id == job.data_id) else { return Ok(0) };
+    let ObjectData::Segments(segments) = &record.data else {
+        return Ok(0);
+    };
+    let Some(seg) = segments.iter().find(|s| s.data_id == job.data_id) else {
+        return Ok(0);
+    };
     let mut reader = SegmentReader::open(engine, seg).await?;
     let blocks = seg.size.div_ceil(u64::from(seg.block_size));
     // First pass finds every bad slot (reading all shards, parity included).

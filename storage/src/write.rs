@@ -50,7 +50,9 @@ pub(crate) struct Staged {
 impl Staged {
     /// Publishes shard files after the metadata commit made them part of an object.
     pub(crate) async fn publish(mut self, fsync: bool) {
-        let Some((disks, id)) = self.cleanup.take() else { return };
+        let Some((disks, id)) = self.cleanup.take() else {
+            return;
+        };
         let tasks: Vec<_> = disks
             .into_iter()
             .map(|d| {
@@ -77,7 +79,9 @@ impl Drop for Staged {
 }
 
 fn remove_everywhere(disks: Vec<Arc<dyn Disk>>, id: DataId) {
-    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
     rt.spawn_blocking(move || {
         for d in disks {
             if let Err(e) = d.remove(id) {
@@ -132,7 +136,11 @@ impl SegmentWriters {
                     }
                     sink.finish(fsync)
                 });
-                DiskWriter { disk, tx: Some(tx), task }
+                DiskWriter {
+                    disk,
+                    tx: Some(tx),
+                    task,
+                }
             })
             .collect();
         Self { id, writers, fsync }
@@ -162,13 +170,20 @@ impl SegmentWriters {
             all.push(w.disk.clone());
             match w.task.await {
                 Ok(Ok(())) => good.push(w.disk),
-                Ok(Err(e)) => tracing::warn!(disk = w.disk.index(), error = %e, "shard write failed"),
-                Err(e) => tracing::warn!(disk = w.disk.index(), error = %e, "shard writer panicked"),
+                Ok(Err(e)) => {
+                    tracing::warn!(disk = w.disk.index(), error = %e, "shard write failed")
+                }
+                Err(e) => {
+                    tracing::warn!(disk = w.disk.index(), error = %e, "shard writer panicked")
+                }
             }
         }
         if good.len() < quorum {
             remove_everywhere(all, self.id);
-            return Err(Error::QuorumLost { needed: quorum, available: good.len() });
+            return Err(Error::QuorumLost {
+                needed: quorum,
+                available: good.len(),
+            });
         }
         let _ = self.fsync;
         Ok((self.id, all))
@@ -177,10 +192,14 @@ impl SegmentWriters {
     fn abort(self) {
         let disks: Vec<_> = self.writers.iter().map(|w| w.disk.clone()).collect();
         let id = self.id;
-        let tasks: Vec<_> = self.writers.into_iter().map(|mut w| {
-            w.tx.take();
-            w.task
-        }).collect();
+        let tasks: Vec<_> = self
+            .writers
+            .into_iter()
+            .map(|mut w| {
+                w.tx.take();
+                w.task
+            })
+            .collect();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 for t in tasks {
@@ -248,14 +267,25 @@ pub(crate) async fn write_body(
             if let Some(w) = writers {
                 w.abort();
             }
-            return Err(Error::IncompleteBody { expected, got: total });
+            return Err(Error::IncompleteBody {
+                expected,
+                got: total,
+            });
         }
     }
     let digests = hasher.finish();
     if writers.is_none() && (total as usize) <= settings.inline_threshold {
         let bytes = block.freeze();
-        let data = ObjectData::Inline { data_id: DataId::random(), hash: *blake3::hash(&bytes).as_bytes() };
-        return Ok(Staged { data, inline: Some(bytes), digests, cleanup: None });
+        let data = ObjectData::Inline {
+            data_id: DataId::random(),
+            hash: *blake3::hash(&bytes).as_bytes(),
+        };
+        return Ok(Staged {
+            data,
+            inline: Some(bytes),
+            digests,
+            cleanup: None,
+        });
     }
     let mut w = match writers {
         Some(w) => w,

@@ -395,6 +395,83 @@ mod tests {
         assert!(bytes.is_empty());
     }
 
+    /// AWS example "PUT Object" in chunks with a signed trailing checksum. Encoders differ on whether an empty
+    /// line separates the final chunk from the trailers; both layouts are accepted.
+    #[test]
+    fn aws_example_chunked_upload_with_trailer() {
+        let seed = "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e";
+        let signed = "content-encoding;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;\
+                      x-amz-storage-class;x-amz-trailer";
+        let p = parts(
+            "PUT",
+            "/examplebucket/chunkObject.txt",
+            &[
+                ("host", "s3.amazonaws.com"),
+                ("x-amz-date", "20130524T000000Z"),
+                ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+                (
+                    "x-amz-content-sha256",
+                    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+                ),
+                ("content-encoding", "aws-chunked"),
+                ("x-amz-decoded-content-length", "66560"),
+                ("x-amz-trailer", "x-amz-checksum-crc32c"),
+                ("authorization", &authorization(signed, seed)),
+            ],
+        );
+        let out = auth(&p, &Store, REGION, at("20130524T000000Z")).unwrap();
+        let Payload::StreamingSigned { trailer: true, .. } = &out.payload else {
+            panic!("expected streaming with trailer")
+        };
+
+        let mut chunks = Vec::new();
+        chunks.extend_from_slice(
+            b"10000;chunk-signature=b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2\r\n",
+        );
+        chunks.extend_from_slice(&[b'a'; 65536]);
+        chunks.extend_from_slice(
+            b"\r\n400;chunk-signature=1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7\r\n",
+        );
+        chunks.extend_from_slice(&[b'a'; 1024]);
+        chunks.extend_from_slice(
+            b"\r\n0;chunk-signature=2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992\r\n",
+        );
+        let trailer = b"x-amz-checksum-crc32c:sOO8/Q==\r\n\
+            x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n\r\n";
+        for separator in [&b""[..], b"\r\n"] {
+            let body = [&chunks[..], separator, trailer].concat();
+            let frames: Vec<ApiResult<Bytes>> = body
+                .chunks(777)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let trailers = Trailers::default();
+            let (bytes, err) = collect_now(verified_body(
+                futures_util::stream::iter(frames),
+                out.payload.clone(),
+                trailers.clone(),
+            ));
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(bytes.len(), 66560);
+            assert_eq!(
+                trailers.get("x-amz-checksum-crc32c").as_deref(),
+                Some("sOO8/Q==")
+            );
+
+            let forged = String::from_utf8(body)
+                .unwrap()
+                .replace("sOO8/Q==", "AAAAAA==");
+            let frames = futures_util::stream::iter(vec![Ok(Bytes::from(forged))]);
+            let trailers = Trailers::default();
+            let (_, err) =
+                collect_now(verified_body(frames, out.payload.clone(), trailers.clone()));
+            assert!(
+                matches!(err, Some(ApiError::SignatureDoesNotMatch)),
+                "{err:?}"
+            );
+            assert_eq!(trailers.get("x-amz-checksum-crc32c"), None);
+        }
+    }
+
     #[test]
     fn wrong_secret_is_signature_does_not_match() {
         let err = auth(

@@ -94,7 +94,12 @@ pub trait MetaStore: Send + Sync + 'static {
     /// How many replicas could serve [`Self::inline`] (to retry another on a checksum failure).
     fn replica_count(&self) -> usize;
     /// Up to `limit` objects of `bucket` from `start` on, in key byte order.
-    fn scan(&self, bucket: &str, start: Bound<&[u8]>, limit: usize) -> Result<Vec<(String, ObjectRecord)>>;
+    fn scan(
+        &self,
+        bucket: &str,
+        start: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(String, ObjectRecord)>>;
     /// Up to `limit` data ids waiting for their files to be deleted, oldest first, with their queue time.
     fn gc_pending(&self, limit: usize) -> Result<Vec<(DataId, i64)>>;
     /// Applies a batch atomically and durably (on a quorum of replicas). Blocks; call off the async runtime.

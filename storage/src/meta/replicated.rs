@@ -48,7 +48,9 @@ pub struct ReplicatedMeta {
 
 impl std::fmt::Debug for ReplicatedMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplicatedMeta").field("replicas", &self.replicas.len()).finish()
+        f.debug_struct("ReplicatedMeta")
+            .field("replicas", &self.replicas.len())
+            .finish()
     }
 }
 
@@ -77,8 +79,15 @@ impl ReplicatedMeta {
     /// Opens (and resyncs) the replicas in `roots`; `write_quorum` replicas must commit for a write to count.
     pub fn open(roots: &[PathBuf], write_quorum: usize, fsync: bool) -> Result<Self> {
         let paths: Vec<PathBuf> = roots.iter().map(|r| r.join(DB_FILE)).collect();
-        let seqs: Vec<Option<u64>> = paths.iter().map(|p| if p.exists() { read_seq(p) } else { None }).collect();
-        let newest = seqs.iter().enumerate().filter_map(|(i, s)| s.map(|s| (s, i))).max();
+        let seqs: Vec<Option<u64>> = paths
+            .iter()
+            .map(|p| if p.exists() { read_seq(p) } else { None })
+            .collect();
+        let newest = seqs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|s| (s, i)))
+            .max();
         if let Some((best_seq, best)) = newest {
             for (i, seq) in seqs.iter().enumerate() {
                 if *seq != Some(best_seq) {
@@ -100,11 +109,19 @@ impl ReplicatedMeta {
                 txn.open_table(STATE).map_err(Error::meta)?;
             }
             txn.commit().map_err(Error::meta)?;
-            replicas.push(Replica { index, db, online: AtomicBool::new(true) });
+            replicas.push(Replica {
+                index,
+                db,
+                online: AtomicBool::new(true),
+            });
         }
         let replicas = Arc::new(replicas);
         let (submit, queue) = mpsc::channel::<Pending>();
-        let committer = Committer { replicas: replicas.clone(), write_quorum, fsync };
+        let committer = Committer {
+            replicas: replicas.clone(),
+            write_quorum,
+            fsync,
+        };
         std::thread::Builder::new()
             .name("strata-meta-commit".into())
             .spawn(move || committer.run(queue))
@@ -114,7 +131,11 @@ impl ReplicatedMeta {
 
     fn with_replica<T>(&self, mut f: impl FnMut(&Database) -> Result<T>) -> Result<T> {
         let mut last = None;
-        for r in self.replicas.iter().filter(|r| r.online.load(Ordering::Relaxed)) {
+        for r in self
+            .replicas
+            .iter()
+            .filter(|r| r.online.load(Ordering::Relaxed))
+        {
             match f(&r.db) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -123,7 +144,10 @@ impl ReplicatedMeta {
                 }
             }
         }
-        Err(last.unwrap_or(Error::QuorumLost { needed: 1, available: 0 }))
+        Err(last.unwrap_or(Error::QuorumLost {
+            needed: 1,
+            available: 0,
+        }))
     }
 }
 
@@ -132,7 +156,10 @@ impl MetaStore for ReplicatedMeta {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
             let t = txn.open_table(BUCKETS).map_err(Error::meta)?;
-            t.get(name).map_err(Error::meta)?.map(|v| decode_bucket(v.value())).transpose()
+            t.get(name)
+                .map_err(Error::meta)?
+                .map(|v| decode_bucket(v.value()))
+                .transpose()
         })
     }
 
@@ -153,25 +180,45 @@ impl MetaStore for ReplicatedMeta {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
             let t = txn.open_table(OBJECTS).map_err(Error::meta)?;
-            t.get((bucket, key.as_bytes())).map_err(Error::meta)?.map(|v| decode_object(v.value())).transpose()
+            t.get((bucket, key.as_bytes()))
+                .map_err(Error::meta)?
+                .map(|v| decode_object(v.value()))
+                .transpose()
         })
     }
 
     fn inline(&self, id: DataId, replica_hint: usize) -> Result<Option<Vec<u8>>> {
-        let online: Vec<&Replica> = self.replicas.iter().filter(|r| r.online.load(Ordering::Relaxed)).collect();
+        let online: Vec<&Replica> = self
+            .replicas
+            .iter()
+            .filter(|r| r.online.load(Ordering::Relaxed))
+            .collect();
         let Some(r) = online.get(replica_hint % online.len().max(1)) else {
-            return Err(Error::QuorumLost { needed: 1, available: 0 });
+            return Err(Error::QuorumLost {
+                needed: 1,
+                available: 0,
+            });
         };
         let txn = r.db.begin_read().map_err(Error::meta)?;
         let t = txn.open_table(INLINE).map_err(Error::meta)?;
-        Ok(t.get(&id.0[..]).map_err(Error::meta)?.map(|v| v.value().to_vec()))
+        Ok(t.get(&id.0[..])
+            .map_err(Error::meta)?
+            .map(|v| v.value().to_vec()))
     }
 
     fn replica_count(&self) -> usize {
-        self.replicas.iter().filter(|r| r.online.load(Ordering::Relaxed)).count()
+        self.replicas
+            .iter()
+            .filter(|r| r.online.load(Ordering::Relaxed))
+            .count()
     }
 
-    fn scan(&self, bucket: &str, start: Bound<&[u8]>, limit: usize) -> Result<Vec<(String, ObjectRecord)>> {
+    fn scan(
+        &self,
+        bucket: &str,
+        start: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(String, ObjectRecord)>> {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
             let t = txn.open_table(OBJECTS).map_err(Error::meta)?;
@@ -181,7 +228,10 @@ impl MetaStore for ReplicatedMeta {
                 Bound::Unbounded => Bound::Included((bucket, &b""[..])),
             };
             let mut out = Vec::new();
-            for item in t.range::<(&str, &[u8])>((lower, Bound::Unbounded)).map_err(Error::meta)? {
+            for item in t
+                .range::<(&str, &[u8])>((lower, Bound::Unbounded))
+                .map_err(Error::meta)?
+            {
                 let (k, v) = item.map_err(Error::meta)?;
                 let (b, key) = k.value();
                 if b != bucket || out.len() >= limit {
@@ -214,7 +264,9 @@ impl MetaStore for ReplicatedMeta {
         self.submit
             .send(Pending { batch, reply })
             .map_err(|_| Error::Meta("metadata committer stopped".into()))?;
-        answer.recv().map_err(|_| Error::Meta("metadata committer stopped".into()))?
+        answer
+            .recv()
+            .map_err(|_| Error::Meta("metadata committer stopped".into()))?
     }
 }
 
@@ -246,9 +298,10 @@ impl Committer {
                     let msg = e.to_string();
                     for p in group {
                         let err = match &e {
-                            Error::QuorumLost { needed, available } => {
-                                Error::QuorumLost { needed: *needed, available: *available }
-                            }
+                            Error::QuorumLost { needed, available } => Error::QuorumLost {
+                                needed: *needed,
+                                available: *available,
+                            },
                             _ => Error::Meta(msg.clone()),
                         };
                         let _ = p.reply.send(Err(err));
@@ -260,9 +313,16 @@ impl Committer {
 
     /// Applies the group on every online replica in parallel; per-batch outcomes from the first that succeeded.
     fn commit_group(&self, batches: &[&Batch]) -> Result<Vec<Result<Applied>>> {
-        let online: Vec<&Replica> = self.replicas.iter().filter(|r| r.online.load(Ordering::Relaxed)).collect();
+        let online: Vec<&Replica> = self
+            .replicas
+            .iter()
+            .filter(|r| r.online.load(Ordering::Relaxed))
+            .collect();
         if online.len() < self.write_quorum {
-            return Err(Error::QuorumLost { needed: self.write_quorum, available: online.len() });
+            return Err(Error::QuorumLost {
+                needed: self.write_quorum,
+                available: online.len(),
+            });
         }
         let now = chrono::Utc::now().timestamp_millis();
         let results: Vec<Result<Vec<Result<Applied>>>> = std::thread::scope(|s| {
@@ -270,7 +330,13 @@ impl Committer {
                 .iter()
                 .map(|r| s.spawn(|| apply_group(&r.db, batches, now, self.fsync)))
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())))).collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())))
+                })
+                .collect()
         });
         let mut first_ok = None;
         let mut ok = 0;
@@ -287,15 +353,28 @@ impl Committer {
             }
         }
         if ok < self.write_quorum {
-            return Err(Error::QuorumLost { needed: self.write_quorum, available: ok });
+            return Err(Error::QuorumLost {
+                needed: self.write_quorum,
+                available: ok,
+            });
         }
         Ok(first_ok.expect("at least one replica committed"))
     }
 }
 
-fn apply_group(db: &Database, batches: &[&Batch], now: i64, fsync: bool) -> Result<Vec<Result<Applied>>> {
+fn apply_group(
+    db: &Database,
+    batches: &[&Batch],
+    now: i64,
+    fsync: bool,
+) -> Result<Vec<Result<Applied>>> {
     let mut txn = db.begin_write().map_err(Error::meta)?;
-    txn.set_durability(if fsync { Durability::Immediate } else { Durability::None }).map_err(Error::meta)?;
+    txn.set_durability(if fsync {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })
+    .map_err(Error::meta)?;
     let mut outcomes = Vec::with_capacity(batches.len());
     {
         let mut buckets = txn.open_table(BUCKETS).map_err(Error::meta)?;
@@ -303,7 +382,12 @@ fn apply_group(db: &Database, batches: &[&Batch], now: i64, fsync: bool) -> Resu
         let mut inline = txn.open_table(INLINE).map_err(Error::meta)?;
         let mut gc = txn.open_table(GC).map_err(Error::meta)?;
         let mut state = txn.open_table(STATE).map_err(Error::meta)?;
-        let mut tables = Tables { buckets: &mut buckets, objects: &mut objects, inline: &mut inline, gc: &mut gc };
+        let mut tables = Tables {
+            buckets: &mut buckets,
+            objects: &mut objects,
+            inline: &mut inline,
+            gc: &mut gc,
+        };
         for batch in batches {
             let outcome = match tables.check(batch) {
                 Ok(()) => tables.apply(batch, now),
@@ -315,7 +399,11 @@ fn apply_group(db: &Database, batches: &[&Batch], now: i64, fsync: bool) -> Resu
             }
             outcomes.push(outcome);
         }
-        let seq = state.get(SEQ).map_err(Error::meta)?.map(|v| v.value()).unwrap_or(0);
+        let seq = state
+            .get(SEQ)
+            .map_err(Error::meta)?
+            .map(|v| v.value())
+            .unwrap_or(0);
         state.insert(SEQ, seq + 1).map_err(Error::meta)?;
     }
     txn.commit().map_err(Error::meta)?;
@@ -331,7 +419,11 @@ struct Tables<'a, 't> {
 
 impl Tables<'_, '_> {
     fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-        self.objects.get((bucket, key.as_bytes())).map_err(Error::meta)?.map(|v| decode_object(v.value())).transpose()
+        self.objects
+            .get((bucket, key.as_bytes()))
+            .map_err(Error::meta)?
+            .map(|v| decode_object(v.value()))
+            .transpose()
     }
 
     fn bucket_exists(&self, name: &str) -> Result<bool> {
@@ -340,7 +432,10 @@ impl Tables<'_, '_> {
 
     fn bucket_is_empty(&self, name: &str) -> Result<bool> {
         let lower = (name, &b""[..]);
-        let mut range = self.objects.range::<(&str, &[u8])>(lower..).map_err(Error::meta)?;
+        let mut range = self
+            .objects
+            .range::<(&str, &[u8])>(lower..)
+            .map_err(Error::meta)?;
         match range.next() {
             Some(item) => Ok(item.map_err(Error::meta)?.0.value().0 != name),
             None => Ok(true),
@@ -352,9 +447,15 @@ impl Tables<'_, '_> {
             Condition::None => true,
             Condition::Absent => self.current(bucket, key)?.is_none(),
             Condition::EtagIs(etag) => self.current(bucket, key)?.is_some_and(|r| &r.etag == etag),
-            Condition::Unchanged(ids) => self.current(bucket, key)?.is_some_and(|r| &r.data_ids() == ids),
+            Condition::Unchanged(ids) => self
+                .current(bucket, key)?
+                .is_some_and(|r| &r.data_ids() == ids),
         };
-        if ok { Ok(()) } else { Err(Error::PreconditionFailed) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::PreconditionFailed)
+        }
     }
 
     /// Every precondition of the batch, evaluated before anything is written.
@@ -379,13 +480,22 @@ impl Tables<'_, '_> {
                         return Err(Error::BucketNotEmpty);
                     }
                 }
-                Op::PutObject { bucket, key, condition, .. } => {
+                Op::PutObject {
+                    bucket,
+                    key,
+                    condition,
+                    ..
+                } => {
                     if !self.bucket_exists(bucket)? {
                         return Err(Error::NoSuchBucket);
                     }
                     self.check_condition(bucket, key, condition)?;
                 }
-                Op::DeleteObject { bucket, key, condition } => {
+                Op::DeleteObject {
+                    bucket,
+                    key,
+                    condition,
+                } => {
                     if !self.bucket_exists(bucket)? {
                         return Err(Error::NoSuchBucket);
                     }
@@ -419,28 +529,44 @@ impl Tables<'_, '_> {
         for op in batch {
             match op {
                 Op::CreateBucket { name, record } => {
-                    self.buckets.insert(name.as_str(), encode_bucket(record).as_slice()).map_err(Error::meta)?;
+                    self.buckets
+                        .insert(name.as_str(), encode_bucket(record).as_slice())
+                        .map_err(Error::meta)?;
                 }
                 Op::DeleteBucket { name } => {
                     self.buckets.remove(name.as_str()).map_err(Error::meta)?;
                 }
-                Op::PutObject { bucket, key, record, inline, .. } => {
+                Op::PutObject {
+                    bucket,
+                    key,
+                    record,
+                    inline,
+                    ..
+                } => {
                     let old = self.current(bucket, key)?;
                     if let Some(old) = &old {
                         self.retire(old, &record.data_ids(), now)?;
                     }
-                    if let (Some(bytes), super::ObjectData::Inline { data_id, .. }) = (inline, &record.data) {
-                        self.inline.insert(&data_id.0[..], bytes.as_ref()).map_err(Error::meta)?;
+                    if let (Some(bytes), super::ObjectData::Inline { data_id, .. }) =
+                        (inline, &record.data)
+                    {
+                        self.inline
+                            .insert(&data_id.0[..], bytes.as_ref())
+                            .map_err(Error::meta)?;
                     }
                     let encoded = encode_object(record);
-                    self.objects.insert((bucket.as_str(), key.as_bytes()), encoded.as_slice()).map_err(Error::meta)?;
+                    self.objects
+                        .insert((bucket.as_str(), key.as_bytes()), encoded.as_slice())
+                        .map_err(Error::meta)?;
                     applied.replaced.push(old.is_some());
                 }
                 Op::DeleteObject { bucket, key, .. } => {
                     let old = self.current(bucket, key)?;
                     if let Some(old) = &old {
                         self.retire(old, &[], now)?;
-                        self.objects.remove((bucket.as_str(), key.as_bytes())).map_err(Error::meta)?;
+                        self.objects
+                            .remove((bucket.as_str(), key.as_bytes()))
+                            .map_err(Error::meta)?;
                     }
                     applied.replaced.push(old.is_some());
                 }

@@ -1,0 +1,225 @@
+//! Request context, body plumbing and response helpers shared by the operation handlers.
+//!
+//! One module per operation family ([`bucket`], [`object`], [`list`], [`tagging`]), each a set of
+//! `handle_<op>` functions called from the single dispatch `match` in [`dispatch`].
+
+pub mod bucket;
+pub mod list;
+pub mod object;
+pub mod tagging;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use strata_storage::{BodyStream, BoxError, Engine};
+
+use crate::auth::{CredentialStore, Identity, Payload, Trailers, verified_body};
+use crate::error::{ApiError, ApiResult};
+use crate::router::{Endpoint, Query};
+
+/// Everything a handler may use that outlives one request.
+pub struct Ctx {
+    /// The storage engine.
+    pub engine: Arc<Engine>,
+    /// Access keys and secrets.
+    pub creds: Arc<dyn CredentialStore>,
+    /// This region's name.
+    pub region: String,
+    /// Domains under which `<bucket>.<domain>` hosts mean virtual-hosted-style requests.
+    pub vhost_domains: Vec<String>,
+    /// How long a client may stall while sending a body.
+    pub client_timeout: Duration,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("region", &self.region).finish()
+    }
+}
+
+/// The response body type: a stream of byte frames.
+pub type RespBody = UnsyncBoxBody<Bytes, BoxError>;
+/// A response.
+pub type Resp = Response<RespBody>;
+
+/// One authenticated request, ready for its handler.
+pub struct Req {
+    /// Request head.
+    pub parts: http::request::Parts,
+    /// Unread body.
+    pub body: Option<Incoming>,
+    /// Query parameters.
+    pub query: Query,
+    /// Who is calling.
+    pub identity: Identity,
+    /// How the body is verified.
+    pub payload: Payload,
+    /// x-amz-decoded-content-length, for aws-chunked bodies.
+    pub decoded_content_length: Option<u64>,
+    /// Trailers of an aws-chunked body, available once it has been read.
+    pub trailers: Trailers,
+}
+
+impl Req {
+    /// A request header as a string.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    /// The length of the payload the client declared (decoded length for aws-chunked bodies).
+    pub fn content_length(&self) -> ApiResult<Option<u64>> {
+        if let Some(n) = self.decoded_content_length {
+            return Ok(Some(n));
+        }
+        match self.header("content-length") {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::InvalidArgument("Invalid Content-Length".into())),
+        }
+    }
+
+    /// The verified body as a storage stream (payload bytes only; errors carry an [`ApiError`]).
+    pub fn body_stream(&mut self, timeout: Duration) -> BodyStream {
+        let raw = raw_stream(self.body.take(), timeout);
+        let verified = verified_body(raw, self.payload.clone(), self.trailers.clone());
+        Box::pin(verified.map(|r| r.map_err(|e| Box::new(e) as BoxError)))
+    }
+
+    /// Reads a small body (an XML document) whole; more than `limit` bytes is refused.
+    pub async fn read_small_body(&mut self, timeout: Duration, limit: usize) -> ApiResult<Bytes> {
+        let mut stream = verified_body(
+            raw_stream(self.body.take(), timeout),
+            self.payload.clone(),
+            self.trailers.clone(),
+        );
+        let mut out = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                return Err(ApiError::EntityTooLarge);
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// The raw body as frames of data, with an idle timeout between frames.
+fn raw_stream(
+    body: Option<Incoming>,
+    timeout: Duration,
+) -> impl Stream<Item = ApiResult<Bytes>> + Send + Unpin + 'static {
+    Box::pin(futures_util::stream::unfold(
+        body,
+        move |state| async move {
+            let mut body = state?;
+            loop {
+                match tokio::time::timeout(timeout, body.frame()).await {
+                    Err(_) => return Some((Err(ApiError::RequestTimeout), None)),
+                    Ok(None) => return None,
+                    Ok(Some(Err(e))) => {
+                        tracing::debug!(error = %e, "client body failed");
+                        return Some((Err(ApiError::IncompleteBody), None));
+                    }
+                    Ok(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) if data.is_empty() => continue,
+                        Ok(data) => return Some((Ok(data), Some(body))),
+                        Err(_) => continue, // HTTP trailers: S3 uses aws-chunked trailers instead
+                    },
+                }
+            }
+        },
+    ))
+}
+
+/// A response with an empty body.
+pub fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r
+}
+
+/// A response carrying an XML document.
+pub fn xml(status: StatusCode, doc: String) -> Resp {
+    let mut r = Response::new(
+        Full::new(Bytes::from(doc))
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+/// A response streaming `body`.
+pub fn streaming(status: StatusCode, body: BodyStream) -> Resp {
+    let frames = body.map(|r| r.map(Frame::data));
+    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+    *r.status_mut() = status;
+    r
+}
+
+/// Sets a header from a string, skipping values that are not valid header text.
+pub fn set_header(resp: &mut Resp, name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (
+        http::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        resp.headers_mut().insert(n, v);
+    }
+}
+
+/// Calls the handler for `endpoint`.
+pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp> {
+    use Endpoint::*;
+    match endpoint {
+        ListBuckets => bucket::handle_list_buckets(ctx, &req).await,
+        CreateBucket { bucket } => bucket::handle_create_bucket(ctx, req, &bucket).await,
+        HeadBucket { bucket } => bucket::handle_head_bucket(ctx, &bucket).await,
+        DeleteBucket { bucket } => bucket::handle_delete_bucket(ctx, &bucket).await,
+        GetBucketLocation { bucket } => bucket::handle_get_bucket_location(ctx, &bucket).await,
+        GetBucketVersioning { bucket } => bucket::handle_get_bucket_versioning(ctx, &bucket).await,
+        ListObjects { bucket } => list::handle_list_objects(ctx, &req, &bucket, false).await,
+        ListObjectsV2 { bucket } => list::handle_list_objects(ctx, &req, &bucket, true).await,
+        DeleteObjects { bucket } => object::handle_delete_objects(ctx, req, &bucket).await,
+        PutObject { bucket, key } => object::handle_put_object(ctx, req, &bucket, &key).await,
+        CopyObject { bucket, key } => object::handle_copy_object(ctx, req, &bucket, &key).await,
+        GetObject { bucket, key } => {
+            object::handle_get_object(ctx, &req, &bucket, &key, false).await
+        }
+        HeadObject { bucket, key } => {
+            object::handle_get_object(ctx, &req, &bucket, &key, true).await
+        }
+        DeleteObject { bucket, key } => object::handle_delete_object(ctx, &bucket, &key).await,
+        PutObjectTagging { bucket, key } => {
+            tagging::handle_put_object_tagging(ctx, req, &bucket, &key).await
+        }
+        GetObjectTagging { bucket, key } => {
+            tagging::handle_get_object_tagging(ctx, &bucket, &key).await
+        }
+        DeleteObjectTagging { bucket, key } => {
+            tagging::handle_delete_object_tagging(ctx, &bucket, &key).await
+        }
+        NotImplemented { .. } => Err(ApiError::NotImplemented),
+    }
+}

@@ -1,0 +1,494 @@
+//! Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use strata_storage::names::{KeyProblem, check_key};
+use strata_storage::{BodyStream, ChecksumAlgorithm, Condition, Digests, ObjectRecord, PutOptions};
+
+use super::{Ctx, Req, Resp, empty, set_header, streaming, xml};
+use crate::conditional::{Conditions, http_date, iso8601};
+use crate::error::{ApiError, ApiResult};
+use crate::range::parse_range;
+use crate::router::Query;
+use crate::xml::{Delete, XmlWriter, parse};
+
+/// Representation headers stored with an object and returned on GET/HEAD.
+const STORED_HEADERS: [&str; 7] = [
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+    "x-amz-website-redirect-location",
+];
+/// Most bytes of user metadata (names plus values), as AWS.
+const MAX_USER_META: usize = 2048;
+/// Most keys in one DeleteObjects request.
+const MAX_DELETE_KEYS: usize = 1000;
+/// Largest object CopyObject may copy in one request, as AWS.
+const MAX_COPY_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+pub(crate) fn validate_key(key: &str) -> ApiResult<()> {
+    match check_key(key) {
+        Ok(()) => Ok(()),
+        Err(KeyProblem::TooLong) => Err(ApiError::KeyTooLong),
+        Err(KeyProblem::Empty) => Err(ApiError::InvalidArgument(
+            "Object key must not be empty".into(),
+        )),
+    }
+}
+
+fn record_time(record: &ObjectRecord) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(record.last_modified_ms).unwrap_or_default()
+}
+
+/// Representation headers and user metadata from a request.
+fn stored_headers(req: &Req) -> ApiResult<(Vec<(String, String)>, Vec<(String, String)>)> {
+    let mut headers = Vec::new();
+    for name in STORED_HEADERS {
+        let Some(value) = req.header(name) else {
+            continue;
+        };
+        let value = if name == "content-encoding" {
+            // aws-chunked is transport framing, not a property of the object.
+            let rest: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.eq_ignore_ascii_case("aws-chunked") && !t.is_empty())
+                .collect();
+            if rest.is_empty() {
+                continue;
+            }
+            rest.join(",")
+        } else {
+            value.to_owned()
+        };
+        headers.push((name.to_owned(), value));
+    }
+    let mut meta = Vec::new();
+    let mut total = 0;
+    for (name, value) in req.headers() {
+        if let Some(n) = name.as_str().strip_prefix("x-amz-meta-") {
+            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            total += n.len() + v.len();
+            meta.push((n.to_owned(), v));
+        }
+    }
+    if total > MAX_USER_META {
+        return Err(ApiError::MetadataTooLarge);
+    }
+    Ok((headers, meta))
+}
+
+/// Tags from an `x-amz-tagging` header (URL query form).
+pub(crate) fn tags_from_header(value: Option<&str>) -> ApiResult<Vec<(String, String)>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let tags = Query::parse(Some(value)).0;
+    super::tagging::validate_tags(&tags)?;
+    Ok(tags)
+}
+
+/// The flexible checksum requested for an upload: algorithm and, when given up front, the expected value.
+fn requested_checksum(req: &Req) -> ApiResult<Option<(ChecksumAlgorithm, Option<Vec<u8>>)>> {
+    let mut found = None;
+    for algo in ChecksumAlgorithm::ALL {
+        if let Some(v) = req.header(algo.header()) {
+            if found.is_some() {
+                return Err(ApiError::InvalidRequest(
+                    "Expecting a single x-amz-checksum- header".into(),
+                ));
+            }
+            found = Some((algo, Some(decode_checksum(algo, v)?)));
+        }
+    }
+    if found.is_some() {
+        return Ok(found);
+    }
+    if let Some(trailer) = req.header("x-amz-trailer") {
+        let algo = ChecksumAlgorithm::from_header(trailer.trim()).ok_or_else(|| {
+            ApiError::InvalidArgument(format!("Unsupported x-amz-trailer: {trailer}"))
+        })?;
+        return Ok(Some((algo, None)));
+    }
+    if let Some(name) = req
+        .header("x-amz-sdk-checksum-algorithm")
+        .or_else(|| req.header("x-amz-checksum-algorithm"))
+    {
+        let algo = ChecksumAlgorithm::from_name(name.trim()).ok_or_else(|| {
+            ApiError::InvalidArgument(format!("Unsupported checksum algorithm: {name}"))
+        })?;
+        return Ok(Some((algo, None)));
+    }
+    Ok(None)
+}
+
+fn decode_checksum(algo: ChecksumAlgorithm, value: &str) -> ApiResult<Vec<u8>> {
+    match B64.decode(value.trim()) {
+        Ok(raw) if raw.len() == algo.digest_len() => Ok(raw),
+        _ => Err(ApiError::InvalidRequest(format!(
+            "Value for {} header is invalid.",
+            algo.header()
+        ))),
+    }
+}
+
+fn content_md5(req: &Req) -> ApiResult<Option<[u8; 16]>> {
+    let Some(v) = req.header("content-md5") else {
+        return Ok(None);
+    };
+    let raw = B64.decode(v.trim()).map_err(|_| ApiError::InvalidDigest)?;
+    raw.try_into()
+        .map(Some)
+        .map_err(|_| ApiError::InvalidDigest)
+}
+
+/// The commit-time precondition of a conditional write.
+fn write_condition(req: &Req) -> ApiResult<Condition> {
+    match (req.header("if-none-match"), req.header("if-match")) {
+        (Some(_), Some(_)) => Err(ApiError::NotImplemented),
+        (Some(v), None) if v.trim() == "*" => Ok(Condition::Absent),
+        (Some(_), None) => Err(ApiError::NotImplemented),
+        (None, Some(v)) => Ok(Condition::EtagIs(v.trim().trim_matches('"').to_owned())),
+        (None, None) => Ok(Condition::None),
+    }
+}
+
+/// Builds the check run on the digests before the write commits.
+fn verifier(
+    req: &Req,
+    checksum: Option<(ChecksumAlgorithm, Option<Vec<u8>>)>,
+) -> ApiResult<impl FnOnce(&Digests) -> Result<(), strata_storage::BoxError> + Send + use<>> {
+    let md5 = content_md5(req)?;
+    let trailers = req.trailers.clone();
+    Ok(move |d: &Digests| {
+        if md5.is_some_and(|m| m != d.md5) {
+            return Err(Box::new(ApiError::BadDigest) as strata_storage::BoxError);
+        }
+        if let (Some((algo, expected)), Some((_, got))) = (checksum, &d.checksum) {
+            let expected = match expected {
+                Some(e) => e,
+                None => match trailers.get(algo.header()) {
+                    Some(v) => decode_checksum(algo, &v)
+                        .map_err(|e| Box::new(e) as strata_storage::BoxError)?,
+                    None if trailers.0.lock().map(|t| t.is_empty()).unwrap_or(true) => {
+                        return Ok(());
+                    }
+                    None => {
+                        return Err(Box::new(ApiError::InvalidRequest(format!(
+                            "Missing trailer {}",
+                            algo.header()
+                        ))));
+                    }
+                },
+            };
+            if &expected != got {
+                return Err(Box::new(ApiError::BadChecksum(algo.name())));
+            }
+        }
+        Ok(())
+    })
+}
+
+fn checksum_header(resp: &mut Resp, record: &ObjectRecord) {
+    if let Some(c) = &record.checksum {
+        set_header(resp, c.algorithm.header(), &B64.encode(&c.value));
+    }
+}
+
+/// PUT /bucket/key
+pub async fn handle_put_object(
+    ctx: &Ctx,
+    mut req: Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
+    validate_key(key)?;
+    let len = req
+        .content_length()?
+        .ok_or(ApiError::MissingContentLength)?;
+    if len > ctx.engine.settings().max_put_size {
+        return Err(ApiError::EntityTooLarge);
+    }
+    let (headers, user_meta) = stored_headers(&req)?;
+    let tags = tags_from_header(req.header("x-amz-tagging"))?;
+    let checksum = requested_checksum(&req)?;
+    let condition = write_condition(&req)?;
+    let verify = verifier(&req, checksum.clone())?;
+    let opts = PutOptions {
+        headers,
+        user_meta,
+        tags,
+        checksum: checksum.map(|(a, _)| a),
+        content_length: Some(len),
+        condition,
+        owner: req.identity.access_key.clone(),
+        storage_class: req
+            .header("x-amz-storage-class")
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let body = req.body_stream(ctx.client_timeout);
+    let record = ctx
+        .engine
+        .put_object(bucket, key, opts, body, verify)
+        .await?;
+    let mut resp = empty(StatusCode::OK);
+    set_header(&mut resp, "etag", &format!("\"{}\"", record.etag));
+    checksum_header(&mut resp, &record);
+    Ok(resp)
+}
+
+/// Response-header overrides a signed GET may ask for.
+const RESPONSE_OVERRIDES: [(&str, &str); 6] = [
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
+
+fn object_headers(resp: &mut Resp, record: &ObjectRecord) {
+    set_header(resp, "etag", &format!("\"{}\"", record.etag));
+    set_header(resp, "last-modified", &http_date(record_time(record)));
+    set_header(resp, "accept-ranges", "bytes");
+    set_header(
+        resp,
+        "content-type",
+        record
+            .header("content-type")
+            .unwrap_or("binary/octet-stream"),
+    );
+    for (name, value) in &record.headers {
+        if name != "content-type" {
+            set_header(resp, name, value);
+        }
+    }
+    for (name, value) in &record.user_meta {
+        set_header(resp, &format!("x-amz-meta-{name}"), value);
+    }
+    if !record.tags.is_empty() {
+        set_header(resp, "x-amz-tagging-count", &record.tags.len().to_string());
+    }
+    if record.storage_class != "STANDARD" {
+        set_header(resp, "x-amz-storage-class", &record.storage_class);
+    }
+}
+
+/// GET or HEAD /bucket/key
+pub async fn handle_get_object(
+    ctx: &Ctx,
+    req: &Req,
+    bucket: &str,
+    key: &str,
+    head: bool,
+) -> ApiResult<Resp> {
+    validate_key(key)?;
+    let record = ctx.engine.head_object(bucket, key).await?;
+    Conditions::from_headers(req.headers(), "if-").check(
+        &record.etag,
+        record_time(&record),
+        || ApiError::NotModified,
+    )?;
+    if let Some(part) = req.query.get("partNumber") {
+        // Single-PUT objects have exactly one part.
+        if part.parse::<u32>().ok() != Some(1) {
+            return Err(ApiError::InvalidPart);
+        }
+    }
+    let range = parse_range(req.header("range"), record.size)?;
+    let (status, start, end) = match range {
+        Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
+        None => (StatusCode::OK, 0, record.size.saturating_sub(1)),
+    };
+    let len = if record.size == 0 { 0 } else { end - start + 1 };
+    let body: BodyStream = if head || len == 0 {
+        Box::pin(futures_util::stream::empty())
+    } else {
+        ctx.engine.read_object(bucket, key, &record, start, end)
+    };
+    let mut resp = streaming(status, body);
+    object_headers(&mut resp, &record);
+    set_header(&mut resp, "content-length", &len.to_string());
+    if range.is_some() {
+        set_header(
+            &mut resp,
+            "content-range",
+            &format!("bytes {start}-{end}/{}", record.size),
+        );
+    } else if req
+        .header("x-amz-checksum-mode")
+        .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
+    {
+        checksum_header(&mut resp, &record);
+    }
+    for (param, header) in RESPONSE_OVERRIDES {
+        if let Some(v) = req.query.get(param) {
+            set_header(&mut resp, header, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// DELETE /bucket/key
+pub async fn handle_delete_object(ctx: &Ctx, bucket: &str, key: &str) -> ApiResult<Resp> {
+    validate_key(key)?;
+    ctx.engine.delete_object(bucket, key).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// POST /bucket?delete
+pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiResult<Resp> {
+    let body = req
+        .read_small_body(ctx.client_timeout, 4 * 1024 * 1024)
+        .await?;
+    if let Some(md5) = content_md5(&req)? {
+        if md5 != <[u8; 16]>::from(<md5::Md5 as md5::Digest>::digest(&body)) {
+            return Err(ApiError::BadDigest);
+        }
+    }
+    let doc: Delete = parse(&body)?;
+    if doc.objects.is_empty() || doc.objects.len() > MAX_DELETE_KEYS {
+        return Err(ApiError::MalformedXml);
+    }
+    let quiet = doc.quiet.unwrap_or(false);
+    let (valid, invalid): (Vec<_>, Vec<_>) = doc
+        .objects
+        .into_iter()
+        .partition(|o| validate_key(&o.key).is_ok());
+    let keys: Vec<String> = valid.iter().map(|o| o.key.clone()).collect();
+    ctx.engine.delete_objects(bucket, &keys).await?;
+    let mut w = XmlWriter::new("DeleteResult");
+    if !quiet {
+        for o in &valid {
+            w.open("Deleted").elem("Key", &o.key);
+            if let Some(v) = &o.version_id {
+                w.elem("VersionId", v);
+            }
+            w.close("Deleted");
+        }
+    }
+    for o in &invalid {
+        let err = validate_key(&o.key).expect_err("partitioned as invalid");
+        w.open("Error")
+            .elem("Key", &o.key)
+            .elem("Code", err.aws_code())
+            .elem("Message", &err.message())
+            .close("Error");
+    }
+    Ok(xml(StatusCode::OK, w.finish("DeleteResult")))
+}
+
+/// Parses `x-amz-copy-source` into (bucket, key).
+fn copy_source(req: &Req) -> ApiResult<(String, String)> {
+    let raw = req
+        .header("x-amz-copy-source")
+        .ok_or_else(|| ApiError::InvalidArgument("Missing copy source".into()))?;
+    let (path, query) = raw
+        .split_once('?')
+        .map_or((raw, None), |(p, q)| (p, Some(q)));
+    if let Some(v) = Query::parse(query).get("versionId") {
+        if v != "null" {
+            return Err(ApiError::InvalidArgument(
+                "Invalid version id specified".into(),
+            ));
+        }
+    }
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| ApiError::InvalidArgument("Invalid copy source encoding".into()))?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match decoded.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_owned(), k.to_owned())),
+        _ => Err(ApiError::InvalidArgument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey".into(),
+        )),
+    }
+}
+
+fn directive(req: &Req, name: &str) -> ApiResult<bool> {
+    match req.header(name) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("COPY") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("REPLACE") => Ok(true),
+        Some(v) => Err(ApiError::InvalidArgument(format!(
+            "Unknown {name} value: {v}"
+        ))),
+    }
+}
+
+/// PUT /bucket/key with x-amz-copy-source
+pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) -> ApiResult<Resp> {
+    validate_key(key)?;
+    let (src_bucket, src_key) = copy_source(&req)?;
+    validate_key(&src_key)?;
+    let source = ctx.engine.head_object(&src_bucket, &src_key).await?;
+    Conditions::from_headers(req.headers(), "x-amz-copy-source-if-").check(
+        &source.etag,
+        record_time(&source),
+        || ApiError::PreconditionFailed,
+    )?;
+    if source.size > MAX_COPY_SIZE {
+        return Err(ApiError::InvalidRequest(format!(
+            "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_COPY_SIZE}"
+        )));
+    }
+    let replace_meta = directive(&req, "x-amz-metadata-directive")?;
+    let replace_tags = directive(&req, "x-amz-tagging-directive")?;
+    let storage_class = req.header("x-amz-storage-class").map(str::to_owned);
+    let same = src_bucket == bucket && src_key == key;
+    if same
+        && !replace_meta
+        && storage_class.is_none()
+        && req.header("x-amz-website-redirect-location").is_none()
+    {
+        return Err(ApiError::InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
+        ));
+    }
+    let (headers, user_meta) = if replace_meta {
+        stored_headers(&req)?
+    } else {
+        (source.headers.clone(), source.user_meta.clone())
+    };
+    let tags = if replace_tags {
+        tags_from_header(req.header("x-amz-tagging"))?
+    } else {
+        source.tags.clone()
+    };
+    let checksum = match req.header("x-amz-checksum-algorithm") {
+        Some(name) => Some(ChecksumAlgorithm::from_name(name.trim()).ok_or_else(|| {
+            ApiError::InvalidArgument(format!("Unsupported checksum algorithm: {name}"))
+        })?),
+        None => None,
+    };
+    let opts = PutOptions {
+        headers,
+        user_meta,
+        tags,
+        checksum,
+        content_length: None,
+        condition: write_condition(&req)?,
+        owner: req.identity.access_key.clone(),
+        storage_class: storage_class.unwrap_or_else(|| source.storage_class.clone()),
+    };
+    let record = ctx
+        .engine
+        .copy_object(&src_bucket, &src_key, &source, bucket, key, opts)
+        .await?;
+    let mut w = XmlWriter::new("CopyObjectResult");
+    w.elem("LastModified", &iso8601(record_time(&record)))
+        .elem("ETag", &format!("\"{}\"", record.etag));
+    if let Some(c) = &record.checksum {
+        w.elem(
+            &format!("Checksum{}", c.algorithm.name()),
+            &B64.encode(&c.value),
+        );
+    }
+    Ok(xml(StatusCode::OK, w.finish("CopyObjectResult")))
+}

@@ -1,0 +1,439 @@
+//! Turns a request line (method, host, path, query) into one [`Endpoint`]: the S3 operation and its bucket
+//! and key. Parsed once, before authorization and dispatch; handlers never look at the raw path again.
+
+use http::Method;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Query parameters, percent-decoded, in request order.
+#[derive(Debug, Clone, Default)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    /// Parses a raw query string.
+    pub fn parse(raw: Option<&str>) -> Self {
+        let Some(raw) = raw else {
+            return Self::default();
+        };
+        let pairs = raw
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode_query(k), decode_query(v))
+            })
+            .collect();
+        Self(pairs)
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `name` is present (with or without a value).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+fn decode_query(s: &str) -> String {
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Every S3 operation the gateway knows, with the resource it addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// GET /
+    ListBuckets,
+    /// PUT /bucket
+    CreateBucket { bucket: String },
+    /// HEAD /bucket
+    HeadBucket { bucket: String },
+    /// DELETE /bucket
+    DeleteBucket { bucket: String },
+    /// GET /bucket?location
+    GetBucketLocation { bucket: String },
+    /// GET /bucket?versioning
+    GetBucketVersioning { bucket: String },
+    /// GET /bucket (list-type absent)
+    ListObjects { bucket: String },
+    /// GET /bucket?list-type=2
+    ListObjectsV2 { bucket: String },
+    /// POST /bucket?delete
+    DeleteObjects { bucket: String },
+    /// PUT /bucket/key
+    PutObject { bucket: String, key: String },
+    /// PUT /bucket/key with x-amz-copy-source
+    CopyObject { bucket: String, key: String },
+    /// GET /bucket/key
+    GetObject { bucket: String, key: String },
+    /// HEAD /bucket/key
+    HeadObject { bucket: String, key: String },
+    /// DELETE /bucket/key
+    DeleteObject { bucket: String, key: String },
+    /// PUT /bucket/key?tagging
+    PutObjectTagging { bucket: String, key: String },
+    /// GET /bucket/key?tagging
+    GetObjectTagging { bucket: String, key: String },
+    /// DELETE /bucket/key?tagging
+    DeleteObjectTagging { bucket: String, key: String },
+    /// An S3 operation Strata does not implement yet.
+    NotImplemented {
+        bucket: Option<String>,
+        operation: &'static str,
+    },
+}
+
+/// Bucket sub-resources that name operations Strata does not implement yet.
+const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "lifecycle",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "tagging",
+    "uploads",
+    "versions",
+    "website",
+];
+const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &[
+    "acl",
+    "attributes",
+    "legal-hold",
+    "restore",
+    "retention",
+    "select",
+    "torrent",
+    "uploadId",
+    "uploads",
+];
+
+impl Endpoint {
+    /// The bucket addressed, if any.
+    pub fn bucket(&self) -> Option<&str> {
+        use Endpoint::*;
+        match self {
+            ListBuckets => None,
+            NotImplemented { bucket, .. } => bucket.as_deref(),
+            CreateBucket { bucket }
+            | HeadBucket { bucket }
+            | DeleteBucket { bucket }
+            | GetBucketLocation { bucket }
+            | GetBucketVersioning { bucket }
+            | ListObjects { bucket }
+            | ListObjectsV2 { bucket }
+            | DeleteObjects { bucket }
+            | PutObject { bucket, .. }
+            | CopyObject { bucket, .. }
+            | GetObject { bucket, .. }
+            | HeadObject { bucket, .. }
+            | DeleteObject { bucket, .. }
+            | PutObjectTagging { bucket, .. }
+            | GetObjectTagging { bucket, .. }
+            | DeleteObjectTagging { bucket, .. } => Some(bucket),
+        }
+    }
+
+    /// The operation name, for logs.
+    pub fn name(&self) -> &'static str {
+        use Endpoint::*;
+        match self {
+            ListBuckets => "ListBuckets",
+            CreateBucket { .. } => "CreateBucket",
+            HeadBucket { .. } => "HeadBucket",
+            DeleteBucket { .. } => "DeleteBucket",
+            GetBucketLocation { .. } => "GetBucketLocation",
+            GetBucketVersioning { .. } => "GetBucketVersioning",
+            ListObjects { .. } => "ListObjects",
+            ListObjectsV2 { .. } => "ListObjectsV2",
+            DeleteObjects { .. } => "DeleteObjects",
+            PutObject { .. } => "PutObject",
+            CopyObject { .. } => "CopyObject",
+            GetObject { .. } => "GetObject",
+            HeadObject { .. } => "HeadObject",
+            DeleteObject { .. } => "DeleteObject",
+            PutObjectTagging { .. } => "PutObjectTagging",
+            GetObjectTagging { .. } => "GetObjectTagging",
+            DeleteObjectTagging { .. } => "DeleteObjectTagging",
+            NotImplemented { operation, .. } => operation,
+        }
+    }
+}
+
+/// Splits host + path into (bucket, key) for path-style or virtual-hosted-style addressing.
+///
+/// `path` is the raw (percent-encoded) request path. Virtual-hosted style applies when the host (without port)
+/// is `<bucket>.<domain>` for one of `domains`.
+pub fn split_resource(
+    host: Option<&str>,
+    path: &str,
+    domains: &[String],
+) -> ApiResult<(Option<String>, Option<String>)> {
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| ApiError::InvalidArgument("The request path is not valid UTF-8.".into()))?;
+    let path = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let host_bucket = host.and_then(|h| {
+        let h = h.rsplit_once(':').map_or(h, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                h
+            }
+        });
+        domains.iter().find_map(|d| {
+            h.strip_suffix(d.as_str())?
+                .strip_suffix('.')
+                .filter(|b| !b.is_empty())
+        })
+    });
+    let (bucket, key) = match host_bucket {
+        Some(b) => (Some(b.to_owned()), Some(path.to_owned())),
+        None => match path.split_once('/') {
+            Some((b, k)) => (Some(b.to_owned()), Some(k.to_owned())),
+            None => (Some(path.to_owned()), None),
+        },
+    };
+    let bucket = bucket.filter(|b| !b.is_empty());
+    let key = key.filter(|k| !k.is_empty());
+    Ok((bucket, key))
+}
+
+/// Routes a request to its endpoint.
+pub fn route(
+    method: &Method,
+    bucket: Option<String>,
+    key: Option<String>,
+    q: &Query,
+    copy_source: bool,
+) -> ApiResult<Endpoint> {
+    use Endpoint::*;
+    let Some(bucket) = bucket else {
+        return match *method {
+            Method::GET => Ok(ListBuckets),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    };
+    let Some(key) = key else {
+        if let Some(sub) = UNIMPLEMENTED_BUCKET_SUBRESOURCES.iter().find(|s| q.has(s)) {
+            return Ok(NotImplemented {
+                bucket: Some(bucket),
+                operation: sub,
+            });
+        }
+        return match *method {
+            Method::PUT => Ok(CreateBucket { bucket }),
+            Method::HEAD => Ok(HeadBucket { bucket }),
+            Method::DELETE => Ok(DeleteBucket { bucket }),
+            Method::GET if q.has("location") => Ok(GetBucketLocation { bucket }),
+            Method::GET if q.has("versioning") => Ok(GetBucketVersioning { bucket }),
+            Method::GET if q.get("list-type") == Some("2") => Ok(ListObjectsV2 { bucket }),
+            Method::GET if q.has("list-type") => {
+                Err(ApiError::InvalidArgument("Invalid list-type".into()))
+            }
+            Method::GET => Ok(ListObjects { bucket }),
+            Method::POST if q.has("delete") => Ok(DeleteObjects { bucket }),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    };
+    if q.has("tagging") {
+        return match *method {
+            Method::PUT => Ok(PutObjectTagging { bucket, key }),
+            Method::GET => Ok(GetObjectTagging { bucket, key }),
+            Method::DELETE => Ok(DeleteObjectTagging { bucket, key }),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    }
+    if let Some(sub) = UNIMPLEMENTED_OBJECT_SUBRESOURCES.iter().find(|s| q.has(s)) {
+        return Ok(NotImplemented {
+            bucket: Some(bucket),
+            operation: sub,
+        });
+    }
+    match *method {
+        Method::PUT if copy_source => Ok(CopyObject { bucket, key }),
+        Method::PUT => Ok(PutObject { bucket, key }),
+        Method::GET => Ok(GetObject { bucket, key }),
+        Method::HEAD => Ok(HeadObject { bucket, key }),
+        Method::DELETE => Ok(DeleteObject { bucket, key }),
+        Method::POST => Ok(NotImplemented {
+            bucket: Some(bucket),
+            operation: "PostObject",
+        }),
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, host: &str, path_query: &str) -> Endpoint {
+        let (path, query) = path_query
+            .split_once('?')
+            .map_or((path_query, None), |(p, q)| (p, Some(q)));
+        let (b, k) = split_resource(Some(host), path, &["localhost".to_string()]).unwrap();
+        route(&method, b, k, &Query::parse(query), false).unwrap()
+    }
+
+    #[test]
+    fn table_of_operations() {
+        let b = || "bkt".to_string();
+        let k = || "a/b c".to_string();
+        let cases = [
+            (Method::GET, "127.0.0.1:9000", "/", Endpoint::ListBuckets),
+            (
+                Method::PUT,
+                "127.0.0.1:9000",
+                "/bkt",
+                Endpoint::CreateBucket { bucket: b() },
+            ),
+            (
+                Method::PUT,
+                "127.0.0.1:9000",
+                "/bkt/",
+                Endpoint::CreateBucket { bucket: b() },
+            ),
+            (
+                Method::HEAD,
+                "127.0.0.1:9000",
+                "/bkt",
+                Endpoint::HeadBucket { bucket: b() },
+            ),
+            (
+                Method::DELETE,
+                "127.0.0.1:9000",
+                "/bkt",
+                Endpoint::DeleteBucket { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "127.0.0.1:9000",
+                "/bkt?location",
+                Endpoint::GetBucketLocation { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "127.0.0.1:9000",
+                "/bkt?list-type=2&prefix=a",
+                Endpoint::ListObjectsV2 { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "127.0.0.1:9000",
+                "/bkt?marker=x",
+                Endpoint::ListObjects { bucket: b() },
+            ),
+            (
+                Method::POST,
+                "127.0.0.1:9000",
+                "/bkt?delete",
+                Endpoint::DeleteObjects { bucket: b() },
+            ),
+            (
+                Method::PUT,
+                "127.0.0.1:9000",
+                "/bkt/a/b%20c",
+                Endpoint::PutObject {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::GET,
+                "127.0.0.1:9000",
+                "/bkt/a/b%20c",
+                Endpoint::GetObject {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::HEAD,
+                "127.0.0.1:9000",
+                "/bkt/a/b%20c",
+                Endpoint::HeadObject {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::DELETE,
+                "127.0.0.1:9000",
+                "/bkt/a/b%20c",
+                Endpoint::DeleteObject {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::PUT,
+                "127.0.0.1:9000",
+                "/bkt/a/b%20c?tagging",
+                Endpoint::PutObjectTagging {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::GET,
+                "bkt.localhost:9000",
+                "/a/b%20c",
+                Endpoint::GetObject {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::GET,
+                "bkt.localhost",
+                "/?list-type=2",
+                Endpoint::ListObjectsV2 { bucket: b() },
+            ),
+        ];
+        for (m, host, pq, want) in cases {
+            assert_eq!(r(m.clone(), host, pq), want, "{m} {host}{pq}");
+        }
+    }
+
+    #[test]
+    fn traversal_keys_stay_keys() {
+        let (b, k) = split_resource(Some("h"), "/bkt/..%2F..%2Fetc/passwd", &[]).unwrap();
+        assert_eq!(b.as_deref(), Some("bkt"));
+        assert_eq!(k.as_deref(), Some("../../etc/passwd"));
+        let (_, k) = split_resource(Some("h"), "/bkt/%2e%2e/x", &[]).unwrap();
+        assert_eq!(k.as_deref(), Some("../x"));
+    }
+
+    #[test]
+    fn unimplemented_subresources_say_so() {
+        assert!(matches!(
+            r(Method::GET, "h", "/bkt?uploads"),
+            Endpoint::NotImplemented { .. }
+        ));
+        assert!(matches!(
+            r(Method::PUT, "h", "/bkt?policy"),
+            Endpoint::NotImplemented { .. }
+        ));
+    }
+}

@@ -1,0 +1,253 @@
+//! The HTTP server: accepts connections, runs each request through authenticate → route → dispatch, renders
+//! errors, stamps request ids, and shuts down gracefully (in-flight requests finish; new ones are refused).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+
+use crate::auth::{self, Trailers};
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::{Ctx, Req, Resp, dispatch, set_header};
+use crate::router::{Query, route, split_resource};
+
+/// Serves the S3 API on `listener` until `shutdown` resolves, then waits (up to `grace`) for in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(ctx.client_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        let io = TokioIo::new(WriteTimeout::new(stream, ctx.client_timeout));
+        let service = service_fn(move |req| {
+            let ctx = ctx.clone();
+            async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}
+
+fn request_id() -> String {
+    format!("{:016X}", rand::random::<u64>())
+}
+
+/// Runs one request to a response; never fails (errors become S3 error documents).
+pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+    let started = Instant::now();
+    let id = request_id();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_owned();
+    let mut op = "unknown";
+    let result = handle_inner(&ctx, parts, body, &mut op).await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e, &path, &id, method == Method::HEAD),
+    };
+    set_header(&mut resp, "x-amz-request-id", &id);
+    set_header(&mut resp, "x-amz-id-2", &format!("{id}{id}"));
+    resp.headers_mut()
+        .insert(http::header::SERVER, HeaderValue::from_static("Strata"));
+    tracing::info!(
+        target: "strata::access",
+        request_id = %id, %method, path, op, status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+    );
+    resp
+}
+
+async fn handle_inner(
+    ctx: &Ctx,
+    parts: http::request::Parts,
+    body: Incoming,
+    op: &mut &'static str,
+) -> ApiResult<Resp> {
+    let outcome = auth::authenticate(&parts, ctx.creds.as_ref(), &ctx.region, chrono::Utc::now())?;
+    let query = Query::parse(parts.uri.query());
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .map(str::to_owned);
+    let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
+    let endpoint = route(
+        &parts.method,
+        bucket,
+        key,
+        &query,
+        parts.headers.contains_key("x-amz-copy-source"),
+    )?;
+    *op = endpoint.name();
+    // Anonymous access comes with bucket policies; until then every operation needs a signed request.
+    let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
+    let req = Req {
+        parts,
+        body: Some(body),
+        query,
+        identity,
+        payload: outcome.payload,
+        decoded_content_length: outcome.decoded_content_length,
+        trailers: Trailers::default(),
+    };
+    dispatch(ctx, endpoint, req).await
+}
+
+/// Renders an error as S3 does: XML body (none for HEAD), the status, and no internal detail.
+pub fn error_response(e: &ApiError, resource: &str, request_id: &str, head: bool) -> Resp {
+    let status = e.http_status();
+    if status.is_server_error() {
+        tracing::error!(code = e.aws_code(), error = ?e, "request failed");
+    } else {
+        tracing::debug!(code = e.aws_code(), "request refused");
+    }
+    let body = if head || status == http::StatusCode::NOT_MODIFIED {
+        Bytes::new()
+    } else {
+        Bytes::from(e.to_xml(resource, request_id))
+    };
+    let has_body = !body.is_empty();
+    let mut r = Resp::new(Full::new(body).map_err(|e| match e {}).boxed_unsync());
+    *r.status_mut() = status;
+    if has_body {
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+    }
+    if status == http::StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+/// Wraps a connection so that a client which stops reading its response is cut off after `timeout`.
+struct WriteTimeout<T> {
+    inner: T,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteTimeout<T> {
+    fn new(inner: T, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    fn check_stall<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check_stall(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check_stall(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check_stall(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,175 @@
+//! S3 XML documents: a small writer for responses (exact element order, no intermediate tree) and serde
+//! DTOs, parsed with quick-xml, for the request bodies clients send.
+
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult, xml_escape};
+
+/// The namespace every S3 response document carries.
+pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// Builds an XML document element by element.
+#[derive(Debug)]
+pub struct XmlWriter {
+    out: String,
+}
+
+impl XmlWriter {
+    /// Starts a document whose root element is `root` in the S3 namespace.
+    pub fn new(root: &str) -> Self {
+        let mut out = String::with_capacity(1024);
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
+        out.push_str(root);
+        out.push_str(" xmlns=\"");
+        out.push_str(S3_NS);
+        out.push_str("\">");
+        Self { out }
+    }
+
+    /// Opens an element.
+    pub fn open(&mut self, name: &str) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    /// Closes an element.
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    /// `<name>text</name>` with the text escaped.
+    pub fn elem(&mut self, name: &str, text: &str) -> &mut Self {
+        self.open(name);
+        self.out.push_str(&xml_escape(text));
+        self.close(name)
+    }
+
+    /// Closes the root and returns the document.
+    pub fn finish(mut self, root: &str) -> String {
+        self.close(root);
+        self.out
+    }
+}
+
+/// Parses a request body into a DTO; anything malformed is MalformedXML.
+pub fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::MalformedXml)?;
+    quick_xml::de::from_str(text).map_err(|e| {
+        tracing::debug!(error = %e, "malformed XML body");
+        ApiError::MalformedXml
+    })
+}
+
+/// CreateBucket's optional body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "CreateBucketConfiguration")]
+pub struct CreateBucketConfiguration {
+    /// Region the bucket should live in.
+    #[serde(rename = "LocationConstraint")]
+    pub location_constraint: Option<String>,
+}
+
+/// DeleteObjects' body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Delete")]
+pub struct Delete {
+    /// Only report errors.
+    #[serde(rename = "Quiet", default)]
+    pub quiet: Option<bool>,
+    /// Objects to delete.
+    #[serde(rename = "Object", default)]
+    pub objects: Vec<DeleteObject>,
+}
+
+/// One entry of [`Delete`].
+#[derive(Debug, Deserialize)]
+pub struct DeleteObject {
+    /// Key.
+    #[serde(rename = "Key")]
+    pub key: String,
+    /// Version id.
+    #[serde(rename = "VersionId", default)]
+    pub version_id: Option<String>,
+}
+
+/// PutObjectTagging's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Tagging")]
+pub struct Tagging {
+    /// The tags.
+    #[serde(rename = "TagSet")]
+    pub tag_set: TagSet,
+}
+
+/// A set of tags.
+#[derive(Debug, Deserialize)]
+pub struct TagSet {
+    /// Tags in order.
+    #[serde(rename = "Tag", default)]
+    pub tags: Vec<Tag>,
+}
+
+/// One tag.
+#[derive(Debug, Deserialize)]
+pub struct Tag {
+    /// Tag key.
+    #[serde(rename = "Key")]
+    pub key: String,
+    /// Tag value.
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_delete_sample_parses() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+    <Object><Key>sample1.txt</Key></Object>
+    <Object><Key>sample2.txt</Key><VersionId>OYcLXagmS.WaD..oyH4KRguB95_YhLs7</VersionId></Object>
+    <Quiet>true</Quiet>
+</Delete>"#;
+        let d: Delete = parse(body).unwrap();
+        assert_eq!(d.objects.len(), 2);
+        assert_eq!(d.quiet, Some(true));
+        assert_eq!(
+            d.objects[1].version_id.as_deref(),
+            Some("OYcLXagmS.WaD..oyH4KRguB95_YhLs7")
+        );
+    }
+
+    #[test]
+    fn aws_tagging_sample_parses() {
+        let body = br#"<Tagging><TagSet><Tag><Key>tag1</Key><Value>val1</Value></Tag><Tag><Key>t2</Key><Value></Value></Tag></TagSet></Tagging>"#;
+        let t: Tagging = parse(body).unwrap();
+        assert_eq!(t.tag_set.tags.len(), 2);
+        assert_eq!(t.tag_set.tags[1].value, "");
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        assert!(matches!(
+            parse::<Delete>(b"<Delete><Object>"),
+            Err(ApiError::MalformedXml)
+        ));
+        assert!(matches!(
+            parse::<Tagging>(b"not xml"),
+            Err(ApiError::MalformedXml)
+        ));
+    }
+
+    #[test]
+    fn writer_escapes() {
+        let mut w = XmlWriter::new("R");
+        w.elem("Key", "a<&>\"b");
+        assert!(w.finish("R").contains("<Key>a&lt;&amp;&gt;&quot;b</Key>"));
+    }
+}
