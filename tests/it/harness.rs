@@ -1,0 +1,144 @@
+//! Starts the real `strata` binary on an ephemeral port for a test, and builds clients for it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+/// Root credentials every test server runs with.
+pub(crate) const ACCESS_KEY: &str = "STRATATESTACCESSKEY1";
+/// Root secret every test server runs with.
+pub(crate) const SECRET_KEY: &str = "strata-test-secret-key-0123456789abcdefgh";
+
+/// A running `strata serve` process with its own data directory.
+pub(crate) struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) endpoint: String,
+    /// The data directory (kept across restarts).
+    pub(crate) data: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub(crate) fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut s = Self::start_on(&data, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `data` (which may hold a previous run's state) with extra flags.
+    pub(crate) fn start_on(data: &Path, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(data).expect("data dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.with_extension("log"))
+            .expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--s3-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0", "--edge-tls-addr", "127.0.0.1:0"])
+            .args(["--website-addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("STRATA_ACCESS_KEY", ACCESS_KEY)
+            .env("STRATA_SECRET_KEY", SECRET_KEY)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn strata");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("S3 API:") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let endpoint = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+            panic!("strata did not start within 60 s; log:\n{log}")
+        });
+        Self { child: Some(child), endpoint, data: data.to_owned(), _tmp: None }
+    }
+
+    /// The disk directories of the default 4+2 layout.
+    pub(crate) fn disks(&self) -> Vec<PathBuf> {
+        (0..6).map(|i| self.data.join("disks").join(format!("disk{i}"))).collect()
+    }
+
+    /// An SDK client for this server (path-style).
+    pub(crate) fn client(&self) -> Client {
+        client_for(&self.endpoint, ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for a clean exit; returns whether it exited in time.
+    pub(crate) fn terminate(&mut self, limit: Duration) -> bool {
+        let Some(mut c) = self.child.take() else { return true };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = c.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Keeps the data directory alive after this server is dropped (for restarts); returns its owner.
+    pub(crate) fn take_tempdir(&mut self) -> Option<tempfile::TempDir> {
+        self._tmp.take()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// An SDK client for any endpoint and key pair.
+pub(crate) fn client_for(endpoint: &str, access: &str, secret: &str) -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(access, secret, None, None, "strata-tests"))
+        .force_path_style(true)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
