@@ -338,7 +338,7 @@ impl Engine {
         self.commit(vec![Op::PutObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            record: record.clone(),
+            record: Box::new(record.clone()),
             inline: staged.inline.clone(),
             condition: opts.condition,
         }])
@@ -421,7 +421,7 @@ impl Engine {
         self.commit(vec![Op::PutObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            record: record.clone(),
+            record: Box::new(record.clone()),
             inline: None,
             condition: Condition::Unchanged(ids),
         }])

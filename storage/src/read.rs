@@ -138,8 +138,8 @@ impl SegmentReader {
                 got[slot] = r;
             }
         }
-        for slot in 0..tried {
-            if got[slot].is_none() {
+        for (slot, g) in got.iter().enumerate().take(tried) {
+            if g.is_none() {
                 self.bad[slot] = true;
             }
         }

@@ -151,10 +151,10 @@ impl SegmentWriters {
         let sends = self.writers.iter_mut().zip(shards).map(|(w, shard)| {
             let hash = Bytes::copy_from_slice(blake3::hash(&shard).as_bytes());
             async move {
-                if let Some(tx) = &w.tx {
-                    if tx.send((hash, shard)).await.is_err() {
-                        w.tx = None;
-                    }
+                if let Some(tx) = &w.tx
+                    && tx.send((hash, shard)).await.is_err()
+                {
+                    w.tx = None;
                 }
             }
         });
@@ -233,10 +233,10 @@ pub(crate) async fn write_body(
             if hasher.len() + chunk.len() as u64 > max_len {
                 return Err(Error::EntityTooLarge);
             }
-            if let Some(expected) = expected_len {
-                if hasher.len() + chunk.len() as u64 > expected {
-                    return Err(Error::Body("body longer than Content-Length".into()));
-                }
+            if let Some(expected) = expected_len
+                && hasher.len() + chunk.len() as u64 > expected
+            {
+                return Err(Error::Body("body longer than Content-Length".into()));
             }
             hasher.update(&chunk);
             while !chunk.is_empty() {
@@ -262,16 +262,13 @@ pub(crate) async fn write_body(
         return Err(e);
     }
     let total = hasher.len();
-    if let Some(expected) = expected_len {
-        if total != expected {
-            if let Some(w) = writers {
-                w.abort();
-            }
-            return Err(Error::IncompleteBody {
-                expected,
-                got: total,
-            });
+    if let Some(expected) = expected_len
+        && total != expected
+    {
+        if let Some(w) = writers {
+            w.abort();
         }
+        return Err(Error::IncompleteBody { expected, got: total });
     }
     let digests = hasher.finish();
     if writers.is_none() && (total as usize) <= settings.inline_threshold {

@@ -49,7 +49,7 @@ pub enum Op {
         /// Key.
         key: String,
         /// New record.
-        record: ObjectRecord,
+        record: Box<ObjectRecord>,
         /// Inline bytes, for `ObjectData::Inline` records written with new data.
         inline: Option<bytes::Bytes>,
         /// Precondition.
