@@ -114,6 +114,15 @@ pub enum ApiError {
     /// The request is not valid as a whole (copy onto itself, conflicting headers...).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The multipart upload does not exist.
+    #[error("The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")]
+    NoSuchUpload,
+    /// Parts of CompleteMultipartUpload are not in ascending order.
+    #[error("The list of parts was not in ascending order. The parts list must be specified in order by part number.")]
+    InvalidPartOrder,
+    /// A non-last part is below 5 MiB.
+    #[error("Your proposed upload is smaller than the minimum allowed object size.")]
+    EntityTooSmall,
     /// A part number that does not exist.
     #[error("One or more of the specified parts could not be found.")]
     InvalidPart,
@@ -177,6 +186,9 @@ impl ApiError {
             NotImplemented => "NotImplemented",
             InvalidRequest(_) => "InvalidRequest",
             InvalidPart => "InvalidPart",
+            NoSuchUpload => "NoSuchUpload",
+            InvalidPartOrder => "InvalidPartOrder",
+            EntityTooSmall => "EntityTooSmall",
             InvalidTag(_) => "InvalidTag",
             RequestTimeout => "RequestTimeout",
             SlowDown => "SlowDown",
@@ -210,10 +222,12 @@ impl ApiError {
             | InvalidArgument(_)
             | InvalidRequest(_)
             | InvalidPart
+            | InvalidPartOrder
+            | EntityTooSmall
             | InvalidTag(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
-            NoSuchBucket | NoSuchKey => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
             BucketAlreadyOwnedByYou
             | BucketAlreadyExists
             | BucketNotEmpty
@@ -273,6 +287,14 @@ impl From<strata_storage::Error> for ApiError {
             S::BucketAlreadyExists => ApiError::BucketAlreadyExists,
             S::BucketNotEmpty => ApiError::BucketNotEmpty,
             S::PreconditionFailed => ApiError::PreconditionFailed,
+            S::NoSuchUpload => ApiError::NoSuchUpload,
+            S::InvalidPart(why) => {
+                tracing::debug!(why, "invalid part");
+                ApiError::InvalidPart
+            }
+            S::InvalidPartOrder => ApiError::InvalidPartOrder,
+            S::EntityTooSmall => ApiError::EntityTooSmall,
+            S::InvalidRequest(m) => ApiError::InvalidRequest(m),
             S::EntityTooLarge => ApiError::EntityTooLarge,
             S::IncompleteBody { .. } => ApiError::IncompleteBody,
             // Body and verification failures carry the gateway's own error back through the engine.

@@ -84,6 +84,22 @@ pub enum Endpoint {
     GetObjectTagging { bucket: String, key: String },
     /// DELETE /bucket/key?tagging
     DeleteObjectTagging { bucket: String, key: String },
+    /// GET /bucket?uploads
+    ListMultipartUploads { bucket: String },
+    /// POST /bucket/key?uploads
+    CreateMultipartUpload { bucket: String, key: String },
+    /// PUT /bucket/key?partNumber&uploadId
+    UploadPart { bucket: String, key: String },
+    /// PUT /bucket/key?partNumber&uploadId with x-amz-copy-source
+    UploadPartCopy { bucket: String, key: String },
+    /// POST /bucket/key?uploadId
+    CompleteMultipartUpload { bucket: String, key: String },
+    /// DELETE /bucket/key?uploadId
+    AbortMultipartUpload { bucket: String, key: String },
+    /// GET /bucket/key?uploadId
+    ListParts { bucket: String, key: String },
+    /// GET /bucket/key?attributes
+    GetObjectAttributes { bucket: String, key: String },
     /// An S3 operation Strata does not implement yet.
     NotImplemented {
         bucket: Option<String>,
@@ -112,20 +128,16 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "replication",
     "requestPayment",
     "tagging",
-    "uploads",
     "versions",
     "website",
 ];
 const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &[
     "acl",
-    "attributes",
     "legal-hold",
     "restore",
     "retention",
     "select",
     "torrent",
-    "uploadId",
-    "uploads",
 ];
 
 impl Endpoint {
@@ -150,7 +162,15 @@ impl Endpoint {
             | DeleteObject { bucket, .. }
             | PutObjectTagging { bucket, .. }
             | GetObjectTagging { bucket, .. }
-            | DeleteObjectTagging { bucket, .. } => Some(bucket),
+            | DeleteObjectTagging { bucket, .. }
+            | ListMultipartUploads { bucket }
+            | CreateMultipartUpload { bucket, .. }
+            | UploadPart { bucket, .. }
+            | UploadPartCopy { bucket, .. }
+            | CompleteMultipartUpload { bucket, .. }
+            | AbortMultipartUpload { bucket, .. }
+            | ListParts { bucket, .. }
+            | GetObjectAttributes { bucket, .. } => Some(bucket),
         }
     }
 
@@ -175,6 +195,14 @@ impl Endpoint {
             PutObjectTagging { .. } => "PutObjectTagging",
             GetObjectTagging { .. } => "GetObjectTagging",
             DeleteObjectTagging { .. } => "DeleteObjectTagging",
+            ListMultipartUploads { .. } => "ListMultipartUploads",
+            CreateMultipartUpload { .. } => "CreateMultipartUpload",
+            UploadPart { .. } => "UploadPart",
+            UploadPartCopy { .. } => "UploadPartCopy",
+            CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
+            AbortMultipartUpload { .. } => "AbortMultipartUpload",
+            ListParts { .. } => "ListParts",
+            GetObjectAttributes { .. } => "GetObjectAttributes",
             NotImplemented { operation, .. } => operation,
         }
     }
@@ -245,6 +273,7 @@ pub fn route(
             Method::PUT => Ok(CreateBucket { bucket }),
             Method::HEAD => Ok(HeadBucket { bucket }),
             Method::DELETE => Ok(DeleteBucket { bucket }),
+            Method::GET if q.has("uploads") => Ok(ListMultipartUploads { bucket }),
             Method::GET if q.has("location") => Ok(GetBucketLocation { bucket }),
             Method::GET if q.has("versioning") => Ok(GetBucketVersioning { bucket }),
             Method::GET if q.get("list-type") == Some("2") => Ok(ListObjectsV2 { bucket }),
@@ -269,6 +298,25 @@ pub fn route(
             bucket: Some(bucket),
             operation: sub,
         });
+    }
+    if q.has("uploadId") {
+        return match *method {
+            Method::PUT if copy_source => Ok(UploadPartCopy { bucket, key }),
+            Method::PUT => Ok(UploadPart { bucket, key }),
+            Method::POST => Ok(CompleteMultipartUpload { bucket, key }),
+            Method::DELETE => Ok(AbortMultipartUpload { bucket, key }),
+            Method::GET => Ok(ListParts { bucket, key }),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    }
+    if q.has("uploads") {
+        return match *method {
+            Method::POST => Ok(CreateMultipartUpload { bucket, key }),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    }
+    if q.has("attributes") && *method == Method::GET {
+        return Ok(GetObjectAttributes { bucket, key });
     }
     match *method {
         Method::PUT if copy_source => Ok(CopyObject { bucket, key }),
@@ -410,6 +458,13 @@ mod tests {
                 "/?list-type=2",
                 Endpoint::ListObjectsV2 { bucket: b() },
             ),
+            (Method::GET, "h", "/bkt?uploads", Endpoint::ListMultipartUploads { bucket: b() }),
+            (Method::POST, "h", "/bkt/a/b%20c?uploads", Endpoint::CreateMultipartUpload { bucket: b(), key: k() }),
+            (Method::PUT, "h", "/bkt/a/b%20c?partNumber=1&uploadId=x", Endpoint::UploadPart { bucket: b(), key: k() }),
+            (Method::POST, "h", "/bkt/a/b%20c?uploadId=x", Endpoint::CompleteMultipartUpload { bucket: b(), key: k() }),
+            (Method::DELETE, "h", "/bkt/a/b%20c?uploadId=x", Endpoint::AbortMultipartUpload { bucket: b(), key: k() }),
+            (Method::GET, "h", "/bkt/a/b%20c?uploadId=x", Endpoint::ListParts { bucket: b(), key: k() }),
+            (Method::GET, "h", "/bkt/a/b%20c?attributes", Endpoint::GetObjectAttributes { bucket: b(), key: k() }),
         ];
         for (m, host, pq, want) in cases {
             assert_eq!(r(m.clone(), host, pq), want, "{m} {host}{pq}");
@@ -428,7 +483,7 @@ mod tests {
     #[test]
     fn unimplemented_subresources_say_so() {
         assert!(matches!(
-            r(Method::GET, "h", "/bkt?uploads"),
+            r(Method::GET, "h", "/bkt?versions"),
             Endpoint::NotImplemented { .. }
         ));
         assert!(matches!(

@@ -125,6 +125,41 @@ pub struct Tag {
     pub value: String,
 }
 
+/// CompleteMultipartUpload's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "CompleteMultipartUpload")]
+pub struct CompleteMultipartUpload {
+    /// Parts in the order given.
+    #[serde(rename = "Part", default)]
+    pub parts: Vec<CompletedPart>,
+}
+
+/// One part of [`CompleteMultipartUpload`].
+#[derive(Debug, Deserialize)]
+pub struct CompletedPart {
+    /// Part number.
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    /// ETag returned by UploadPart.
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    /// CRC-32 of the part.
+    #[serde(rename = "ChecksumCRC32", default)]
+    pub checksum_crc32: Option<String>,
+    /// CRC-32C of the part.
+    #[serde(rename = "ChecksumCRC32C", default)]
+    pub checksum_crc32c: Option<String>,
+    /// CRC-64/NVME of the part.
+    #[serde(rename = "ChecksumCRC64NVME", default)]
+    pub checksum_crc64nvme: Option<String>,
+    /// SHA-1 of the part.
+    #[serde(rename = "ChecksumSHA1", default)]
+    pub checksum_sha1: Option<String>,
+    /// SHA-256 of the part.
+    #[serde(rename = "ChecksumSHA256", default)]
+    pub checksum_sha256: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,3 +211,121 @@ mod tests {
         );
     }
 }
+
+/// Reflected polynomial and width of the CRC algorithms, for combining.
+fn crc_params(algo: ChecksumAlgorithm) -> Option<(u64, u32)> {
+    match algo {
+        ChecksumAlgorithm::Crc32 => Some((0xEDB8_8320, 32)),
+        ChecksumAlgorithm::Crc32c => Some((0x82F6_3B78, 32)),
+        ChecksumAlgorithm::Crc64Nvme => Some((0x9A6C_9329_AC4B_C9B5, 64)),
+        ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+    }
+}
+
+fn gf2_times(mat: &[u64], mut vec: u64) -> u64 {
+    let mut sum = 0;
+    let mut i = 0;
+    while vec != 0 {
+        if vec & 1 == 1 {
+            sum ^= mat[i];
+        }
+        vec >>= 1;
+        i += 1;
+    }
+    sum
+}
+
+fn gf2_square(square: &mut [u64], mat: &[u64]) {
+    for n in 0..mat.len() {
+        square[n] = gf2_times(mat, mat[n]);
+    }
+}
+
+/// CRC of `A || B` from `crc(A)`, `crc(B)` and `len(B)` (zlib's crc32_combine, for any reflected CRC whose
+/// initial value equals its final XOR, as CRC-32, CRC-32C and CRC-64/NVME do).
+fn crc_combine(poly: u64, width: u32, mut crc1: u64, crc2: u64, mut len2: u64) -> u64 {
+    if len2 == 0 {
+        return crc1;
+    }
+    let w = width as usize;
+    let mut odd = vec![0u64; w];
+    let mut even = vec![0u64; w];
+    odd[0] = poly;
+    let mut row = 1u64;
+    for cell in odd.iter_mut().skip(1) {
+        *cell = row;
+        row <<= 1;
+    }
+    gf2_square(&mut even, &odd);
+    gf2_square(&mut odd, &even);
+    loop {
+        gf2_square(&mut even, &odd);
+        if len2 & 1 == 1 {
+            crc1 = gf2_times(&even, crc1);
+        }
+        len2 >>= 1;
+        if len2 == 0 {
+            break;
+        }
+        gf2_square(&mut odd, &even);
+        if len2 & 1 == 1 {
+            crc1 = gf2_times(&odd, crc1);
+        }
+        len2 >>= 1;
+        if len2 == 0 {
+            break;
+        }
+    }
+    crc1 ^ crc2
+}
+
+/// Combines raw big-endian CRC values of consecutive byte runs `(crc, len)` into the CRC of their
+/// concatenation. `None` for algorithms that cannot be combined (SHA).
+pub fn combine_crcs(algo: ChecksumAlgorithm, runs: &[(&[u8], u64)]) -> Option<Vec<u8>> {
+    let (poly, width) = crc_params(algo)?;
+    let as_u64 = |raw: &[u8]| -> Option<u64> {
+        let mut buf = [0u8; 8];
+        let n = raw.len();
+        if n > 8 {
+            return None;
+        }
+        buf[8 - n..].copy_from_slice(raw);
+        Some(u64::from_be_bytes(buf))
+    };
+    let mut acc: Option<u64> = None;
+    for (raw, len) in runs {
+        let c = as_u64(raw)?;
+        acc = Some(match acc {
+            None => c,
+            Some(a) => crc_combine(poly, width, a, c, *len),
+        });
+    }
+    let v = acc?;
+    Some(if width == 32 { (v as u32).to_be_bytes().to_vec() } else { v.to_be_bytes().to_vec() })
+}
+
+/// Digest of `data` with one algorithm (raw bytes).
+pub fn digest(algo: ChecksumAlgorithm, data: &[u8]) -> Vec<u8> {
+    let mut h = BodyHasher::new(Some(algo));
+    h.update(data);
+    h.finish().checksum.expect("algorithm set").1
+}
+
+#[cfg(test)]
+mod combine_tests {
+    use super::*;
+
+    #[test]
+    fn combined_crc_equals_crc_of_concatenation() {
+        let a = b"The quick brown fox jumps".repeat(37);
+        let b = b" over the lazy dog".repeat(91);
+        let c = b"!".to_vec();
+        let whole = [a.clone(), b.clone(), c.clone()].concat();
+        for algo in [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Crc64Nvme] {
+            let (ca, cb, cc) = (digest(algo, &a), digest(algo, &b), digest(algo, &c));
+            let runs = [(&ca[..], a.len() as u64), (&cb[..], b.len() as u64), (&cc[..], c.len() as u64)];
+            assert_eq!(combine_crcs(algo, &runs).unwrap(), digest(algo, &whole), "{algo:?}");
+        }
+        assert!(combine_crcs(ChecksumAlgorithm::Sha256, &[]).is_none());
+    }
+}

@@ -303,6 +303,7 @@ impl Engine {
             key: key.to_owned(),
             version_id: None,
             part: 1,
+            upload_id: None,
         };
         let staged = write::write_body(
             self,
@@ -311,6 +312,7 @@ impl Engine {
             opts.content_length,
             self.settings.max_put_size,
             opts.checksum,
+            true,
         )
         .await?;
         verify(&staged.digests).map_err(Error::Rejected)?;
@@ -326,7 +328,7 @@ impl Engine {
                 .digests
                 .checksum
                 .clone()
-                .map(|(algorithm, value)| StoredChecksum { algorithm, value }),
+                .map(|(algorithm, value)| StoredChecksum { algorithm, value, composite_parts: None }),
             storage_class: if opts.storage_class.is_empty() {
                 "STANDARD".into()
             } else {
@@ -334,6 +336,7 @@ impl Engine {
             },
             owner: opts.owner,
             data: staged.data.clone(),
+            multipart: None,
         };
         self.commit(vec![Op::PutObject {
             bucket: bucket.to_owned(),

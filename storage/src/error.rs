@@ -12,6 +12,21 @@ pub enum Error {
     /// The object does not exist.
     #[error("no such key")]
     NoSuchKey,
+    /// The multipart upload does not exist (never created, aborted or completed).
+    #[error("no such upload")]
+    NoSuchUpload,
+    /// A part named in CompleteMultipartUpload is missing or its ETag/checksum differs.
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    /// CompleteMultipartUpload's parts are not in ascending order.
+    #[error("parts not in ascending order")]
+    InvalidPartOrder,
+    /// The request contradicts the upload it belongs to (e.g. another checksum algorithm).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A part other than the last is smaller than the minimum part size.
+    #[error("part too small")]
+    EntityTooSmall,
     /// The bucket exists and belongs to the caller.
     #[error("bucket already owned by you")]
     BucketAlreadyOwnedByYou,

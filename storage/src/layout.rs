@@ -32,6 +32,8 @@ pub struct ShardHeader {
     pub version_id: Option<String>,
     /// Part number (1 for a single PUT).
     pub part: u32,
+    /// Multipart upload id, for parts.
+    pub upload_id: Option<String>,
     /// Which shard of each block this file holds.
     pub shard_index: u8,
     /// Erasure geometry.

@@ -35,7 +35,7 @@ pub struct ListPage {
 }
 
 /// The smallest byte string greater than every string starting with `prefix` (None: no such string).
-fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut out = prefix.to_vec();
     while let Some(last) = out.pop() {
         if last < 0xff {

@@ -64,10 +64,18 @@ fn is_referenced(disk: &dyn Disk, meta: &dyn MetaStore, id: DataId) -> bool {
     let Ok((header, _)) = ShardHeader::read(src.as_ref()) else {
         return false;
     };
-    match meta.object(&header.bucket, &header.key) {
-        Ok(Some(record)) => record.data_ids().contains(&id),
-        _ => false,
+    if let Ok(Some(record)) = meta.object(&header.bucket, &header.key)
+        && record.data_ids().contains(&id)
+    {
+        return true;
     }
+    // A part of an upload still in progress.
+    header.upload_id.is_some_and(|upload| {
+        meta.parts(&upload, header.part.saturating_sub(1), 1)
+            .ok()
+            .and_then(|p| p.into_iter().next())
+            .is_some_and(|(n, part)| n == header.part && part.segment.data_id == id)
+    })
 }
 
 /// Deletes retired data forever, every couple of seconds.
@@ -172,7 +180,8 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
             bucket: job.bucket.clone(),
             key: job.key.clone(),
             version_id: record.version_id.clone(),
-            part: 1,
+            part: seg.part_number,
+            upload_id: None,
             shard_index: slot as u8,
             geometry,
             block_size: seg.block_size,

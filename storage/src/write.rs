@@ -34,6 +34,8 @@ pub(crate) struct WriteTarget {
     pub(crate) version_id: Option<String>,
     /// Part number (1 for a plain PUT).
     pub(crate) part: u32,
+    /// The multipart upload this part belongs to.
+    pub(crate) upload_id: Option<String>,
 }
 
 /// Data written but not yet referenced by metadata.
@@ -119,6 +121,7 @@ impl SegmentWriters {
                     key: target.key.clone(),
                     version_id: target.version_id.clone(),
                     part: target.part,
+                    upload_id: target.upload_id.clone(),
                     shard_index: slot as u8,
                     geometry,
                     block_size: engine.settings().block_size as u32,
@@ -219,6 +222,7 @@ pub(crate) async fn write_body(
     expected_len: Option<u64>,
     max_len: u64,
     algorithm: Option<ChecksumAlgorithm>,
+    allow_inline: bool,
 ) -> Result<Staged> {
     let settings = engine.settings();
     let block_size = settings.block_size;
@@ -271,7 +275,7 @@ pub(crate) async fn write_body(
         return Err(Error::IncompleteBody { expected, got: total });
     }
     let digests = hasher.finish();
-    if writers.is_none() && (total as usize) <= settings.inline_threshold {
+    if allow_inline && writers.is_none() && (total as usize) <= settings.inline_threshold {
         let bytes = block.freeze();
         let data = ObjectData::Inline {
             data_id: DataId::random(),
@@ -300,6 +304,9 @@ pub(crate) async fn write_body(
         geometry: engine.codec().geometry(),
         block_size: block_size as u32,
         rotation,
+        part_number: target.part,
+        md5: digests.md5,
+        checksum: digests.checksum.as_ref().map(|(_, raw)| raw.clone()),
     };
     Ok(Staged {
         data: ObjectData::Segments(vec![segment]),

@@ -139,6 +139,11 @@ pub async fn handle_list_objects(ctx: &Ctx, req: &Req, bucket: &str, v2: bool) -
     Ok(xml(StatusCode::OK, w.finish("ListBucketResult")))
 }
 
+/// Percent-encodes a key as `encoding-type=url` asks.
+pub(crate) fn url_encode(s: &str) -> String {
+    utf8_percent_encode(s, URL_ENCODE).to_string()
+}
+
 fn decode_token(t: &str) -> ApiResult<String> {
     TOKEN
         .decode(t)

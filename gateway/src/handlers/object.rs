@@ -41,12 +41,12 @@ pub(crate) fn validate_key(key: &str) -> ApiResult<()> {
     }
 }
 
-fn record_time(record: &ObjectRecord) -> DateTime<Utc> {
+pub(crate) fn record_time(record: &ObjectRecord) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(record.last_modified_ms).unwrap_or_default()
 }
 
 /// Representation headers and user metadata from a request.
-fn stored_headers(req: &Req) -> ApiResult<(Vec<(String, String)>, Vec<(String, String)>)> {
+pub(crate) fn stored_headers(req: &Req) -> ApiResult<(Vec<(String, String)>, Vec<(String, String)>)> {
     let mut headers = Vec::new();
     for name in STORED_HEADERS {
         let Some(value) = req.header(name) else {
@@ -94,7 +94,7 @@ pub(crate) fn tags_from_header(value: Option<&str>) -> ApiResult<Vec<(String, St
 }
 
 /// The flexible checksum requested for an upload: algorithm and, when given up front, the expected value.
-fn requested_checksum(req: &Req) -> ApiResult<Option<(ChecksumAlgorithm, Option<Vec<u8>>)>> {
+pub(crate) fn requested_checksum(req: &Req) -> ApiResult<Option<(ChecksumAlgorithm, Option<Vec<u8>>)>> {
     let mut found = None;
     for algo in ChecksumAlgorithm::ALL {
         if let Some(v) = req.header(algo.header()) {
@@ -127,7 +127,7 @@ fn requested_checksum(req: &Req) -> ApiResult<Option<(ChecksumAlgorithm, Option<
     Ok(None)
 }
 
-fn decode_checksum(algo: ChecksumAlgorithm, value: &str) -> ApiResult<Vec<u8>> {
+pub(crate) fn decode_checksum(algo: ChecksumAlgorithm, value: &str) -> ApiResult<Vec<u8>> {
     match B64.decode(value.trim()) {
         Ok(raw) if raw.len() == algo.digest_len() => Ok(raw),
         _ => Err(ApiError::InvalidRequest(format!(
@@ -137,7 +137,7 @@ fn decode_checksum(algo: ChecksumAlgorithm, value: &str) -> ApiResult<Vec<u8>> {
     }
 }
 
-fn content_md5(req: &Req) -> ApiResult<Option<[u8; 16]>> {
+pub(crate) fn content_md5(req: &Req) -> ApiResult<Option<[u8; 16]>> {
     let Some(v) = req.header("content-md5") else {
         return Ok(None);
     };
@@ -148,7 +148,7 @@ fn content_md5(req: &Req) -> ApiResult<Option<[u8; 16]>> {
 }
 
 /// The commit-time precondition of a conditional write.
-fn write_condition(req: &Req) -> ApiResult<Condition> {
+pub(crate) fn write_condition(req: &Req) -> ApiResult<Condition> {
     match (req.header("if-none-match"), req.header("if-match")) {
         (Some(_), Some(_)) => Err(ApiError::NotImplemented),
         (Some(v), None) if v.trim() == "*" => Ok(Condition::Absent),
@@ -159,7 +159,7 @@ fn write_condition(req: &Req) -> ApiResult<Condition> {
 }
 
 /// Builds the check run on the digests before the write commits.
-fn verifier(
+pub(crate) fn verifier(
     req: &Req,
     checksum: Option<(ChecksumAlgorithm, Option<Vec<u8>>)>,
 ) -> ApiResult<impl FnOnce(&Digests) -> Result<(), strata_storage::BoxError> + Send + use<>> {
@@ -194,9 +194,19 @@ fn verifier(
     })
 }
 
-fn checksum_header(resp: &mut Resp, record: &ObjectRecord) {
+pub(crate) fn checksum_header(resp: &mut Resp, record: &ObjectRecord) {
     if let Some(c) = &record.checksum {
-        set_header(resp, c.algorithm.header(), &B64.encode(&c.value));
+        set_header(resp, c.algorithm.header(), &checksum_text(c));
+        let kind = if c.composite_parts.is_some() { "COMPOSITE" } else { "FULL_OBJECT" };
+        set_header(resp, "x-amz-checksum-type", kind);
+    }
+}
+
+/// A stored checksum as S3 shows it: base64, with `-N` for a composite of N parts.
+pub(crate) fn checksum_text(c: &strata_storage::meta::StoredChecksum) -> String {
+    match c.composite_parts {
+        Some(n) => format!("{}-{n}", B64.encode(&c.value)),
+        None => B64.encode(&c.value),
     }
 }
 
@@ -295,13 +305,10 @@ pub async fn handle_get_object(
         record_time(&record),
         || ApiError::NotModified,
     )?;
-    if let Some(part) = req.query.get("partNumber") {
-        // Single-PUT objects have exactly one part.
-        if part.parse::<u32>().ok() != Some(1) {
-            return Err(ApiError::InvalidPart);
-        }
-    }
-    let range = parse_range(req.header("range"), record.size)?;
+    let range = match req.query.get("partNumber") {
+        Some(part) => Some(super::multipart::part_range(&record, part)?),
+        None => parse_range(req.header("range"), record.size)?,
+    };
     let (status, start, end) = match range {
         Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
         None => (StatusCode::OK, 0, record.size.saturating_sub(1)),
@@ -315,6 +322,9 @@ pub async fn handle_get_object(
     let mut resp = streaming(status, body);
     object_headers(&mut resp, &record);
     set_header(&mut resp, "content-length", &len.to_string());
+    if record.multipart.is_some() {
+        set_header(&mut resp, "x-amz-mp-parts-count", &record.parts_count().to_string());
+    }
     if range.is_some() {
         set_header(
             &mut resp,
@@ -385,7 +395,7 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
 }
 
 /// Parses `x-amz-copy-source` into (bucket, key).
-fn copy_source(req: &Req) -> ApiResult<(String, String)> {
+pub(crate) fn copy_source(req: &Req) -> ApiResult<(String, String)> {
     let raw = req
         .header("x-amz-copy-source")
         .ok_or_else(|| ApiError::InvalidArgument("Missing copy source".into()))?;
@@ -411,7 +421,7 @@ fn copy_source(req: &Req) -> ApiResult<(String, String)> {
     }
 }
 
-fn directive(req: &Req, name: &str) -> ApiResult<bool> {
+pub(crate) fn directive(req: &Req, name: &str) -> ApiResult<bool> {
     match req.header(name) {
         None => Ok(false),
         Some(v) if v.eq_ignore_ascii_case("COPY") => Ok(false),

@@ -11,7 +11,10 @@ use std::ops::Bound;
 
 use crate::disk::DataId;
 use crate::error::Result;
-pub use records::{BucketRecord, ObjectData, ObjectRecord, Segment, StoredChecksum};
+pub use records::{
+    BucketRecord, ChecksumType, MultipartInfo, ObjectData, ObjectRecord, PartRecord, Segment, StoredChecksum,
+    UploadRecord,
+};
 
 /// What must hold, at commit time, for an object write to apply.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -64,6 +67,53 @@ pub enum Op {
         /// Precondition.
         condition: Condition,
     },
+    /// Start a multipart upload.
+    CreateUpload {
+        /// Bucket (must exist).
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Upload id.
+        upload_id: String,
+        /// Record.
+        record: Box<UploadRecord>,
+    },
+    /// Store (or replace) one part; the replaced part's data is queued for GC.
+    PutPart {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Upload id (must exist).
+        upload_id: String,
+        /// Part number.
+        part_number: u32,
+        /// Record.
+        record: Box<PartRecord>,
+    },
+    /// Turn an upload into an object: the record references the parts' data, the upload and its part rows
+    /// are removed, and parts left out are queued for GC.
+    CompleteUpload {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Upload id (must exist).
+        upload_id: String,
+        /// The assembled object.
+        record: Box<ObjectRecord>,
+        /// The parts the record was built from; if any changed meanwhile, the batch fails.
+        parts: Vec<(u32, DataId)>,
+    },
+    /// Remove an upload and queue all its parts for GC.
+    AbortUpload {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Upload id (must exist).
+        upload_id: String,
+    },
     /// Forget GC entries whose files are gone.
     GcDone {
         /// Data ids removed from every disk.
@@ -100,6 +150,17 @@ pub trait MetaStore: Send + Sync + 'static {
         start: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(String, ObjectRecord)>>;
+    /// A multipart upload's record.
+    fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Option<UploadRecord>>;
+    /// Up to `limit` parts of an upload with part numbers above `after`.
+    fn parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<(u32, PartRecord)>>;
+    /// Up to `limit` uploads of `bucket` from `(key, upload_id)` on (exclusive), in key then upload-id order.
+    fn uploads(
+        &self,
+        bucket: &str,
+        after: Option<(&[u8], &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, UploadRecord)>>;
     /// Up to `limit` data ids waiting for their files to be deleted, oldest first, with their queue time.
     fn gc_pending(&self, limit: usize) -> Result<Vec<(DataId, i64)>>;
     /// Applies a batch atomically and durably (on a quorum of replicas). Blocks; call off the async runtime.

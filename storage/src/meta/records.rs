@@ -26,6 +26,59 @@ pub struct StoredChecksum {
     pub algorithm: ChecksumAlgorithm,
     /// Raw digest bytes.
     pub value: Vec<u8>,
+    /// `Some(n)` for a multipart COMPOSITE checksum (checksum of the `n` part checksums, shown with `-n`).
+    pub composite_parts: Option<u32>,
+}
+
+/// How a multipart upload's whole-object checksum is formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumType {
+    /// Checksum of the part checksums.
+    Composite,
+    /// Checksum of the whole object's bytes (CRC algorithms only; combined from the parts).
+    FullObject,
+}
+
+impl ChecksumType {
+    /// The name S3 uses in x-amz-checksum-type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Composite => "COMPOSITE",
+            Self::FullObject => "FULL_OBJECT",
+        }
+    }
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// When CreateMultipartUpload ran, milliseconds since the Unix epoch.
+    pub initiated_ms: i64,
+    /// Owner's access key.
+    pub owner: String,
+    /// Representation headers for the final object.
+    pub headers: Vec<(String, String)>,
+    /// User metadata for the final object.
+    pub user_meta: Vec<(String, String)>,
+    /// Tags for the final object.
+    pub tags: Vec<(String, String)>,
+    /// Storage class for the final object.
+    pub storage_class: String,
+    /// Checksum algorithm every part must carry, and how the whole-object checksum is formed.
+    pub checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// Hex MD5 of the part.
+    pub etag: String,
+    /// Upload time, milliseconds since the Unix epoch.
+    pub last_modified_ms: i64,
+    /// Part checksum (raw), in the upload's algorithm.
+    pub checksum: Option<Vec<u8>>,
+    /// The part's bytes.
+    pub segment: Segment,
 }
 
 /// One erasure-coded run of object bytes (a single PUT has one; a multipart object one per part).
@@ -41,6 +94,12 @@ pub struct Segment {
     pub block_size: u32,
     /// Shard `i` lives on disk `(rotation + i) % disks`.
     pub rotation: u8,
+    /// Part number this segment was uploaded as (1 for a single PUT).
+    pub part_number: u32,
+    /// MD5 of the segment's bytes (the part ETag).
+    pub md5: [u8; 16],
+    /// Flexible checksum of the segment's bytes, if one was computed.
+    pub checksum: Option<Vec<u8>>,
 }
 
 /// Where an object's bytes are.
@@ -82,9 +141,28 @@ pub struct ObjectRecord {
     pub owner: String,
     /// Where the bytes are.
     pub data: ObjectData,
+    /// Set when the object was assembled by CompleteMultipartUpload.
+    pub multipart: Option<MultipartInfo>,
+}
+
+/// How a multipart object came to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartInfo {
+    /// The upload id that completed into this object (answers a repeated Complete).
+    pub upload_id: String,
+    /// Checksum type of the upload.
+    pub checksum_type: Option<ChecksumType>,
 }
 
 impl ObjectRecord {
+    /// Number of parts (1 for a single PUT).
+    pub fn parts_count(&self) -> usize {
+        match &self.data {
+            ObjectData::Segments(s) if self.multipart.is_some() => s.len(),
+            _ => 1,
+        }
+    }
+
     /// Data ids whose files or inline entry belong to this record.
     pub fn data_ids(&self) -> Vec<DataId> {
         match &self.data {
@@ -110,6 +188,40 @@ enum BucketOnDisk {
 #[derive(Serialize, Deserialize)]
 enum ObjectOnDisk {
     V1(ObjectRecord),
+}
+
+#[derive(Serialize, Deserialize)]
+enum UploadOnDisk {
+    V1(UploadRecord),
+}
+
+#[derive(Serialize, Deserialize)]
+enum PartOnDisk {
+    V1(PartRecord),
+}
+
+/// Encodes an upload record.
+pub fn encode_upload(r: &UploadRecord) -> Vec<u8> {
+    postcard::to_stdvec(&UploadOnDisk::V1(r.clone())).expect("upload record serialises")
+}
+
+/// Decodes an upload record.
+pub fn decode_upload(b: &[u8]) -> Result<UploadRecord> {
+    match postcard::from_bytes(b).map_err(Error::meta)? {
+        UploadOnDisk::V1(r) => Ok(r),
+    }
+}
+
+/// Encodes a part record.
+pub fn encode_part(r: &PartRecord) -> Vec<u8> {
+    postcard::to_stdvec(&PartOnDisk::V1(r.clone())).expect("part record serialises")
+}
+
+/// Decodes a part record.
+pub fn decode_part(b: &[u8]) -> Result<PartRecord> {
+    match postcard::from_bytes(b).map_err(Error::meta)? {
+        PartOnDisk::V1(r) => Ok(r),
+    }
 }
 
 /// Encodes a bucket record.

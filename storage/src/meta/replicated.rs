@@ -13,14 +13,18 @@ use std::sync::{Arc, mpsc};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::records::{decode_bucket, decode_object, encode_bucket, encode_object};
-use super::{Applied, Batch, BucketRecord, Condition, MetaStore, ObjectRecord, Op};
+use super::records::{
+    decode_bucket, decode_object, decode_part, decode_upload, encode_bucket, encode_object, encode_part, encode_upload,
+};
+use super::{Applied, Batch, BucketRecord, Condition, MetaStore, ObjectData, ObjectRecord, Op, PartRecord, UploadRecord};
 use crate::disk::DataId;
 use crate::error::{Error, Result};
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("objects");
 const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
+const UPLOADS: TableDefinition<(&str, &[u8], &str), &[u8]> = TableDefinition::new("uploads");
+const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
 const GC: TableDefinition<&[u8], i64> = TableDefinition::new("gc");
 const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
 const SEQ: &str = "seq";
@@ -106,6 +110,8 @@ impl ReplicatedMeta {
                 txn.open_table(OBJECTS).map_err(Error::meta)?;
                 txn.open_table(INLINE).map_err(Error::meta)?;
                 txn.open_table(GC).map_err(Error::meta)?;
+                txn.open_table(UPLOADS).map_err(Error::meta)?;
+                txn.open_table(PARTS).map_err(Error::meta)?;
                 txn.open_table(STATE).map_err(Error::meta)?;
             }
             txn.commit().map_err(Error::meta)?;
@@ -239,6 +245,53 @@ impl MetaStore for ReplicatedMeta {
                 }
                 let key = String::from_utf8(key.to_vec()).map_err(Error::meta)?;
                 out.push((key, decode_object(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Option<UploadRecord>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(UPLOADS).map_err(Error::meta)?;
+            t.get((bucket, key.as_bytes(), upload_id)).map_err(Error::meta)?.map(|v| decode_upload(v.value())).transpose()
+        })
+    }
+
+    fn parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<(u32, PartRecord)>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(PARTS).map_err(Error::meta)?;
+            let mut out = Vec::new();
+            for item in t.range::<(&str, u32)>((Bound::Excluded((upload_id, after)), Bound::Unbounded)).map_err(Error::meta)? {
+                let (k, v) = item.map_err(Error::meta)?;
+                let (id, n) = k.value();
+                if id != upload_id || out.len() >= limit {
+                    break;
+                }
+                out.push((n, decode_part(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn uploads(&self, bucket: &str, after: Option<(&[u8], &str)>, limit: usize) -> Result<Vec<(String, String, UploadRecord)>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(UPLOADS).map_err(Error::meta)?;
+            let lower = match after {
+                Some((k, id)) => Bound::Excluded((bucket, k, id)),
+                None => Bound::Included((bucket, &b""[..], "")),
+            };
+            let mut out = Vec::new();
+            for item in t.range::<(&str, &[u8], &str)>((lower, Bound::Unbounded)).map_err(Error::meta)? {
+                let (k, v) = item.map_err(Error::meta)?;
+                let (b, key, id) = k.value();
+                if b != bucket || out.len() >= limit {
+                    break;
+                }
+                let key = String::from_utf8(key.to_vec()).map_err(Error::meta)?;
+                out.push((key, id.to_owned(), decode_upload(v.value())?));
             }
             Ok(out)
         })
@@ -381,12 +434,16 @@ fn apply_group(
         let mut objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
         let mut inline = txn.open_table(INLINE).map_err(Error::meta)?;
         let mut gc = txn.open_table(GC).map_err(Error::meta)?;
+        let mut uploads = txn.open_table(UPLOADS).map_err(Error::meta)?;
+        let mut parts = txn.open_table(PARTS).map_err(Error::meta)?;
         let mut state = txn.open_table(STATE).map_err(Error::meta)?;
         let mut tables = Tables {
             buckets: &mut buckets,
             objects: &mut objects,
             inline: &mut inline,
             gc: &mut gc,
+            uploads: &mut uploads,
+            parts: &mut parts,
         };
         for batch in batches {
             let outcome = match tables.check(batch) {
@@ -415,6 +472,8 @@ struct Tables<'a, 't> {
     objects: &'a mut redb::Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
     inline: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
     gc: &'a mut redb::Table<'t, &'static [u8], i64>,
+    uploads: &'a mut redb::Table<'t, (&'static str, &'static [u8], &'static str), &'static [u8]>,
+    parts: &'a mut redb::Table<'t, (&'static str, u32), &'static [u8]>,
 }
 
 impl Tables<'_, '_> {
@@ -501,7 +560,54 @@ impl Tables<'_, '_> {
                     }
                     self.check_condition(bucket, key, condition)?;
                 }
+                Op::CreateUpload { bucket, .. } => {
+                    if !self.bucket_exists(bucket)? {
+                        return Err(Error::NoSuchBucket);
+                    }
+                }
+                Op::PutPart { bucket, key, upload_id, .. } | Op::AbortUpload { bucket, key, upload_id } => {
+                    self.upload_exists(bucket, key, upload_id)?;
+                }
+                Op::CompleteUpload { bucket, key, upload_id, parts, .. } => {
+                    self.upload_exists(bucket, key, upload_id)?;
+                    for (n, id) in parts {
+                        let current = self.part(upload_id, *n)?.map(|p| p.segment.data_id);
+                        if current != Some(*id) {
+                            return Err(Error::InvalidPart(format!("part {n} changed while completing")));
+                        }
+                    }
+                }
                 Op::GcDone { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn upload_exists(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        if !self.bucket_exists(bucket)? {
+            return Err(Error::NoSuchBucket);
+        }
+        match self.uploads.get((bucket, key.as_bytes(), upload_id)).map_err(Error::meta)? {
+            Some(_) => Ok(()),
+            None => Err(Error::NoSuchUpload),
+        }
+    }
+
+    fn part(&self, upload_id: &str, n: u32) -> Result<Option<PartRecord>> {
+        self.parts.get((upload_id, n)).map_err(Error::meta)?.map(|v| decode_part(v.value())).transpose()
+    }
+
+    /// Removes every part row of an upload, queueing the data of those not in `keep` for GC.
+    fn drop_parts(&mut self, upload_id: &str, keep: &[crate::disk::DataId], now: i64) -> Result<()> {
+        let mut rows = Vec::new();
+        for item in self.parts.range::<(&str, u32)>((upload_id, 0)..=(upload_id, u32::MAX)).map_err(Error::meta)? {
+            let (k, v) = item.map_err(Error::meta)?;
+            rows.push((k.value().1, decode_part(v.value())?.segment.data_id));
+        }
+        for (n, id) in rows {
+            self.parts.remove((upload_id, n)).map_err(Error::meta)?;
+            if !keep.contains(&id) {
+                self.gc.insert(&id.0[..], now).map_err(Error::meta)?;
             }
         }
         Ok(())
@@ -513,10 +619,10 @@ impl Tables<'_, '_> {
                 continue;
             }
             match old.data {
-                super::ObjectData::Inline { .. } => {
+                ObjectData::Inline { .. } => {
                     self.inline.remove(&id.0[..]).map_err(Error::meta)?;
                 }
-                super::ObjectData::Segments(_) => {
+                ObjectData::Segments(_) => {
                     self.gc.insert(&id.0[..], now).map_err(Error::meta)?;
                 }
             }
@@ -547,7 +653,7 @@ impl Tables<'_, '_> {
                     if let Some(old) = &old {
                         self.retire(old, &record.data_ids(), now)?;
                     }
-                    if let (Some(bytes), super::ObjectData::Inline { data_id, .. }) =
+                    if let (Some(bytes), ObjectData::Inline { data_id, .. }) =
                         (inline, &record.data)
                     {
                         self.inline
@@ -569,6 +675,35 @@ impl Tables<'_, '_> {
                             .map_err(Error::meta)?;
                     }
                     applied.replaced.push(old.is_some());
+                }
+                Op::CreateUpload { bucket, key, upload_id, record } => {
+                    let v = encode_upload(record);
+                    self.uploads.insert((bucket.as_str(), key.as_bytes(), upload_id.as_str()), v.as_slice()).map_err(Error::meta)?;
+                }
+                Op::PutPart { upload_id, part_number, record, .. } => {
+                    if let Some(old) = self.part(upload_id, *part_number)? {
+                        if old.segment.data_id != record.segment.data_id {
+                            self.gc.insert(&old.segment.data_id.0[..], now).map_err(Error::meta)?;
+                        }
+                    }
+                    let v = encode_part(record);
+                    self.parts.insert((upload_id.as_str(), *part_number), v.as_slice()).map_err(Error::meta)?;
+                }
+                Op::CompleteUpload { bucket, key, upload_id, record, .. } => {
+                    let keep = record.data_ids();
+                    self.drop_parts(upload_id, &keep, now)?;
+                    self.uploads.remove((bucket.as_str(), key.as_bytes(), upload_id.as_str())).map_err(Error::meta)?;
+                    let old = self.current(bucket, key)?;
+                    if let Some(old) = &old {
+                        self.retire(old, &keep, now)?;
+                    }
+                    let encoded = encode_object(record);
+                    self.objects.insert((bucket.as_str(), key.as_bytes()), encoded.as_slice()).map_err(Error::meta)?;
+                    applied.replaced.push(old.is_some());
+                }
+                Op::AbortUpload { bucket, key, upload_id } => {
+                    self.drop_parts(upload_id, &[], now)?;
+                    self.uploads.remove((bucket.as_str(), key.as_bytes(), upload_id.as_str())).map_err(Error::meta)?;
                 }
                 Op::GcDone { ids } => {
                     for id in ids {
