@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the S3 API and storage engine on this machine.
     Serve(ServeArgs),
+    /// Measure throughput and latency of any S3 endpoint.
+    Bench(strata_bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -59,6 +61,7 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -67,6 +70,12 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(serve(args))
+        }
+        Command::Bench(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(strata_bench::run(args))
         }
     }
 }

@@ -1,1 +1,134 @@
-//! Strata's S3 load generator. Placeholder: built by the bench issue.
+//! Strata's S3 load generator, behind `strata bench`.
+//!
+//! Owns the benchmark: command-line options ([`BenchArgs`]), a cheap S3 client (hyper 1 with keep-alive
+//! pooling and its own SigV4 signer, no SDK), the workloads (put, get, mixed, delete, list), measurement
+//! (hdrhistogram latencies, errors by type, CPU time of the generator and of the server) and the report
+//! (table or JSON). It reaches servers over HTTP only and knows nothing of Strata's internals, so it works
+//! against any S3 endpoint.
+//!
+//! A run: create the bucket if missing → generate one random payload buffer → prepare (upload the object pool
+//! that get, mixed, list and delete need; not measured) → warm-up (not measured) → measured phase, bounded by
+//! `--duration` or `--count` → report → delete what the run created unless `--keep`.
+//!
+//! Modules: `units` parsing of sizes, durations and the mix; `sigv4` signing; `payload` zero-copy bodies;
+//! `client` S3 requests; `workload` workers and phases; `setup` bucket, prepare and cleanup; `stats`
+//! histograms and counters; `cpu` `/proc` accounting; `report` the output.
+
+mod client;
+mod cpu;
+mod payload;
+mod report;
+mod setup;
+mod sigv4;
+mod stats;
+mod units;
+mod workload;
+
+use std::time::Duration;
+
+pub use workload::run;
+
+/// The workload to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// PUT new objects `bench/<worker>/<n>`.
+    Put,
+    /// GET random objects of a pool of `--objects` objects uploaded first.
+    Get,
+    /// GET, PUT, DELETE and HEAD by the `--mix` ratio.
+    Mixed,
+    /// DELETE objects uploaded first (`--count`, or `--objects` when run by duration); stops when none are left.
+    Delete,
+    /// ListObjectsV2 pages of `--max-keys` over a prefix of `--objects` objects uploaded first.
+    List,
+}
+
+impl BenchArgs {
+    /// The number of pool objects: `--objects`, or the default for this object size.
+    fn pool_objects(&self) -> u64 {
+        self.objects
+            .unwrap_or_else(|| ((1u64 << 30) / self.size.max(1)).clamp(1, DEFAULT_POOL))
+    }
+}
+
+/// Pool objects when `--objects` is not given (and objects are at most 16 MiB).
+const DEFAULT_POOL: u64 = 64;
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Put => "put",
+            Mode::Get => "get",
+            Mode::Mixed => "mixed",
+            Mode::Delete => "delete",
+            Mode::List => "list",
+        }
+    }
+}
+
+/// Options of `strata bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// S3 endpoint, e.g. http://127.0.0.1:9000 (plain HTTP for now; path-style requests).
+    #[arg(long)]
+    pub endpoint: String,
+    /// Access key.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub access_key: String,
+    /// Secret key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// Region used in signatures (and in CreateBucket outside us-east-1).
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Bucket to use; created when missing (and then deleted at the end unless --keep).
+    #[arg(long, default_value = "strata-bench")]
+    pub bucket: String,
+    /// Workload.
+    #[arg(long, value_enum, default_value_t = Mode::Put)]
+    pub mode: Mode,
+    /// Object size: 4KiB, 1MiB, 64MiB, 1GiB (binary), 10MB (decimal), or bytes.
+    #[arg(long, default_value = "1MiB", value_parser = units::parse_size)]
+    pub size: u64,
+    /// Operations in flight (one worker, and one pooled connection, each).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+    /// Length of the measured phase: 30s, 500ms, 2m, 1m30s. Default 10s when --count is not given.
+    #[arg(long, value_parser = units::parse_duration, conflicts_with = "count")]
+    pub duration: Option<Duration>,
+    /// Number of operations of the measured phase, instead of a duration.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Unmeasured warm-up before the measured phase. Default 2s with --duration, none with --count; never
+    /// in delete mode.
+    #[arg(long, value_parser = units::parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Objects uploaded before the run for get, mixed and list (and delete by duration). Default 64, fewer
+    /// for large objects so the pool holds at most 1 GiB (at least one object).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub objects: Option<u64>,
+    /// Mixed-mode ratio of operations (get, put, delete, stat).
+    #[arg(long, default_value = "get=70,put=20,delete=5,stat=5", value_parser = units::parse_mix_arg)]
+    pub mix: String,
+    /// Keys per ListObjectsV2 page in list mode.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_keys: u32,
+    /// Send x-amz-content-sha256: UNSIGNED-PAYLOAD instead of the body's SHA-256.
+    #[arg(long)]
+    pub unsigned_payload: bool,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Leave the objects (and the bucket) in place.
+    #[arg(long)]
+    pub keep: bool,
+    /// Pid of the server, to report its CPU time per 1,000 ops and per GiB, and its memory (Linux /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Give up on one operation after this long.
+    #[arg(long, default_value = "5m", value_parser = units::parse_duration)]
+    pub timeout: Duration,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}

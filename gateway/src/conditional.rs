@@ -49,19 +49,19 @@ impl<'a> Conditions<'a> {
             if !etag_list_matches(m, etag) {
                 return Err(ApiError::PreconditionFailed);
             }
-        } else if let Some(since) = self.if_unmodified_since.and_then(parse_http_date) {
-            if lm > since.timestamp() {
-                return Err(ApiError::PreconditionFailed);
-            }
+        } else if let Some(since) = self.if_unmodified_since.and_then(parse_http_date)
+            && lm > since.timestamp()
+        {
+            return Err(ApiError::PreconditionFailed);
         }
         if let Some(m) = self.if_none_match {
             if etag_list_matches(m, etag) {
                 return Err(not_modified());
             }
-        } else if let Some(since) = self.if_modified_since.and_then(parse_http_date) {
-            if lm <= since.timestamp() {
-                return Err(not_modified());
-            }
+        } else if let Some(since) = self.if_modified_since.and_then(parse_http_date)
+            && lm <= since.timestamp()
+        {
+            return Err(not_modified());
         }
         Ok(())
     }

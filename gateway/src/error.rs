@@ -115,10 +115,14 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),
     /// The multipart upload does not exist.
-    #[error("The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")]
+    #[error(
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )]
     NoSuchUpload,
     /// Parts of CompleteMultipartUpload are not in ascending order.
-    #[error("The list of parts was not in ascending order. The parts list must be specified in order by part number.")]
+    #[error(
+        "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+    )]
     InvalidPartOrder,
     /// A non-last part is below 5 MiB.
     #[error("Your proposed upload is smaller than the minimum allowed object size.")]

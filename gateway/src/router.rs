@@ -458,13 +458,66 @@ mod tests {
                 "/?list-type=2",
                 Endpoint::ListObjectsV2 { bucket: b() },
             ),
-            (Method::GET, "h", "/bkt?uploads", Endpoint::ListMultipartUploads { bucket: b() }),
-            (Method::POST, "h", "/bkt/a/b%20c?uploads", Endpoint::CreateMultipartUpload { bucket: b(), key: k() }),
-            (Method::PUT, "h", "/bkt/a/b%20c?partNumber=1&uploadId=x", Endpoint::UploadPart { bucket: b(), key: k() }),
-            (Method::POST, "h", "/bkt/a/b%20c?uploadId=x", Endpoint::CompleteMultipartUpload { bucket: b(), key: k() }),
-            (Method::DELETE, "h", "/bkt/a/b%20c?uploadId=x", Endpoint::AbortMultipartUpload { bucket: b(), key: k() }),
-            (Method::GET, "h", "/bkt/a/b%20c?uploadId=x", Endpoint::ListParts { bucket: b(), key: k() }),
-            (Method::GET, "h", "/bkt/a/b%20c?attributes", Endpoint::GetObjectAttributes { bucket: b(), key: k() }),
+            (
+                Method::GET,
+                "h",
+                "/bkt?uploads",
+                Endpoint::ListMultipartUploads { bucket: b() },
+            ),
+            (
+                Method::POST,
+                "h",
+                "/bkt/a/b%20c?uploads",
+                Endpoint::CreateMultipartUpload {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::PUT,
+                "h",
+                "/bkt/a/b%20c?partNumber=1&uploadId=x",
+                Endpoint::UploadPart {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::POST,
+                "h",
+                "/bkt/a/b%20c?uploadId=x",
+                Endpoint::CompleteMultipartUpload {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::DELETE,
+                "h",
+                "/bkt/a/b%20c?uploadId=x",
+                Endpoint::AbortMultipartUpload {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::GET,
+                "h",
+                "/bkt/a/b%20c?uploadId=x",
+                Endpoint::ListParts {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::GET,
+                "h",
+                "/bkt/a/b%20c?attributes",
+                Endpoint::GetObjectAttributes {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
         ];
         for (m, host, pq, want) in cases {
             assert_eq!(r(m.clone(), host, pq), want, "{m} {host}{pq}");

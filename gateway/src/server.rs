@@ -86,6 +86,7 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
     let mut op = "unknown";
     let result = handle_inner(&ctx, parts, body, &mut op).await;
     let mut resp = match result {
@@ -98,7 +99,7 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
         .insert(http::header::SERVER, HeaderValue::from_static("Strata"));
     tracing::info!(
         target: "strata::access",
-        request_id = %id, %method, path, op, status = resp.status().as_u16(),
+        request_id = %id, %method, path, query, op, status = resp.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
     );
     resp

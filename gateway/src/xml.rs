@@ -56,9 +56,34 @@ impl XmlWriter {
     }
 }
 
-/// Parses a request body into a DTO; anything malformed is MalformedXML.
-pub fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
+/// A request document and the root element it must have (serde does not check the root's name).
+pub trait XmlDoc: for<'de> Deserialize<'de> {
+    /// The root element's local name.
+    const ROOT: &'static str;
+}
+
+/// The local name of the document's root element, if there is one.
+fn root_element(text: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => {
+                return Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Parses a request body into a DTO; anything malformed, or a document with another root, is MalformedXML.
+pub fn parse<T: XmlDoc>(body: &[u8]) -> ApiResult<T> {
     let text = std::str::from_utf8(body).map_err(|_| ApiError::MalformedXml)?;
+    if root_element(text).as_deref() != Some(T::ROOT) {
+        tracing::debug!(want = T::ROOT, "XML body has another root element");
+        return Err(ApiError::MalformedXml);
+    }
     quick_xml::de::from_str(text).map_err(|e| {
         tracing::debug!(error = %e, "malformed XML body");
         ApiError::MalformedXml
@@ -74,6 +99,10 @@ pub struct CreateBucketConfiguration {
     pub location_constraint: Option<String>,
 }
 
+impl XmlDoc for CreateBucketConfiguration {
+    const ROOT: &'static str = "CreateBucketConfiguration";
+}
+
 /// DeleteObjects' body.
 #[derive(Debug, Deserialize)]
 #[serde(rename = "Delete")]
@@ -84,6 +113,10 @@ pub struct Delete {
     /// Objects to delete.
     #[serde(rename = "Object", default)]
     pub objects: Vec<DeleteObject>,
+}
+
+impl XmlDoc for Delete {
+    const ROOT: &'static str = "Delete";
 }
 
 /// One entry of [`Delete`].
@@ -104,6 +137,10 @@ pub struct Tagging {
     /// The tags.
     #[serde(rename = "TagSet")]
     pub tag_set: TagSet,
+}
+
+impl XmlDoc for Tagging {
+    const ROOT: &'static str = "Tagging";
 }
 
 /// A set of tags.
@@ -132,6 +169,10 @@ pub struct CompleteMultipartUpload {
     /// Parts in the order given.
     #[serde(rename = "Part", default)]
     pub parts: Vec<CompletedPart>,
+}
+
+impl XmlDoc for CompleteMultipartUpload {
+    const ROOT: &'static str = "CompleteMultipartUpload";
 }
 
 /// One part of [`CompleteMultipartUpload`].
@@ -187,6 +228,21 @@ mod tests {
         let t: Tagging = parse(body).unwrap();
         assert_eq!(t.tag_set.tags.len(), 2);
         assert_eq!(t.tag_set.tags[1].value, "");
+    }
+
+    #[test]
+    fn another_root_is_malformed() {
+        assert!(matches!(
+            parse::<Delete>(b"<NotDelete><Object><Key>k</Key></Object></NotDelete>"),
+            Err(ApiError::MalformedXml)
+        ));
+        assert!(matches!(
+            parse::<Tagging>(b"<?xml version=\"1.0\"?><Tags><TagSet></TagSet></Tags>"),
+            Err(ApiError::MalformedXml)
+        ));
+        let t: Tagging = parse(b"<?xml version=\"1.0\"?>\n<!-- c --><s3:Tagging xmlns:s3=\"x\"><TagSet></TagSet></s3:Tagging>")
+            .unwrap();
+        assert!(t.tag_set.tags.is_empty());
     }
 
     #[test]

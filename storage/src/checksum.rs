@@ -301,7 +301,11 @@ pub fn combine_crcs(algo: ChecksumAlgorithm, runs: &[(&[u8], u64)]) -> Option<Ve
         });
     }
     let v = acc?;
-    Some(if width == 32 { (v as u32).to_be_bytes().to_vec() } else { v.to_be_bytes().to_vec() })
+    Some(if width == 32 {
+        (v as u32).to_be_bytes().to_vec()
+    } else {
+        v.to_be_bytes().to_vec()
+    })
 }
 
 /// Digest of `data` with one algorithm (raw bytes).
@@ -321,10 +325,22 @@ mod combine_tests {
         let b = b" over the lazy dog".repeat(91);
         let c = b"!".to_vec();
         let whole = [a.clone(), b.clone(), c.clone()].concat();
-        for algo in [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Crc64Nvme] {
+        for algo in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
             let (ca, cb, cc) = (digest(algo, &a), digest(algo, &b), digest(algo, &c));
-            let runs = [(&ca[..], a.len() as u64), (&cb[..], b.len() as u64), (&cc[..], c.len() as u64)];
-            assert_eq!(combine_crcs(algo, &runs).unwrap(), digest(algo, &whole), "{algo:?}");
+            let runs = [
+                (&ca[..], a.len() as u64),
+                (&cb[..], b.len() as u64),
+                (&cc[..], c.len() as u64),
+            ];
+            assert_eq!(
+                combine_crcs(algo, &runs).unwrap(),
+                digest(algo, &whole),
+                "{algo:?}"
+            );
         }
         assert!(combine_crcs(ChecksumAlgorithm::Sha256, &[]).is_none());
     }

@@ -316,28 +316,31 @@ impl Engine {
         )
         .await?;
         verify(&staged.digests).map_err(Error::Rejected)?;
-        let record = ObjectRecord {
-            version_id: None,
-            size: staged.digests.len,
-            etag: hex::encode(staged.digests.md5),
-            last_modified_ms: chrono::Utc::now().timestamp_millis(),
-            headers: opts.headers,
-            user_meta: opts.user_meta,
-            tags: opts.tags,
-            checksum: staged
-                .digests
-                .checksum
-                .clone()
-                .map(|(algorithm, value)| StoredChecksum { algorithm, value, composite_parts: None }),
-            storage_class: if opts.storage_class.is_empty() {
-                "STANDARD".into()
-            } else {
-                opts.storage_class
-            },
-            owner: opts.owner,
-            data: staged.data.clone(),
-            multipart: None,
-        };
+        let record =
+            ObjectRecord {
+                version_id: None,
+                size: staged.digests.len,
+                etag: hex::encode(staged.digests.md5),
+                last_modified_ms: chrono::Utc::now().timestamp_millis(),
+                headers: opts.headers,
+                user_meta: opts.user_meta,
+                tags: opts.tags,
+                checksum: staged.digests.checksum.clone().map(|(algorithm, value)| {
+                    StoredChecksum {
+                        algorithm,
+                        value,
+                        composite_parts: None,
+                    }
+                }),
+                storage_class: if opts.storage_class.is_empty() {
+                    "STANDARD".into()
+                } else {
+                    opts.storage_class
+                },
+                owner: opts.owner,
+                data: staged.data.clone(),
+                multipart: None,
+            };
         self.commit(vec![Op::PutObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),

@@ -13,8 +13,8 @@ use crate::engine::{BodyStream, Engine, PutOptions};
 use crate::error::{BoxError, Error, Result};
 use crate::list::prefix_successor;
 use crate::meta::{
-    ChecksumType, MetaStore, MultipartInfo, ObjectData, ObjectRecord, Op, PartRecord, StoredChecksum,
-    UploadRecord,
+    ChecksumType, MetaStore, MultipartInfo, ObjectData, ObjectRecord, Op, PartRecord,
+    StoredChecksum, UploadRecord,
 };
 use crate::write::{self, WriteTarget};
 
@@ -82,7 +82,12 @@ impl Engine {
             .map_err(|e| Error::Meta(e.to_string()))?
     }
 
-    async fn upload_record(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+    async fn upload_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadRecord> {
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         match self.meta_call(move |m| m.upload(&b, &k, &u)).await? {
             Some(r) => Ok(r),
@@ -165,9 +170,16 @@ impl Engine {
             part: part_number,
             upload_id: Some(upload_id.to_owned()),
         };
-        let staged =
-            write::write_body(self, &target, body, content_length, MAX_PART_SIZE, algorithm, false)
-                .await?;
+        let staged = write::write_body(
+            self,
+            &target,
+            body,
+            content_length,
+            MAX_PART_SIZE,
+            algorithm,
+            false,
+        )
+        .await?;
         verify(&staged.digests).map_err(Error::Rejected)?;
         let ObjectData::Segments(segments) = &staged.data else {
             return Err(Error::Meta("part data written inline".into()));
@@ -216,7 +228,17 @@ impl Engine {
         } else {
             self.read_object(src_bucket, src_key, record, start, end)
         };
-        self.upload_part(bucket, key, upload_id, part_number, body, Some(len), None, |_| Ok(())).await
+        self.upload_part(
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            Some(len),
+            None,
+            |_| Ok(()),
+        )
+        .await
     }
 
     /// Assembles the listed parts into the object (a metadata-only commit).
@@ -232,7 +254,10 @@ impl Engine {
             Err(Error::NoSuchUpload) => {
                 // A retried Complete of an upload that already completed answers with the object it made.
                 if let Ok(current) = self.head_object(bucket, key).await
-                    && current.multipart.as_ref().is_some_and(|m| m.upload_id == upload_id)
+                    && current
+                        .multipart
+                        .as_ref()
+                        .is_some_and(|m| m.upload_id == upload_id)
                 {
                     return Ok(current);
                 }
@@ -243,20 +268,47 @@ impl Engine {
         if requested.windows(2).any(|w| w[0].number >= w[1].number) {
             return Err(Error::InvalidPartOrder);
         }
+        // As S3: with an additional checksum the parts must be 1..=N, and a COMPOSITE one needs every part's.
+        if let Some((algo, kind)) = upload.checksum {
+            if requested.iter().zip(1..).any(|(p, n)| p.number != n) {
+                return Err(Error::InvalidPartOrder);
+            }
+            if let Some(p) = requested.iter().find(|p| p.checksum.is_none())
+                && kind == ChecksumType::Composite
+            {
+                return Err(Error::InvalidRequest(format!(
+                    "The upload was created using a {} checksum. The complete request must include the checksum for \
+                     each part. It was missing for part {} in the request.",
+                    algo.name().to_lowercase(),
+                    p.number
+                )));
+            }
+        }
         let id = upload_id.to_owned();
-        let stored = self.meta_call(move |m| m.parts(&id, 0, MAX_PART_NUMBER as usize + 1)).await?;
+        let stored = self
+            .meta_call(move |m| m.parts(&id, 0, MAX_PART_NUMBER as usize + 1))
+            .await?;
         let mut chosen = Vec::with_capacity(requested.len());
         for (i, want) in requested.iter().enumerate() {
             let Some((_, part)) = stored.iter().find(|(n, _)| *n == want.number) else {
-                return Err(Error::InvalidPart(format!("part {} was not uploaded", want.number)));
+                return Err(Error::InvalidPart(format!(
+                    "part {} was not uploaded",
+                    want.number
+                )));
             };
             if want.etag.trim().trim_matches('"') != part.etag {
-                return Err(Error::InvalidPart(format!("part {} has another ETag", want.number)));
+                return Err(Error::InvalidPart(format!(
+                    "part {} has another ETag",
+                    want.number
+                )));
             }
             if let (Some(w), Some(have)) = (&want.checksum, &part.checksum)
                 && w != have
             {
-                return Err(Error::InvalidPart(format!("part {} has another checksum", want.number)));
+                return Err(Error::InvalidPart(format!(
+                    "part {} has another checksum",
+                    want.number
+                )));
             }
             if i + 1 < requested.len() && part.segment.size < MIN_PART_SIZE {
                 return Err(Error::EntityTooSmall);
@@ -272,7 +324,9 @@ impl Engine {
             md5.update(p.segment.md5);
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
-        let checksum = upload.checksum.and_then(|(algo, kind)| whole_checksum(algo, kind, &chosen));
+        let checksum = upload
+            .checksum
+            .and_then(|(algo, kind)| whole_checksum(algo, kind, &chosen));
         let record = ObjectRecord {
             version_id: None,
             size,
@@ -295,14 +349,22 @@ impl Engine {
             key: key.to_owned(),
             upload_id: upload_id.to_owned(),
             record: Box::new(record.clone()),
-            parts: chosen.iter().map(|(n, p)| (*n, p.segment.data_id)).collect(),
+            parts: chosen
+                .iter()
+                .map(|(n, p)| (*n, p.segment.data_id))
+                .collect(),
         }])
         .await?;
         Ok(record)
     }
 
     /// Aborts an upload; its parts' space is reclaimed by GC.
-    pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+    pub async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<()> {
         self.commit(vec![Op::AbortUpload {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -323,14 +385,20 @@ impl Engine {
     ) -> Result<(UploadRecord, Vec<(u32, PartRecord)>, bool)> {
         let upload = self.upload_record(bucket, key, upload_id).await?;
         let id = upload_id.to_owned();
-        let mut parts = self.meta_call(move |m| m.parts(&id, marker, max + 1)).await?;
+        let mut parts = self
+            .meta_call(move |m| m.parts(&id, marker, max + 1))
+            .await?;
         let truncated = parts.len() > max;
         parts.truncate(max);
         Ok((upload, parts, truncated))
     }
 
     /// Uploads in progress in a bucket.
-    pub async fn list_multipart_uploads(&self, bucket: &str, q: UploadListQuery) -> Result<UploadPage> {
+    pub async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        q: UploadListQuery,
+    ) -> Result<UploadPage> {
         self.bucket(bucket).await?;
         let b = bucket.to_owned();
         self.meta_call(move |m| list_uploads(m, &b, &q)).await
@@ -354,8 +422,11 @@ fn whole_checksum(
             })
         }
         ChecksumType::FullObject => {
-            let runs: Vec<(&[u8], u64)> =
-                sums.iter().zip(parts).map(|(s, (_, p))| (s.as_slice(), p.segment.size)).collect();
+            let runs: Vec<(&[u8], u64)> = sums
+                .iter()
+                .zip(parts)
+                .map(|(s, (_, p))| (s.as_slice(), p.segment.size))
+                .collect();
             checksum::combine_crcs(algo, &runs).map(|value| StoredChecksum {
                 algorithm: algo,
                 value,
@@ -386,13 +457,32 @@ fn list_uploads(meta: &dyn MetaStore, bucket: &str, q: &UploadListQuery) -> Resu
             if !key.starts_with(&q.prefix) {
                 break 'scan;
             }
+            let rolled = q
+                .delimiter
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .and_then(|d| {
+                    key[q.prefix.len()..]
+                        .find(d)
+                        .map(|i| key[..q.prefix.len() + i + d.len()].to_owned())
+                });
+            if rolled.is_some() && rolled == q.key_marker {
+                // The common prefix the previous page ended on: skip everything under it.
+                match rolled
+                    .as_deref()
+                    .and_then(|cp| prefix_successor(cp.as_bytes()))
+                {
+                    Some(n) => {
+                        after = (n, String::new());
+                        continue 'scan;
+                    }
+                    None => break 'scan,
+                }
+            }
             if page.uploads.len() + page.common_prefixes.len() == q.max {
                 page.truncated = true;
                 break 'scan;
             }
-            let rolled = q.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|d| {
-                key[q.prefix.len()..].find(d).map(|i| key[..q.prefix.len() + i + d.len()].to_owned())
-            });
             if let Some(cp) = rolled {
                 let next = prefix_successor(cp.as_bytes());
                 page.next = Some((cp.clone(), String::new()));

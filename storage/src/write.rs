@@ -272,7 +272,10 @@ pub(crate) async fn write_body(
         if let Some(w) = writers {
             w.abort();
         }
-        return Err(Error::IncompleteBody { expected, got: total });
+        return Err(Error::IncompleteBody {
+            expected,
+            got: total,
+        });
     }
     let digests = hasher.finish();
     if allow_inline && writers.is_none() && (total as usize) <= settings.inline_threshold {

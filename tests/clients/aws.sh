@@ -19,6 +19,14 @@ export AWS_CONFIG_FILE="$WORK/aws-config"
 export AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
 export AWS_EC2_METADATA_DISABLED=true
 export AWS_PAGER=""
+# aws-cli v1 (its own botocore, up to the newest aws-cli on PyPI) sends
+# `Expect: 100-continue` on zero-length PUTs too; answered at once without an interim
+# 100, as S3 and Strata both answer them, that poisons the pooled connection: the next
+# response on it is parsed with a stale status line, loses its headers and stalls until
+# the server's idle timeout (botocore issue 3755, fixed in standalone botocore 1.43.77).
+# The suite uploads an empty file, so it uses botocore's switch that sends no Expect
+# header for empty bodies.
+export BOTO_EXPERIMENTAL__NO_EMPTY_CONTINUE=true
 # One attempt: a retried 5xx would hide a server bug.
 export AWS_RETRY_MODE=standard
 export AWS_MAX_ATTEMPTS=1
@@ -140,6 +148,26 @@ t_sync_up() {
     diff -u "$TREE.list" "$WORK/remote.list" || fail "remote keys differ from the local tree"
 }
 
+# ListObjectsV2 and ListObjects (v1) two keys a page: continuation tokens / markers
+# must walk the same keys as one full page, each exactly once, in order.
+t_list_paged() {
+    awsc s3api list-objects-v2 --bucket "$BUCKET" --prefix tree/ --output json >"$WORK/full.json"
+    awsc s3api list-objects-v2 --bucket "$BUCKET" --prefix tree/ --page-size 2 --output json >"$WORK/paged2.json"
+    awsc s3api list-objects --bucket "$BUCKET" --prefix tree/ --page-size 2 --output json >"$WORK/paged1.json"
+    local full
+    full="$(json_get "$WORK/full.json" '[o["Key"] for o in d["Contents"]]')"
+    echo "full: $full"
+    expect_eq "number of keys" "$(json_get "$WORK/full.json" 'len(d["Contents"])')" 7
+    expect_eq "keys in order" "$(json_get "$WORK/full.json" '[o["Key"] for o in d["Contents"]] == sorted((o["Key"] for o in d["Contents"]), key=lambda k: k.encode())')" True
+    expect_eq "v2 paged keys" "$(json_get "$WORK/paged2.json" '[o["Key"] for o in d["Contents"]]')" "$full"
+    expect_eq "v1 paged keys" "$(json_get "$WORK/paged1.json" '[o["Key"] for o in d["Contents"]]')" "$full"
+    # delimiter: the first level under tree/ is 2 files and 2 common prefixes
+    awsc s3api list-objects-v2 --bucket "$BUCKET" --prefix tree/ --delimiter / --output json >"$WORK/delim.json"
+    cat "$WORK/delim.json"
+    expect_eq "delimited keys" "$(json_get "$WORK/delim.json" '[o["Key"] for o in d["Contents"]]')" '["tree/a.txt", "tree/b.txt"]'
+    expect_eq "common prefixes" "$(json_get "$WORK/delim.json" '[p["Prefix"] for p in d["CommonPrefixes"]]')" '["tree/sub/", "tree/with space/"]'
+}
+
 t_resync_up_noop() {
     local out
     out="$(awsc s3 sync --no-progress "$TREE" "s3://$BUCKET/tree/")"
@@ -176,7 +204,7 @@ t_head_object() {
     cat "$WORK/head.json"
     expect_eq "ContentLength big" "$(json_get "$WORK/head.json" 'd["ContentLength"]')" "$BIG_SIZE"
     expect_eq "ETag big (multipart)" "$(json_get "$WORK/head.json" 'd["ETag"]')" "$(multipart_etag "$UP/big.bin" "$PART")"
-    expect_http_error 404 "head-object of a missing key" \
+    expect_http_error '(404)' "head-object of a missing key" \
         awsc s3api head-object --bucket "$BUCKET" --key no-such-key
 }
 
@@ -208,8 +236,8 @@ t_delete_objects() {
     cat "$WORK/del.json"
     expect_eq "Deleted keys" "$(json_get "$WORK/del.json" 'sorted(o["Key"] for o in d.get("Deleted", []))')" '["del/one.txt", "del/two.txt"]'
     expect_eq "Errors" "$(json_get "$WORK/del.json" 'len(d.get("Errors", []))')" 0
-    expect_http_error 404 "head of deleted del/one.txt" awsc s3api head-object --bucket "$BUCKET" --key del/one.txt
-    expect_http_error 404 "head of deleted del/two.txt" awsc s3api head-object --bucket "$BUCKET" --key del/two.txt
+    expect_http_error '(404)' "head of deleted del/one.txt" awsc s3api head-object --bucket "$BUCKET" --key del/one.txt
+    expect_http_error '(404)' "head of deleted del/two.txt" awsc s3api head-object --bucket "$BUCKET" --key del/two.txt
 }
 
 t_tagging() {
@@ -219,6 +247,33 @@ t_tagging() {
     cat "$WORK/tags.json"
     expect_eq "TagSet" "$(json_get "$WORK/tags.json" 'sorted((t["Key"], t["Value"]) for t in d["TagSet"])')" \
         '[["env", "test"], ["team", "strata s3"]]'
+}
+
+# Keys with characters that SigV4 canonicalisation and list encoding-type=url must
+# get right: each goes up, is listed back exactly (v1 and v2), and reads back.
+TRICKY_KEYS_JSON='["odd/plus+sign.txt", "odd/percent%41 and space.txt", "odd/amp&eq=q?hash#.txt", "odd/tilde~star*paren(1)!quote'"'"'.txt", "odd/ünï/€ 中文.txt", "odd/dot/./dotdot/../x.txt", "odd/semi;colon:comma,at@dollar$.txt"]'
+t_tricky_keys() {
+    python3 -c 'import json, sys; [print(k) for k in json.loads(sys.argv[1])]' "$TRICKY_KEYS_JSON" >"$WORK/tricky.list"
+    local key n=0
+    while IFS= read -r key; do
+        n=$((n + 1))
+        printf 'body of %s\n' "$key" >"$WORK/tricky.body"
+        awsc s3api put-object --bucket "$BUCKET" --key "$key" --body "$WORK/tricky.body" >/dev/null || fail "put-object [$key]"
+        rm -f "$WORK/tricky.out"
+        awsc s3api get-object --bucket "$BUCKET" --key "$key" "$WORK/tricky.out" >/dev/null || fail "get-object [$key]"
+        same_file "$WORK/tricky.out" "$WORK/tricky.body"
+        echo "ok: [$key]"
+    done <"$WORK/tricky.list"
+    expect_eq "keys written" "$n" 7
+    awsc s3api list-objects-v2 --bucket "$BUCKET" --prefix odd/ --output json >"$WORK/odd2.json"
+    awsc s3api list-objects --bucket "$BUCKET" --prefix odd/ --output json >"$WORK/odd1.json"
+    local want
+    want="$(python3 -c 'import json, sys; print(json.dumps(sorted(json.loads(sys.argv[1]), key=lambda k: k.encode())))' "$TRICKY_KEYS_JSON")"
+    expect_eq "ListObjectsV2 keys" "$(json_get "$WORK/odd2.json" '[o["Key"] for o in d.get("Contents", [])]')" "$want"
+    expect_eq "ListObjects keys" "$(json_get "$WORK/odd1.json" '[o["Key"] for o in d.get("Contents", [])]')" "$want"
+    awsc s3 rm --recursive "s3://$BUCKET/odd/" >/dev/null
+    awsc s3api list-objects-v2 --bucket "$BUCKET" --prefix odd/ --output json >"$WORK/odd2.json"
+    expect_eq "keys left under odd/" "$(json_get "$WORK/odd2.json" 'len(d.get("Contents", []))')" 0
 }
 
 t_rb_nonempty_refused() {
@@ -237,7 +292,7 @@ t_rb() {
     out="$(awsc s3 rb "s3://$BUCKET" 2>&1)" || fail "s3 rb: $out"
     echo "$out"
     printf '%s\n' "$out" | grep -F "remove_bucket: $BUCKET" >/dev/null || fail "no remove_bucket line"
-    expect_http_error 404 "head-bucket after rb" awsc s3api head-bucket --bucket "$BUCKET"
+    expect_http_error '(404)' "head-bucket after rb" awsc s3api head-bucket --bucket "$BUCKET"
 }
 
 step s3-mb t_mb
@@ -248,6 +303,7 @@ step s3-cp-down-small-sha256 t_cp_down_small
 step s3-cp-down-20MiB-sha256 t_cp_down_big
 step s3-ls t_ls
 step s3-sync-up-tree t_sync_up
+step s3api-list-paged-and-delimited t_list_paged
 step s3-sync-up-again-copies-nothing t_resync_up_noop
 step s3-sync-down-tree t_sync_down
 step s3-rm-recursive-prefix t_rm_recursive
@@ -256,6 +312,7 @@ step s3api-get-object-range t_get_range
 step s3api-copy-object t_copy_object
 step s3api-delete-objects t_delete_objects
 step s3api-object-tagging t_tagging
+step s3api-tricky-key-names t_tricky_keys
 step s3-rb-nonempty-refused t_rb_nonempty_refused
 step s3-rm-recursive-all t_rm_all
 step s3-rb t_rb

@@ -41,19 +41,20 @@ apt_install() {
     fi
 }
 
+# pip_install [--upgrade] PKG...
 pip_install() {
-    local pkg="$1" out
-    log "pip install $pkg"
-    if ! out="$(python3 -m pip install -q --disable-pip-version-check --no-input --root-user-action=ignore "$pkg" 2>&1)"; then
+    local out
+    log "pip install $*"
+    if ! out="$(python3 -m pip install -q --disable-pip-version-check --no-input --root-user-action=ignore "$@" 2>&1)"; then
         # A distribution python (PEP 668) refuses plain installs; retry the way it asks.
         if printf '%s' "$out" | grep 'externally-managed-environment' >/dev/null; then
-            if ! out="$(python3 -m pip install -q --disable-pip-version-check --no-input --root-user-action=ignore --break-system-packages "$pkg" 2>&1)"; then
+            if ! out="$(python3 -m pip install -q --disable-pip-version-check --no-input --root-user-action=ignore --break-system-packages "$@" 2>&1)"; then
                 printf '%s\n' "$out" | tail -n 20 >&2
-                die "pip install $pkg failed"
+                die "pip install $* failed"
             fi
         else
             printf '%s\n' "$out" | tail -n 20 >&2
-            die "pip install $pkg failed"
+            die "pip install $* failed"
         fi
     fi
     if command -v pyenv >/dev/null 2>&1; then

@@ -234,7 +234,7 @@ setup_or_die() {
 summary() {
     if [ "$FAILED" -gt 0 ] && [ -n "$SERVER_LOG" ] && [ -f "$SERVER_LOG" ]; then
         echo "---- last lines of the server log ($SERVER_LOG):"
-        tail -n 20 "$SERVER_LOG" | sed 's/^/    /'
+        tail -n 20 "$SERVER_LOG" | sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^/    /'
         echo "---- full step output: $STEPS_LOG"
     fi
     if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then

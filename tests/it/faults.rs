@@ -12,12 +12,25 @@ use aws_sdk_s3::primitives::ByteStream;
 use crate::harness::{Server, pattern};
 
 async fn put(s3: &Client, bucket: &str, key: &str, data: Vec<u8>) {
-    s3.put_object().bucket(bucket).key(key).body(ByteStream::from(data)).send().await.unwrap();
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn get(s3: &Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
     match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(out) => Some(out.body.collect().await.expect("body streams to the end").into_bytes().to_vec()),
+        Ok(out) => Some(
+            out.body
+                .collect()
+                .await
+                .expect("body streams to the end")
+                .into_bytes()
+                .to_vec(),
+        ),
         Err(e) => {
             let e = e.into_service_error();
             assert!(e.is_no_such_key(), "unexpected error for {key}: {e:?}");
@@ -29,9 +42,15 @@ async fn get(s3: &Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
 /// Every shard file under a disk's data directory.
 fn shard_files(disk: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(fans) = std::fs::read_dir(disk.join("data")) else { return out };
+    let Ok(fans) = std::fs::read_dir(disk.join("data")) else {
+        return out;
+    };
     for fan in fans.flatten() {
-        for f in std::fs::read_dir(fan.path()).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(fan.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             out.push(f.path());
         }
     }
@@ -51,14 +70,24 @@ async fn losing_two_disks_loses_nothing() {
     let s3 = server.client();
     s3.create_bucket().bucket("durable").send().await.unwrap();
     for (i, &len) in SIZES.iter().enumerate() {
-        put(&s3, "durable", &format!("obj{i}"), pattern(len, i as u64 + 1)).await;
+        put(
+            &s3,
+            "durable",
+            &format!("obj{i}"),
+            pattern(len, i as u64 + 1),
+        )
+        .await;
     }
     // Two whole disk directories vanish under the running server (m = 2).
     let disks = server.disks();
     std::fs::remove_dir_all(&disks[1]).unwrap();
     std::fs::remove_dir_all(&disks[4]).unwrap();
     for (i, &len) in SIZES.iter().enumerate() {
-        assert_eq!(get(&s3, "durable", &format!("obj{i}")).await.unwrap(), pattern(len, i as u64 + 1), "live read {i}");
+        assert_eq!(
+            get(&s3, "durable", &format!("obj{i}")).await.unwrap(),
+            pattern(len, i as u64 + 1),
+            "live read {i}"
+        );
     }
     // And after a restart, which must resync metadata onto the replaced disks.
     let tmp = server.take_tempdir();
@@ -66,13 +95,20 @@ async fn losing_two_disks_loses_nothing() {
     let server = Server::start_on(&server.data.clone(), &[]);
     let s3 = server.client();
     for (i, &len) in SIZES.iter().enumerate() {
-        assert_eq!(get(&s3, "durable", &format!("obj{i}")).await.unwrap(), pattern(len, i as u64 + 1), "after restart {i}");
+        assert_eq!(
+            get(&s3, "durable", &format!("obj{i}")).await.unwrap(),
+            pattern(len, i as u64 + 1),
+            "after restart {i}"
+        );
     }
     let listed = s3.list_objects_v2().bucket("durable").send().await.unwrap();
     assert_eq!(listed.key_count(), Some(SIZES.len() as i32));
     // Writes keep working on the re-created disks.
     put(&s3, "durable", "after", pattern(2_000_000, 99)).await;
-    assert_eq!(get(&s3, "durable", "after").await.unwrap(), pattern(2_000_000, 99));
+    assert_eq!(
+        get(&s3, "durable", "after").await.unwrap(),
+        pattern(2_000_000, 99)
+    );
     drop(tmp);
 }
 
@@ -92,23 +128,47 @@ async fn corrupt_shards_are_detected_never_served_and_repaired() {
     let header_guess = 200u64; // inside block 0's frame for any header size
     for (i, f) in files.iter().take(4).enumerate() {
         let mut bytes = std::fs::read(f).unwrap();
-        let at = if i < 2 { header_guess + 1000 } else { header_guess + frame + 1000 } as usize;
+        let at = if i < 2 {
+            header_guess + 1000
+        } else {
+            header_guess + frame + 1000
+        } as usize;
         for b in &mut bytes[at..at + 64] {
             *b ^= 0xA5;
         }
         std::fs::write(f, bytes).unwrap();
     }
-    assert_eq!(get(&s3, "bitrot", "victim").await.unwrap(), data, "bit-exact despite corruption");
-    let ranged = s3.get_object().bucket("bitrot").key("victim").range("bytes=1048000-1049999").send().await.unwrap();
-    assert_eq!(ranged.body.collect().await.unwrap().into_bytes().as_ref(), &data[1_048_000..1_050_000]);
+    assert_eq!(
+        get(&s3, "bitrot", "victim").await.unwrap(),
+        data,
+        "bit-exact despite corruption"
+    );
+    let ranged = s3
+        .get_object()
+        .bucket("bitrot")
+        .key("victim")
+        .range("bytes=1048000-1049999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ranged.body.collect().await.unwrap().into_bytes().as_ref(),
+        &data[1_048_000..1_050_000]
+    );
     // The repair rewrites every corrupt shard; it is deterministic, so the files return to their old bytes.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let now: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap_or_default()).collect();
+        let now: Vec<Vec<u8>> = files
+            .iter()
+            .map(|f| std::fs::read(f).unwrap_or_default())
+            .collect();
         if now == originals {
             break;
         }
-        assert!(Instant::now() < deadline, "shards were not repaired within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "shards were not repaired within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -131,8 +191,19 @@ async fn kill_9_during_a_put_storm_keeps_every_acknowledged_write() {
                 let key = format!("w{w}/k{}", if i % 3 == 2 { i - 2 } else { i });
                 let seed = w * 1_000_000 + i + 1;
                 let len = sizes[(seed % 3) as usize];
-                attempted.lock().unwrap().entry(key.clone()).or_default().push(seed);
-                let ok = s3.put_object().bucket("storm").key(&key).body(ByteStream::from(pattern(len, seed))).send().await;
+                attempted
+                    .lock()
+                    .unwrap()
+                    .entry(key.clone())
+                    .or_default()
+                    .push(seed);
+                let ok = s3
+                    .put_object()
+                    .bucket("storm")
+                    .key(&key)
+                    .body(ByteStream::from(pattern(len, seed)))
+                    .send()
+                    .await;
                 match ok {
                     Ok(_) => {
                         acked.lock().unwrap().insert(key, seed);
@@ -156,17 +227,28 @@ async fn kill_9_during_a_put_storm_keeps_every_acknowledged_write() {
     let s3 = server.client();
     let attempted = attempted.lock().unwrap().clone();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 20, "the storm acknowledged too little to prove anything: {}", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "the storm acknowledged too little to prove anything: {}",
+        acked.len()
+    );
     for (key, seeds) in &attempted {
         let got = get(&s3, "storm", key).await;
-        let matches = |seed: u64| got.as_deref() == Some(&pattern(sizes[(seed % 3) as usize], seed)[..]);
+        let matches =
+            |seed: u64| got.as_deref() == Some(&pattern(sizes[(seed % 3) as usize], seed)[..]);
         match acked.get(key) {
             Some(&seed) => {
                 // The acknowledged version, or a later attempted one that may have committed before the kill.
                 let later: Vec<u64> = seeds.iter().copied().filter(|s| *s >= seed).collect();
-                assert!(later.iter().any(|&s| matches(s)), "acknowledged {key} lost or torn");
+                assert!(
+                    later.iter().any(|&s| matches(s)),
+                    "acknowledged {key} lost or torn"
+                );
             }
-            None => assert!(got.is_none() || seeds.iter().any(|&s| matches(s)), "unacknowledged {key} is torn"),
+            None => assert!(
+                got.is_none() || seeds.iter().any(|&s| matches(s)),
+                "unacknowledged {key} is torn"
+            ),
         }
     }
     // The start-up sweep left no staging files behind.

@@ -45,7 +45,14 @@ impl Server {
             .arg("serve")
             .arg("--data")
             .arg(data)
-            .args(["--s3-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0", "--edge-tls-addr", "127.0.0.1:0"])
+            .args([
+                "--s3-addr",
+                "127.0.0.1:0",
+                "--edge-addr",
+                "127.0.0.1:0",
+                "--edge-tls-addr",
+                "127.0.0.1:0",
+            ])
             .args(["--website-addr", "127.0.0.1:0"])
             .args(extra)
             .env("STRATA_ACCESS_KEY", ACCESS_KEY)
@@ -64,16 +71,25 @@ impl Server {
                 }
             }
         });
-        let endpoint = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
-            panic!("strata did not start within 60 s; log:\n{log}")
-        });
-        Self { child: Some(child), endpoint, data: data.to_owned(), _tmp: None }
+        let endpoint = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+                panic!("strata did not start within 60 s; log:\n{log}")
+            });
+        Self {
+            child: Some(child),
+            endpoint,
+            data: data.to_owned(),
+            _tmp: None,
+        }
     }
 
     /// The disk directories of the default 4+2 layout.
     pub(crate) fn disks(&self) -> Vec<PathBuf> {
-        (0..6).map(|i| self.data.join("disks").join(format!("disk{i}"))).collect()
+        (0..6)
+            .map(|i| self.data.join("disks").join(format!("disk{i}")))
+            .collect()
     }
 
     /// An SDK client for this server (path-style).
@@ -91,8 +107,13 @@ impl Server {
 
     /// Sends SIGTERM and waits up to `limit` for a clean exit; returns whether it exited in time.
     pub(crate) fn terminate(&mut self, limit: Duration) -> bool {
-        let Some(mut c) = self.child.take() else { return true };
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let start = Instant::now();
         while start.elapsed() < limit {
             if let Ok(Some(_)) = c.try_wait() {
@@ -131,7 +152,11 @@ pub(crate) fn client_for(endpoint: &str, access: &str, secret: &str) -> Client {
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    // splitmix64 first, so every seed (not just every odd one) gives its own stream.
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let mut x = (z ^ (z >> 31)).max(1);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         x ^= x << 13;
@@ -141,4 +166,81 @@ pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// The HTTP status and S3 error code of a failed SDK call (code empty when there is none, e.g. for HEAD).
+pub(crate) fn status_and_code<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (u16, String)
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+    let code = match err {
+        aws_sdk_s3::error::SdkError::ServiceError(s) => {
+            s.err().code().unwrap_or_default().to_owned()
+        }
+        other => panic!("expected a service error, got {other:?}"),
+    };
+    (status, code)
+}
+
+/// Reads a GetObject body whole.
+pub(crate) async fn body_of(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec<u8> {
+    out.body
+        .collect()
+        .await
+        .expect("read body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// Puts `data` at `bucket/key` with the SDK and returns the ETag.
+pub(crate) async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) -> String {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+    out.e_tag().unwrap_or_default().to_owned()
+}
+
+/// Reads `bucket/key` whole with the SDK.
+pub(crate) async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"));
+    body_of(out).await
+}
+
+/// Every object key in `bucket`, in listing order, paging with ListObjectsV2.
+pub(crate) async fn all_keys(s3: &Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10_000 {
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        match out.next_continuation_token() {
+            Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => return keys,
+        }
+    }
+    panic!("listing did not end");
 }

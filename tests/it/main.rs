@@ -1,5 +1,16 @@
 //! End-to-end tests: the real `strata` binary on an ephemeral port, driven by the official AWS SDK for Rust and
 //! by raw HTTP where an SDK would hide the wire. One test binary, one module per topic.
 
+mod bucket;
+mod cksum;
+mod copy;
+mod faults;
+mod get;
 mod harness;
+mod list;
+mod multipart;
+mod object;
+mod sigv4;
 mod smoke;
+mod tagging;
+mod wire;

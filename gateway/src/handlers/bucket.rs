@@ -47,10 +47,10 @@ pub async fn handle_create_bucket(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiR
     let body = req.read_small_body(ctx.client_timeout, 64 * 1024).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let cfg: CreateBucketConfiguration = parse(&body)?;
-        if let Some(loc) = cfg.location_constraint.filter(|l| !l.is_empty()) {
-            if loc != ctx.region {
-                return Err(ApiError::IllegalLocationConstraint(loc));
-            }
+        if let Some(loc) = cfg.location_constraint.filter(|l| !l.is_empty())
+            && loc != ctx.region
+        {
+            return Err(ApiError::IllegalLocationConstraint(loc));
         }
     }
     ctx.engine

@@ -101,13 +101,13 @@ pub async fn handle_list_objects(ctx: &Ctx, req: &Req, bucket: &str, v2: bool) -
         w.elem("EncodingType", "url");
     }
     w.elem("IsTruncated", if page.truncated { "true" } else { "false" });
-    if page.truncated {
-        if let Some(last) = &page.last {
-            if v2 {
-                w.elem("NextContinuationToken", &TOKEN.encode(last));
-            } else {
-                w.elem("NextMarker", &enc(last));
-            }
+    if page.truncated
+        && let Some(last) = &page.last
+    {
+        if v2 {
+            w.elem("NextContinuationToken", &TOKEN.encode(last));
+        } else {
+            w.elem("NextMarker", &enc(last));
         }
     }
     let fetch_owner = !v2 || q.get("fetch-owner") == Some("true");

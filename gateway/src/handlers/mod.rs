@@ -221,14 +221,26 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         DeleteObjectTagging { bucket, key } => {
             tagging::handle_delete_object_tagging(ctx, &bucket, &key).await
         }
-        ListMultipartUploads { bucket } => multipart::handle_list_multipart_uploads(ctx, &req, &bucket).await,
-        CreateMultipartUpload { bucket, key } => multipart::handle_create_multipart_upload(ctx, &req, &bucket, &key).await,
+        ListMultipartUploads { bucket } => {
+            multipart::handle_list_multipart_uploads(ctx, &req, &bucket).await
+        }
+        CreateMultipartUpload { bucket, key } => {
+            multipart::handle_create_multipart_upload(ctx, &req, &bucket, &key).await
+        }
         UploadPart { bucket, key } => multipart::handle_upload_part(ctx, req, &bucket, &key).await,
-        UploadPartCopy { bucket, key } => multipart::handle_upload_part_copy(ctx, &req, &bucket, &key).await,
-        CompleteMultipartUpload { bucket, key } => multipart::handle_complete_multipart_upload(ctx, req, &bucket, &key).await,
-        AbortMultipartUpload { bucket, key } => multipart::handle_abort_multipart_upload(ctx, &req, &bucket, &key).await,
+        UploadPartCopy { bucket, key } => {
+            multipart::handle_upload_part_copy(ctx, &req, &bucket, &key).await
+        }
+        CompleteMultipartUpload { bucket, key } => {
+            multipart::handle_complete_multipart_upload(ctx, req, &bucket, &key).await
+        }
+        AbortMultipartUpload { bucket, key } => {
+            multipart::handle_abort_multipart_upload(ctx, &req, &bucket, &key).await
+        }
         ListParts { bucket, key } => multipart::handle_list_parts(ctx, &req, &bucket, &key).await,
-        GetObjectAttributes { bucket, key } => multipart::handle_get_object_attributes(ctx, &req, &bucket, &key).await,
+        GetObjectAttributes { bucket, key } => {
+            multipart::handle_get_object_attributes(ctx, &req, &bucket, &key).await
+        }
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }
 }

@@ -21,14 +21,19 @@ use crate::error::{ApiError, ApiResult};
 use crate::xml::{CompleteMultipartUpload, XmlWriter, parse};
 
 fn upload_id(req: &Req) -> ApiResult<&str> {
-    req.query.get("uploadId").filter(|u| !u.is_empty()).ok_or(ApiError::NoSuchUpload)
+    req.query
+        .get("uploadId")
+        .filter(|u| !u.is_empty())
+        .ok_or(ApiError::NoSuchUpload)
 }
 
 fn part_number(raw: Option<&str>) -> ApiResult<u32> {
     raw.and_then(|p| p.parse::<u32>().ok())
         .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
         .ok_or_else(|| {
-            ApiError::InvalidArgument("Part number must be an integer between 1 and 10000, inclusive".into())
+            ApiError::InvalidArgument(
+                "Part number must be an integer between 1 and 10000, inclusive".into(),
+            )
         })
 }
 
@@ -40,7 +45,11 @@ fn max_param(req: &Req, name: &str) -> ApiResult<usize> {
             .ok()
             .filter(|n| *n >= 0)
             .map(|n| n.min(1000) as usize)
-            .ok_or_else(|| ApiError::InvalidArgument(format!("Provided {name} not an integer or within integer range"))),
+            .ok_or_else(|| {
+                ApiError::InvalidArgument(format!(
+                    "Provided {name} not an integer or within integer range"
+                ))
+            }),
     }
 }
 
@@ -52,7 +61,11 @@ pub(crate) fn part_range(record: &ObjectRecord, raw: &str) -> ApiResult<(u64, u6
             let mut start = 0;
             for s in segs {
                 if s.part_number == n {
-                    return if s.size == 0 { Err(ApiError::InvalidRange) } else { Ok((start, start + s.size - 1)) };
+                    return if s.size == 0 {
+                        Err(ApiError::InvalidRange)
+                    } else {
+                        Ok((start, start + s.size - 1))
+                    };
                 }
                 start += s.size;
             }
@@ -65,7 +78,12 @@ pub(crate) fn part_range(record: &ObjectRecord, raw: &str) -> ApiResult<(u64, u6
 }
 
 /// POST /bucket/key?uploads
-pub async fn handle_create_multipart_upload(ctx: &Ctx, req: &Req, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_create_multipart_upload(
+    ctx: &Ctx,
+    req: &Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
     let (headers, user_meta) = stored_headers(req)?;
     let tags = tags_from_header(req.header("x-amz-tagging"))?;
@@ -79,7 +97,11 @@ pub async fn handle_create_multipart_upload(ctx: &Ctx, req: &Req, bucket: &str, 
         None => None,
         Some(t) if t.eq_ignore_ascii_case("COMPOSITE") => Some(ChecksumType::Composite),
         Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") => Some(ChecksumType::FullObject),
-        Some(t) => return Err(ApiError::InvalidArgument(format!("Invalid x-amz-checksum-type: {t}"))),
+        Some(t) => {
+            return Err(ApiError::InvalidArgument(format!(
+                "Invalid x-amz-checksum-type: {t}"
+            )));
+        }
     };
     match (algorithm, checksum_type) {
         (None, Some(_)) => {
@@ -87,7 +109,10 @@ pub async fn handle_create_multipart_upload(ctx: &Ctx, req: &Req, bucket: &str, 
                 "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.".into(),
             ));
         }
-        (Some(ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256), Some(ChecksumType::FullObject))
+        (
+            Some(ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256),
+            Some(ChecksumType::FullObject),
+        )
         | (Some(ChecksumAlgorithm::Crc64Nvme), Some(ChecksumType::Composite)) => {
             return Err(ApiError::InvalidRequest(
                 "The checksum type is not supported with this checksum algorithm.".into(),
@@ -101,12 +126,20 @@ pub async fn handle_create_multipart_upload(ctx: &Ctx, req: &Req, bucket: &str, 
         tags,
         checksum: algorithm,
         owner: req.identity.access_key.clone(),
-        storage_class: req.header("x-amz-storage-class").unwrap_or_default().to_owned(),
+        storage_class: req
+            .header("x-amz-storage-class")
+            .unwrap_or_default()
+            .to_owned(),
         ..PutOptions::default()
     };
-    let id = ctx.engine.create_multipart_upload(bucket, key, opts, checksum_type).await?;
+    let id = ctx
+        .engine
+        .create_multipart_upload(bucket, key, opts, checksum_type)
+        .await?;
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
-    w.elem("Bucket", bucket).elem("Key", key).elem("UploadId", &id);
+    w.elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("UploadId", &id);
     let mut resp = xml(StatusCode::OK, w.finish("InitiateMultipartUploadResult"));
     if let Some(a) = algorithm {
         set_header(&mut resp, "x-amz-checksum-algorithm", a.name());
@@ -121,11 +154,18 @@ pub async fn handle_create_multipart_upload(ctx: &Ctx, req: &Req, bucket: &str, 
 }
 
 /// PUT /bucket/key?partNumber&uploadId
-pub async fn handle_upload_part(ctx: &Ctx, mut req: Req, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_upload_part(
+    ctx: &Ctx,
+    mut req: Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
     let upload = upload_id(&req)?.to_owned();
     let n = part_number(req.query.get("partNumber"))?;
-    let len = req.content_length()?.ok_or(ApiError::MissingContentLength)?;
+    let len = req
+        .content_length()?
+        .ok_or(ApiError::MissingContentLength)?;
     if len > MAX_PART_SIZE {
         return Err(ApiError::EntityTooLarge);
     }
@@ -134,7 +174,16 @@ pub async fn handle_upload_part(ctx: &Ctx, mut req: Req, bucket: &str, key: &str
     let body = req.body_stream(ctx.client_timeout);
     let (part, algo) = ctx
         .engine
-        .upload_part(bucket, key, &upload, n, body, Some(len), checksum.map(|(a, _)| a), verify)
+        .upload_part(
+            bucket,
+            key,
+            &upload,
+            n,
+            body,
+            Some(len),
+            checksum.map(|(a, _)| a),
+            verify,
+        )
         .await?;
     let mut resp = empty(StatusCode::OK);
     set_header(&mut resp, "etag", &format!("\"{}\"", part.etag));
@@ -149,9 +198,18 @@ fn copy_range(req: &Req, size: u64) -> ApiResult<(u64, u64)> {
     let Some(raw) = req.header("x-amz-copy-source-range") else {
         return Ok((0, size.saturating_sub(1)));
     };
-    let invalid = || ApiError::InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy".into());
-    let (a, b) = raw.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
-    let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| invalid())?, b.trim().parse().map_err(|_| invalid())?);
+    let invalid = || {
+        ApiError::InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy".into())
+    };
+    let (a, b) = raw
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(invalid)?;
+    let (a, b): (u64, u64) = (
+        a.trim().parse().map_err(|_| invalid())?,
+        b.trim().parse().map_err(|_| invalid())?,
+    );
     if a > b {
         return Err(invalid());
     }
@@ -162,38 +220,66 @@ fn copy_range(req: &Req, size: u64) -> ApiResult<(u64, u64)> {
 }
 
 /// PUT /bucket/key?partNumber&uploadId with x-amz-copy-source
-pub async fn handle_upload_part_copy(ctx: &Ctx, req: &Req, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_upload_part_copy(
+    ctx: &Ctx,
+    req: &Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
     let upload = upload_id(req)?;
     let n = part_number(req.query.get("partNumber"))?;
     let (src_bucket, src_key) = copy_source(req)?;
     validate_key(&src_key)?;
     let source = ctx.engine.head_object(&src_bucket, &src_key).await?;
-    Conditions::from_headers(req.headers(), "x-amz-copy-source-if-")
-        .check(&source.etag, record_time(&source), || ApiError::PreconditionFailed)?;
+    Conditions::from_headers(req.headers(), "x-amz-copy-source-if-").check(
+        &source.etag,
+        record_time(&source),
+        || ApiError::PreconditionFailed,
+    )?;
     let (start, end) = copy_range(req, source.size)?;
     if source.size > 0 && end - start + 1 > MAX_PART_SIZE {
         return Err(ApiError::EntityTooLarge);
     }
     let (part, _) = ctx
         .engine
-        .upload_part_copy(bucket, key, upload, n, (&src_bucket, &src_key, &source), start, end)
+        .upload_part_copy(
+            bucket,
+            key,
+            upload,
+            n,
+            (&src_bucket, &src_key, &source),
+            start,
+            end,
+        )
         .await?;
     let mut w = XmlWriter::new("CopyPartResult");
-    let modified = chrono::DateTime::from_timestamp_millis(part.last_modified_ms).unwrap_or_default();
-    w.elem("LastModified", &iso8601(modified)).elem("ETag", &format!("\"{}\"", part.etag));
+    let modified =
+        chrono::DateTime::from_timestamp_millis(part.last_modified_ms).unwrap_or_default();
+    w.elem("LastModified", &iso8601(modified))
+        .elem("ETag", &format!("\"{}\"", part.etag));
     Ok(xml(StatusCode::OK, w.finish("CopyPartResult")))
 }
 
 fn checksum_elem(w: &mut XmlWriter, c: &StoredChecksum) {
-    w.elem(&format!("Checksum{}", c.algorithm.name()), &checksum_text(c));
+    w.elem(
+        &format!("Checksum{}", c.algorithm.name()),
+        &checksum_text(c),
+    );
 }
 
 /// POST /bucket/key?uploadId
-pub async fn handle_complete_multipart_upload(ctx: &Ctx, mut req: Req, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_complete_multipart_upload(
+    ctx: &Ctx,
+    mut req: Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
     let upload = upload_id(&req)?.to_owned();
-    let body = req.read_small_body(ctx.client_timeout, 4 * 1024 * 1024).await?;
+    let body = req
+        .read_small_body(ctx.client_timeout, 4 * 1024 * 1024)
+        .await?;
     if let Some(md5) = content_md5(&req)?
         && md5 != <[u8; 16]>::from(<md5::Md5 as md5::Digest>::digest(&body))
     {
@@ -220,9 +306,16 @@ pub async fn handle_complete_multipart_upload(ctx: &Ctx, mut req: Req, bucket: &
                 _ => Err(ApiError::InvalidPart),
             })
             .transpose()?;
-        parts.push(CompletePart { number: p.part_number, etag: p.etag, checksum });
+        parts.push(CompletePart {
+            number: p.part_number,
+            etag: p.etag,
+            checksum,
+        });
     }
-    let record = ctx.engine.complete_multipart_upload(bucket, key, &upload, parts).await?;
+    let record = ctx
+        .engine
+        .complete_multipart_upload(bucket, key, &upload, parts)
+        .await?;
     let host = req.header("host").unwrap_or("localhost");
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", &format!("http://{host}/{bucket}/{key}"))
@@ -231,20 +324,40 @@ pub async fn handle_complete_multipart_upload(ctx: &Ctx, mut req: Req, bucket: &
         .elem("ETag", &format!("\"{}\"", record.etag));
     if let Some(c) = &record.checksum {
         checksum_elem(&mut w, c);
-        w.elem("ChecksumType", if c.composite_parts.is_some() { "COMPOSITE" } else { "FULL_OBJECT" });
+        w.elem(
+            "ChecksumType",
+            if c.composite_parts.is_some() {
+                "COMPOSITE"
+            } else {
+                "FULL_OBJECT"
+            },
+        );
     }
-    Ok(xml(StatusCode::OK, w.finish("CompleteMultipartUploadResult")))
+    Ok(xml(
+        StatusCode::OK,
+        w.finish("CompleteMultipartUploadResult"),
+    ))
 }
 
 /// DELETE /bucket/key?uploadId
-pub async fn handle_abort_multipart_upload(ctx: &Ctx, req: &Req, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_abort_multipart_upload(
+    ctx: &Ctx,
+    req: &Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
-    ctx.engine.abort_multipart_upload(bucket, key, upload_id(req)?).await?;
+    ctx.engine
+        .abort_multipart_upload(bucket, key, upload_id(req)?)
+        .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 fn owner(w: &mut XmlWriter, tag: &str, id: &str) {
-    w.open(tag).elem("ID", id).elem("DisplayName", id).close(tag);
+    w.open(tag)
+        .elem("ID", id)
+        .elem("DisplayName", id)
+        .close(tag);
 }
 
 /// GET /bucket/key?uploadId
@@ -254,11 +367,18 @@ pub async fn handle_list_parts(ctx: &Ctx, req: &Req, bucket: &str, key: &str) ->
     let max = max_param(req, "max-parts")?;
     let marker = match req.query.get("part-number-marker") {
         None => 0,
-        Some(m) => m.parse::<u32>().map_err(|_| ApiError::InvalidArgument("Invalid part-number-marker".into()))?,
+        Some(m) => m
+            .parse::<u32>()
+            .map_err(|_| ApiError::InvalidArgument("Invalid part-number-marker".into()))?,
     };
-    let (record, parts, truncated) = ctx.engine.list_parts(bucket, key, upload, marker, max).await?;
+    let (record, parts, truncated) = ctx
+        .engine
+        .list_parts(bucket, key, upload, marker, max)
+        .await?;
     let mut w = XmlWriter::new("ListPartsResult");
-    w.elem("Bucket", bucket).elem("Key", key).elem("UploadId", upload);
+    w.elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("UploadId", upload);
     owner(&mut w, "Initiator", &record.owner);
     owner(&mut w, "Owner", &record.owner);
     w.elem("StorageClass", &record.storage_class)
@@ -266,12 +386,15 @@ pub async fn handle_list_parts(ctx: &Ctx, req: &Req, bucket: &str, key: &str) ->
     if let Some((n, _)) = parts.last() {
         w.elem("NextPartNumberMarker", &n.to_string());
     }
-    w.elem("MaxParts", &max.to_string()).elem("IsTruncated", if truncated { "true" } else { "false" });
+    w.elem("MaxParts", &max.to_string())
+        .elem("IsTruncated", if truncated { "true" } else { "false" });
     if let Some((a, kind)) = record.checksum {
-        w.elem("ChecksumAlgorithm", a.name()).elem("ChecksumType", kind.name());
+        w.elem("ChecksumAlgorithm", a.name())
+            .elem("ChecksumType", kind.name());
     }
     for (n, p) in &parts {
-        let modified = chrono::DateTime::from_timestamp_millis(p.last_modified_ms).unwrap_or_default();
+        let modified =
+            chrono::DateTime::from_timestamp_millis(p.last_modified_ms).unwrap_or_default();
         w.open("Part")
             .elem("PartNumber", &n.to_string())
             .elem("LastModified", &iso8601(modified))
@@ -291,31 +414,58 @@ pub async fn handle_list_multipart_uploads(ctx: &Ctx, req: &Req, bucket: &str) -
     let url = match q.get("encoding-type") {
         None => false,
         Some("url") => true,
-        Some(_) => return Err(ApiError::InvalidArgument("Invalid Encoding Method specified in Request".into())),
+        Some(_) => {
+            return Err(ApiError::InvalidArgument(
+                "Invalid Encoding Method specified in Request".into(),
+            ));
+        }
     };
     let query = UploadListQuery {
         prefix: q.get("prefix").unwrap_or_default().to_owned(),
-        delimiter: q.get("delimiter").filter(|d| !d.is_empty()).map(str::to_owned),
-        key_marker: q.get("key-marker").filter(|m| !m.is_empty()).map(str::to_owned),
+        delimiter: q
+            .get("delimiter")
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned),
+        key_marker: q
+            .get("key-marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
         upload_id_marker: q.get("upload-id-marker").map(str::to_owned),
         max: max_param(req, "max-uploads")?,
     };
-    let page = ctx.engine.list_multipart_uploads(bucket, query.clone()).await?;
-    let enc = |s: &str| if url { super::list::url_encode(s) } else { s.to_owned() };
+    let page = ctx
+        .engine
+        .list_multipart_uploads(bucket, query.clone())
+        .await?;
+    let enc = |s: &str| {
+        if url {
+            super::list::url_encode(s)
+        } else {
+            s.to_owned()
+        }
+    };
     let mut w = XmlWriter::new("ListMultipartUploadsResult");
     w.elem("Bucket", bucket)
-        .elem("KeyMarker", &enc(query.key_marker.as_deref().unwrap_or_default()))
-        .elem("UploadIdMarker", query.upload_id_marker.as_deref().unwrap_or_default());
+        .elem(
+            "KeyMarker",
+            &enc(query.key_marker.as_deref().unwrap_or_default()),
+        )
+        .elem(
+            "UploadIdMarker",
+            query.upload_id_marker.as_deref().unwrap_or_default(),
+        );
     if page.truncated
         && let Some((k, u)) = &page.next
     {
-        w.elem("NextKeyMarker", &enc(k)).elem("NextUploadIdMarker", u);
+        w.elem("NextKeyMarker", &enc(k))
+            .elem("NextUploadIdMarker", u);
     }
     w.elem("Prefix", &enc(&query.prefix));
     if let Some(d) = &query.delimiter {
         w.elem("Delimiter", &enc(d));
     }
-    w.elem("MaxUploads", &query.max.to_string()).elem("IsTruncated", if page.truncated { "true" } else { "false" });
+    w.elem("MaxUploads", &query.max.to_string())
+        .elem("IsTruncated", if page.truncated { "true" } else { "false" });
     if url {
         w.elem("EncodingType", "url");
     }
@@ -324,20 +474,29 @@ pub async fn handle_list_multipart_uploads(ctx: &Ctx, req: &Req, bucket: &str) -
         w.open("Upload").elem("Key", &enc(key)).elem("UploadId", id);
         owner(&mut w, "Initiator", &u.owner);
         owner(&mut w, "Owner", &u.owner);
-        w.elem("StorageClass", &u.storage_class).elem("Initiated", &iso8601(initiated));
+        w.elem("StorageClass", &u.storage_class)
+            .elem("Initiated", &iso8601(initiated));
         if let Some((a, kind)) = u.checksum {
-            w.elem("ChecksumAlgorithm", a.name()).elem("ChecksumType", kind.name());
+            w.elem("ChecksumAlgorithm", a.name())
+                .elem("ChecksumType", kind.name());
         }
         w.close("Upload");
     }
     for cp in &page.common_prefixes {
-        w.open("CommonPrefixes").elem("Prefix", &enc(cp)).close("CommonPrefixes");
+        w.open("CommonPrefixes")
+            .elem("Prefix", &enc(cp))
+            .close("CommonPrefixes");
     }
     Ok(xml(StatusCode::OK, w.finish("ListMultipartUploadsResult")))
 }
 
 /// GET /bucket/key?attributes
-pub async fn handle_get_object_attributes(ctx: &Ctx, req: &Req, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_get_object_attributes(
+    ctx: &Ctx,
+    req: &Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
     let wanted: Vec<String> = req
         .headers()
@@ -348,9 +507,17 @@ pub async fn handle_get_object_attributes(ctx: &Ctx, req: &Req, bucket: &str, ke
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
-    const KNOWN: [&str; 5] = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"];
+    const KNOWN: [&str; 5] = [
+        "ETag",
+        "Checksum",
+        "ObjectParts",
+        "StorageClass",
+        "ObjectSize",
+    ];
     if wanted.is_empty() || wanted.iter().any(|a| !KNOWN.contains(&a.as_str())) {
-        return Err(ApiError::InvalidArgument("Invalid attribute name specified.".into()));
+        return Err(ApiError::InvalidArgument(
+            "Invalid attribute name specified.".into(),
+        ));
     }
     let has = |a: &str| wanted.iter().any(|w| w == a);
     let record = ctx.engine.head_object(bucket, key).await?;
@@ -363,7 +530,14 @@ pub async fn handle_get_object_attributes(ctx: &Ctx, req: &Req, bucket: &str, ke
     {
         w.open("Checksum");
         checksum_elem(&mut w, c);
-        w.elem("ChecksumType", if c.composite_parts.is_some() { "COMPOSITE" } else { "FULL_OBJECT" });
+        w.elem(
+            "ChecksumType",
+            if c.composite_parts.is_some() {
+                "COMPOSITE"
+            } else {
+                "FULL_OBJECT"
+            },
+        );
         w.close("Checksum");
     }
     if has("ObjectParts")
@@ -372,24 +546,32 @@ pub async fn handle_get_object_attributes(ctx: &Ctx, req: &Req, bucket: &str, ke
     {
         let max = match req.header("x-amz-max-parts") {
             None => 1000,
-            Some(v) => v.parse::<usize>().map_err(|_| ApiError::InvalidArgument("Invalid x-amz-max-parts".into()))?,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| ApiError::InvalidArgument("Invalid x-amz-max-parts".into()))?,
         };
         let marker: u32 = match req.header("x-amz-part-number-marker") {
             None => 0,
-            Some(v) => v.parse().map_err(|_| ApiError::InvalidArgument("Invalid x-amz-part-number-marker".into()))?,
+            Some(v) => v.parse().map_err(|_| {
+                ApiError::InvalidArgument("Invalid x-amz-part-number-marker".into())
+            })?,
         };
         let after: Vec<_> = segs.iter().filter(|s| s.part_number > marker).collect();
         let page: Vec<_> = after.iter().take(max).collect();
         let truncated = after.len() > page.len();
         w.open("ObjectParts")
-            .elem("TotalPartsCount", &segs.len().to_string())
+            .elem("PartsCount", &segs.len().to_string())
             .elem("PartNumberMarker", &marker.to_string());
         if let Some(last) = page.last() {
             w.elem("NextPartNumberMarker", &last.part_number.to_string());
         }
-        w.elem("MaxParts", &max.to_string()).elem("IsTruncated", if truncated { "true" } else { "false" });
-        for s in page {
-            w.open("Part").elem("PartNumber", &s.part_number.to_string()).elem("Size", &s.size.to_string());
+        w.elem("MaxParts", &max.to_string())
+            .elem("IsTruncated", if truncated { "true" } else { "false" });
+        // As S3 for general purpose buckets: Part elements only for an object with an additional checksum.
+        for s in page.into_iter().filter(|_| record.checksum.is_some()) {
+            w.open("Part")
+                .elem("PartNumber", &s.part_number.to_string())
+                .elem("Size", &s.size.to_string());
             if let (Some(c), Some(raw)) = (&record.checksum, &s.checksum) {
                 w.elem(&format!("Checksum{}", c.algorithm.name()), &B64.encode(raw));
             }
@@ -404,6 +586,10 @@ pub async fn handle_get_object_attributes(ctx: &Ctx, req: &Req, bucket: &str, ke
         w.elem("ObjectSize", &record.size.to_string());
     }
     let mut resp = xml(StatusCode::OK, w.finish("GetObjectAttributesResponse"));
-    set_header(&mut resp, "last-modified", &crate::conditional::http_date(record_time(&record)));
+    set_header(
+        &mut resp,
+        "last-modified",
+        &crate::conditional::http_date(record_time(&record)),
+    );
     Ok(resp)
 }

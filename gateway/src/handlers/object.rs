@@ -8,7 +8,7 @@ use strata_storage::names::{KeyProblem, check_key};
 use strata_storage::{BodyStream, ChecksumAlgorithm, Condition, Digests, ObjectRecord, PutOptions};
 
 use super::{Ctx, Req, Resp, empty, set_header, streaming, xml};
-use crate::conditional::{Conditions, http_date, iso8601};
+use crate::conditional::{Conditions, etag_list_matches, http_date, iso8601};
 use crate::error::{ApiError, ApiResult};
 use crate::range::parse_range;
 use crate::router::Query;
@@ -46,7 +46,10 @@ pub(crate) fn record_time(record: &ObjectRecord) -> DateTime<Utc> {
 }
 
 /// Representation headers and user metadata from a request.
-pub(crate) fn stored_headers(req: &Req) -> ApiResult<(Vec<(String, String)>, Vec<(String, String)>)> {
+/// Name/value pairs, in order.
+pub(crate) type Pairs = Vec<(String, String)>;
+
+pub(crate) fn stored_headers(req: &Req) -> ApiResult<(Pairs, Pairs)> {
     let mut headers = Vec::new();
     for name in STORED_HEADERS {
         let Some(value) = req.header(name) else {
@@ -94,7 +97,9 @@ pub(crate) fn tags_from_header(value: Option<&str>) -> ApiResult<Vec<(String, St
 }
 
 /// The flexible checksum requested for an upload: algorithm and, when given up front, the expected value.
-pub(crate) fn requested_checksum(req: &Req) -> ApiResult<Option<(ChecksumAlgorithm, Option<Vec<u8>>)>> {
+pub(crate) fn requested_checksum(
+    req: &Req,
+) -> ApiResult<Option<(ChecksumAlgorithm, Option<Vec<u8>>)>> {
     let mut found = None;
     for algo in ChecksumAlgorithm::ALL {
         if let Some(v) = req.header(algo.header()) {
@@ -158,6 +163,25 @@ pub(crate) fn write_condition(req: &Req) -> ApiResult<Condition> {
     }
 }
 
+/// Checks an If-Match write against the current object before any byte is read, as S3 does: a missing key is
+/// 404 NoSuchKey (not 412), `*` matches any existing object, and a list of ETags is accepted. The returned
+/// condition names the current ETag exactly, so the commit-time check still catches a concurrent overwrite.
+async fn precheck_write(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    condition: Condition,
+) -> ApiResult<Condition> {
+    let Condition::EtagIs(wanted) = &condition else {
+        return Ok(condition);
+    };
+    let current = ctx.engine.head_object(bucket, key).await?;
+    if !etag_list_matches(wanted, &current.etag) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    Ok(Condition::EtagIs(current.etag))
+}
+
 /// Builds the check run on the digests before the write commits.
 pub(crate) fn verifier(
     req: &Req,
@@ -197,7 +221,11 @@ pub(crate) fn verifier(
 pub(crate) fn checksum_header(resp: &mut Resp, record: &ObjectRecord) {
     if let Some(c) = &record.checksum {
         set_header(resp, c.algorithm.header(), &checksum_text(c));
-        let kind = if c.composite_parts.is_some() { "COMPOSITE" } else { "FULL_OBJECT" };
+        let kind = if c.composite_parts.is_some() {
+            "COMPOSITE"
+        } else {
+            "FULL_OBJECT"
+        };
         set_header(resp, "x-amz-checksum-type", kind);
     }
 }
@@ -227,7 +255,7 @@ pub async fn handle_put_object(
     let (headers, user_meta) = stored_headers(&req)?;
     let tags = tags_from_header(req.header("x-amz-tagging"))?;
     let checksum = requested_checksum(&req)?;
-    let condition = write_condition(&req)?;
+    let condition = precheck_write(ctx, bucket, key, write_condition(&req)?).await?;
     let verify = verifier(&req, checksum.clone())?;
     let opts = PutOptions {
         headers,
@@ -290,6 +318,20 @@ fn object_headers(resp: &mut Resp, record: &ObjectRecord) {
     }
 }
 
+/// 304 Not Modified: no body, but the validators and caching headers a 200 would carry (RFC 7232 section 4.1),
+/// so caches can refresh their copy.
+fn not_modified(record: &ObjectRecord) -> Resp {
+    let mut resp = empty(StatusCode::NOT_MODIFIED);
+    set_header(&mut resp, "etag", &format!("\"{}\"", record.etag));
+    set_header(&mut resp, "last-modified", &http_date(record_time(record)));
+    for name in ["cache-control", "expires"] {
+        if let Some(v) = record.header(name) {
+            set_header(&mut resp, name, v);
+        }
+    }
+    resp
+}
+
 /// GET or HEAD /bucket/key
 pub async fn handle_get_object(
     ctx: &Ctx,
@@ -300,14 +342,24 @@ pub async fn handle_get_object(
 ) -> ApiResult<Resp> {
     validate_key(key)?;
     let record = ctx.engine.head_object(bucket, key).await?;
-    Conditions::from_headers(req.headers(), "if-").check(
+    match Conditions::from_headers(req.headers(), "if-").check(
         &record.etag,
         record_time(&record),
         || ApiError::NotModified,
-    )?;
-    let range = match req.query.get("partNumber") {
-        Some(part) => Some(super::multipart::part_range(&record, part)?),
-        None => parse_range(req.header("range"), record.size)?,
+    ) {
+        Ok(()) => {}
+        Err(ApiError::NotModified) => return Ok(not_modified(&record)),
+        Err(e) => return Err(e),
+    }
+    let part_number = req.query.get("partNumber");
+    let range = match (part_number, req.header("range")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidRequest(
+                "Cannot specify both Range header and partNumber query parameter".into(),
+            ));
+        }
+        (Some(part), None) => Some(super::multipart::part_range(&record, part)?),
+        (None, range) => parse_range(range, record.size)?,
     };
     let (status, start, end) = match range {
         Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
@@ -322,8 +374,13 @@ pub async fn handle_get_object(
     let mut resp = streaming(status, body);
     object_headers(&mut resp, &record);
     set_header(&mut resp, "content-length", &len.to_string());
-    if record.multipart.is_some() {
-        set_header(&mut resp, "x-amz-mp-parts-count", &record.parts_count().to_string());
+    // S3 reports the part count only to a request that names a part.
+    if record.multipart.is_some() && part_number.is_some() {
+        set_header(
+            &mut resp,
+            "x-amz-mp-parts-count",
+            &record.parts_count().to_string(),
+        );
     }
     if range.is_some() {
         set_header(
@@ -357,10 +414,10 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
     let body = req
         .read_small_body(ctx.client_timeout, 4 * 1024 * 1024)
         .await?;
-    if let Some(md5) = content_md5(&req)? {
-        if md5 != <[u8; 16]>::from(<md5::Md5 as md5::Digest>::digest(&body)) {
-            return Err(ApiError::BadDigest);
-        }
+    if let Some(md5) = content_md5(&req)?
+        && md5 != <[u8; 16]>::from(<md5::Md5 as md5::Digest>::digest(&body))
+    {
+        return Err(ApiError::BadDigest);
     }
     let doc: Delete = parse(&body)?;
     if doc.objects.is_empty() || doc.objects.len() > MAX_DELETE_KEYS {
@@ -402,12 +459,12 @@ pub(crate) fn copy_source(req: &Req) -> ApiResult<(String, String)> {
     let (path, query) = raw
         .split_once('?')
         .map_or((raw, None), |(p, q)| (p, Some(q)));
-    if let Some(v) = Query::parse(query).get("versionId") {
-        if v != "null" {
-            return Err(ApiError::InvalidArgument(
-                "Invalid version id specified".into(),
-            ));
-        }
+    if let Some(v) = Query::parse(query).get("versionId")
+        && v != "null"
+    {
+        return Err(ApiError::InvalidArgument(
+            "Invalid version id specified".into(),
+        ));
     }
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
@@ -483,7 +540,7 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
         tags,
         checksum,
         content_length: None,
-        condition: write_condition(&req)?,
+        condition: precheck_write(ctx, bucket, key, write_condition(&req)?).await?,
         owner: req.identity.access_key.clone(),
         storage_class: storage_class.unwrap_or_else(|| source.storage_class.clone()),
     };

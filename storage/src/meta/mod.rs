@@ -12,8 +12,8 @@ use std::ops::Bound;
 use crate::disk::DataId;
 use crate::error::Result;
 pub use records::{
-    BucketRecord, ChecksumType, MultipartInfo, ObjectData, ObjectRecord, PartRecord, Segment, StoredChecksum,
-    UploadRecord,
+    BucketRecord, ChecksumType, MultipartInfo, ObjectData, ObjectRecord, PartRecord, Segment,
+    StoredChecksum, UploadRecord,
 };
 
 /// What must hold, at commit time, for an object write to apply.

@@ -14,9 +14,13 @@ use std::sync::{Arc, mpsc};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::records::{
-    decode_bucket, decode_object, decode_part, decode_upload, encode_bucket, encode_object, encode_part, encode_upload,
+    decode_bucket, decode_object, decode_part, decode_upload, encode_bucket, encode_object,
+    encode_part, encode_upload,
 };
-use super::{Applied, Batch, BucketRecord, Condition, MetaStore, ObjectData, ObjectRecord, Op, PartRecord, UploadRecord};
+use super::{
+    Applied, Batch, BucketRecord, Condition, MetaStore, ObjectData, ObjectRecord, Op, PartRecord,
+    UploadRecord,
+};
 use crate::disk::DataId;
 use crate::error::{Error, Result};
 
@@ -254,7 +258,10 @@ impl MetaStore for ReplicatedMeta {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
             let t = txn.open_table(UPLOADS).map_err(Error::meta)?;
-            t.get((bucket, key.as_bytes(), upload_id)).map_err(Error::meta)?.map(|v| decode_upload(v.value())).transpose()
+            t.get((bucket, key.as_bytes(), upload_id))
+                .map_err(Error::meta)?
+                .map(|v| decode_upload(v.value()))
+                .transpose()
         })
     }
 
@@ -263,7 +270,10 @@ impl MetaStore for ReplicatedMeta {
             let txn = db.begin_read().map_err(Error::meta)?;
             let t = txn.open_table(PARTS).map_err(Error::meta)?;
             let mut out = Vec::new();
-            for item in t.range::<(&str, u32)>((Bound::Excluded((upload_id, after)), Bound::Unbounded)).map_err(Error::meta)? {
+            for item in t
+                .range::<(&str, u32)>((Bound::Excluded((upload_id, after)), Bound::Unbounded))
+                .map_err(Error::meta)?
+            {
                 let (k, v) = item.map_err(Error::meta)?;
                 let (id, n) = k.value();
                 if id != upload_id || out.len() >= limit {
@@ -275,7 +285,12 @@ impl MetaStore for ReplicatedMeta {
         })
     }
 
-    fn uploads(&self, bucket: &str, after: Option<(&[u8], &str)>, limit: usize) -> Result<Vec<(String, String, UploadRecord)>> {
+    fn uploads(
+        &self,
+        bucket: &str,
+        after: Option<(&[u8], &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, UploadRecord)>> {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
             let t = txn.open_table(UPLOADS).map_err(Error::meta)?;
@@ -284,7 +299,10 @@ impl MetaStore for ReplicatedMeta {
                 None => Bound::Included((bucket, &b""[..], "")),
             };
             let mut out = Vec::new();
-            for item in t.range::<(&str, &[u8], &str)>((lower, Bound::Unbounded)).map_err(Error::meta)? {
+            for item in t
+                .range::<(&str, &[u8], &str)>((lower, Bound::Unbounded))
+                .map_err(Error::meta)?
+            {
                 let (k, v) = item.map_err(Error::meta)?;
                 let (b, key, id) = k.value();
                 if b != bucket || out.len() >= limit {
@@ -565,15 +583,33 @@ impl Tables<'_, '_> {
                         return Err(Error::NoSuchBucket);
                     }
                 }
-                Op::PutPart { bucket, key, upload_id, .. } | Op::AbortUpload { bucket, key, upload_id } => {
+                Op::PutPart {
+                    bucket,
+                    key,
+                    upload_id,
+                    ..
+                }
+                | Op::AbortUpload {
+                    bucket,
+                    key,
+                    upload_id,
+                } => {
                     self.upload_exists(bucket, key, upload_id)?;
                 }
-                Op::CompleteUpload { bucket, key, upload_id, parts, .. } => {
+                Op::CompleteUpload {
+                    bucket,
+                    key,
+                    upload_id,
+                    parts,
+                    ..
+                } => {
                     self.upload_exists(bucket, key, upload_id)?;
                     for (n, id) in parts {
                         let current = self.part(upload_id, *n)?.map(|p| p.segment.data_id);
                         if current != Some(*id) {
-                            return Err(Error::InvalidPart(format!("part {n} changed while completing")));
+                            return Err(Error::InvalidPart(format!(
+                                "part {n} changed while completing"
+                            )));
                         }
                     }
                 }
@@ -587,20 +623,37 @@ impl Tables<'_, '_> {
         if !self.bucket_exists(bucket)? {
             return Err(Error::NoSuchBucket);
         }
-        match self.uploads.get((bucket, key.as_bytes(), upload_id)).map_err(Error::meta)? {
+        match self
+            .uploads
+            .get((bucket, key.as_bytes(), upload_id))
+            .map_err(Error::meta)?
+        {
             Some(_) => Ok(()),
             None => Err(Error::NoSuchUpload),
         }
     }
 
     fn part(&self, upload_id: &str, n: u32) -> Result<Option<PartRecord>> {
-        self.parts.get((upload_id, n)).map_err(Error::meta)?.map(|v| decode_part(v.value())).transpose()
+        self.parts
+            .get((upload_id, n))
+            .map_err(Error::meta)?
+            .map(|v| decode_part(v.value()))
+            .transpose()
     }
 
     /// Removes every part row of an upload, queueing the data of those not in `keep` for GC.
-    fn drop_parts(&mut self, upload_id: &str, keep: &[crate::disk::DataId], now: i64) -> Result<()> {
+    fn drop_parts(
+        &mut self,
+        upload_id: &str,
+        keep: &[crate::disk::DataId],
+        now: i64,
+    ) -> Result<()> {
         let mut rows = Vec::new();
-        for item in self.parts.range::<(&str, u32)>((upload_id, 0)..=(upload_id, u32::MAX)).map_err(Error::meta)? {
+        for item in self
+            .parts
+            .range::<(&str, u32)>((upload_id, 0)..=(upload_id, u32::MAX))
+            .map_err(Error::meta)?
+        {
             let (k, v) = item.map_err(Error::meta)?;
             rows.push((k.value().1, decode_part(v.value())?.segment.data_id));
         }
@@ -676,34 +729,69 @@ impl Tables<'_, '_> {
                     }
                     applied.replaced.push(old.is_some());
                 }
-                Op::CreateUpload { bucket, key, upload_id, record } => {
+                Op::CreateUpload {
+                    bucket,
+                    key,
+                    upload_id,
+                    record,
+                } => {
                     let v = encode_upload(record);
-                    self.uploads.insert((bucket.as_str(), key.as_bytes(), upload_id.as_str()), v.as_slice()).map_err(Error::meta)?;
+                    self.uploads
+                        .insert(
+                            (bucket.as_str(), key.as_bytes(), upload_id.as_str()),
+                            v.as_slice(),
+                        )
+                        .map_err(Error::meta)?;
                 }
-                Op::PutPart { upload_id, part_number, record, .. } => {
-                    if let Some(old) = self.part(upload_id, *part_number)? {
-                        if old.segment.data_id != record.segment.data_id {
-                            self.gc.insert(&old.segment.data_id.0[..], now).map_err(Error::meta)?;
-                        }
+                Op::PutPart {
+                    upload_id,
+                    part_number,
+                    record,
+                    ..
+                } => {
+                    if let Some(old) = self.part(upload_id, *part_number)?
+                        && old.segment.data_id != record.segment.data_id
+                    {
+                        self.gc
+                            .insert(&old.segment.data_id.0[..], now)
+                            .map_err(Error::meta)?;
                     }
                     let v = encode_part(record);
-                    self.parts.insert((upload_id.as_str(), *part_number), v.as_slice()).map_err(Error::meta)?;
+                    self.parts
+                        .insert((upload_id.as_str(), *part_number), v.as_slice())
+                        .map_err(Error::meta)?;
                 }
-                Op::CompleteUpload { bucket, key, upload_id, record, .. } => {
+                Op::CompleteUpload {
+                    bucket,
+                    key,
+                    upload_id,
+                    record,
+                    ..
+                } => {
                     let keep = record.data_ids();
                     self.drop_parts(upload_id, &keep, now)?;
-                    self.uploads.remove((bucket.as_str(), key.as_bytes(), upload_id.as_str())).map_err(Error::meta)?;
+                    self.uploads
+                        .remove((bucket.as_str(), key.as_bytes(), upload_id.as_str()))
+                        .map_err(Error::meta)?;
                     let old = self.current(bucket, key)?;
                     if let Some(old) = &old {
                         self.retire(old, &keep, now)?;
                     }
                     let encoded = encode_object(record);
-                    self.objects.insert((bucket.as_str(), key.as_bytes()), encoded.as_slice()).map_err(Error::meta)?;
+                    self.objects
+                        .insert((bucket.as_str(), key.as_bytes()), encoded.as_slice())
+                        .map_err(Error::meta)?;
                     applied.replaced.push(old.is_some());
                 }
-                Op::AbortUpload { bucket, key, upload_id } => {
+                Op::AbortUpload {
+                    bucket,
+                    key,
+                    upload_id,
+                } => {
                     self.drop_parts(upload_id, &[], now)?;
-                    self.uploads.remove((bucket.as_str(), key.as_bytes(), upload_id.as_str())).map_err(Error::meta)?;
+                    self.uploads
+                        .remove((bucket.as_str(), key.as_bytes(), upload_id.as_str()))
+                        .map_err(Error::meta)?;
                 }
                 Op::GcDone { ids } => {
                     for id in ids {

@@ -1,0 +1,507 @@
+//! A minimal S3 client for load generation: path-style requests over a pooled keep-alive hyper 1 connection
+//! pool, signed with [`crate::sigv4`]. It speaks only what the benchmark needs (put, get, head, delete, list,
+//! multi-delete, bucket create/head/delete) and never buffers object bodies: downloads are counted and dropped.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use md5::Digest as _;
+
+use crate::payload::PayloadBody;
+use crate::sigv4::{self, EMPTY_SHA256, SignInput, Signer, UNSIGNED_PAYLOAD};
+
+/// Largest error or listing document read into memory.
+const MAX_DOC: usize = 16 << 20;
+
+/// Why one operation failed; its [`fmt::Display`] is the key errors are counted under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpError {
+    /// The server answered with a non-success status and, when it sent one, an S3 error code.
+    Http { status: u16, code: Option<String> },
+    /// A GET returned fewer or more bytes than the object size.
+    ShortBody { expected: u64, got: u64 },
+    /// Connecting, sending or receiving failed.
+    Transport(String),
+    /// The operation exceeded `--timeout`.
+    Timeout,
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpError::Http {
+                status,
+                code: Some(code),
+            } => write!(f, "{status} {code}"),
+            OpError::Http { status, code: None } => write!(f, "{status}"),
+            OpError::ShortBody { expected, got } => write!(f, "body length {got} != {expected}"),
+            OpError::Transport(e) => write!(f, "transport: {e}"),
+            OpError::Timeout => f.write_str("timeout"),
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
+
+type OpResult<T> = Result<T, OpError>;
+
+/// Connection settings for [`S3Client::new`].
+pub(crate) struct ClientConfig<'a> {
+    pub(crate) endpoint: &'a str,
+    pub(crate) access_key: &'a str,
+    pub(crate) secret_key: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) bucket: &'a str,
+    pub(crate) unsigned_payload: bool,
+    /// Idle connections kept per host (the concurrency).
+    pub(crate) pool_size: usize,
+}
+
+/// One page of a listing.
+pub(crate) struct ListPage {
+    pub(crate) next_token: Option<String>,
+}
+
+/// Signs and sends S3 requests to one bucket of one endpoint.
+pub(crate) struct S3Client {
+    http: Client<HttpConnector, PayloadBody>,
+    signer: Signer,
+    /// `http://host:port`, no trailing slash.
+    base: String,
+    /// The `Host` header value (authority of the endpoint).
+    host: String,
+    bucket: String,
+    unsigned_payload: bool,
+}
+
+impl S3Client {
+    pub(crate) fn new(cfg: &ClientConfig<'_>) -> anyhow::Result<S3Client> {
+        let uri: Uri = cfg
+            .endpoint
+            .parse()
+            .with_context(|| format!("invalid endpoint {:?}", cfg.endpoint))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => bail!("https endpoints are not supported yet; use http://"),
+            _ => bail!("endpoint must start with http:// (got {:?})", cfg.endpoint),
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            bail!(
+                "endpoint must not have a path or query (got {:?})",
+                cfg.endpoint
+            );
+        }
+        let authority = uri.authority().context("endpoint has no host")?;
+        let host = match authority.port_u16() {
+            Some(80) => authority.host().to_owned(),
+            _ => authority.as_str().to_owned(),
+        };
+        if cfg.bucket.is_empty() || cfg.bucket.contains('/') {
+            bail!("invalid bucket name {:?}", cfg.bucket);
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(cfg.pool_size.max(1))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Ok(S3Client {
+            http,
+            signer: Signer::new(cfg.access_key, cfg.secret_key, cfg.region),
+            base: format!("http://{authority}"),
+            host,
+            bucket: cfg.bucket.to_owned(),
+            unsigned_payload: cfg.unsigned_payload,
+        })
+    }
+
+    /// Uploads `body`; `sha256` is its hex SHA-256 (ignored with `--unsigned-payload`).
+    pub(crate) async fn put_object(
+        &self,
+        key: &str,
+        body: PayloadBody,
+        sha256: &str,
+    ) -> OpResult<()> {
+        let len = http_body::Body::size_hint(&body).exact().unwrap_or(0);
+        let hash = if self.unsigned_payload {
+            UNSIGNED_PAYLOAD
+        } else {
+            sha256
+        };
+        let extra = [("content-length", len.to_string())];
+        let resp = self
+            .send(Method::PUT, Some(key), &[], &extra, body, hash)
+            .await?;
+        expect_success(resp).await.map(drop)
+    }
+
+    /// Downloads an object, counting and discarding its bytes; fails when the length is not `expected`.
+    pub(crate) async fn get_object(&self, key: &str, expected: Option<u64>) -> OpResult<u64> {
+        let resp = self
+            .send(
+                Method::GET,
+                Some(key),
+                &[],
+                &[],
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        let resp = check_status(resp).await?;
+        let mut body = resp.into_body();
+        let mut got = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(transport)?;
+            if let Some(data) = frame.data_ref() {
+                got += data.len() as u64;
+            }
+        }
+        match expected {
+            Some(e) if e != got => Err(OpError::ShortBody { expected: e, got }),
+            _ => Ok(got),
+        }
+    }
+
+    /// HEAD of an object.
+    pub(crate) async fn head_object(&self, key: &str) -> OpResult<()> {
+        let resp = self
+            .send(
+                Method::HEAD,
+                Some(key),
+                &[],
+                &[],
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        expect_success(resp).await.map(drop)
+    }
+
+    /// DELETE of an object.
+    pub(crate) async fn delete_object(&self, key: &str) -> OpResult<()> {
+        let resp = self
+            .send(
+                Method::DELETE,
+                Some(key),
+                &[],
+                &[],
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        expect_success(resp).await.map(drop)
+    }
+
+    /// One ListObjectsV2 page under `prefix`.
+    pub(crate) async fn list_page(
+        &self,
+        prefix: &str,
+        max_keys: u32,
+        token: Option<&str>,
+    ) -> OpResult<ListPage> {
+        let max = max_keys.to_string();
+        let mut query = vec![
+            ("list-type", "2"),
+            ("prefix", prefix),
+            ("max-keys", max.as_str()),
+        ];
+        if let Some(t) = token {
+            query.push(("continuation-token", t));
+        }
+        let resp = self
+            .send(
+                Method::GET,
+                None,
+                &query,
+                &[],
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        let doc = expect_success(resp).await?;
+        let doc = String::from_utf8_lossy(&doc);
+        let truncated = xml_text(&doc, "IsTruncated") == Some("true");
+        let next_token = xml_text(&doc, "NextContinuationToken")
+            .filter(|_| truncated)
+            .map(xml_unescape);
+        Ok(ListPage { next_token })
+    }
+
+    /// DeleteObjects (quiet) of up to 1,000 keys; returns the per-key errors the server reported.
+    pub(crate) async fn delete_objects(&self, keys: &[String]) -> OpResult<u64> {
+        let mut doc = String::with_capacity(keys.len() * 48 + 64);
+        doc.push_str("<Delete><Quiet>true</Quiet>");
+        for k in keys {
+            doc.push_str("<Object><Key>");
+            doc.push_str(&xml_escape(k));
+            doc.push_str("</Key></Object>");
+        }
+        doc.push_str("</Delete>");
+        let body = Bytes::from(doc);
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+        let hash = sigv4::sha256_hex(&body);
+        let extra = [
+            ("content-length", body.len().to_string()),
+            ("content-md5", md5),
+        ];
+        let resp = self
+            .send(
+                Method::POST,
+                None,
+                &[("delete", "")],
+                &extra,
+                PayloadBody::from_bytes(body),
+                &hash,
+            )
+            .await?;
+        let doc = expect_success(resp).await?;
+        Ok(String::from_utf8_lossy(&doc).matches("<Error>").count() as u64)
+    }
+
+    /// HEAD of the bucket: `Ok(true)` when it exists, `Ok(false)` on 404.
+    pub(crate) async fn bucket_exists(&self) -> OpResult<bool> {
+        let resp = self
+            .send(
+                Method::HEAD,
+                None,
+                &[],
+                &[],
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => expect_success(resp).await.map(|_| true),
+        }
+    }
+
+    /// CreateBucket, with a location constraint outside us-east-1.
+    pub(crate) async fn create_bucket(&self, region: &str) -> OpResult<()> {
+        let body = if region == "us-east-1" {
+            Bytes::new()
+        } else {
+            Bytes::from(format!(
+                "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                xml_escape(region)
+            ))
+        };
+        let hash = sigv4::sha256_hex(&body);
+        let extra = [("content-length", body.len().to_string())];
+        let resp = self
+            .send(
+                Method::PUT,
+                None,
+                &[],
+                &extra,
+                PayloadBody::from_bytes(body),
+                &hash,
+            )
+            .await?;
+        expect_success(resp).await.map(drop)
+    }
+
+    /// DeleteBucket.
+    pub(crate) async fn delete_bucket(&self) -> OpResult<()> {
+        let resp = self
+            .send(
+                Method::DELETE,
+                None,
+                &[],
+                &[],
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        expect_success(resp).await.map(drop)
+    }
+
+    /// Builds, signs and sends one request. `extra` holds additional signed headers (lowercase names).
+    async fn send(
+        &self,
+        method: Method,
+        key: Option<&str>,
+        query: &[(&str, &str)],
+        extra: &[(&str, String)],
+        body: PayloadBody,
+        payload_hash: &str,
+    ) -> OpResult<Response<Incoming>> {
+        let mut path = String::with_capacity(self.bucket.len() + 64);
+        path.push('/');
+        path.push_str(&self.bucket);
+        if let Some(k) = key {
+            path.push('/');
+            path.push_str(k);
+        }
+        let path = sigv4::uri_encode(&path, true);
+        let query = sigv4::canonical_query(query);
+        let amz_date = sigv4::amz_date_now();
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4 + extra.len());
+        headers.push(("host", &self.host));
+        headers.push(("x-amz-content-sha256", payload_hash));
+        headers.push(("x-amz-date", &amz_date));
+        headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        headers.sort_unstable_by_key(|&(k, _)| k);
+        let authorization = self.signer.authorization(&SignInput {
+            method: method.as_str(),
+            canonical_uri: &path,
+            canonical_query: &query,
+            headers: &headers,
+            payload_hash,
+            amz_date: &amz_date,
+        });
+        let uri = if query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{query}", self.base)
+        };
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in &headers {
+            builder = builder.header(*name, header_value(value)?);
+        }
+        let req = builder
+            .header("authorization", header_value(&authorization)?)
+            .body(body)
+            .map_err(|e| OpError::Transport(format!("building request: {e}")))?;
+        self.http.request(req).await.map_err(transport)
+    }
+}
+
+fn header_value(v: &str) -> OpResult<HeaderValue> {
+    HeaderValue::from_str(v).map_err(|_| OpError::Transport(format!("invalid header value {v:?}")))
+}
+
+fn transport(e: impl std::error::Error) -> OpError {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    // Bounded: error chains are short, but never follow more than a few links.
+    for _ in 0..4 {
+        let Some(s) = source else { break };
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    OpError::Transport(msg)
+}
+
+/// Passes a success response on; turns anything else into [`OpError::Http`] with the S3 code of its body.
+async fn check_status(resp: Response<Incoming>) -> OpResult<Response<Incoming>> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status().as_u16();
+    let doc = read_doc(resp.into_body()).await.unwrap_or_default();
+    let code = xml_text(&String::from_utf8_lossy(&doc), "Code").map(str::to_owned);
+    Err(OpError::Http { status, code })
+}
+
+/// Checks the status and reads the (small) body.
+async fn expect_success(resp: Response<Incoming>) -> OpResult<Bytes> {
+    let resp = check_status(resp).await?;
+    read_doc(resp.into_body()).await
+}
+
+async fn read_doc(mut body: Incoming) -> OpResult<Bytes> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(transport)?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > MAX_DOC {
+                return Err(OpError::Transport("response document too large".into()));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// The text of the first `<tag>...</tag>` element of `doc`.
+fn xml_text<'a>(doc: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = doc.find(&open)? + open.len();
+    let end = doc[start..].find("</")? + start;
+    Some(&doc[start..end])
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_helpers() {
+        let doc = "<Error><Code>NoSuchKey</Code><Message>x</Message></Error>";
+        assert_eq!(xml_text(doc, "Code"), Some("NoSuchKey"));
+        assert_eq!(xml_text(doc, "Missing"), None);
+        assert_eq!(xml_unescape(&xml_escape("a&b<c>'\"")), "a&b<c>'\"");
+    }
+
+    #[test]
+    fn error_labels() {
+        let e = OpError::Http {
+            status: 503,
+            code: Some("SlowDown".into()),
+        };
+        assert_eq!(e.to_string(), "503 SlowDown");
+        assert_eq!(
+            OpError::Http {
+                status: 404,
+                code: None
+            }
+            .to_string(),
+            "404"
+        );
+        assert_eq!(OpError::Timeout.to_string(), "timeout");
+    }
+
+    #[test]
+    fn endpoint_validation() {
+        let cfg = |endpoint| ClientConfig {
+            endpoint,
+            access_key: "a",
+            secret_key: "s",
+            region: "us-east-1",
+            bucket: "b",
+            unsigned_payload: false,
+            pool_size: 1,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        assert!(S3Client::new(&cfg("http://127.0.0.1:9000")).is_ok());
+        assert_eq!(
+            S3Client::new(&cfg("http://localhost:80/")).unwrap().host,
+            "localhost"
+        );
+        assert!(S3Client::new(&cfg("https://s3.amazonaws.com")).is_err());
+        assert!(S3Client::new(&cfg("127.0.0.1:9000")).is_err());
+        assert!(S3Client::new(&cfg("http://h/path")).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! The final report: one row per operation kind (and a total row when there are several) with ops, errors,
+//! ops/s, MiB/s and latency percentiles, the errors by type, and the CPU cost of the generator and, when its
+//! pid was given, of the server, per 1,000 operations and per GiB moved. Printed as a table or as one JSON
+//! object (`--json`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::cpu::{CpuTimes, Memory};
+use crate::stats::{KindStats, Stats};
+
+const MIB: f64 = (1u64 << 20) as f64;
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Everything a run measured.
+#[derive(Serialize)]
+pub(crate) struct Report {
+    pub(crate) endpoint: String,
+    pub(crate) bucket: String,
+    pub(crate) mode: String,
+    /// Only for mixed runs: the ratio used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mix: Option<String>,
+    pub(crate) object_size: u64,
+    pub(crate) concurrency: usize,
+    /// The requested duration of the measured phase, when run by time.
+    pub(crate) duration_s: Option<f64>,
+    /// The requested number of operations, when run by count.
+    pub(crate) count: Option<u64>,
+    pub(crate) warmup_s: f64,
+    pub(crate) unsigned_payload: bool,
+    /// Wall time of the measured phase.
+    pub(crate) elapsed_s: f64,
+    /// One entry per operation kind, then `total` when there is more than one kind.
+    pub(crate) ops: Vec<OpRow>,
+    /// Failed operations by type, all kinds together.
+    pub(crate) errors: BTreeMap<String, u64>,
+    pub(crate) generator_cpu: CpuCost,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server_pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server_cpu: Option<CpuCost>,
+    /// The server's resident memory right after the measured phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server_memory: Option<Memory>,
+}
+
+/// The figures of one operation kind.
+#[derive(Serialize)]
+pub(crate) struct OpRow {
+    pub(crate) op: String,
+    pub(crate) ops: u64,
+    pub(crate) errors: u64,
+    pub(crate) bytes: u64,
+    pub(crate) ops_per_s: f64,
+    pub(crate) mib_per_s: f64,
+    pub(crate) latency_ms: Latency,
+}
+
+/// Latency percentiles of successful operations, in milliseconds.
+#[derive(Serialize)]
+pub(crate) struct Latency {
+    pub(crate) mean: f64,
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) p999: f64,
+    pub(crate) max: f64,
+}
+
+/// CPU time of a process during the measured phase and what it comes to per unit of work.
+#[derive(Serialize)]
+pub(crate) struct CpuCost {
+    pub(crate) user_s: f64,
+    pub(crate) system_s: f64,
+    pub(crate) total_s: f64,
+    /// CPU seconds per 1,000 successful operations.
+    pub(crate) per_1000_ops_s: Option<f64>,
+    /// CPU seconds per GiB of object data moved.
+    pub(crate) per_gib_s: Option<f64>,
+    /// Average cores busy over the phase.
+    pub(crate) cores: f64,
+}
+
+impl CpuCost {
+    pub(crate) fn new(t: &CpuTimes, ops: u64, bytes: u64, elapsed_s: f64) -> CpuCost {
+        let total = t.total_secs();
+        CpuCost {
+            user_s: t.user.as_secs_f64(),
+            system_s: t.system.as_secs_f64(),
+            total_s: total,
+            per_1000_ops_s: (ops > 0).then(|| total * 1000.0 / ops as f64),
+            per_gib_s: (bytes > 0).then(|| total * GIB / bytes as f64),
+            cores: if elapsed_s > 0.0 {
+                total / elapsed_s
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// Rows for every kind in `stats`, plus a total row when there are several kinds.
+pub(crate) fn rows(stats: &Stats, elapsed_s: f64) -> Vec<OpRow> {
+    let mut rows: Vec<OpRow> = stats
+        .kinds()
+        .map(|(kind, s)| row(kind.name(), s, elapsed_s))
+        .collect();
+    if rows.len() > 1 {
+        rows.push(row("total", &stats.total(), elapsed_s));
+    }
+    rows
+}
+
+fn row(name: &str, s: &KindStats, elapsed_s: f64) -> OpRow {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let per_s = |v: f64| if elapsed_s > 0.0 { v / elapsed_s } else { 0.0 };
+    let h = &s.hist;
+    let empty = h.is_empty();
+    let q = |quantile: f64| {
+        if empty {
+            0.0
+        } else {
+            ms(h.value_at_quantile(quantile))
+        }
+    };
+    OpRow {
+        op: name.to_owned(),
+        ops: s.ops,
+        errors: s.error_count(),
+        bytes: s.bytes,
+        ops_per_s: per_s(s.ops as f64),
+        mib_per_s: per_s(s.bytes as f64 / MIB),
+        latency_ms: Latency {
+            mean: if empty { 0.0 } else { h.mean() / 1000.0 },
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: if empty { 0.0 } else { ms(h.max()) },
+        },
+    }
+}
+
+impl Report {
+    /// The report as one line of JSON.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("the report serialises")
+    }
+
+    /// The report as a human-readable table.
+    pub(crate) fn to_table(&self) -> String {
+        let mut out = String::new();
+        let limit = match (self.duration_s, self.count) {
+            (_, Some(c)) => format!("count {c}"),
+            (Some(d), None) => format!("duration {d}s"),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "strata bench: {} mode={}{} size={} concurrency={} {limit} warmup={}s payload={}",
+            self.endpoint,
+            self.mode,
+            self.mix
+                .as_deref()
+                .map(|m| format!(" mix={m}"))
+                .unwrap_or_default(),
+            crate::units::format_size(self.object_size),
+            self.concurrency,
+            self.warmup_s,
+            if self.unsigned_payload {
+                "UNSIGNED-PAYLOAD"
+            } else {
+                "signed"
+            },
+        );
+        let _ = writeln!(
+            out,
+            "measured {:.2}s, bucket {}",
+            self.elapsed_s, self.bucket
+        );
+        let _ = writeln!(
+            out,
+            "{:<7} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "op",
+            "ops",
+            "errors",
+            "ops/s",
+            "MiB/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms"
+        );
+        for r in &self.ops {
+            let l = &r.latency_ms;
+            let _ = writeln!(
+                out,
+                "{:<7} {:>9} {:>7} {:>10.1} {:>9.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                r.op, r.ops, r.errors, r.ops_per_s, r.mib_per_s, l.p50, l.p90, l.p99, l.p999, l.max
+            );
+        }
+        for (label, n) in &self.errors {
+            let _ = writeln!(out, "errors: {n} x {label}");
+        }
+        write_cpu(&mut out, "generator", &self.generator_cpu);
+        if let Some(server) = &self.server_cpu {
+            let who = format!("server pid {}", self.server_pid.unwrap_or_default());
+            write_cpu(&mut out, &who, server);
+        }
+        if let Some(m) = &self.server_memory {
+            let _ = writeln!(
+                out,
+                "server memory: VmRSS {:.1} MiB, VmHWM (peak) {:.1} MiB",
+                m.rss_kib as f64 / 1024.0,
+                m.hwm_kib as f64 / 1024.0
+            );
+        }
+        out
+    }
+}
+
+fn write_cpu(out: &mut String, who: &str, c: &CpuCost) {
+    let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+    let _ = writeln!(
+        out,
+        "{who} CPU: {:.2}s (user {:.2}s, sys {:.2}s, {:.2} cores); {} s per 1,000 ops; {} s per GiB",
+        c.total_s,
+        c.user_s,
+        c.system_s,
+        c.cores,
+        opt(c.per_1000_ops_s),
+        opt(c.per_gib_s)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::units::OpKind;
+
+    #[test]
+    fn rows_and_costs() {
+        let mut stats = Stats::default();
+        for _ in 0..100 {
+            stats.record(OpKind::Get, Duration::from_millis(10), &Ok(1 << 20));
+        }
+        stats.record(OpKind::Stat, Duration::from_millis(1), &Ok(0));
+        let rows = rows(&stats, 2.0);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].op, "get");
+        assert!((rows[0].ops_per_s - 50.0).abs() < 1e-9);
+        assert!((rows[0].mib_per_s - 50.0).abs() < 1e-9);
+        assert!((rows[0].latency_ms.p50 - 10.0).abs() < 0.01);
+        assert_eq!(rows[2].op, "total");
+        assert_eq!(rows[2].ops, 101);
+        let t = CpuTimes {
+            user: Duration::from_secs(1),
+            system: Duration::from_millis(500),
+        };
+        let c = CpuCost::new(&t, 1000, 1 << 30, 3.0);
+        assert_eq!(c.per_1000_ops_s, Some(1.5));
+        assert_eq!(c.per_gib_s, Some(1.5));
+        assert!((c.cores - 0.5).abs() < 1e-9);
+        assert_eq!(CpuCost::new(&t, 0, 0, 1.0).per_gib_s, None);
+    }
+}

@@ -1,0 +1,169 @@
+//! Measurement: per-worker, per-operation latency histograms (hdrhistogram, microseconds), byte and error
+//! counts, merged once at the end; the shared live counters behind the once-a-second progress line.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::client::OpError;
+use crate::units::OpKind;
+
+/// Highest latency the histograms track exactly (one hour, in microseconds); longer ones are clamped.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// What one worker (or, merged, the whole run) measured for one kind of operation.
+pub(crate) struct KindStats {
+    /// Latencies of successful operations, in microseconds.
+    pub(crate) hist: Histogram<u64>,
+    /// Successful operations.
+    pub(crate) ops: u64,
+    /// Object bytes moved by successful operations (uploaded or downloaded).
+    pub(crate) bytes: u64,
+    /// Failed operations by [`OpError`] label.
+    pub(crate) errors: BTreeMap<String, u64>,
+}
+
+impl KindStats {
+    fn new() -> KindStats {
+        KindStats {
+            hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds"),
+            ops: 0,
+            bytes: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Number of failed operations.
+    pub(crate) fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    fn merge(&mut self, other: &KindStats) {
+        self.hist
+            .add(&other.hist)
+            .expect("histograms share the same bounds");
+        self.ops += other.ops;
+        self.bytes += other.bytes;
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Measurements per operation kind.
+#[derive(Default)]
+pub(crate) struct Stats {
+    kinds: BTreeMap<OpKind, KindStats>,
+}
+
+impl Stats {
+    /// Records one operation's outcome: its latency and bytes when it succeeded, its error label otherwise.
+    pub(crate) fn record(
+        &mut self,
+        kind: OpKind,
+        latency: Duration,
+        outcome: &Result<u64, OpError>,
+    ) {
+        let s = self.kinds.entry(kind).or_insert_with(KindStats::new);
+        match outcome {
+            Ok(bytes) => {
+                let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+                s.hist.saturating_record(us.clamp(1, MAX_LATENCY_US));
+                s.ops += 1;
+                s.bytes += bytes;
+            }
+            Err(e) => *s.errors.entry(e.to_string()).or_default() += 1,
+        }
+    }
+
+    /// Adds another worker's measurements.
+    pub(crate) fn merge(&mut self, other: &Stats) {
+        for (kind, s) in &other.kinds {
+            self.kinds
+                .entry(*kind)
+                .or_insert_with(KindStats::new)
+                .merge(s);
+        }
+    }
+
+    /// The kinds that saw at least one operation, in [`OpKind`] order.
+    pub(crate) fn kinds(&self) -> impl Iterator<Item = (OpKind, &KindStats)> {
+        self.kinds.iter().map(|(k, s)| (*k, s))
+    }
+
+    /// All kinds merged into one.
+    pub(crate) fn total(&self) -> KindStats {
+        let mut t = KindStats::new();
+        for s in self.kinds.values() {
+            t.merge(s);
+        }
+        t
+    }
+}
+
+/// Counters shared by all workers, read by the progress line.
+#[derive(Default)]
+pub(crate) struct Progress {
+    pub(crate) ops: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+impl Progress {
+    /// Counts one finished operation.
+    pub(crate) fn add(&self, outcome: &Result<u64, OpError>) {
+        match outcome {
+            Ok(bytes) => {
+                self.ops.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(*bytes, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `(ops, bytes, errors)` so far.
+    pub(crate) fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.ops.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_and_merge() {
+        let mut a = Stats::default();
+        a.record(OpKind::Get, Duration::from_millis(2), &Ok(100));
+        a.record(OpKind::Get, Duration::from_millis(4), &Ok(100));
+        let mut b = Stats::default();
+        b.record(OpKind::Put, Duration::from_millis(8), &Ok(50));
+        b.record(
+            OpKind::Get,
+            Duration::ZERO,
+            &Err(OpError::Http {
+                status: 404,
+                code: Some("NoSuchKey".into()),
+            }),
+        );
+        a.merge(&b);
+        let kinds: Vec<_> = a.kinds().map(|(k, _)| k).collect();
+        assert_eq!(kinds, [OpKind::Put, OpKind::Get]);
+        let t = a.total();
+        assert_eq!((t.ops, t.bytes, t.error_count()), (3, 250, 1));
+        assert_eq!(t.errors.get("404 NoSuchKey"), Some(&1));
+        assert_eq!(t.hist.max(), t.hist.highest_equivalent(8000));
+        let p = Progress::default();
+        p.add(&Ok(10));
+        p.add(&Err(OpError::Timeout));
+        assert_eq!(p.snapshot(), (1, 10, 1));
+    }
+}
