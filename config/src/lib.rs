@@ -116,6 +116,8 @@ pub struct StorageConfig {
     pub io: IoBackend,
     /// Largest object accepted by a single PUT, in bytes (AWS: 5 GiB).
     pub max_put_size: u64,
+    /// Page cache of each metadata replica, in bytes (one replica per disk).
+    pub meta_cache_bytes: usize,
 }
 
 impl Default for StorageConfig {
@@ -129,6 +131,7 @@ impl Default for StorageConfig {
             fsync: true,
             io: IoBackend::Portable,
             max_put_size: 5 * 1024 * 1024 * 1024,
+            meta_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }

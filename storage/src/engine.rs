@@ -42,6 +42,8 @@ pub struct Settings {
     pub fsync: bool,
     /// Largest single PUT.
     pub max_put_size: u64,
+    /// Page cache per metadata replica, in bytes.
+    pub meta_cache_bytes: usize,
 }
 
 impl Settings {
@@ -60,6 +62,7 @@ impl Settings {
             inline_threshold: cfg.storage.inline_threshold,
             fsync: cfg.storage.fsync,
             max_put_size: cfg.storage.max_put_size,
+            meta_cache_bytes: cfg.storage.meta_cache_bytes,
         })
     }
 }
@@ -136,7 +139,7 @@ impl Engine {
             for (i, path) in s.disks.iter().enumerate() {
                 disks.push(Arc::new(PortableDisk::open(i, path)?));
             }
-            let meta = ReplicatedMeta::open(&s.disks, write_quorum, s.fsync)?;
+            let meta = ReplicatedMeta::open(&s.disks, write_quorum, s.fsync, s.meta_cache_bytes)?;
             sweep::recover_staged(&disks, &meta, s.fsync)?;
             Ok((disks, meta))
         })

@@ -85,7 +85,12 @@ fn copy_replica(from: &Path, to: &Path) -> std::io::Result<()> {
 
 impl ReplicatedMeta {
     /// Opens (and resyncs) the replicas in `roots`; `write_quorum` replicas must commit for a write to count.
-    pub fn open(roots: &[PathBuf], write_quorum: usize, fsync: bool) -> Result<Self> {
+    pub fn open(
+        roots: &[PathBuf],
+        write_quorum: usize,
+        fsync: bool,
+        cache_bytes: usize,
+    ) -> Result<Self> {
         let paths: Vec<PathBuf> = roots.iter().map(|r| r.join(DB_FILE)).collect();
         let seqs: Vec<Option<u64>> = paths
             .iter()
@@ -106,7 +111,10 @@ impl ReplicatedMeta {
         }
         let mut replicas = Vec::with_capacity(paths.len());
         for (index, path) in paths.iter().enumerate() {
-            let db = Database::create(path).map_err(Error::meta)?;
+            let db = redb::Builder::new()
+                .set_cache_size(cache_bytes)
+                .create(path)
+                .map_err(Error::meta)?;
             let txn = db.begin_write().map_err(Error::meta)?;
             {
                 // Create every table up front so read transactions never see a missing table.
