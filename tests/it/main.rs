@@ -13,4 +13,5 @@ mod object;
 mod sigv4;
 mod smoke;
 mod tagging;
+mod timeouts;
 mod wire;
