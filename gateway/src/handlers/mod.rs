@@ -99,8 +99,10 @@ impl Req {
         Box::pin(verified.map(|r| r.map_err(|e| Box::new(e) as BoxError)))
     }
 
-    /// Reads a small body (an XML document) whole; more than `limit` bytes is refused.
+    /// Reads a small body (an XML document) whole, checking Content-MD5 when given; more than `limit`
+    /// bytes is refused.
     pub async fn read_small_body(&mut self, timeout: Duration, limit: usize) -> ApiResult<Bytes> {
+        let expected_md5 = object::content_md5(self)?;
         let mut stream = verified_body(
             raw_stream(self.body.take(), timeout),
             self.payload.clone(),
@@ -113,6 +115,11 @@ impl Req {
                 return Err(ApiError::EntityTooLarge);
             }
             out.extend_from_slice(&chunk);
+        }
+        if let Some(md5) = expected_md5
+            && md5 != <[u8; 16]>::from(<md5::Md5 as md5::Digest>::digest(&out))
+        {
+            return Err(ApiError::BadDigest);
         }
         Ok(out.freeze())
     }

@@ -12,8 +12,8 @@ use strata_storage::{
 };
 
 use super::object::{
-    checksum_text, content_md5, copy_source, record_time, requested_checksum, stored_headers,
-    tags_from_header, validate_key, verifier,
+    checksum_text, copy_source, record_time, requested_checksum, stored_headers, tags_from_header,
+    validate_key, verifier,
 };
 use super::{Ctx, Req, Resp, empty, set_header, xml};
 use crate::conditional::{Conditions, iso8601};
@@ -280,11 +280,6 @@ pub async fn handle_complete_multipart_upload(
     let body = req
         .read_small_body(ctx.client_timeout, 4 * 1024 * 1024)
         .await?;
-    if let Some(md5) = content_md5(&req)?
-        && md5 != <[u8; 16]>::from(<md5::Md5 as md5::Digest>::digest(&body))
-    {
-        return Err(ApiError::BadDigest);
-    }
     let doc: CompleteMultipartUpload = parse(&body)?;
     if doc.parts.is_empty() || doc.parts.len() > MAX_PART_NUMBER as usize {
         return Err(ApiError::MalformedXml);

@@ -414,11 +414,6 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
     let body = req
         .read_small_body(ctx.client_timeout, 4 * 1024 * 1024)
         .await?;
-    if let Some(md5) = content_md5(&req)?
-        && md5 != <[u8; 16]>::from(<md5::Md5 as md5::Digest>::digest(&body))
-    {
-        return Err(ApiError::BadDigest);
-    }
     let doc: Delete = parse(&body)?;
     if doc.objects.is_empty() || doc.objects.len() > MAX_DELETE_KEYS {
         return Err(ApiError::MalformedXml);
