@@ -118,6 +118,8 @@ pub struct StorageConfig {
     pub max_put_size: u64,
     /// Page cache of each metadata replica, in bytes (one replica per disk).
     pub meta_cache_bytes: usize,
+    /// Largest object CompleteMultipartUpload may assemble, in bytes (AWS: 5 TiB).
+    pub max_object_size: u64,
 }
 
 impl Default for StorageConfig {
@@ -132,6 +134,7 @@ impl Default for StorageConfig {
             io: IoBackend::Portable,
             max_put_size: 5 * 1024 * 1024 * 1024,
             meta_cache_bytes: 32 * 1024 * 1024,
+            max_object_size: 5 * 1024 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -191,6 +194,11 @@ impl Config {
         if s.inline_threshold > 1024 * 1024 {
             return Err(Error::Invalid(
                 "storage.inline_threshold must be at most 1 MiB".into(),
+            ));
+        }
+        if s.max_object_size < s.max_put_size {
+            return Err(Error::Invalid(
+                "storage.max_object_size must be at least storage.max_put_size".into(),
             ));
         }
         if s.max_put_size == 0 {

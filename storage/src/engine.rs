@@ -44,6 +44,8 @@ pub struct Settings {
     pub max_put_size: u64,
     /// Page cache per metadata replica, in bytes.
     pub meta_cache_bytes: usize,
+    /// Largest object a multipart upload may assemble.
+    pub max_object_size: u64,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             fsync: cfg.storage.fsync,
             max_put_size: cfg.storage.max_put_size,
             meta_cache_bytes: cfg.storage.meta_cache_bytes,
+            max_object_size: cfg.storage.max_object_size,
         })
     }
 }

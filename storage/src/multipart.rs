@@ -24,8 +24,6 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 /// Highest part number.
 pub const MAX_PART_NUMBER: u32 = 10_000;
-/// Largest object a multipart upload may assemble, as AWS.
-pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 
 /// One entry of a CompleteMultipartUpload request.
 #[derive(Debug, Clone)]
@@ -316,7 +314,7 @@ impl Engine {
             chosen.push((want.number, part.clone()));
         }
         let size: u64 = chosen.iter().map(|(_, p)| p.segment.size).sum();
-        if size > MAX_OBJECT_SIZE {
+        if size > self.settings().max_object_size {
             return Err(Error::EntityTooLarge);
         }
         let mut md5 = Md5::new();

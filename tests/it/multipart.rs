@@ -2031,3 +2031,41 @@ async fn complete_reclaims_parts_it_does_not_use() {
     assert!(reclaimed, "{} data files, want {want}", data_files(&server));
     assert!(get(&s3, "mpu", "k").await == [&p1[..], &p2[..]].concat());
 }
+
+/// The configured maximum object size is enforced when the parts are assembled.
+#[tokio::test]
+async fn complete_beyond_the_configured_maximum_object_size_is_entity_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("strata.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\nmax_put_size = 5242880\nmax_object_size = 8388608\n",
+    )
+    .unwrap();
+    let server = Server::start_on(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let s3 = server.client();
+    s3.create_bucket().bucket("capped").send().await.unwrap();
+    let id = create(&s3, "capped", "big").await;
+    let first = blob(5 * 1024 * 1024, 1);
+    let second = blob(4 * 1024 * 1024, 2);
+    let e1 = upload(&s3, "capped", "big", &id, 1, &first).await;
+    let e2 = upload(&s3, "capped", "big", &id, 2, &second).await;
+    let err = s3
+        .complete_multipart_upload()
+        .bucket("capped")
+        .key("big")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (400, "EntityTooLarge".to_string()));
+    // Under the cap the same upload completes.
+    let small = complete(&s3, "capped", "big", &id, &[(1, &e1)])
+        .await
+        .unwrap();
+    assert!(small.e_tag().is_some());
+}
