@@ -107,6 +107,10 @@ impl PortableDisk {
     }
 }
 
+/// Larger than one shard frame of a 1 MiB block at 4+2 (256 KiB + 32), so the 32-byte checksum and its shard
+/// go out in one write instead of two.
+const SINK_BUFFER: usize = 512 * 1024;
+
 struct FileSink {
     file: io::BufWriter<File>,
     dir: PathBuf,
@@ -160,7 +164,7 @@ impl Disk for PortableDisk {
             .truncate(true)
             .open(path)?;
         Ok(Box::new(FileSink {
-            file: io::BufWriter::with_capacity(256 * 1024, file),
+            file: io::BufWriter::with_capacity(SINK_BUFFER, file),
             dir: self.root.join("tmp"),
         }))
     }

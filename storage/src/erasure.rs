@@ -63,25 +63,42 @@ impl Codec {
     }
 
     /// Splits `block` into `k + m` shards (data first, then parity).
-    pub fn encode(&self, block: &[u8]) -> Result<Vec<Bytes>> {
+    ///
+    /// A block that divides evenly (every full block at the default geometry) is sliced without copying.
+    pub fn encode(&self, block: Bytes) -> Result<Vec<Bytes>> {
         let k = usize::from(self.geometry.data);
         let m = usize::from(self.geometry.parity);
         let shard_len = self.geometry.shard_len(block.len());
-        let mut buf = BytesMut::zeroed(shard_len * k);
-        buf[..block.len()].copy_from_slice(block);
-        let data = buf.freeze();
+        let data = if block.len() == shard_len * k {
+            block
+        } else {
+            let mut buf = BytesMut::zeroed(shard_len * k);
+            buf[..block.len()].copy_from_slice(&block);
+            buf.freeze()
+        };
         let mut shards: Vec<Bytes> = (0..k)
             .map(|i| data.slice(i * shard_len..(i + 1) * shard_len))
             .collect();
         if m == 0 {
             return Ok(shards);
         }
-        let mut encoder = ReedSolomonEncoder::new(k, m, shard_len).map_err(codec_err)?;
-        for shard in &shards {
-            encoder.add_original_shard(shard).map_err(codec_err)?;
-        }
-        let result = encoder.encode().map_err(codec_err)?;
-        shards.extend(result.recovery_iter().map(Bytes::copy_from_slice));
+        ENCODER.with_borrow_mut(|slot| -> Result<()> {
+            // Reusing the encoder keeps its work buffers: a fresh one per block costs an allocation and page
+            // faults for several times the block size.
+            let encoder = match slot {
+                Some(e) => {
+                    e.reset(k, m, shard_len).map_err(codec_err)?;
+                    e
+                }
+                None => slot.insert(ReedSolomonEncoder::new(k, m, shard_len).map_err(codec_err)?),
+            };
+            for shard in &shards[..k] {
+                encoder.add_original_shard(shard).map_err(codec_err)?;
+            }
+            let result = encoder.encode().map_err(codec_err)?;
+            shards.extend(result.recovery_iter().map(Bytes::copy_from_slice));
+            Ok(())
+        })?;
         Ok(shards)
     }
 
@@ -134,23 +151,26 @@ impl Codec {
         Ok(())
     }
 
-    /// Joins the data shards of a block back into its first `block_len` bytes.
-    pub fn join(&self, shards: &[Option<Bytes>], block_len: usize) -> Bytes {
+    /// The block's first `block_len` bytes as slices of its data shards, in order (no copy).
+    pub fn pieces(&self, shards: &[Option<Bytes>], block_len: usize) -> Vec<Bytes> {
         let k = usize::from(self.geometry.data);
-        if k == 1 {
-            return shards[0]
-                .as_ref()
-                .expect("data shard present")
-                .slice(..block_len);
-        }
-        let mut out = BytesMut::with_capacity(block_len);
+        let mut left = block_len;
+        let mut out = Vec::with_capacity(k);
         for s in &shards[..k] {
+            if left == 0 {
+                break;
+            }
             let s = s.as_ref().expect("data shard present");
-            let take = (block_len - out.len()).min(s.len());
-            out.extend_from_slice(&s[..take]);
+            let take = left.min(s.len());
+            out.push(s.slice(..take));
+            left -= take;
         }
-        out.freeze()
+        out
     }
+}
+
+thread_local! {
+    static ENCODER: std::cell::RefCell<Option<ReedSolomonEncoder>> = const { std::cell::RefCell::new(None) };
 }
 
 fn codec_err(e: reed_solomon_simd::Error) -> Error {
@@ -175,7 +195,7 @@ mod tests {
             lost_seed in any::<u64>(),
         ) {
             let codec = Codec::new(geometry(k, m)).unwrap();
-            let shards = codec.encode(&data).unwrap();
+            let shards = codec.encode(Bytes::from(data.clone())).unwrap();
             let n = usize::from(k) + usize::from(m);
             prop_assert_eq!(shards.len(), n);
             let shard_len = shards[0].len();
@@ -191,14 +211,14 @@ mod tests {
             for (i, s) in present.iter().enumerate() {
                 prop_assert_eq!(s.as_ref().unwrap(), &shards[i]);
             }
-            prop_assert_eq!(codec.join(&present, data.len()), Bytes::from(data));
+            prop_assert_eq!(codec.pieces(&present, data.len()).concat(), data);
         }
     }
 
     #[test]
     fn too_many_lost_is_an_error() {
         let codec = Codec::new(geometry(4, 2)).unwrap();
-        let shards = codec.encode(&[7u8; 1000]).unwrap();
+        let shards = codec.encode(Bytes::from_static(&[7u8; 1000])).unwrap();
         let mut present: Vec<Option<Bytes>> = shards.into_iter().map(Some).collect();
         present[0] = None;
         present[1] = None;

@@ -116,8 +116,9 @@ impl SegmentReader {
         Some(buf.split_off(HASH_LEN))
     }
 
-    /// Returns block `i`'s object bytes, reconstructing from parity when a data shard fails.
-    pub(crate) async fn block(&mut self, i: u64) -> Result<Bytes> {
+    /// Returns block `i`'s object bytes (as slices of its data shards), reconstructing from parity when a data
+    /// shard fails.
+    pub(crate) async fn block(&mut self, i: u64) -> Result<Vec<Bytes>> {
         let k = usize::from(self.segment.geometry.data);
         let n = self.segment.geometry.total();
         let mut got: Vec<Option<Bytes>> = vec![None; n];
@@ -147,7 +148,7 @@ impl SegmentReader {
         if got[..k].iter().any(Option::is_none) {
             self.codec.reconstruct(&mut got, map.shard_len(i))?;
         }
-        Ok(self.codec.join(&got, map.block_len(i)))
+        Ok(self.codec.pieces(&got, map.block_len(i)))
     }
 
     /// Reads every shard of every block; returns the slots that are missing or fail verification anywhere.
@@ -187,17 +188,45 @@ pub(crate) fn stream_range(
     start: u64,
     end: u64,
 ) -> BodyStream {
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes>>(READ_AHEAD);
+    let (tx, mut rx) = mpsc::channel::<Result<Vec<Bytes>>>(READ_AHEAD);
     tokio::spawn(async move {
         if let Err(e) = produce(&engine, &bucket, &key, &record, start, end, &tx).await {
             tracing::error!(bucket, key, error = %e, "read failed mid-stream");
             let _ = tx.send(Err(e)).await;
         }
     });
+    let mut ready = std::collections::VecDeque::new();
     Box::pin(futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx)
-            .map(|o| o.map(|r| r.map_err(|e| Box::new(e) as crate::error::BoxError)))
+        loop {
+            if let Some(b) = ready.pop_front() {
+                return std::task::Poll::Ready(Some(Ok(b)));
+            }
+            match std::task::ready!(rx.poll_recv(cx)) {
+                Some(Ok(pieces)) => ready.extend(pieces),
+                Some(Err(e)) => {
+                    return std::task::Poll::Ready(Some(Err(Box::new(e) as crate::error::BoxError)));
+                }
+                None => return std::task::Poll::Ready(None),
+            }
+        }
     }))
+}
+
+/// The bytes `lo..=hi` (offsets within the block) of a block given as consecutive pieces.
+fn slice_pieces(pieces: Vec<Bytes>, lo: u64, hi: u64) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(pieces.len());
+    let mut at = 0u64;
+    for p in pieces {
+        let (p0, p1) = (at, at + p.len() as u64); // [p0, p1)
+        at = p1;
+        if p1 <= lo || p0 > hi {
+            continue;
+        }
+        let a = (lo.max(p0) - p0) as usize;
+        let b = (hi.min(p1 - 1) - p0) as usize;
+        out.push(p.slice(a..=b));
+    }
+    out
 }
 
 async fn produce(
@@ -207,7 +236,7 @@ async fn produce(
     record: &ObjectRecord,
     start: u64,
     end: u64,
-    tx: &mpsc::Sender<Result<Bytes>>,
+    tx: &mpsc::Sender<Result<Vec<Bytes>>>,
 ) -> Result<()> {
     if record.size == 0 || start > end {
         return Ok(());
@@ -216,7 +245,7 @@ async fn produce(
         ObjectData::Inline { data_id, hash } => {
             let bytes = engine.read_inline(*data_id, hash).await?;
             let _ = tx
-                .send(Ok(bytes.slice(start as usize..=end as usize)))
+                .send(Ok(vec![bytes.slice(start as usize..=end as usize)]))
                 .await;
             Ok(())
         }
@@ -233,11 +262,10 @@ async fn produce(
                 let to = end.min(seg_end - 1) - seg_start;
                 let bs = u64::from(seg.block_size);
                 for b in from / bs..=to / bs {
-                    let block = reader.block(b).await?;
+                    let pieces = reader.block(b).await?;
                     let b0 = b * bs;
-                    let lo = (from.max(b0) - b0) as usize;
-                    let hi = (to.min(b0 + block.len() as u64 - 1) - b0) as usize;
-                    if tx.send(Ok(block.slice(lo..=hi))).await.is_err() {
+                    let wanted = slice_pieces(pieces, from.max(b0) - b0, to.min(b0 + bs - 1) - b0);
+                    if tx.send(Ok(wanted)).await.is_err() {
                         break; // client went away
                     }
                 }
@@ -247,6 +275,36 @@ async fn produce(
                 seg_start = seg_end;
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slice_pieces;
+    use bytes::Bytes;
+
+    #[test]
+    fn slicing_pieces_matches_slicing_the_whole() {
+        let whole: Vec<u8> = (0..100u8).collect();
+        let pieces = || {
+            vec![
+                Bytes::copy_from_slice(&whole[..30]),
+                Bytes::copy_from_slice(&whole[30..64]),
+                Bytes::copy_from_slice(&whole[64..]),
+            ]
+        };
+        for (lo, hi) in [
+            (0, 99),
+            (0, 0),
+            (29, 30),
+            (30, 63),
+            (10, 70),
+            (99, 99),
+            (64, 64),
+        ] {
+            let got: Vec<u8> = slice_pieces(pieces(), lo, hi).concat();
+            assert_eq!(got, &whole[lo as usize..=hi as usize], "{lo}..={hi}");
         }
     }
 }

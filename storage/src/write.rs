@@ -250,8 +250,8 @@ pub(crate) async fn write_body(
                     let w = writers.get_or_insert_with(|| {
                         SegmentWriters::start(engine, target, rotation, expected_len.unwrap_or(0))
                     });
-                    let shards = engine.codec().encode(&block)?;
-                    block.clear();
+                    let shards = engine.codec().encode(block.split().freeze())?;
+                    block.reserve(block_size);
                     w.send(shards).await;
                 }
             }
@@ -297,7 +297,7 @@ pub(crate) async fn write_body(
         None => SegmentWriters::start(engine, target, rotation, total),
     };
     if !block.is_empty() {
-        let shards = engine.codec().encode(&block)?;
+        let shards = engine.codec().encode(block.freeze())?;
         w.send(shards).await;
     }
     let (data_id, disks) = w.finish(engine.write_quorum()).await?;
