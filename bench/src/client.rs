@@ -1,6 +1,7 @@
 //! A minimal S3 client for load generation: path-style requests over a pooled keep-alive hyper 1 connection
 //! pool, signed with [`crate::sigv4`]. It speaks only what the benchmark needs (put, get, head, delete, list,
-//! multi-delete, bucket create/head/delete) and never buffers object bodies: downloads are counted and dropped.
+//! multi-delete, multipart create/upload part/complete/abort, bucket create/head/delete) and never buffers
+//! object bodies: downloads are counted and dropped.
 
 use std::fmt;
 use std::time::Duration;
@@ -145,6 +146,118 @@ impl S3Client {
         expect_success(resp).await.map(drop)
     }
 
+    /// CreateMultipartUpload; returns the upload ID.
+    pub(crate) async fn create_multipart_upload(&self, key: &str) -> OpResult<String> {
+        let extra = [("content-length", "0".to_owned())];
+        let resp = self
+            .send(
+                Method::POST,
+                Some(key),
+                &[("uploads", "")],
+                &extra,
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        let doc = expect_success(resp).await?;
+        let doc = String::from_utf8_lossy(&doc);
+        match xml_text(&doc, "UploadId") {
+            Some(id) if !id.is_empty() => Ok(xml_unescape(id)),
+            _ => Err(OpError::Transport(
+                "CreateMultipartUpload answer has no UploadId".into(),
+            )),
+        }
+    }
+
+    /// UploadPart of part `number` (1-based); returns the part's ETag as sent (with its quotes). `sha256` is
+    /// the body's hex SHA-256 (ignored with `--unsigned-payload`).
+    pub(crate) async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: PayloadBody,
+        sha256: &str,
+    ) -> OpResult<String> {
+        let len = http_body::Body::size_hint(&body).exact().unwrap_or(0);
+        let hash = if self.unsigned_payload {
+            UNSIGNED_PAYLOAD
+        } else {
+            sha256
+        };
+        let number = number.to_string();
+        let query = [("partNumber", number.as_str()), ("uploadId", upload_id)];
+        let extra = [("content-length", len.to_string())];
+        let resp = self
+            .send(Method::PUT, Some(key), &query, &extra, body, hash)
+            .await?;
+        let resp = check_status(resp).await?;
+        let etag = resp
+            .headers()
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        read_doc(resp.into_body()).await?;
+        etag.filter(|e| !e.is_empty()).ok_or_else(|| {
+            OpError::Transport(format!("UploadPart {number}: no ETag in the answer"))
+        })
+    }
+
+    /// CompleteMultipartUpload with the request document `doc` (see [`crate::multipart::complete_xml`]);
+    /// returns the object's ETag. An error document in a 200 answer (S3 may send one after it started
+    /// answering) counts as a failure, labelled `200 <Code>`.
+    pub(crate) async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        doc: String,
+    ) -> OpResult<String> {
+        let body = Bytes::from(doc);
+        let hash = sigv4::sha256_hex(&body);
+        let extra = [("content-length", body.len().to_string())];
+        let resp = self
+            .send(
+                Method::POST,
+                Some(key),
+                &[("uploadId", upload_id)],
+                &extra,
+                PayloadBody::from_bytes(body),
+                &hash,
+            )
+            .await?;
+        let status = resp.status().as_u16();
+        let answer = expect_success(resp).await?;
+        let answer = String::from_utf8_lossy(&answer);
+        if answer.contains("<Error>") {
+            let code = xml_text(&answer, "Code").map(str::to_owned);
+            return Err(OpError::Http { status, code });
+        }
+        match xml_text(&answer, "ETag") {
+            Some(etag) if answer.contains("<CompleteMultipartUploadResult") => {
+                Ok(xml_unescape(etag))
+            }
+            _ => Err(OpError::Transport(
+                "CompleteMultipartUpload answer has no CompleteMultipartUploadResult with an ETag"
+                    .into(),
+            )),
+        }
+    }
+
+    /// AbortMultipartUpload.
+    pub(crate) async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> OpResult<()> {
+        let resp = self
+            .send(
+                Method::DELETE,
+                Some(key),
+                &[("uploadId", upload_id)],
+                &[],
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        expect_success(resp).await.map(drop)
+    }
+
     /// Downloads an object, counting and discarding its bytes; fails when the length is not `expected`.
     pub(crate) async fn get_object(&self, key: &str, expected: Option<u64>) -> OpResult<u64> {
         let resp = self
@@ -170,6 +283,30 @@ impl S3Client {
             Some(e) if e != got => Err(OpError::ShortBody { expected: e, got }),
             _ => Ok(got),
         }
+    }
+
+    /// Downloads an object; returns its length and the MD5 of its bytes (checks, not load: this hashes).
+    pub(crate) async fn get_object_md5(&self, key: &str) -> OpResult<(u64, [u8; 16])> {
+        let resp = self
+            .send(
+                Method::GET,
+                Some(key),
+                &[],
+                &[],
+                PayloadBody::empty(),
+                EMPTY_SHA256,
+            )
+            .await?;
+        let mut body = check_status(resp).await?.into_body();
+        let (mut len, mut md5) = (0u64, md5::Md5::new());
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(transport)?;
+            if let Some(data) = frame.data_ref() {
+                len += data.len() as u64;
+                md5.update(data);
+            }
+        }
+        Ok((len, md5.finalize().into()))
     }
 
     /// HEAD of an object.

@@ -1,21 +1,23 @@
 //! Strata's S3 load generator, behind `strata bench`.
 //!
 //! Owns the benchmark: command-line options ([`BenchArgs`]), a cheap S3 client (hyper 1 with keep-alive
-//! pooling and its own SigV4 signer, no SDK), the workloads (put, get, mixed, delete, list), measurement
-//! (hdrhistogram latencies, errors by type, CPU time of the generator and of the server) and the report
-//! (table or JSON). It reaches servers over HTTP only and knows nothing of Strata's internals, so it works
-//! against any S3 endpoint.
+//! pooling and its own SigV4 signer, no SDK), the workloads (put, get, mixed, delete, list, multipart),
+//! measurement (hdrhistogram latencies, errors by type, CPU time of the generator and of the server) and the
+//! report (table or JSON). It reaches servers over HTTP only and knows nothing of Strata's internals, so it
+//! works against any S3 endpoint.
 //!
 //! A run: create the bucket if missing → generate one random payload buffer → prepare (upload the object pool
 //! that get, mixed, list and delete need; not measured) → warm-up (not measured) → measured phase, bounded by
 //! `--duration` or `--count` → report → delete what the run created unless `--keep`.
 //!
 //! Modules: `units` parsing of sizes, durations and the mix; `sigv4` signing; `payload` zero-copy bodies;
-//! `client` S3 requests; `workload` workers and phases; `setup` bucket, prepare and cleanup; `stats`
-//! histograms and counters; `cpu` `/proc` accounting; `report` the output.
+//! `client` S3 requests; `multipart` one object as a multipart upload (and [`multipart_smoke`]); `workload`
+//! workers and phases; `setup` bucket, prepare and cleanup; `stats` histograms and counters; `cpu` `/proc`
+//! accounting; `report` the output.
 
 mod client;
 mod cpu;
+mod multipart;
 mod payload;
 mod report;
 mod setup;
@@ -26,6 +28,7 @@ mod workload;
 
 use std::time::Duration;
 
+pub use multipart::smoke as multipart_smoke;
 pub use workload::run;
 
 /// The workload to run.
@@ -41,6 +44,9 @@ pub enum Mode {
     Delete,
     /// ListObjectsV2 pages of `--max-keys` over a prefix of `--objects` objects uploaded first.
     List,
+    /// Upload new objects `bench/<worker>/<n>` as multipart uploads: CreateMultipartUpload, `--part-size`
+    /// parts with up to `--parts-parallel` UploadPart requests at once, CompleteMultipartUpload.
+    Multipart,
 }
 
 impl BenchArgs {
@@ -49,10 +55,56 @@ impl BenchArgs {
         self.objects
             .unwrap_or_else(|| ((1u64 << 30) / self.size.max(1)).clamp(1, DEFAULT_POOL))
     }
+
+    /// Objects (operations) in flight: `--concurrency`, else 1 in multipart mode (each object already has
+    /// `--parts-parallel` requests in flight) and 32 otherwise.
+    fn concurrency(&self) -> usize {
+        let default = match self.mode {
+            Mode::Multipart => 1,
+            _ => DEFAULT_CONCURRENCY,
+        };
+        self.concurrency.unwrap_or(default) as usize
+    }
+
+    /// Part size of multipart mode.
+    fn part_size(&self) -> u64 {
+        self.part_size.unwrap_or(DEFAULT_PART_SIZE)
+    }
+
+    /// UploadPart requests in flight per object in multipart mode.
+    fn parts_parallel(&self) -> usize {
+        self.parts_parallel.unwrap_or(DEFAULT_PARTS_PARALLEL) as usize
+    }
+
+    /// Checks the options that depend on each other.
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.mode != Mode::Multipart {
+            anyhow::ensure!(
+                self.part_size.is_none() && self.parts_parallel.is_none(),
+                "--part-size and --parts-parallel apply to --mode multipart only"
+            );
+            return Ok(());
+        }
+        let parts = multipart::part_count(self.size, self.part_size());
+        anyhow::ensure!(
+            parts <= multipart::MAX_PARTS as u64,
+            "--size {} in parts of --part-size {} makes {parts} parts; S3 allows at most {}",
+            units::format_size(self.size),
+            units::format_size(self.part_size()),
+            multipart::MAX_PARTS
+        );
+        Ok(())
+    }
 }
 
 /// Pool objects when `--objects` is not given (and objects are at most 16 MiB).
 const DEFAULT_POOL: u64 = 64;
+/// `--concurrency` when not given, except in multipart mode (1).
+const DEFAULT_CONCURRENCY: u32 = 32;
+/// `--part-size` when not given.
+const DEFAULT_PART_SIZE: u64 = 64 << 20;
+/// `--parts-parallel` when not given.
+const DEFAULT_PARTS_PARALLEL: u32 = 8;
 
 impl Mode {
     fn name(self) -> &'static str {
@@ -62,6 +114,7 @@ impl Mode {
             Mode::Mixed => "mixed",
             Mode::Delete => "delete",
             Mode::List => "list",
+            Mode::Multipart => "multipart",
         }
     }
 }
@@ -90,9 +143,10 @@ pub struct BenchArgs {
     /// Object size: 4KiB, 1MiB, 64MiB, 1GiB (binary), 10MB (decimal), or bytes.
     #[arg(long, default_value = "1MiB", value_parser = units::parse_size)]
     pub size: u64,
-    /// Operations in flight (one worker, and one pooled connection, each).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub concurrency: u32,
+    /// Operations in flight (one worker, and one pooled connection, each) [default: 32; 1 in multipart mode,
+    /// where each object has --parts-parallel requests in flight].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: Option<u32>,
     /// Length of the measured phase: 30s, 500ms, 2m, 1m30s. Default 10s when --count is not given.
     #[arg(long, value_parser = units::parse_duration, conflicts_with = "count")]
     pub duration: Option<Duration>,
@@ -110,6 +164,12 @@ pub struct BenchArgs {
     /// Mixed-mode ratio of operations (get, put, delete, stat).
     #[arg(long, default_value = "get=70,put=20,delete=5,stat=5", value_parser = units::parse_mix_arg)]
     pub mix: String,
+    /// Multipart mode: size of every part but the last (which holds the rest) [default: 64MiB].
+    #[arg(long, value_parser = parse_part_size)]
+    pub part_size: Option<u64>,
+    /// Multipart mode: UploadPart requests in flight per object [default: 8].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub parts_parallel: Option<u32>,
     /// Keys per ListObjectsV2 page in list mode.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_keys: u32,
@@ -131,4 +191,103 @@ pub struct BenchArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `--part-size`: a size of at least one byte (S3 itself wants 5 MiB for every part but the last; smaller
+/// sizes are allowed here to see how a server refuses them).
+fn parse_part_size(s: &str) -> Result<u64, String> {
+    match units::parse_size(s)? {
+        0 => Err("--part-size must be at least 1 byte".into()),
+        n => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let base = [
+            "bench",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--access-key",
+            "a",
+        ];
+        let args = base.iter().chain(["--secret-key", "s"].iter()).chain(extra);
+        Cli::try_parse_from(args).map(|c| c.args)
+    }
+
+    #[test]
+    fn multipart_options() {
+        let a = parse(&["--mode", "multipart", "--size", "2GiB"]).unwrap();
+        assert_eq!(
+            (a.concurrency(), a.part_size(), a.parts_parallel()),
+            (1, 64 << 20, 8)
+        );
+        a.validate().unwrap();
+        let a = parse(&["--size", "2GiB", "--part-size", "256MiB"]).unwrap();
+        assert_eq!(a.concurrency(), 32);
+        assert!(a.validate().is_err(), "--part-size outside multipart mode");
+        let a = parse(&[
+            "--mode",
+            "multipart",
+            "--size",
+            "1GiB",
+            "--part-size",
+            "64KiB",
+        ])
+        .unwrap();
+        assert!(a.validate().is_err(), "16,384 parts");
+        assert!(parse(&["--mode", "multipart", "--part-size", "0"]).is_err());
+        assert!(parse(&["--mode", "multipart", "--parts-parallel", "0"]).is_err());
+    }
+
+    /// Against a running server: `STRATA_BENCH_LIVE=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=..
+    /// AWS_SECRET_ACCESS_KEY=.. cargo test -p strata-bench -- --ignored live`.
+    #[test]
+    #[ignore = "needs a running S3 endpoint in STRATA_BENCH_LIVE"]
+    fn live_multipart() {
+        let endpoint = std::env::var("STRATA_BENCH_LIVE").expect("STRATA_BENCH_LIVE");
+        let key = std::env::var("AWS_ACCESS_KEY_ID").expect("AWS_ACCESS_KEY_ID");
+        let secret = std::env::var("AWS_SECRET_ACCESS_KEY").expect("AWS_SECRET_ACCESS_KEY");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(multipart_smoke(
+            &endpoint,
+            &key,
+            &secret,
+            "strata-bench-live",
+        ))
+        .unwrap();
+        let mut args = parse(&[
+            "--mode",
+            "multipart",
+            "--size",
+            "23MiB",
+            "--part-size",
+            "5MiB",
+            "--parts-parallel",
+            "3",
+            "--concurrency",
+            "2",
+            "--count",
+            "4",
+            "--bucket",
+            "strata-bench-live",
+        ])
+        .unwrap();
+        (args.endpoint, args.access_key, args.secret_key) = (endpoint, key, secret);
+        rt.block_on(run(args)).unwrap();
+    }
 }

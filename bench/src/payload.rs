@@ -3,7 +3,8 @@
 //! around when the object is larger than the buffer (so a 1 GiB object costs at most 64 MiB of memory).
 //!
 //! Each upload starts at one of a fixed set of offsets (a "variant"). When payloads are signed, the SHA-256 of
-//! every variant is computed once before the measured phase, so signing a request never hashes its body.
+//! every variant (of every part of it, for multipart uploads) is computed once before the measured phase, so
+//! signing a request never hashes its body.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -27,32 +28,59 @@ const FRAME: u64 = 4 << 20;
 pub(crate) struct Payload {
     buf: Bytes,
     size: u64,
-    /// `(start offset, hex SHA-256 of the object body starting there)`; hashes are empty when unsigned.
-    variants: Vec<(u64, String)>,
+    /// `(offset, length)` of each part of an object: one part covering the whole object, except for
+    /// multipart uploads.
+    parts: Vec<(u64, u64)>,
+    variants: Vec<Variant>,
+}
+
+/// One of the fixed bodies: where in the buffer it starts, and the hex SHA-256 of each of its parts (empty
+/// strings when unsigned).
+struct Variant {
+    offset: u64,
+    hashes: Vec<String>,
 }
 
 impl Payload {
-    /// Generates the buffer for objects of `size` bytes. With `signed`, hashes every variant (costly for large
-    /// objects, which is why large objects get few variants; done before anything is measured).
+    /// Generates the buffer for objects of `size` bytes sent whole. With `signed`, hashes every variant
+    /// (costly for large objects, which is why large objects get few variants; done before anything is
+    /// measured).
     pub(crate) fn new(size: u64, signed: bool) -> Payload {
+        Payload::with_parts(size, vec![(0, size)], signed)
+    }
+
+    /// Like [`Payload::new`] for objects uploaded in the parts `parts` (`(offset, length)`, in order,
+    /// covering `0..size`); with `signed` every part of every variant is hashed once. Part `n` of a variant
+    /// is exactly bytes `offset..offset + length` of the whole-object body of that variant.
+    pub(crate) fn with_parts(size: u64, parts: Vec<(u64, u64)>, signed: bool) -> Payload {
+        debug_assert_eq!(parts.iter().map(|p| p.1).sum::<u64>(), size);
         let len = size.min(MAX_BUFFER) + SLACK;
         let mut data = vec![0u8; len as usize];
         rand::rng().fill_bytes(&mut data);
         let buf = Bytes::from(data);
-        // Small objects get up to 1024 distinct bodies; each variant's hash costs `size` bytes of SHA-256, so
-        // about 256 MiB of hashing at most overall.
+        // Small objects get up to 1024 distinct bodies; each variant's hashes cost `size` bytes of SHA-256,
+        // so about 256 MiB of hashing at most overall (or one object's size when that is larger).
         let count = ((256u64 << 20) / size.max(1)).clamp(1, 1024);
-        let mut variants: Vec<(u64, String)> = (0..count)
-            .map(|i| ((i * VARIANT_STEP) % len, String::new()))
+        let variants = (0..count)
+            .map(|i| {
+                let offset = (i * VARIANT_STEP) % len;
+                let hashes = parts
+                    .iter()
+                    .map(|&(off, n)| {
+                        if signed {
+                            hash_body(&buf, (offset + off) % len, n)
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .collect();
+                Variant { offset, hashes }
+            })
             .collect();
-        if signed {
-            for (offset, hash) in &mut variants {
-                *hash = hash_body(&buf, *offset, size);
-            }
-        }
         Payload {
             buf,
             size,
+            parts,
             variants,
         }
     }
@@ -67,10 +95,33 @@ impl Payload {
         self.variants.len()
     }
 
-    /// The body of variant `i` (taken modulo the count) and its hex SHA-256 (empty when unsigned).
+    /// Number of parts of an object (1 unless built [`Payload::with_parts`]).
+    pub(crate) fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Length of part `n` (0-based).
+    pub(crate) fn part_len(&self, n: usize) -> u64 {
+        self.parts[n].1
+    }
+
+    /// The whole body of variant `i` (taken modulo the count) and its hex SHA-256 (empty when unsigned). Only
+    /// for payloads of one part.
     pub(crate) fn body(&self, i: usize) -> (PayloadBody, &str) {
-        let (offset, hash) = &self.variants[i % self.variants.len()];
-        (PayloadBody::new(self.buf.clone(), *offset, self.size), hash)
+        debug_assert_eq!(self.parts.len(), 1, "whole bodies of a multipart payload");
+        let v = &self.variants[i % self.variants.len()];
+        (
+            PayloadBody::new(self.buf.clone(), v.offset, self.size),
+            &v.hashes[0],
+        )
+    }
+
+    /// Part `n` (0-based) of variant `i` (taken modulo the count) and its hex SHA-256 (empty when unsigned).
+    pub(crate) fn part(&self, i: usize, n: usize) -> (PayloadBody, &str) {
+        let v = &self.variants[i % self.variants.len()];
+        let (off, len) = self.parts[n];
+        let pos = (v.offset + off) % self.buf.len() as u64;
+        (PayloadBody::new(self.buf.clone(), pos, len), &v.hashes[n])
     }
 }
 
@@ -118,7 +169,8 @@ impl PayloadBody {
         }
     }
 
-    fn next_chunk(&mut self) -> Option<Bytes> {
+    /// The next slice of the body (at most 4 MiB), `None` at the end.
+    pub(crate) fn next_chunk(&mut self) -> Option<Bytes> {
         if self.remaining == 0 {
             return None;
         }
@@ -190,6 +242,44 @@ mod tests {
         assert_eq!(data.len(), 200 << 20);
         let period = (MAX_BUFFER + SLACK) as usize;
         assert_eq!(data[..1000], data[period..period + 1000]);
+    }
+
+    #[test]
+    fn parts_concatenate_to_the_whole_body() {
+        // 3 parts of 40 MiB, 40 MiB and 20 MiB: the buffer (65 MiB) wraps inside the second part
+        let size = 100 << 20;
+        let parts = crate::multipart::split_parts(size, 40 << 20);
+        let whole = Payload::new(size, false);
+        let mp = Payload {
+            buf: whole.buf.clone(),
+            size,
+            parts,
+            variants: vec![Variant {
+                offset: whole.variants[0].offset,
+                hashes: vec![String::new(); 3],
+            }],
+        };
+        assert_eq!(mp.parts(), 3);
+        let mut joined = Vec::new();
+        for n in 0..mp.parts() {
+            let (body, _) = mp.part(0, n);
+            joined.extend(collect(body));
+        }
+        assert_eq!(joined, collect(whole.body(0).0));
+    }
+
+    #[test]
+    fn signed_parts_have_their_own_hashes() {
+        let size = (2 << 20) + 5;
+        let p = Payload::with_parts(size, crate::multipart::split_parts(size, 1 << 20), true);
+        assert_eq!(p.parts(), 3);
+        assert_eq!(p.variants(), 127); // 256 MiB of hashing / (2 MiB + 5)
+        for n in 0..3 {
+            let (body, hash) = p.part(7, n);
+            let data = collect(body);
+            assert_eq!(data.len(), if n == 2 { 5 } else { 1 << 20 });
+            assert_eq!(hash, crate::sigv4::sha256_hex(&data));
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The final report: one row per operation kind (and a total row when there are several) with ops, errors,
+//! The final report: one row per operation kind (and a total row when there are several; in multipart mode
+//! a `multipart` row per object and a `part` row per UploadPart, outside any total) with ops, errors,
 //! ops/s, MiB/s and latency percentiles, the errors by type, and the CPU cost of the generator and, when its
 //! pid was given, of the server, per 1,000 operations and per GiB moved. Printed as a table or as one JSON
 //! object (`--json`).
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use crate::cpu::{CpuTimes, Memory};
 use crate::stats::{KindStats, Stats};
+use crate::units::OpKind;
 
 const MIB: f64 = (1u64 << 20) as f64;
 const GIB: f64 = (1u64 << 30) as f64;
@@ -25,6 +27,12 @@ pub(crate) struct Report {
     pub(crate) mix: Option<String>,
     pub(crate) object_size: u64,
     pub(crate) concurrency: usize,
+    /// Multipart mode: size of every part but the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) part_size: Option<u64>,
+    /// Multipart mode: UploadPart requests in flight per object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) parts_parallel: Option<usize>,
     /// The requested duration of the measured phase, when run by time.
     pub(crate) duration_s: Option<f64>,
     /// The requested number of operations, when run by count.
@@ -33,7 +41,8 @@ pub(crate) struct Report {
     pub(crate) unsigned_payload: bool,
     /// Wall time of the measured phase.
     pub(crate) elapsed_s: f64,
-    /// One entry per operation kind, then `total` when there is more than one kind.
+    /// One entry per operation kind, then `total` when there is more than one kind, then `part` (the
+    /// UploadParts of multipart mode, not in the total).
     pub(crate) ops: Vec<OpRow>,
     /// Failed operations by type, all kinds together.
     pub(crate) errors: BTreeMap<String, u64>,
@@ -102,15 +111,23 @@ impl CpuCost {
     }
 }
 
-/// Rows for every kind in `stats`, plus a total row when there are several kinds.
+/// Rows for every kind in `stats`, plus a total row when there are several kinds; the parts of multipart
+/// uploads last, outside the total.
 pub(crate) fn rows(stats: &Stats, elapsed_s: f64) -> Vec<OpRow> {
     let mut rows: Vec<OpRow> = stats
         .kinds()
+        .filter(|&(kind, _)| kind != OpKind::Part)
         .map(|(kind, s)| row(kind.name(), s, elapsed_s))
         .collect();
     if rows.len() > 1 {
         rows.push(row("total", &stats.total(), elapsed_s));
     }
+    rows.extend(
+        stats
+            .kinds()
+            .filter(|&(kind, _)| kind == OpKind::Part)
+            .map(|(kind, s)| row(kind.name(), s, elapsed_s)),
+    );
     rows
 }
 
@@ -160,7 +177,7 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "strata bench: {} mode={}{} size={} concurrency={} {limit} warmup={}s payload={}",
+            "strata bench: {} mode={}{} size={}{} concurrency={} {limit} warmup={}s payload={}",
             self.endpoint,
             self.mode,
             self.mix
@@ -168,6 +185,13 @@ impl Report {
                 .map(|m| format!(" mix={m}"))
                 .unwrap_or_default(),
             crate::units::format_size(self.object_size),
+            match (self.part_size, self.parts_parallel) {
+                (Some(p), Some(n)) => format!(
+                    " part-size={} parts-parallel={n}",
+                    crate::units::format_size(p)
+                ),
+                _ => String::new(),
+            },
             self.concurrency,
             self.warmup_s,
             if self.unsigned_payload {
@@ -183,7 +207,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<7} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "{:<9} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "op",
             "ops",
             "errors",
@@ -199,7 +223,7 @@ impl Report {
             let l = &r.latency_ms;
             let _ = writeln!(
                 out,
-                "{:<7} {:>9} {:>7} {:>10.1} {:>9.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                "{:<9} {:>9} {:>7} {:>10.1} {:>9.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
                 r.op, r.ops, r.errors, r.ops_per_s, r.mib_per_s, l.p50, l.p90, l.p99, l.p999, l.max
             );
         }
@@ -242,7 +266,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::units::OpKind;
 
     #[test]
     fn rows_and_costs() {
@@ -268,5 +291,20 @@ mod tests {
         assert_eq!(c.per_gib_s, Some(1.5));
         assert!((c.cores - 0.5).abs() < 1e-9);
         assert_eq!(CpuCost::new(&t, 0, 0, 1.0).per_gib_s, None);
+    }
+
+    #[test]
+    fn multipart_rows_keep_parts_apart() {
+        let mut stats = Stats::default();
+        stats.record(OpKind::Multipart, Duration::from_secs(4), &Ok(1 << 30));
+        for _ in 0..4 {
+            stats.record(OpKind::Part, Duration::from_secs(2), &Ok(1 << 28));
+        }
+        let rows = rows(&stats, 4.0);
+        let names: Vec<&str> = rows.iter().map(|r| r.op.as_str()).collect();
+        assert_eq!(names, ["multipart", "part"]);
+        assert!((rows[0].mib_per_s - 256.0).abs() < 1e-9);
+        assert_eq!(rows[1].ops, 4);
+        assert_eq!(stats.total().bytes, 1 << 30);
     }
 }

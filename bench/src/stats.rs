@@ -93,10 +93,11 @@ impl Stats {
         self.kinds.iter().map(|(k, s)| (*k, s))
     }
 
-    /// All kinds merged into one.
+    /// All kinds merged into one, except the parts of multipart uploads (their bytes and errors are already
+    /// those of their objects).
     pub(crate) fn total(&self) -> KindStats {
         let mut t = KindStats::new();
-        for s in self.kinds.values() {
+        for (_, s) in self.kinds.iter().filter(|(k, _)| **k != OpKind::Part) {
             t.merge(s);
         }
         t
@@ -123,6 +124,11 @@ impl Progress {
                 self.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Counts bytes moved by an operation still under way (the parts of a multipart upload).
+    pub(crate) fn add_bytes(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// `(ops, bytes, errors)` so far.
@@ -161,6 +167,10 @@ mod tests {
         assert_eq!((t.ops, t.bytes, t.error_count()), (3, 250, 1));
         assert_eq!(t.errors.get("404 NoSuchKey"), Some(&1));
         assert_eq!(t.hist.max(), t.hist.highest_equivalent(8000));
+        // parts stay out of the total
+        a.record(OpKind::Part, Duration::from_millis(1), &Ok(1000));
+        let t = a.total();
+        assert_eq!((t.ops, t.bytes, t.error_count()), (3, 250, 1));
         let p = Progress::default();
         p.add(&Ok(10));
         p.add(&Err(OpError::Timeout));

@@ -111,6 +111,10 @@ pub(crate) enum OpKind {
     Delete,
     Stat,
     List,
+    /// One whole object uploaded as a multipart upload (create, parts, complete).
+    Multipart,
+    /// One UploadPart of a multipart upload; reported on its own row, outside the totals.
+    Part,
 }
 
 impl OpKind {
@@ -121,6 +125,8 @@ impl OpKind {
             OpKind::Delete => "delete",
             OpKind::Stat => "stat",
             OpKind::List => "list",
+            OpKind::Multipart => "multipart",
+            OpKind::Part => "part",
         }
     }
 }

@@ -2,6 +2,8 @@
 //! shared connection pool and recording into its own histograms (no shared locks on the hot path; only
 //! relaxed atomic counters for the progress line). Phases (warm-up, measured) are bounded by a deadline or a
 //! count of operations, and by the interrupt flag; every worker loop checks them before each operation.
+//! In multipart mode one operation is one whole object, whose parts the worker sends as parallel tasks
+//! ([`crate::multipart`]), recording each part's latency too.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use rand::{Rng as _, SeedableRng as _};
 
 use crate::client::{ClientConfig, OpError, S3Client};
 use crate::cpu::{CpuTimes, Memory};
+use crate::multipart::{self, Uploader};
 use crate::payload::Payload;
 use crate::report::{self, CpuCost, Report};
 use crate::stats::{Progress, Stats};
@@ -30,7 +33,13 @@ const LIST_PREFIX: &str = "bench/list/";
 /// Runs `strata bench`: prepare, warm up, measure, report, clean up.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mix = Mix::parse(&args.mix).map_err(anyhow::Error::msg)?;
-    let concurrency = args.concurrency as usize;
+    args.validate()?;
+    let concurrency = args.concurrency();
+    // Multipart: every object has up to --parts-parallel requests (connections) in flight.
+    let connections = match args.mode {
+        Mode::Multipart => concurrency * args.parts_parallel(),
+        _ => concurrency,
+    };
     let server_pid = args.server_pid.map(|p| p.to_string());
     if let Some(pid) = &server_pid {
         CpuTimes::of(pid).with_context(|| format!("--server-pid: cannot read /proc/{pid}/stat"))?;
@@ -42,7 +51,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         region: &args.region,
         bucket: &args.bucket,
         unsigned_payload: args.unsigned_payload,
-        pool_size: concurrency,
+        pool_size: connections,
     })?);
     let stop = Arc::new(AtomicBool::new(false));
     let interrupt = spawn_interrupt_handler(stop.clone());
@@ -87,7 +96,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// Keys uploaded before the run: the pool that get, mixed and list read, or the objects delete removes.
 fn prepared_keys(args: &BenchArgs) -> Vec<String> {
     let (prefix, n) = match args.mode {
-        Mode::Put => return Vec::new(),
+        Mode::Put | Mode::Multipart => return Vec::new(),
         Mode::Get | Mode::Mixed => ("bench/pool/", args.pool_objects()),
         Mode::List => (LIST_PREFIX, args.pool_objects()),
         Mode::Delete => (
@@ -134,10 +143,15 @@ impl Bench<'_> {
     ) -> anyhow::Result<Report> {
         let args = self.args;
         let (size, signed) = (args.size, !args.unsigned_payload);
+        let parts =
+            (args.mode == Mode::Multipart).then(|| multipart::split_parts(size, args.part_size()));
         let payload = Arc::new(
-            tokio::task::spawn_blocking(move || Payload::new(size, signed))
-                .await
-                .context("generating the payload")?,
+            tokio::task::spawn_blocking(move || match parts {
+                Some(parts) => Payload::with_parts(size, parts, signed),
+                None => Payload::new(size, signed),
+            })
+            .await
+            .context("generating the payload")?,
         );
         let concurrency = workers.len();
         setup::upload_all(
@@ -157,6 +171,7 @@ impl Bench<'_> {
             mix: self.mix.clone(),
             pool: self.prepared.clone(),
             max_keys: args.max_keys,
+            parts_parallel: args.parts_parallel(),
             timeout: args.timeout,
             stop: self.stop.clone(),
             progress: Progress::default(),
@@ -216,7 +231,9 @@ impl Bench<'_> {
             mode: args.mode.name().to_owned(),
             mix: (args.mode == Mode::Mixed).then(|| self.mix.to_string()),
             object_size: args.size,
-            concurrency: args.concurrency as usize,
+            concurrency: args.concurrency(),
+            part_size: (args.mode == Mode::Multipart).then(|| args.part_size()),
+            parts_parallel: (args.mode == Mode::Multipart).then(|| args.parts_parallel()),
             duration_s: match args.count {
                 Some(_) => None,
                 None => Some(args.duration.unwrap_or(DEFAULT_DURATION).as_secs_f64()),
@@ -244,6 +261,8 @@ struct Ctx {
     /// Prepared keys that get and stat read.
     pool: Arc<Vec<String>>,
     max_keys: u32,
+    /// Multipart mode: UploadPart requests in flight per object.
+    parts_parallel: usize,
     timeout: Duration,
     stop: Arc<AtomicBool>,
     progress: Progress,
@@ -376,13 +395,22 @@ impl Worker {
                 return;
             }
             let kind = self.choose(ctx);
+            // A multipart upload enforces --timeout itself, so that it can still abort the upload after it.
+            let timeout = match kind {
+                OpKind::Multipart => ctx.timeout + multipart::ABORT_TIMEOUT,
+                _ => ctx.timeout,
+            };
             let started = Instant::now();
-            let outcome = match tokio::time::timeout(ctx.timeout, self.op(ctx, kind)).await {
+            let outcome = match tokio::time::timeout(timeout, self.op(ctx, kind, record)).await {
                 Ok(r) => r,
                 Err(_) => Err(OpError::Timeout),
             };
             let latency = started.elapsed();
-            ctx.progress.add(&outcome);
+            match (kind, &outcome) {
+                // its bytes went to the progress counters part by part
+                (OpKind::Multipart, Ok(_)) => ctx.progress.add(&Ok(0)),
+                _ => ctx.progress.add(&outcome),
+            }
             if record {
                 self.stats.record(kind, latency, &outcome);
             }
@@ -395,6 +423,7 @@ impl Worker {
             Mode::Get => OpKind::Get,
             Mode::Delete => OpKind::Delete,
             Mode::List => OpKind::List,
+            Mode::Multipart => OpKind::Multipart,
             Mode::Mixed => match ctx.mix.pick(self.rng.random_range(0..ctx.mix.total())) {
                 // Mixed deletes remove this worker's own oldest PUT; with none yet, PUT instead.
                 OpKind::Delete if self.live.is_empty() => OpKind::Put,
@@ -403,9 +432,40 @@ impl Worker {
         }
     }
 
-    /// Performs one operation; returns the object bytes it moved.
-    async fn op(&mut self, ctx: &Ctx, kind: OpKind) -> Result<u64, OpError> {
+    /// Performs one operation; returns the object bytes it moved. `record`: keep the part figures of a
+    /// multipart upload.
+    async fn op(&mut self, ctx: &Ctx, kind: OpKind, record: bool) -> Result<u64, OpError> {
         match kind {
+            OpKind::Multipart => {
+                let n = self.next;
+                self.next += 1;
+                self.live.push_back(n);
+                let variant = self.rng.random_range(0..ctx.payload.variants());
+                let uploader = Uploader {
+                    client: &ctx.client,
+                    payload: &ctx.payload,
+                    parallel: ctx.parts_parallel,
+                    timeout: ctx.timeout,
+                    stop: &ctx.stop,
+                };
+                let stats = &mut self.stats;
+                let mut on_part = |latency: Duration, outcome: &Result<u64, OpError>| {
+                    if let Ok(bytes) = outcome {
+                        ctx.progress.add_bytes(*bytes);
+                    }
+                    if record {
+                        stats.record(OpKind::Part, latency, outcome);
+                    }
+                };
+                uploader
+                    .upload(&put_key(self.id, n), variant, &mut on_part)
+                    .await?;
+                Ok(ctx.payload.size())
+            }
+            // never chosen: parts are recorded by the multipart upload they belong to
+            OpKind::Part => Err(OpError::Transport(
+                "a part is no operation of its own".into(),
+            )),
             OpKind::Put => {
                 let n = self.next;
                 self.next += 1;

@@ -276,6 +276,76 @@ t_tricky_keys() {
     expect_eq "keys left under odd/" "$(json_get "$WORK/odd2.json" 'len(d.get("Contents", []))')" 0
 }
 
+# A BIG_MIB file (1 GiB by default) up and back down through aws-cli's parallel
+# multipart paths (8 MB parts, multipart_threshold and multipart_chunksize of the config
+# file's s3 section): the ETag must be the multipart one, the download byte-identical
+# (md5). The local files are removed as soon as they are not needed (also on failure),
+# the object at the end.
+t_cp_huge() {
+    local src="$WORK/huge.bin" dst="$WORK/huge.down" key="huge/big-${BIG_MIB}MiB.bin" sums md5 etag t0
+    trap 'rm -f -- "$src" "$dst"' EXIT
+    make_random_file "$src" "$BIG_BYTES" || fail "cannot write $BIG_MIB MiB to $src"
+    sums="$(hash_big "$src" "$PART")"
+    md5="${sums%% *}"
+    etag="${sums#* }"
+    echo "md5 $md5, expected ETag $etag"
+    t0="$(now_s)"
+    awsc s3 cp --no-progress "$src" "s3://$BUCKET/$key"
+    log_rate "aws s3 cp up" "$BIG_BYTES" "$t0"
+    rm -f -- "$src"
+    awsc s3api head-object --bucket "$BUCKET" --key "$key" --output json >"$WORK/huge.json"
+    cat "$WORK/huge.json"
+    expect_eq "ContentLength" "$(json_get "$WORK/huge.json" 'd["ContentLength"]')" "$BIG_BYTES"
+    expect_eq "ETag (multipart, 8 MiB parts)" "$(json_get "$WORK/huge.json" 'd["ETag"]')" "$etag"
+    t0="$(now_s)"
+    awsc s3 cp --no-progress "s3://$BUCKET/$key" "$dst"
+    log_rate "aws s3 cp down" "$BIG_BYTES" "$t0"
+    expect_eq "size of the download" "$(size_of "$dst")" "$BIG_BYTES"
+    expect_eq "md5 of the download" "$(md5_of "$dst")" "$md5"
+    rm -f -- "$dst"
+    awsc s3 rm "s3://$BUCKET/$key"
+}
+
+# list_uploads FILE: list-multipart-uploads of the bucket as JSON into FILE ({} when the
+# CLI prints nothing for an empty listing)
+list_uploads() {
+    awsc s3api list-multipart-uploads --bucket "$BUCKET" --output json >"$1"
+    [ -s "$1" ] || echo '{}' >"$1"
+    cat "$1"
+}
+
+# An upload created with s3api (one 5 MiB part uploaded) is listed with its key and ID
+# and its part; after abort-multipart-upload it is neither listed nor usable, and no
+# object appeared under its key.
+t_mpu_list_abort() {
+    local key="mpu/abandoned.bin" id
+    awsc s3api create-multipart-upload --bucket "$BUCKET" --key "$key" --output json >"$WORK/mpu.json"
+    cat "$WORK/mpu.json"
+    id="$(json_get "$WORK/mpu.json" 'd["UploadId"]')"
+    [ -n "$id" ] || fail "create-multipart-upload gave no UploadId"
+    make_random_file "$WORK/part1.bin" $((5 * 1024 * 1024))
+    awsc s3api upload-part --bucket "$BUCKET" --key "$key" --upload-id "$id" --part-number 1 \
+        --body "$WORK/part1.bin" --output json >"$WORK/part.json"
+    cat "$WORK/part.json"
+    expect_eq "part ETag" "$(json_get "$WORK/part.json" 'd["ETag"]')" "\"$(md5_of "$WORK/part1.bin")\""
+    rm -f -- "$WORK/part1.bin"
+    list_uploads "$WORK/uploads.json"
+    expect_eq "uploads listed" "$(json_get "$WORK/uploads.json" 'len(d.get("Uploads", []))')" 1
+    expect_eq "listed key" "$(json_get "$WORK/uploads.json" 'd["Uploads"][0]["Key"]')" "$key"
+    expect_eq "listed UploadId" "$(json_get "$WORK/uploads.json" 'd["Uploads"][0]["UploadId"]')" "$id"
+    awsc s3api list-parts --bucket "$BUCKET" --key "$key" --upload-id "$id" --output json >"$WORK/parts.json"
+    cat "$WORK/parts.json"
+    expect_eq "listed parts (number, size)" "$(json_get "$WORK/parts.json" '[(p["PartNumber"], p["Size"]) for p in d["Parts"]]')" \
+        "[[1, $((5 * 1024 * 1024))]]"
+    awsc s3api abort-multipart-upload --bucket "$BUCKET" --key "$key" --upload-id "$id"
+    list_uploads "$WORK/uploads.json"
+    expect_eq "uploads listed after the abort" "$(json_get "$WORK/uploads.json" 'len(d.get("Uploads", []))')" 0
+    expect_http_error NoSuchUpload "list-parts of the aborted upload" \
+        awsc s3api list-parts --bucket "$BUCKET" --key "$key" --upload-id "$id"
+    expect_http_error '(404)' "head-object of the aborted upload's key" \
+        awsc s3api head-object --bucket "$BUCKET" --key "$key"
+}
+
 t_rb_nonempty_refused() {
     expect_http_error BucketNotEmpty "rb of a non-empty bucket" awsc s3 rb "s3://$BUCKET"
     awsc s3api head-bucket --bucket "$BUCKET" || fail "bucket gone after refused rb"
@@ -313,6 +383,8 @@ step s3api-copy-object t_copy_object
 step s3api-delete-objects t_delete_objects
 step s3api-object-tagging t_tagging
 step s3api-tricky-key-names t_tricky_keys
+step "s3-cp-${BIG_MIB}MiB-multipart-up-down-md5" t_cp_huge
+step s3api-list-and-abort-multipart-upload t_mpu_list_abort
 step s3-rb-nonempty-refused t_rb_nonempty_refused
 step s3-rm-recursive-all t_rm_all
 step s3-rb t_rb

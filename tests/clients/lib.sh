@@ -11,6 +11,9 @@
 #   - `summary` prints the last line `N passed, M failed` and fails if M>0 (or N=0).
 # Every variable assigned from here on is exported (set -a) so that step commands,
 # which run in a child bash, see them.
+# STRATA_CLIENT_BIG_MIB (default 1024) sets the size in MiB of the large file that each
+# suite sends through its client's parallel multipart path (BIG_MIB below); at least
+# 32 so that every client splits it into several parts. Lower it for a quick run.
 # The server log is kept after the run in target/client-tests/SUITE-server.log and
 # every step's full output in target/client-tests/SUITE-steps.log.
 
@@ -24,6 +27,13 @@ STEP_TIMEOUT="${STEP_TIMEOUT:-300}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 SUITE="${SUITE:-$(basename "$0" .sh)}"
 REGION="${STRATA_REGION:-us-east-1}"
+BIG_MIB="${STRATA_CLIENT_BIG_MIB:-1024}"
+if ! [[ "$BIG_MIB" =~ ^[0-9]+$ ]] || [ "$BIG_MIB" -lt 32 ]; then
+    echo "lib: STRATA_CLIENT_BIG_MIB must be a whole number of MiB, at least 32 (got [$BIG_MIB])" >&2
+    exit 1
+fi
+# shellcheck disable=SC2034 # used by the suites
+BIG_BYTES=$((BIG_MIB * 1024 * 1024))
 PASSED=0
 FAILED=0
 SERVER_PID=""
@@ -303,6 +313,33 @@ make_random_file() {
     head -c "$2" /dev/urandom >"$1" || return 1
     [ "$(stat -c %s -- "$1")" = "$2" ] || return 1
 }
+
+# hash_big FILE PART_BYTES: prints `MD5 MULTIPART_ETAG` of FILE in one read (the plain
+# hex MD5 of the whole file, and the S3 ETag of FILE uploaded in parts of PART_BYTES).
+hash_big() {
+    python3 -c '
+import hashlib, sys
+path, size = sys.argv[1], int(sys.argv[2])
+whole, digests = hashlib.md5(), []
+with open(path, "rb") as f:
+    while True:
+        chunk = f.read(size)
+        if not chunk:
+            break
+        whole.update(chunk)
+        digests.append(hashlib.md5(chunk).digest())
+print("%s \"%s-%d\"" % (whole.hexdigest(), hashlib.md5(b"".join(digests)).hexdigest(), len(digests)))
+' "$1" "$2"
+}
+
+# log_rate WHAT BYTES START: one line `WHAT: N MiB in S s (R MiB/s)` for the step log,
+# timed from START (a now_s value) to now.
+log_rate() {
+    python3 -c 'import sys, time; b, s = int(sys.argv[2]), max(time.time() - float(sys.argv[3]), 1e-3); print("%s: %d MiB in %.1f s (%.0f MiB/s)" % (sys.argv[1], b >> 20, s, b / 1048576 / s))' "$@"
+}
+
+# now_s: seconds since the epoch, with fractions (for log_rate)
+now_s() { date +%s.%N; }
 
 # make_tree DIR: a small tree with nested dirs, an empty file, a file with spaces and
 # unicode in its name, and one multi-MiB file. mtimes are set one hour back so that

@@ -68,17 +68,18 @@ t_copy_up() {
     diff -u "$TREE.list" "$WORK/remote.list" || fail "remote files differ from the local tree"
 }
 
-# check_zero_differences: rclone check (size + MD5) and check --download (bytes)
+# check_zero_differences [SRC DST]: rclone check (size + MD5) and check --download
+# (bytes) of SRC (default the local tree) against DST (default $REMOTE)
 check_zero_differences() {
-    local out
-    out="$(rcl check "$TREE" "$REMOTE" 2>&1)" || fail "rclone check: $out"
+    local src="${1:-$TREE}" dst="${2:-$REMOTE}" out
+    out="$(rcl check "$src" "$dst" 2>&1)" || fail "rclone check: $out"
     echo "$out"
     printf '%s\n' "$out" | grep -E '(^|[^0-9])0 differences found' >/dev/null || fail "check did not report 0 differences"
     # the MD5 of the multipart file must be compared too, not skipped
     if printf '%s\n' "$out" | grep -E 'hashes could not be checked|[1-9][0-9]* hashes' >/dev/null; then
         fail "some hashes were not checked"
     fi
-    out="$(rcl check --download "$TREE" "$REMOTE" 2>&1)" || fail "rclone check --download: $out"
+    out="$(rcl check --download "$src" "$dst" 2>&1)" || fail "rclone check --download: $out"
     echo "$out"
     printf '%s\n' "$out" | grep -E '(^|[^0-9])0 differences found' >/dev/null || fail "check --download did not report 0 differences"
 }
@@ -142,6 +143,43 @@ t_delete() {
     diff -u "$WORK/expected.list" "$WORK/remote.list" || fail "unexpected files after delete of sub/"
 }
 
+# A BIG_MIB file (1 GiB by default) through rclone's parallel multipart upload (16 MiB
+# chunks, 8 at once, cutoff 16 MiB), then rclone check (sizes and MD5) and check
+# --download (bytes), then a downloaded copy compared by md5sum. The local files are
+# removed when the step ends (also on failure), the remote copy at its end.
+t_copy_huge() {
+    local dir="$WORK/huge" down="$WORK/huge-down" remote="strata:$BUCKET/huge" md5 t0 chunks full
+    trap 'rm -rf -- "$dir" "$down"' EXIT
+    # only the flags below set the chunk size and cutoff (not the suite's 5 MiB remote settings)
+    unset RCLONE_CONFIG_STRATA_UPLOAD_CUTOFF RCLONE_CONFIG_STRATA_CHUNK_SIZE
+    mkdir -p "$dir"
+    make_random_file "$dir/big.bin" "$BIG_BYTES" || fail "cannot write $BIG_MIB MiB to $dir/big.bin"
+    md5="$(md5_of "$dir/big.bin")"
+    t0="$(now_s)"
+    rcl copy -vv --log-file "$WORK/huge-copy.log" \
+        --s3-chunk-size 16M --s3-upload-concurrency 8 --s3-upload-cutoff 16M "$dir" "$remote"
+    log_rate "rclone copy up" "$BIG_BYTES" "$t0"
+    # it went up in 16 MiB chunks: rclone's debug log has a line for every chunk it starts
+    # ("multipart upload starting chunk N size 16Mi offset ...")
+    grep -E 'multipart upload starting chunk' "$WORK/huge-copy.log" >"$WORK/huge-chunks.log" || true
+    head -n 2 "$WORK/huge-chunks.log"
+    chunks="$(grep -c . "$WORK/huge-chunks.log" || true)"
+    full="$(grep -cE 'starting chunk [0-9]+ size 16Mi ' "$WORK/huge-chunks.log" || true)"
+    echo "chunks logged: $chunks, of them 16 MiB: $full"
+    expect_eq "chunks in the upload log" "$chunks" $(((BIG_MIB + 15) / 16))
+    expect_eq "16 MiB chunks in the upload log" "$full" $((BIG_MIB / 16))
+    t0="$(now_s)"
+    check_zero_differences "$dir" "$remote"
+    log_rate "rclone check + check --download" "$BIG_BYTES" "$t0"
+    t0="$(now_s)"
+    rcl copy "$remote" "$down"
+    log_rate "rclone copy down" "$BIG_BYTES" "$t0"
+    expect_eq "size of the download" "$(size_of "$down/big.bin")" "$BIG_BYTES"
+    expect_eq "md5 of the download" "$(md5_of "$down/big.bin")" "$md5"
+    rm -rf -- "$dir" "$down"
+    rcl purge "$remote"
+}
+
 t_rmdir_empty_bucket() {
     rcl mkdir "strata:$BUCKET2"
     bucket_listed "$BUCKET2" || fail "second bucket not created"
@@ -166,6 +204,7 @@ step rclone-check-after-sync t_check_after_sync
 step rclone-lsjson t_lsjson
 step rclone-cat t_cat
 step rclone-delete t_delete
+step "rclone-copy-${BIG_MIB}MiB-multipart-check-md5" t_copy_huge
 step rclone-rmdir-empty-bucket t_rmdir_empty_bucket
 step rclone-purge t_purge
 

@@ -4,6 +4,8 @@
 # aws.sh, rclone.sh and s5cmd.sh (each starts its own server on 127.0.0.1) and
 # prints the combined final line `N passed, M failed`. Exits non-zero on any failure.
 # Per-suite server logs and step outputs stay in target/client-tests/.
+# STRATA_CLIENT_BIG_MIB (default 1024) is the size in MiB of the large file each suite
+# sends up and down through its client's parallel multipart path (see lib.sh).
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,8 +45,10 @@ fi
 
 for suite in $SUITES; do
     echo "==== $suite"
+    suite_start=$SECONDS
     timeout -k 30 "$SUITE_TIMEOUT" bash "$HERE/$suite.sh" </dev/null 2>&1 | tee "$OUT/$suite.out"
     rc=${PIPESTATUS[0]}
+    echo "==== $suite took $((SECONDS - suite_start)) s"
     last="$(tail -n 1 "$OUT/$suite.out")"
     if [[ "$last" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
         p="${BASH_REMATCH[1]}"
@@ -65,5 +69,6 @@ for suite in $SUITES; do
     fi
 done
 
+echo "==== all suites took $SECONDS s"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -135,6 +135,35 @@ t_rm_wildcard() {
     expect_eq "keys left in bucket" "$(tr '\n' ' ' <"$WORK/left.list")" "big.bin small.txt "
 }
 
+# A BIG_MIB file (1 GiB by default) up and back down with s5cmd's parallel multipart
+# transfers (16 MiB parts, 8 at once): size and multipart ETag listed, the download
+# byte-identical (md5). The local files are removed as soon as they are not needed
+# (also on failure), the object at the end.
+t_cp_huge() {
+    local src="$WORK/huge.bin" dst="$WORK/huge.down" key="huge/big-${BIG_MIB}MiB.bin" sums md5 etag t0
+    trap 'rm -f -- "$src" "$dst"' EXIT
+    make_random_file "$src" "$BIG_BYTES" || fail "cannot write $BIG_MIB MiB to $src"
+    sums="$(hash_big "$src" $((16 * 1024 * 1024)))"
+    md5="${sums%% *}"
+    etag="${sums#* }"
+    echo "md5 $md5, expected ETag $etag"
+    t0="$(now_s)"
+    s5 cp --concurrency 8 --part-size 16 "$src" "s3://$BUCKET/$key"
+    log_rate "s5cmd cp up" "$BIG_BYTES" "$t0"
+    rm -f -- "$src"
+    s5 --json ls "s3://$BUCKET/$key" >"$WORK/huge.json"
+    cat "$WORK/huge.json"
+    expect_eq "listed size" "$(json_get "$WORK/huge.json" 'd["size"]')" "$BIG_BYTES"
+    expect_eq "listed ETag (multipart, 16 MiB parts)" "$(json_get "$WORK/huge.json" 'd["etag"].strip(chr(34))')" "${etag//\"/}"
+    t0="$(now_s)"
+    s5 cp --concurrency 8 --part-size 16 "s3://$BUCKET/$key" "$dst"
+    log_rate "s5cmd cp down" "$BIG_BYTES" "$t0"
+    expect_eq "size of the download" "$(size_of "$dst")" "$BIG_BYTES"
+    expect_eq "md5 of the download" "$(md5_of "$dst")" "$md5"
+    rm -f -- "$dst"
+    s5 rm "s3://$BUCKET/$key"
+}
+
 t_rb_nonempty_refused() {
     local out
     if out="$(s5 rb "s3://$BUCKET" 2>&1)"; then
@@ -171,6 +200,7 @@ step s5cmd-ls t_ls
 step s5cmd-cat t_cat
 step s5cmd-cp-down-compare t_cp_down
 step s5cmd-rm-wildcard t_rm_wildcard
+step "s5cmd-cp-${BIG_MIB}MiB-multipart-up-down-md5" t_cp_huge
 step s5cmd-rb-nonempty-refused t_rb_nonempty_refused
 step s5cmd-rm-rest t_rm_rest
 step s5cmd-rb t_rb
