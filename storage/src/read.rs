@@ -204,7 +204,9 @@ pub(crate) fn stream_range(
             match std::task::ready!(rx.poll_recv(cx)) {
                 Some(Ok(pieces)) => ready.extend(pieces),
                 Some(Err(e)) => {
-                    return std::task::Poll::Ready(Some(Err(Box::new(e) as crate::error::BoxError)));
+                    return std::task::Poll::Ready(Some(
+                        Err(Box::new(e) as crate::error::BoxError),
+                    ));
                 }
                 None => return std::task::Poll::Ready(None),
             }
