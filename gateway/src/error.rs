@@ -114,6 +114,25 @@ pub enum ApiError {
     /// The request is not valid as a whole (copy onto itself, conflicting headers...).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The version does not exist.
+    #[error("The specified version does not exist.")]
+    NoSuchVersion,
+    /// GET/HEAD of a key whose current version is a delete marker (404 NoSuchKey, with marker headers).
+    #[error("The specified key does not exist.")]
+    CurrentIsDeleteMarker {
+        /// The marker's version id.
+        version_id: String,
+        /// The marker's Last-Modified (HTTP date).
+        last_modified: String,
+    },
+    /// GET/HEAD of a delete marker's version id (405, with marker headers).
+    #[error("The specified method is not allowed against this resource.")]
+    VersionIsDeleteMarker {
+        /// The marker's version id.
+        version_id: String,
+        /// The marker's Last-Modified (HTTP date).
+        last_modified: String,
+    },
     /// The multipart upload does not exist.
     #[error(
         "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
@@ -191,6 +210,9 @@ impl ApiError {
             InvalidRequest(_) => "InvalidRequest",
             InvalidPart => "InvalidPart",
             NoSuchUpload => "NoSuchUpload",
+            NoSuchVersion => "NoSuchVersion",
+            CurrentIsDeleteMarker { .. } => "NoSuchKey",
+            VersionIsDeleteMarker { .. } => "MethodNotAllowed",
             InvalidPartOrder => "InvalidPartOrder",
             EntityTooSmall => "EntityTooSmall",
             InvalidTag(_) => "InvalidTag",
@@ -231,7 +253,12 @@ impl ApiError {
             | InvalidTag(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
-            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
+            NoSuchBucket
+            | NoSuchKey
+            | NoSuchUpload
+            | NoSuchVersion
+            | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
+            VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou
             | BucketAlreadyExists
             | BucketNotEmpty
@@ -292,6 +319,9 @@ impl From<strata_storage::Error> for ApiError {
             S::BucketNotEmpty => ApiError::BucketNotEmpty,
             S::PreconditionFailed => ApiError::PreconditionFailed,
             S::NoSuchUpload => ApiError::NoSuchUpload,
+            S::NoSuchVersion => ApiError::NoSuchVersion,
+            S::InvalidVersion => ApiError::InvalidArgument("Invalid version id specified".into()),
+            S::MethodNotAllowed => ApiError::MethodNotAllowed,
             S::InvalidPart(why) => {
                 tracing::debug!(why, "invalid part");
                 ApiError::InvalidPart

@@ -86,6 +86,10 @@ pub enum Endpoint {
     DeleteObjectTagging { bucket: String, key: String },
     /// GET /bucket?uploads
     ListMultipartUploads { bucket: String },
+    /// PUT /bucket?versioning
+    PutBucketVersioning { bucket: String },
+    /// GET /bucket?versions
+    ListObjectVersions { bucket: String },
     /// POST /bucket/key?uploads
     CreateMultipartUpload { bucket: String, key: String },
     /// PUT /bucket/key?partNumber&uploadId
@@ -128,7 +132,6 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "replication",
     "requestPayment",
     "tagging",
-    "versions",
     "website",
 ];
 const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &[
@@ -164,6 +167,8 @@ impl Endpoint {
             | GetObjectTagging { bucket, .. }
             | DeleteObjectTagging { bucket, .. }
             | ListMultipartUploads { bucket }
+            | PutBucketVersioning { bucket }
+            | ListObjectVersions { bucket }
             | CreateMultipartUpload { bucket, .. }
             | UploadPart { bucket, .. }
             | UploadPartCopy { bucket, .. }
@@ -196,6 +201,8 @@ impl Endpoint {
             GetObjectTagging { .. } => "GetObjectTagging",
             DeleteObjectTagging { .. } => "DeleteObjectTagging",
             ListMultipartUploads { .. } => "ListMultipartUploads",
+            PutBucketVersioning { .. } => "PutBucketVersioning",
+            ListObjectVersions { .. } => "ListObjectVersions",
             CreateMultipartUpload { .. } => "CreateMultipartUpload",
             UploadPart { .. } => "UploadPart",
             UploadPartCopy { .. } => "UploadPartCopy",
@@ -270,10 +277,12 @@ pub fn route(
             });
         }
         return match *method {
+            Method::PUT if q.has("versioning") => Ok(PutBucketVersioning { bucket }),
             Method::PUT => Ok(CreateBucket { bucket }),
             Method::HEAD => Ok(HeadBucket { bucket }),
             Method::DELETE => Ok(DeleteBucket { bucket }),
             Method::GET if q.has("uploads") => Ok(ListMultipartUploads { bucket }),
+            Method::GET if q.has("versions") => Ok(ListObjectVersions { bucket }),
             Method::GET if q.has("location") => Ok(GetBucketLocation { bucket }),
             Method::GET if q.has("versioning") => Ok(GetBucketVersioning { bucket }),
             Method::GET if q.get("list-type") == Some("2") => Ok(ListObjectsV2 { bucket }),
@@ -536,7 +545,7 @@ mod tests {
     #[test]
     fn unimplemented_subresources_say_so() {
         assert!(matches!(
-            r(Method::GET, "h", "/bkt?versions"),
+            r(Method::GET, "h", "/bkt?website"),
             Endpoint::NotImplemented { .. }
         ));
         assert!(matches!(

@@ -164,6 +164,24 @@ pub fn error_response(e: &ApiError, resource: &str, request_id: &str, head: bool
             HeaderValue::from_static("application/xml"),
         );
     }
+    if let ApiError::CurrentIsDeleteMarker {
+        version_id,
+        last_modified,
+    }
+    | ApiError::VersionIsDeleteMarker {
+        version_id,
+        last_modified,
+    } = e
+    {
+        r.headers_mut()
+            .insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+        if let Ok(v) = HeaderValue::from_str(version_id) {
+            r.headers_mut().insert("x-amz-version-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(last_modified) {
+            r.headers_mut().insert(http::header::LAST_MODIFIED, v);
+        }
+    }
     if status == http::StatusCode::SERVICE_UNAVAILABLE {
         r.headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));

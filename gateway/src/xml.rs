@@ -162,6 +162,22 @@ pub struct Tag {
     pub value: String,
 }
 
+/// PutBucketVersioning's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "VersioningConfiguration")]
+pub struct VersioningConfiguration {
+    /// Enabled or Suspended.
+    #[serde(rename = "Status", default)]
+    pub status: Option<String>,
+    /// MFA delete (not supported: only Disabled is accepted).
+    #[serde(rename = "MfaDelete", default)]
+    pub mfa_delete: Option<String>,
+}
+
+impl XmlDoc for VersioningConfiguration {
+    const ROOT: &'static str = "VersioningConfiguration";
+}
+
 /// CompleteMultipartUpload's body.
 #[derive(Debug, Deserialize)]
 #[serde(rename = "CompleteMultipartUpload")]

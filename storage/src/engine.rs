@@ -19,7 +19,7 @@ use crate::list::{ListPage, ListQuery};
 use crate::meta::replicated::ReplicatedMeta;
 use crate::meta::{
     Applied, Batch, BucketRecord, Condition, MetaStore, ObjectData, ObjectRecord, Op,
-    StoredChecksum,
+    StoredChecksum, VersionKey, Versioning,
 };
 use crate::sweep::{self, RepairJob};
 use crate::write::{self, WriteTarget};
@@ -253,6 +253,7 @@ impl Engine {
             created_ms: chrono::Utc::now().timestamp_millis(),
             owner: owner.to_owned(),
             region: region.to_owned(),
+            versioning: Versioning::Unversioned,
         };
         self.commit(vec![Op::CreateBucket {
             name: name.to_owned(),
@@ -300,14 +301,15 @@ impl Engine {
         body: BodyStream,
         verify: impl FnOnce(&Digests) -> std::result::Result<(), BoxError> + Send,
     ) -> Result<ObjectRecord> {
-        self.bucket(bucket).await?;
+        let versioning = self.bucket(bucket).await?.versioning;
         if opts.condition == Condition::Absent && self.head_object(bucket, key).await.is_ok() {
             return Err(Error::PreconditionFailed);
         }
+        let (version_key, version_id) = new_version(versioning);
         let target = WriteTarget {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            version_id: None,
+            version_id: version_id.clone(),
             part: 1,
             upload_id: None,
         };
@@ -324,7 +326,8 @@ impl Engine {
         verify(&staged.digests).map_err(Error::Rejected)?;
         let record =
             ObjectRecord {
-                version_id: None,
+                version_id,
+                version_key,
                 size: staged.digests.len,
                 etag: hex::encode(staged.digests.md5),
                 last_modified_ms: chrono::Utc::now().timestamp_millis(),
@@ -359,15 +362,40 @@ impl Engine {
         Ok(record)
     }
 
-    /// An object's current record, or NoSuchKey.
+    /// An object's current record, or NoSuchKey (also when the current version is a delete marker).
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
+        match self.head_version(bucket, key, None).await? {
+            r if r.is_delete_marker() => Err(Error::NoSuchKey),
+            r => Ok(r),
+        }
+    }
+
+    /// The current version (`version_id` None) or the named one (`"null"` for the null version), delete
+    /// markers included.
+    pub async fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectRecord> {
         let (b, k) = (bucket.to_owned(), key.to_owned());
-        let found = self.read_meta(move |m| m.object(&b, &k)).await?;
+        let found = match version_id {
+            None => self.read_meta(move |m| m.object(&b, &k)).await?,
+            Some("null") => self.read_meta(move |m| m.null_version(&b, &k)).await?,
+            Some(id) => {
+                let v = VersionKey::from_id(id).ok_or(Error::InvalidVersion)?;
+                self.read_meta(move |m| m.version(&b, &k, v)).await?
+            }
+        };
         match found {
             Some(r) => Ok(r),
             None => {
                 self.bucket(bucket).await?;
-                Err(Error::NoSuchKey)
+                Err(if version_id.is_some() {
+                    Error::NoSuchVersion
+                } else {
+                    Error::NoSuchKey
+                })
             }
         }
     }
@@ -391,32 +419,103 @@ impl Engine {
         )
     }
 
-    /// Deletes an object; deleting a missing key succeeds (as S3).
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        self.commit(vec![Op::DeleteObject {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            condition: Condition::None,
-        }])
-        .await?;
-        Ok(())
+    /// Deletes an object as S3 does for the bucket's versioning state: with a version id, that version goes;
+    /// without one, an unversioned bucket loses the object and a versioned one gains a delete marker.
+    /// Deleting something missing succeeds.
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Deleted> {
+        let entry = [(key.to_owned(), version_id.map(str::to_owned))];
+        self.delete_objects(bucket, &entry).await?.remove(0)
     }
 
-    /// Deletes many objects in one atomic metadata commit (DeleteObjects); missing keys are not errors.
-    pub async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<()> {
-        if keys.is_empty() {
-            self.bucket(bucket).await?;
-            return Ok(());
+    /// Deletes many objects (DeleteObjects) in one atomic metadata commit; per-entry results in order.
+    pub async fn delete_objects(
+        &self,
+        bucket: &str,
+        entries: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<Deleted>>> {
+        let owner = self.bucket(bucket).await?;
+        let mut ops = Vec::with_capacity(entries.len());
+        let mut results = Vec::with_capacity(entries.len());
+        for (key, version_id) in entries {
+            let (op, result) = match version_id {
+                Some(id) => match self.head_version(bucket, key, Some(id)).await {
+                    Ok(r) => (
+                        Some(Op::DeleteVersion {
+                            bucket: bucket.to_owned(),
+                            key: key.clone(),
+                            version: r.version_key,
+                        }),
+                        Ok(Deleted {
+                            version_id: Some(id.clone()),
+                            delete_marker: r.is_delete_marker(),
+                        }),
+                    ),
+                    // Deleting a version that is not there succeeds, as S3.
+                    Err(Error::NoSuchVersion) => (
+                        None,
+                        Ok(Deleted {
+                            version_id: Some(id.clone()),
+                            delete_marker: false,
+                        }),
+                    ),
+                    Err(e) => (None, Err(e)),
+                },
+                None if owner.versioning == Versioning::Unversioned => (
+                    Some(Op::DeleteObject {
+                        bucket: bucket.to_owned(),
+                        key: key.clone(),
+                        condition: Condition::None,
+                    }),
+                    Ok(Deleted {
+                        version_id: None,
+                        delete_marker: false,
+                    }),
+                ),
+                None => {
+                    let (version_key, version_id) = new_version(owner.versioning);
+                    let shown = version_id.clone().unwrap_or_else(|| "null".into());
+                    let marker = delete_marker(version_key, version_id, &owner.owner);
+                    (
+                        Some(Op::PutObject {
+                            bucket: bucket.to_owned(),
+                            key: key.clone(),
+                            record: Box::new(marker),
+                            inline: None,
+                            condition: Condition::None,
+                        }),
+                        Ok(Deleted {
+                            version_id: Some(shown),
+                            delete_marker: true,
+                        }),
+                    )
+                }
+            };
+            ops.extend(op);
+            results.push(result);
         }
-        let batch = keys
-            .iter()
-            .map(|k| Op::DeleteObject {
-                bucket: bucket.to_owned(),
-                key: k.clone(),
-                condition: Condition::None,
-            })
-            .collect();
-        self.commit(batch).await?;
+        if !ops.is_empty() {
+            self.commit(ops).await?;
+        }
+        Ok(results)
+    }
+
+    /// Sets a bucket's versioning state (Enabled or Suspended; never back to Unversioned).
+    pub async fn set_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
+        if state == Versioning::Unversioned {
+            return Err(Error::InvalidRequest(
+                "versioning cannot be turned off once enabled".into(),
+            ));
+        }
+        self.commit(vec![Op::SetVersioning {
+            bucket: bucket.to_owned(),
+            state,
+        }])
+        .await?;
         Ok(())
     }
 
@@ -425,17 +524,23 @@ impl Engine {
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         update: impl FnOnce(&mut ObjectRecord) + Send + 'static,
     ) -> Result<ObjectRecord> {
-        let mut record = self.head_object(bucket, key).await?;
+        let mut record = match version_id {
+            None => self.head_object(bucket, key).await?,
+            Some(_) => match self.head_version(bucket, key, version_id).await? {
+                r if r.is_delete_marker() => return Err(Error::MethodNotAllowed),
+                r => r,
+            },
+        };
         let ids = record.data_ids();
         update(&mut record);
-        self.commit(vec![Op::PutObject {
+        self.commit(vec![Op::UpdateVersion {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             record: Box::new(record.clone()),
-            inline: None,
-            condition: Condition::Unchanged(ids),
+            expected: ids,
         }])
         .await
         .map_err(|e| match e {
@@ -468,6 +573,26 @@ impl Engine {
         self.put_object(bucket, key, opts, body, |_| Ok(())).await
     }
 
+    /// Lists versions (ListObjectVersions). A `version_id_marker` of `"null"` means the key's null version.
+    pub async fn list_versions(
+        &self,
+        bucket: &str,
+        mut query: crate::list::VersionQuery,
+        version_id_marker: Option<&str>,
+    ) -> Result<crate::list::VersionPage> {
+        self.bucket(bucket).await?;
+        if let (Some(key), Some(marker)) = (query.key_marker.clone(), version_id_marker) {
+            query.version_marker = match self.head_version(bucket, &key, Some(marker)).await {
+                Ok(r) => Some(r.version_key),
+                Err(Error::NoSuchVersion | Error::NoSuchKey) => VersionKey::from_id(marker),
+                Err(e) => return Err(e),
+            };
+        }
+        let b = bucket.to_owned();
+        self.read_meta(move |m| crate::list::list_versions(m, &b, &query))
+            .await
+    }
+
     /// Lists objects.
     pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {
         self.bucket(bucket).await?;
@@ -496,5 +621,40 @@ impl Engine {
                 (s.data_id, paths)
             })
             .collect()
+    }
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// The version removed or the delete marker created (`"null"` for the null version); `None` in an
+    /// unversioned bucket.
+    pub version_id: Option<String>,
+    /// The version removed was, or the version created is, a delete marker.
+    pub delete_marker: bool,
+}
+
+/// The version key and id of a write in a bucket with this versioning state.
+pub(crate) fn new_version(versioning: Versioning) -> (VersionKey, Option<String>) {
+    let key = VersionKey::now();
+    let id = (versioning == Versioning::Enabled).then(|| key.to_id());
+    (key, id)
+}
+
+fn delete_marker(version_key: VersionKey, version_id: Option<String>, owner: &str) -> ObjectRecord {
+    ObjectRecord {
+        version_id,
+        version_key,
+        size: 0,
+        etag: String::new(),
+        last_modified_ms: chrono::Utc::now().timestamp_millis(),
+        headers: Vec::new(),
+        user_meta: Vec::new(),
+        tags: Vec::new(),
+        checksum: None,
+        storage_class: "STANDARD".into(),
+        owner: owner.to_owned(),
+        data: ObjectData::DeleteMarker,
+        multipart: None,
     }
 }

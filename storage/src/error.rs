@@ -12,6 +12,15 @@ pub enum Error {
     /// The object does not exist.
     #[error("no such key")]
     NoSuchKey,
+    /// The operation does not apply to a delete marker.
+    #[error("method not allowed on a delete marker")]
+    MethodNotAllowed,
+    /// The version does not exist.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// A version id that cannot be one of ours.
+    #[error("invalid version id")]
+    InvalidVersion,
     /// The multipart upload does not exist (never created, aborted or completed).
     #[error("no such upload")]
     NoSuchUpload,

@@ -23,8 +23,11 @@ mod sweep;
 mod write;
 
 pub use checksum::{ChecksumAlgorithm, Digests};
-pub use engine::{BodyStream, BucketInfo, Engine, PutOptions, Settings};
+pub use engine::{BodyStream, BucketInfo, Deleted, Engine, PutOptions, Settings};
 pub use error::{BoxError, Error, Result};
-pub use list::{ListPage, ListQuery};
-pub use meta::{ChecksumType, Condition, ObjectData, ObjectRecord, PartRecord, UploadRecord};
+pub use list::{ListPage, ListQuery, VersionPage, VersionQuery};
+pub use meta::{
+    ChecksumType, Condition, ObjectData, ObjectRecord, PartRecord, UploadRecord, VersionKey,
+    Versioning,
+};
 pub use multipart::{CompletePart, UploadListQuery, UploadPage};

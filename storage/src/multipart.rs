@@ -325,8 +325,11 @@ impl Engine {
         let checksum = upload
             .checksum
             .and_then(|(algo, kind)| whole_checksum(algo, kind, &chosen));
+        let (version_key, version_id) =
+            crate::engine::new_version(self.bucket(bucket).await?.versioning);
         let record = ObjectRecord {
-            version_id: None,
+            version_id,
+            version_key,
             size,
             etag,
             last_modified_ms: chrono::Utc::now().timestamp_millis(),

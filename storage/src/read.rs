@@ -244,6 +244,7 @@ async fn produce(
         return Ok(());
     }
     match &record.data {
+        ObjectData::DeleteMarker => Ok(()),
         ObjectData::Inline { data_id, hash } => {
             let bytes = engine.read_inline(*data_id, hash).await?;
             let _ = tx

@@ -64,7 +64,14 @@ fn is_referenced(disk: &dyn Disk, meta: &dyn MetaStore, id: DataId) -> bool {
     let Ok((header, _)) = ShardHeader::read(src.as_ref()) else {
         return false;
     };
-    if let Ok(Some(record)) = meta.object(&header.bucket, &header.key)
+    let version = match header.version_id.as_deref() {
+        None => meta.null_version(&header.bucket, &header.key),
+        Some(v) => match crate::meta::VersionKey::from_id(v) {
+            Some(v) => meta.version(&header.bucket, &header.key, v),
+            None => Ok(None),
+        },
+    };
+    if let Ok(Some(record)) = version
         && record.data_ids().contains(&id)
     {
         return true;

@@ -149,7 +149,9 @@ t_delete() {
 # removed when the step ends (also on failure), the remote copy at its end.
 t_copy_huge() {
     local dir="$WORK/huge" down="$WORK/huge-down" remote="strata:$BUCKET/huge" md5 t0 chunks full
-    trap 'rm -rf -- "$dir" "$down"' EXIT
+    # expanded now, on purpose: the locals are gone when the step's shell exits
+    # shellcheck disable=SC2064
+    trap "rm -rf -- $(printf '%q ' "$dir" "$down")" EXIT
     # only the flags below set the chunk size and cutoff (not the suite's 5 MiB remote settings)
     unset RCLONE_CONFIG_STRATA_UPLOAD_CUTOFF RCLONE_CONFIG_STRATA_CHUNK_SIZE
     mkdir -p "$dir"

@@ -141,7 +141,9 @@ t_rm_wildcard() {
 # (also on failure), the object at the end.
 t_cp_huge() {
     local src="$WORK/huge.bin" dst="$WORK/huge.down" key="huge/big-${BIG_MIB}MiB.bin" sums md5 etag t0
-    trap 'rm -f -- "$src" "$dst"' EXIT
+    # expanded now, on purpose: the locals are gone when the step's shell exits
+    # shellcheck disable=SC2064
+    trap "rm -f -- $(printf '%q ' "$src" "$dst")" EXIT
     make_random_file "$src" "$BIG_BYTES" || fail "cannot write $BIG_MIB MiB to $src"
     sums="$(hash_big "$src" $((16 * 1024 * 1024)))"
     md5="${sums%% *}"

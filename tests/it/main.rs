@@ -15,4 +15,5 @@ mod sigv4;
 mod smoke;
 mod tagging;
 mod timeouts;
+mod versioning;
 mod wire;

@@ -92,11 +92,18 @@ pub async fn handle_get_bucket_location(ctx: &Ctx, bucket: &str) -> ApiResult<Re
     Ok(xml(StatusCode::OK, doc))
 }
 
-/// GET /bucket?versioning: buckets are unversioned until versioning is built, which S3 reports as no Status.
+/// GET /bucket?versioning: no Status for a bucket that was never versioned, as S3.
 pub async fn handle_get_bucket_versioning(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    ctx.engine.bucket(bucket).await?;
-    Ok(xml(
-        StatusCode::OK,
-        XmlWriter::new("VersioningConfiguration").finish("VersioningConfiguration"),
-    ))
+    let record = ctx.engine.bucket(bucket).await?;
+    let mut w = XmlWriter::new("VersioningConfiguration");
+    match record.versioning {
+        strata_storage::Versioning::Unversioned => {}
+        strata_storage::Versioning::Enabled => {
+            w.elem("Status", "Enabled");
+        }
+        strata_storage::Versioning::Suspended => {
+            w.elem("Status", "Suspended");
+        }
+    }
+    Ok(xml(StatusCode::OK, w.finish("VersioningConfiguration")))
 }

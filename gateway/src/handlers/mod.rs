@@ -8,6 +8,7 @@ pub mod list;
 pub mod multipart;
 pub mod object;
 pub mod tagging;
+pub mod versioning;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,15 +219,17 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         HeadObject { bucket, key } => {
             object::handle_get_object(ctx, &req, &bucket, &key, true).await
         }
-        DeleteObject { bucket, key } => object::handle_delete_object(ctx, &bucket, &key).await,
+        DeleteObject { bucket, key } => {
+            object::handle_delete_object(ctx, &req, &bucket, &key).await
+        }
         PutObjectTagging { bucket, key } => {
             tagging::handle_put_object_tagging(ctx, req, &bucket, &key).await
         }
         GetObjectTagging { bucket, key } => {
-            tagging::handle_get_object_tagging(ctx, &bucket, &key).await
+            tagging::handle_get_object_tagging(ctx, &req, &bucket, &key).await
         }
         DeleteObjectTagging { bucket, key } => {
-            tagging::handle_delete_object_tagging(ctx, &bucket, &key).await
+            tagging::handle_delete_object_tagging(ctx, &req, &bucket, &key).await
         }
         ListMultipartUploads { bucket } => {
             multipart::handle_list_multipart_uploads(ctx, &req, &bucket).await
@@ -247,6 +250,12 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         ListParts { bucket, key } => multipart::handle_list_parts(ctx, &req, &bucket, &key).await,
         GetObjectAttributes { bucket, key } => {
             multipart::handle_get_object_attributes(ctx, &req, &bucket, &key).await
+        }
+        PutBucketVersioning { bucket } => {
+            versioning::handle_put_bucket_versioning(ctx, req, &bucket).await
+        }
+        ListObjectVersions { bucket } => {
+            versioning::handle_list_object_versions(ctx, &req, &bucket).await
         }
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }

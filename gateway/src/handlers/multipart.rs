@@ -229,9 +229,11 @@ pub async fn handle_upload_part_copy(
     validate_key(key)?;
     let upload = upload_id(req)?;
     let n = part_number(req.query.get("partNumber"))?;
-    let (src_bucket, src_key) = copy_source(req)?;
+    let (src_bucket, src_key, src_version) = copy_source(req)?;
     validate_key(&src_key)?;
-    let source = ctx.engine.head_object(&src_bucket, &src_key).await?;
+    let source =
+        super::object::copy_source_record(ctx, &src_bucket, &src_key, src_version.as_deref())
+            .await?;
     Conditions::from_headers(req.headers(), "x-amz-copy-source-if-").check(
         &source.etag,
         record_time(&source),
@@ -328,10 +330,9 @@ pub async fn handle_complete_multipart_upload(
             },
         );
     }
-    Ok(xml(
-        StatusCode::OK,
-        w.finish("CompleteMultipartUploadResult"),
-    ))
+    let mut resp = xml(StatusCode::OK, w.finish("CompleteMultipartUploadResult"));
+    super::object::version_header(&mut resp, &record, false);
+    Ok(resp)
 }
 
 /// DELETE /bucket/key?uploadId

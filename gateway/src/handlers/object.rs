@@ -278,6 +278,7 @@ pub async fn handle_put_object(
     let mut resp = empty(StatusCode::OK);
     set_header(&mut resp, "etag", &format!("\"{}\"", record.etag));
     checksum_header(&mut resp, &record);
+    version_header(&mut resp, &record, false);
     Ok(resp)
 }
 
@@ -341,7 +342,8 @@ pub async fn handle_get_object(
     head: bool,
 ) -> ApiResult<Resp> {
     validate_key(key)?;
-    let record = ctx.engine.head_object(bucket, key).await?;
+    let version = req.query.get("versionId");
+    let record = current_or_version(ctx, bucket, key, version).await?;
     match Conditions::from_headers(req.headers(), "if-").check(
         &record.etag,
         record_time(&record),
@@ -373,6 +375,7 @@ pub async fn handle_get_object(
     };
     let mut resp = streaming(status, body);
     object_headers(&mut resp, &record);
+    version_header(&mut resp, &record, version.is_some());
     set_header(&mut resp, "content-length", &len.to_string());
     // S3 reports the part count only to a request that names a part.
     if record.multipart.is_some() && part_number.is_some() {
@@ -403,10 +406,57 @@ pub async fn handle_get_object(
 }
 
 /// DELETE /bucket/key
-pub async fn handle_delete_object(ctx: &Ctx, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_delete_object(
+    ctx: &Ctx,
+    req: &Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
-    ctx.engine.delete_object(bucket, key).await?;
-    Ok(empty(StatusCode::NO_CONTENT))
+    let deleted = ctx
+        .engine
+        .delete_object(bucket, key, req.query.get("versionId"))
+        .await?;
+    let mut resp = empty(StatusCode::NO_CONTENT);
+    if deleted.delete_marker {
+        set_header(&mut resp, "x-amz-delete-marker", "true");
+    }
+    if let Some(v) = &deleted.version_id {
+        set_header(&mut resp, "x-amz-version-id", v);
+    }
+    Ok(resp)
+}
+
+/// The record a GET/HEAD (or tagging) of `key` addresses; delete markers become the errors S3 gives.
+pub(crate) async fn current_or_version(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> ApiResult<ObjectRecord> {
+    let record = ctx.engine.head_version(bucket, key, version).await?;
+    if record.is_delete_marker() {
+        let version_id = record.version_id_or_null().to_owned();
+        let last_modified = http_date(record_time(&record));
+        return Err(match version {
+            Some(_) => ApiError::VersionIsDeleteMarker {
+                version_id,
+                last_modified,
+            },
+            None => ApiError::CurrentIsDeleteMarker {
+                version_id,
+                last_modified,
+            },
+        });
+    }
+    Ok(record)
+}
+
+/// `x-amz-version-id` for versioned records, and for the null version when it was asked for by id.
+pub(crate) fn version_header(resp: &mut Resp, record: &ObjectRecord, asked: bool) {
+    if record.version_id.is_some() || asked {
+        set_header(resp, "x-amz-version-id", record.version_id_or_null());
+    }
 }
 
 /// POST /bucket?delete
@@ -423,16 +473,38 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
         .objects
         .into_iter()
         .partition(|o| validate_key(&o.key).is_ok());
-    let keys: Vec<String> = valid.iter().map(|o| o.key.clone()).collect();
-    ctx.engine.delete_objects(bucket, &keys).await?;
+    let entries: Vec<(String, Option<String>)> = valid
+        .iter()
+        .map(|o| (o.key.clone(), o.version_id.clone()))
+        .collect();
+    let results = ctx.engine.delete_objects(bucket, &entries).await?;
     let mut w = XmlWriter::new("DeleteResult");
-    if !quiet {
-        for o in &valid {
-            w.open("Deleted").elem("Key", &o.key);
-            if let Some(v) = &o.version_id {
-                w.elem("VersionId", v);
+    for ((key, asked), result) in entries.iter().zip(results) {
+        match result {
+            Ok(d) if !quiet => {
+                w.open("Deleted").elem("Key", key);
+                if let Some(v) = asked {
+                    w.elem("VersionId", v);
+                }
+                if d.delete_marker {
+                    w.elem("DeleteMarker", "true");
+                    if let Some(v) = d.version_id.as_ref().filter(|_| asked.is_none()) {
+                        w.elem("DeleteMarkerVersionId", v);
+                    }
+                }
+                w.close("Deleted");
             }
-            w.close("Deleted");
+            Ok(_) => {}
+            Err(e) => {
+                let e = ApiError::from(e);
+                w.open("Error").elem("Key", key);
+                if let Some(v) = asked {
+                    w.elem("VersionId", v);
+                }
+                w.elem("Code", e.aws_code())
+                    .elem("Message", &e.message())
+                    .close("Error");
+            }
         }
     }
     for o in &invalid {
@@ -446,27 +518,41 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
     Ok(xml(StatusCode::OK, w.finish("DeleteResult")))
 }
 
-/// Parses `x-amz-copy-source` into (bucket, key).
-pub(crate) fn copy_source(req: &Req) -> ApiResult<(String, String)> {
+/// The record a copy source names: the current version, or the one `?versionId=` asks for (never a delete
+/// marker, as S3).
+pub(crate) async fn copy_source_record(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> ApiResult<ObjectRecord> {
+    match version {
+        None => Ok(ctx.engine.head_object(bucket, key).await?),
+        Some(_) => match ctx.engine.head_version(bucket, key, version).await? {
+            r if r.is_delete_marker() => Err(ApiError::InvalidRequest(
+                "The source of a copy request may not specifically refer to a delete marker by version id."
+                    .into(),
+            )),
+            r => Ok(r),
+        },
+    }
+}
+
+/// Parses `x-amz-copy-source` into (bucket, key, version id).
+pub(crate) fn copy_source(req: &Req) -> ApiResult<(String, String, Option<String>)> {
     let raw = req
         .header("x-amz-copy-source")
         .ok_or_else(|| ApiError::InvalidArgument("Missing copy source".into()))?;
     let (path, query) = raw
         .split_once('?')
         .map_or((raw, None), |(p, q)| (p, Some(q)));
-    if let Some(v) = Query::parse(query).get("versionId")
-        && v != "null"
-    {
-        return Err(ApiError::InvalidArgument(
-            "Invalid version id specified".into(),
-        ));
-    }
+    let version = Query::parse(query).get("versionId").map(str::to_owned);
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| ApiError::InvalidArgument("Invalid copy source encoding".into()))?;
     let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
     match decoded.split_once('/') {
-        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_owned(), k.to_owned())),
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_owned(), k.to_owned(), version)),
         _ => Err(ApiError::InvalidArgument(
             "Copy Source must mention the source bucket and key: sourcebucket/sourcekey".into(),
         )),
@@ -487,9 +573,9 @@ pub(crate) fn directive(req: &Req, name: &str) -> ApiResult<bool> {
 /// PUT /bucket/key with x-amz-copy-source
 pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) -> ApiResult<Resp> {
     validate_key(key)?;
-    let (src_bucket, src_key) = copy_source(&req)?;
+    let (src_bucket, src_key, src_version) = copy_source(&req)?;
     validate_key(&src_key)?;
-    let source = ctx.engine.head_object(&src_bucket, &src_key).await?;
+    let source = copy_source_record(ctx, &src_bucket, &src_key, src_version.as_deref()).await?;
     Conditions::from_headers(req.headers(), "x-amz-copy-source-if-").check(
         &source.etag,
         record_time(&source),
@@ -503,7 +589,8 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
     let replace_meta = directive(&req, "x-amz-metadata-directive")?;
     let replace_tags = directive(&req, "x-amz-tagging-directive")?;
     let storage_class = req.header("x-amz-storage-class").map(str::to_owned);
-    let same = src_bucket == bucket && src_key == key;
+    // Copying an older version over its own key is how a version is restored, so that is not "onto itself".
+    let same = src_bucket == bucket && src_key == key && src_version.is_none();
     if same
         && !replace_meta
         && storage_class.is_none()
@@ -552,5 +639,14 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
             &B64.encode(&c.value),
         );
     }
-    Ok(xml(StatusCode::OK, w.finish("CopyObjectResult")))
+    let mut resp = xml(StatusCode::OK, w.finish("CopyObjectResult"));
+    version_header(&mut resp, &record, false);
+    if source.version_id.is_some() || src_version.is_some() {
+        set_header(
+            &mut resp,
+            "x-amz-copy-source-version-id",
+            source.version_id_or_null(),
+        );
+    }
+    Ok(resp)
 }

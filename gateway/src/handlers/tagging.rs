@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 
-use super::object::validate_key;
+use super::object::{current_or_version, validate_key, version_header};
 use super::{Ctx, Req, Resp, empty, xml};
 use crate::error::{ApiError, ApiResult};
 use crate::xml::{Tagging, XmlWriter, parse};
@@ -55,30 +55,51 @@ pub async fn handle_put_object_tagging(
         .map(|t| (t.key, t.value))
         .collect();
     validate_tags(&tags)?;
-    ctx.engine
-        .update_object(bucket, key, move |r| r.tags = tags)
+    let version = req.query.get("versionId");
+    let record = ctx
+        .engine
+        .update_object(bucket, key, version, move |r| r.tags = tags)
         .await?;
-    Ok(empty(StatusCode::OK))
+    let mut resp = empty(StatusCode::OK);
+    version_header(&mut resp, &record, version.is_some());
+    Ok(resp)
 }
 
 /// GET /bucket/key?tagging
-pub async fn handle_get_object_tagging(ctx: &Ctx, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_get_object_tagging(
+    ctx: &Ctx,
+    req: &Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
-    let record = ctx.engine.head_object(bucket, key).await?;
+    let version = req.query.get("versionId");
+    let record = current_or_version(ctx, bucket, key, version).await?;
     let mut w = XmlWriter::new("Tagging");
     w.open("TagSet");
     for (k, v) in &record.tags {
         w.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
     }
     w.close("TagSet");
-    Ok(xml(StatusCode::OK, w.finish("Tagging")))
+    let mut resp = xml(StatusCode::OK, w.finish("Tagging"));
+    version_header(&mut resp, &record, version.is_some());
+    Ok(resp)
 }
 
 /// DELETE /bucket/key?tagging
-pub async fn handle_delete_object_tagging(ctx: &Ctx, bucket: &str, key: &str) -> ApiResult<Resp> {
+pub async fn handle_delete_object_tagging(
+    ctx: &Ctx,
+    req: &Req,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<Resp> {
     validate_key(key)?;
-    ctx.engine
-        .update_object(bucket, key, |r| r.tags.clear())
+    let version = req.query.get("versionId");
+    let record = ctx
+        .engine
+        .update_object(bucket, key, version, |r| r.tags.clear())
         .await?;
-    Ok(empty(StatusCode::NO_CONTENT))
+    let mut resp = empty(StatusCode::NO_CONTENT);
+    version_header(&mut resp, &record, version.is_some());
+    Ok(resp)
 }

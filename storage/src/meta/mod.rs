@@ -13,7 +13,7 @@ use crate::disk::DataId;
 use crate::error::Result;
 pub use records::{
     BucketRecord, ChecksumType, MultipartInfo, ObjectData, ObjectRecord, PartRecord, Segment,
-    StoredChecksum, UploadRecord,
+    StoredChecksum, UploadRecord, VersionKey, Versioning,
 };
 
 /// What must hold, at commit time, for an object write to apply.
@@ -45,7 +45,8 @@ pub enum Op {
         /// Bucket name.
         name: String,
     },
-    /// Write an object record (and its inline bytes); data the old record owned is queued for GC.
+    /// Write a new object version (and its inline bytes). A `null` version replaces the previous `null`
+    /// version, whose data is queued for GC; other versions stay. The newest version becomes the current one.
     PutObject {
         /// Bucket (must exist).
         bucket: String,
@@ -58,7 +59,8 @@ pub enum Op {
         /// Precondition.
         condition: Condition,
     },
-    /// Remove an object record; its data is queued for GC. Missing keys are not an error.
+    /// Remove the `null` version of a key (an unversioned bucket's only version); its data is queued for GC.
+    /// Missing keys are not an error.
     DeleteObject {
         /// Bucket.
         bucket: String,
@@ -66,6 +68,34 @@ pub enum Op {
         key: String,
         /// Precondition.
         condition: Condition,
+    },
+    /// Remove one version; its data is queued for GC, and if it was current the next newest becomes current.
+    /// A missing version is not an error.
+    DeleteVersion {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Which version.
+        version: VersionKey,
+    },
+    /// Rewrite one version's metadata in place (tags), if its data is still the one the caller saw.
+    UpdateVersion {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The changed record (its `version_key` names the version).
+        record: Box<ObjectRecord>,
+        /// Data ids the caller saw.
+        expected: Vec<DataId>,
+    },
+    /// Set a bucket's versioning state.
+    SetVersioning {
+        /// Bucket.
+        bucket: String,
+        /// New state (Enabled or Suspended).
+        state: Versioning,
     },
     /// Start a multipart upload.
     CreateUpload {
@@ -148,6 +178,19 @@ pub trait MetaStore: Send + Sync + 'static {
         &self,
         bucket: &str,
         start: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(String, ObjectRecord)>>;
+    /// One version of an object.
+    fn version(&self, bucket: &str, key: &str, version: VersionKey)
+    -> Result<Option<ObjectRecord>>;
+    /// The `null` version of an object.
+    fn null_version(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
+    /// Up to `limit` versions of `bucket` after `(key, version)` (exclusive) or from `key` (inclusive), in key
+    /// order and newest first within a key.
+    fn scan_versions(
+        &self,
+        bucket: &str,
+        start: Bound<(&[u8], VersionKey)>,
         limit: usize,
     ) -> Result<Vec<(String, ObjectRecord)>>;
     /// A multipart upload's record.

@@ -17,6 +17,67 @@ pub struct BucketRecord {
     pub owner: String,
     /// Region given at creation (LocationConstraint).
     pub region: String,
+    /// Versioning state.
+    pub versioning: Versioning,
+}
+
+/// A bucket's versioning state. Once enabled, a bucket never returns to `Unversioned`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Never enabled: writes replace the `null` version.
+    #[default]
+    Unversioned,
+    /// Every write creates a new version.
+    Enabled,
+    /// Writes replace the `null` version; older versions stay.
+    Suspended,
+}
+
+/// The layout of a bucket record before versioning existed (read and migrated, never written).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BucketRecordV1 {
+    created_ms: i64,
+    owner: String,
+    region: String,
+}
+
+impl From<BucketRecordV1> for BucketRecord {
+    fn from(v1: BucketRecordV1) -> Self {
+        Self {
+            created_ms: v1.created_ms,
+            owner: v1.owner,
+            region: v1.region,
+            versioning: Versioning::Unversioned,
+        }
+    }
+}
+
+/// Where a version sorts among the versions of its key: newest first (inverted microseconds, then a random
+/// tiebreak). Non-null version ids are this key in hex, so an id leads straight to its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VersionKey(pub [u8; 16]);
+
+impl VersionKey {
+    /// A key for a version written now.
+    pub fn now() -> Self {
+        let micros = chrono::Utc::now().timestamp_micros().max(0) as u64;
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&(u64::MAX - micros).to_be_bytes());
+        k[8..].copy_from_slice(&rand::random::<[u8; 8]>());
+        Self(k)
+    }
+
+    /// The version id S3 clients see.
+    pub fn to_id(self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses a version id; `None` for anything that is not one of ours.
+    pub fn from_id(id: &str) -> Option<Self> {
+        let mut k = [0u8; 16];
+        hex::decode_to_slice(id, &mut k).ok()?;
+        Some(Self(k))
+    }
 }
 
 /// A stored flexible checksum of a whole object.
@@ -114,6 +175,8 @@ pub enum ObjectData {
     },
     /// Erasure-coded shard files.
     Segments(Vec<Segment>),
+    /// A delete marker: a version without data.
+    DeleteMarker,
 }
 
 /// One object version.
@@ -121,6 +184,8 @@ pub enum ObjectData {
 pub struct ObjectRecord {
     /// Version id; `None` is the `null` version.
     pub version_id: Option<String>,
+    /// Position among the key's versions (also the id of non-null versions).
+    pub version_key: VersionKey,
     /// Size in bytes.
     pub size: u64,
     /// ETag without quotes: hex MD5, or `hex-N` for multipart.
@@ -168,7 +233,18 @@ impl ObjectRecord {
         match &self.data {
             ObjectData::Inline { data_id, .. } => vec![*data_id],
             ObjectData::Segments(segs) => segs.iter().map(|s| s.data_id).collect(),
+            ObjectData::DeleteMarker => Vec::new(),
         }
+    }
+
+    /// True for a delete marker.
+    pub fn is_delete_marker(&self) -> bool {
+        matches!(self.data, ObjectData::DeleteMarker)
+    }
+
+    /// The version id as S3 shows it (`null` for the null version).
+    pub fn version_id_or_null(&self) -> &str {
+        self.version_id.as_deref().unwrap_or("null")
     }
 
     /// The value of a stored header.
@@ -182,7 +258,8 @@ impl ObjectRecord {
 
 #[derive(Serialize, Deserialize)]
 enum BucketOnDisk {
-    V1(BucketRecord),
+    V1(BucketRecordV1),
+    V2(BucketRecord),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -226,13 +303,14 @@ pub fn decode_part(b: &[u8]) -> Result<PartRecord> {
 
 /// Encodes a bucket record.
 pub fn encode_bucket(r: &BucketRecord) -> Vec<u8> {
-    postcard::to_stdvec(&BucketOnDisk::V1(r.clone())).expect("bucket record serialises")
+    postcard::to_stdvec(&BucketOnDisk::V2(r.clone())).expect("bucket record serialises")
 }
 
 /// Decodes a bucket record.
 pub fn decode_bucket(b: &[u8]) -> Result<BucketRecord> {
     match postcard::from_bytes(b).map_err(Error::meta)? {
-        BucketOnDisk::V1(r) => Ok(r),
+        BucketOnDisk::V1(r) => Ok(r.into()),
+        BucketOnDisk::V2(r) => Ok(r),
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, mpsc};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::records::VersionKey;
 use super::records::{
     decode_bucket, decode_object, decode_part, decode_upload, encode_bucket, encode_object,
     encode_part, encode_upload,
@@ -29,6 +30,12 @@ const OBJECTS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("obj
 const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
 const UPLOADS: TableDefinition<(&str, &[u8], &str), &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
+/// Every version of every key: (bucket, key, version key) → record. Version keys sort newest first.
+const VERSIONS: TableDefinition<VersionRow<'static>, &[u8]> = TableDefinition::new("versions");
+/// Key of the versions table: bucket, object key, version key.
+type VersionRow<'a> = (&'a str, &'a [u8], &'a [u8]);
+/// Where each key's `null` version is: (bucket, key) → version key.
+const NULLS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("nulls");
 const GC: TableDefinition<&[u8], i64> = TableDefinition::new("gc");
 const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
 const SEQ: &str = "seq";
@@ -124,6 +131,8 @@ impl ReplicatedMeta {
                 txn.open_table(GC).map_err(Error::meta)?;
                 txn.open_table(UPLOADS).map_err(Error::meta)?;
                 txn.open_table(PARTS).map_err(Error::meta)?;
+                txn.open_table(VERSIONS).map_err(Error::meta)?;
+                txn.open_table(NULLS).map_err(Error::meta)?;
                 txn.open_table(STATE).map_err(Error::meta)?;
             }
             txn.commit().map_err(Error::meta)?;
@@ -252,6 +261,69 @@ impl MetaStore for ReplicatedMeta {
             {
                 let (k, v) = item.map_err(Error::meta)?;
                 let (b, key) = k.value();
+                if b != bucket || out.len() >= limit {
+                    break;
+                }
+                let key = String::from_utf8(key.to_vec()).map_err(Error::meta)?;
+                out.push((key, decode_object(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionKey,
+    ) -> Result<Option<ObjectRecord>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(VERSIONS).map_err(Error::meta)?;
+            t.get((bucket, key.as_bytes(), &version.0[..]))
+                .map_err(Error::meta)?
+                .map(|v| decode_object(v.value()))
+                .transpose()
+        })
+    }
+
+    fn null_version(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let nulls = txn.open_table(NULLS).map_err(Error::meta)?;
+            let Some(v) = nulls.get((bucket, key.as_bytes())).map_err(Error::meta)? else {
+                return Ok(None);
+            };
+            let versions = txn.open_table(VERSIONS).map_err(Error::meta)?;
+            versions
+                .get((bucket, key.as_bytes(), v.value()))
+                .map_err(Error::meta)?
+                .map(|r| decode_object(r.value()))
+                .transpose()
+        })
+    }
+
+    fn scan_versions(
+        &self,
+        bucket: &str,
+        start: Bound<(&[u8], VersionKey)>,
+        limit: usize,
+    ) -> Result<Vec<(String, ObjectRecord)>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(VERSIONS).map_err(Error::meta)?;
+            let lower = match &start {
+                Bound::Included((k, v)) => Bound::Included((bucket, *k, &v.0[..])),
+                Bound::Excluded((k, v)) => Bound::Excluded((bucket, *k, &v.0[..])),
+                Bound::Unbounded => Bound::Included((bucket, &b""[..], &b""[..])),
+            };
+            let mut out = Vec::new();
+            for item in t
+                .range::<(&str, &[u8], &[u8])>((lower, Bound::Unbounded))
+                .map_err(Error::meta)?
+            {
+                let (k, v) = item.map_err(Error::meta)?;
+                let (b, key, _) = k.value();
                 if b != bucket || out.len() >= limit {
                     break;
                 }
@@ -462,6 +534,8 @@ fn apply_group(
         let mut gc = txn.open_table(GC).map_err(Error::meta)?;
         let mut uploads = txn.open_table(UPLOADS).map_err(Error::meta)?;
         let mut parts = txn.open_table(PARTS).map_err(Error::meta)?;
+        let mut versions = txn.open_table(VERSIONS).map_err(Error::meta)?;
+        let mut nulls = txn.open_table(NULLS).map_err(Error::meta)?;
         let mut state = txn.open_table(STATE).map_err(Error::meta)?;
         let mut tables = Tables {
             buckets: &mut buckets,
@@ -470,6 +544,8 @@ fn apply_group(
             gc: &mut gc,
             uploads: &mut uploads,
             parts: &mut parts,
+            versions: &mut versions,
+            nulls: &mut nulls,
         };
         for batch in batches {
             let outcome = match tables.check(batch) {
@@ -500,6 +576,8 @@ struct Tables<'a, 't> {
     gc: &'a mut redb::Table<'t, &'static [u8], i64>,
     uploads: &'a mut redb::Table<'t, (&'static str, &'static [u8], &'static str), &'static [u8]>,
     parts: &'a mut redb::Table<'t, (&'static str, u32), &'static [u8]>,
+    versions: &'a mut redb::Table<'t, VersionRow<'static>, &'static [u8]>,
+    nulls: &'a mut redb::Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
 }
 
 impl Tables<'_, '_> {
@@ -516,10 +594,11 @@ impl Tables<'_, '_> {
     }
 
     fn bucket_is_empty(&self, name: &str) -> Result<bool> {
-        let lower = (name, &b""[..]);
+        // Versions include delete markers and old versions: a bucket holding only those is not empty.
+        let lower = (name, &b""[..], &b""[..]);
         let mut range = self
-            .objects
-            .range::<(&str, &[u8])>(lower..)
+            .versions
+            .range::<(&str, &[u8], &[u8])>(lower..)
             .map_err(Error::meta)?;
         match range.next() {
             Some(item) => Ok(item.map_err(Error::meta)?.0.value().0 != name),
@@ -527,11 +606,125 @@ impl Tables<'_, '_> {
         }
     }
 
+    fn version(&self, bucket: &str, key: &str, v: VersionKey) -> Result<Option<ObjectRecord>> {
+        self.versions
+            .get((bucket, key.as_bytes(), &v.0[..]))
+            .map_err(Error::meta)?
+            .map(|r| decode_object(r.value()))
+            .transpose()
+    }
+
+    fn null_key(&self, bucket: &str, key: &str) -> Result<Option<VersionKey>> {
+        Ok(self
+            .nulls
+            .get((bucket, key.as_bytes()))
+            .map_err(Error::meta)?
+            .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
+            .map(VersionKey))
+    }
+
+    /// The newest remaining version of a key.
+    fn newest(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        let lower = (bucket, key.as_bytes(), &b""[..]);
+        let mut range = self
+            .versions
+            .range::<(&str, &[u8], &[u8])>(lower..)
+            .map_err(Error::meta)?;
+        match range.next() {
+            Some(item) => {
+                let (k, v) = item.map_err(Error::meta)?;
+                let (b, kk, _) = k.value();
+                if b == bucket && kk == key.as_bytes() {
+                    Ok(Some(decode_object(v.value())?))
+                } else {
+                    Ok(None)
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Adds a version; a null version replaces the previous null one. Returns whether one was replaced.
+    fn put_version(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        record: &ObjectRecord,
+        now: i64,
+    ) -> Result<bool> {
+        let mut replaced = false;
+        if record.version_id.is_none() {
+            if let Some(old) = self.null_key(bucket, key)? {
+                if let Some(old_record) = self.version(bucket, key, old)? {
+                    self.retire(&old_record, &record.data_ids(), now)?;
+                    replaced = true;
+                }
+                self.versions
+                    .remove((bucket, key.as_bytes(), &old.0[..]))
+                    .map_err(Error::meta)?;
+            }
+            self.nulls
+                .insert((bucket, key.as_bytes()), &record.version_key.0[..])
+                .map_err(Error::meta)?;
+        }
+        let encoded = encode_object(record);
+        self.versions
+            .insert(
+                (bucket, key.as_bytes(), &record.version_key.0[..]),
+                encoded.as_slice(),
+            )
+            .map_err(Error::meta)?;
+        let newest = self.newest(bucket, key)?.expect("just inserted");
+        self.objects
+            .insert((bucket, key.as_bytes()), encode_object(&newest).as_slice())
+            .map_err(Error::meta)?;
+        Ok(replaced)
+    }
+
+    /// Removes a version (retiring its data) and keeps the current pointer on the newest one left.
+    fn remove_version(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        v: VersionKey,
+        now: i64,
+    ) -> Result<Option<ObjectRecord>> {
+        let Some(old) = self.version(bucket, key, v)? else {
+            return Ok(None);
+        };
+        self.retire(&old, &[], now)?;
+        self.versions
+            .remove((bucket, key.as_bytes(), &v.0[..]))
+            .map_err(Error::meta)?;
+        if self.null_key(bucket, key)? == Some(v) {
+            self.nulls
+                .remove((bucket, key.as_bytes()))
+                .map_err(Error::meta)?;
+        }
+        match self.newest(bucket, key)? {
+            Some(n) => {
+                self.objects
+                    .insert((bucket, key.as_bytes()), encode_object(&n).as_slice())
+                    .map_err(Error::meta)?;
+            }
+            None => {
+                self.objects
+                    .remove((bucket, key.as_bytes()))
+                    .map_err(Error::meta)?;
+            }
+        }
+        Ok(Some(old))
+    }
+
     fn check_condition(&self, bucket: &str, key: &str, condition: &Condition) -> Result<()> {
         let ok = match condition {
             Condition::None => true,
-            Condition::Absent => self.current(bucket, key)?.is_none(),
-            Condition::EtagIs(etag) => self.current(bucket, key)?.is_some_and(|r| &r.etag == etag),
+            Condition::Absent => self
+                .current(bucket, key)?
+                .is_none_or(|r| r.is_delete_marker()),
+            Condition::EtagIs(etag) => self
+                .current(bucket, key)?
+                .is_some_and(|r| !r.is_delete_marker() && &r.etag == etag),
             Condition::Unchanged(ids) => self
                 .current(bucket, key)?
                 .is_some_and(|r| &r.data_ids() == ids),
@@ -585,6 +778,25 @@ impl Tables<'_, '_> {
                         return Err(Error::NoSuchBucket);
                     }
                     self.check_condition(bucket, key, condition)?;
+                }
+                Op::DeleteVersion { bucket, .. } | Op::SetVersioning { bucket, .. } => {
+                    if !self.bucket_exists(bucket)? {
+                        return Err(Error::NoSuchBucket);
+                    }
+                }
+                Op::UpdateVersion {
+                    bucket,
+                    key,
+                    record,
+                    expected,
+                } => {
+                    if !self.bucket_exists(bucket)? {
+                        return Err(Error::NoSuchBucket);
+                    }
+                    let now = self.version(bucket, key, record.version_key)?;
+                    if now.is_none_or(|r| &r.data_ids() != expected) {
+                        return Err(Error::PreconditionFailed);
+                    }
                 }
                 Op::CreateUpload { bucket, .. } => {
                     if !self.bucket_exists(bucket)? {
@@ -686,6 +898,7 @@ impl Tables<'_, '_> {
                 ObjectData::Segments(_) => {
                     self.gc.insert(&id.0[..], now).map_err(Error::meta)?;
                 }
+                ObjectData::DeleteMarker => {}
             }
         }
         Ok(())
@@ -710,10 +923,6 @@ impl Tables<'_, '_> {
                     inline,
                     ..
                 } => {
-                    let old = self.current(bucket, key)?;
-                    if let Some(old) = &old {
-                        self.retire(old, &record.data_ids(), now)?;
-                    }
                     if let (Some(bytes), ObjectData::Inline { data_id, .. }) =
                         (inline, &record.data)
                     {
@@ -721,21 +930,60 @@ impl Tables<'_, '_> {
                             .insert(&data_id.0[..], bytes.as_ref())
                             .map_err(Error::meta)?;
                     }
-                    let encoded = encode_object(record);
-                    self.objects
-                        .insert((bucket.as_str(), key.as_bytes()), encoded.as_slice())
-                        .map_err(Error::meta)?;
-                    applied.replaced.push(old.is_some());
+                    let replaced = self.put_version(bucket, key, record, now)?;
+                    applied.replaced.push(replaced);
                 }
                 Op::DeleteObject { bucket, key, .. } => {
-                    let old = self.current(bucket, key)?;
-                    if let Some(old) = &old {
-                        self.retire(old, &[], now)?;
+                    let null = self.null_key(bucket, key)?;
+                    let removed = match null {
+                        Some(v) => self.remove_version(bucket, key, v, now)?.is_some(),
+                        None => false,
+                    };
+                    applied.replaced.push(removed);
+                }
+                Op::DeleteVersion {
+                    bucket,
+                    key,
+                    version,
+                } => {
+                    let removed = self.remove_version(bucket, key, *version, now)?;
+                    applied.replaced.push(removed.is_some());
+                }
+                Op::UpdateVersion {
+                    bucket,
+                    key,
+                    record,
+                    ..
+                } => {
+                    let encoded = encode_object(record);
+                    self.versions
+                        .insert(
+                            (bucket.as_str(), key.as_bytes(), &record.version_key.0[..]),
+                            encoded.as_slice(),
+                        )
+                        .map_err(Error::meta)?;
+                    if self
+                        .current(bucket, key)?
+                        .is_some_and(|c| c.version_key == record.version_key)
+                    {
                         self.objects
-                            .remove((bucket.as_str(), key.as_bytes()))
+                            .insert((bucket.as_str(), key.as_bytes()), encoded.as_slice())
                             .map_err(Error::meta)?;
                     }
-                    applied.replaced.push(old.is_some());
+                }
+                Op::SetVersioning { bucket, state } => {
+                    let current = self
+                        .buckets
+                        .get(bucket.as_str())
+                        .map_err(Error::meta)?
+                        .map(|v| decode_bucket(v.value()))
+                        .transpose()?;
+                    if let Some(mut b) = current {
+                        b.versioning = *state;
+                        self.buckets
+                            .insert(bucket.as_str(), encode_bucket(&b).as_slice())
+                            .map_err(Error::meta)?;
+                    }
                 }
                 Op::CreateUpload {
                     bucket,
@@ -781,15 +1029,9 @@ impl Tables<'_, '_> {
                     self.uploads
                         .remove((bucket.as_str(), key.as_bytes(), upload_id.as_str()))
                         .map_err(Error::meta)?;
-                    let old = self.current(bucket, key)?;
-                    if let Some(old) = &old {
-                        self.retire(old, &keep, now)?;
-                    }
-                    let encoded = encode_object(record);
-                    self.objects
-                        .insert((bucket.as_str(), key.as_bytes()), encoded.as_slice())
-                        .map_err(Error::meta)?;
-                    applied.replaced.push(old.is_some());
+                    let _ = keep;
+                    let replaced = self.put_version(bucket, key, record, now)?;
+                    applied.replaced.push(replaced);
                 }
                 Op::AbortUpload {
                     bucket,
