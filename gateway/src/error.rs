@@ -114,6 +114,15 @@ pub enum ApiError {
     /// The request is not valid as a whole (copy onto itself, conflicting headers...).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The version has no retention or legal hold to report.
+    #[error("The specified object does not have a ObjectLock configuration")]
+    NoSuchObjectLockConfiguration,
+    /// The bucket has no object lock configuration (GetObjectLockConfiguration).
+    #[error("Object Lock configuration does not exist for this bucket")]
+    ObjectLockConfigurationNotFound,
+    /// The bucket's state does not allow the request.
+    #[error("{0}")]
+    InvalidBucketState(String),
     /// The version does not exist.
     #[error("The specified version does not exist.")]
     NoSuchVersion,
@@ -211,6 +220,9 @@ impl ApiError {
             InvalidPart => "InvalidPart",
             NoSuchUpload => "NoSuchUpload",
             NoSuchVersion => "NoSuchVersion",
+            NoSuchObjectLockConfiguration => "NoSuchObjectLockConfiguration",
+            ObjectLockConfigurationNotFound => "ObjectLockConfigurationNotFoundError",
+            InvalidBucketState(_) => "InvalidBucketState",
             CurrentIsDeleteMarker { .. } => "NoSuchKey",
             VersionIsDeleteMarker { .. } => "MethodNotAllowed",
             InvalidPartOrder => "InvalidPartOrder",
@@ -257,11 +269,14 @@ impl ApiError {
             | NoSuchKey
             | NoSuchUpload
             | NoSuchVersion
+            | NoSuchObjectLockConfiguration
+            | ObjectLockConfigurationNotFound
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou
             | BucketAlreadyExists
             | BucketNotEmpty
+            | InvalidBucketState(_)
             | ConditionalRequestConflict => StatusCode::CONFLICT,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -320,6 +335,15 @@ impl From<strata_storage::Error> for ApiError {
             S::PreconditionFailed => ApiError::PreconditionFailed,
             S::NoSuchUpload => ApiError::NoSuchUpload,
             S::NoSuchVersion => ApiError::NoSuchVersion,
+            S::ObjectLocked(why) => {
+                tracing::debug!(why, "refused by object lock");
+                ApiError::AccessDenied
+            }
+            S::NoObjectLockConfiguration => {
+                ApiError::InvalidRequest("Bucket is missing Object Lock Configuration".into())
+            }
+            S::NoSuchObjectLockConfiguration => ApiError::NoSuchObjectLockConfiguration,
+            S::InvalidBucketState(m) => ApiError::InvalidBucketState(m),
             S::InvalidVersion => ApiError::InvalidArgument("Invalid version id specified".into()),
             S::MethodNotAllowed => ApiError::MethodNotAllowed,
             S::InvalidPart(why) => {

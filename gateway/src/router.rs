@@ -88,6 +88,18 @@ pub enum Endpoint {
     ListMultipartUploads { bucket: String },
     /// PUT /bucket?versioning
     PutBucketVersioning { bucket: String },
+    /// PUT /bucket?object-lock
+    PutObjectLockConfiguration { bucket: String },
+    /// GET /bucket?object-lock
+    GetObjectLockConfiguration { bucket: String },
+    /// PUT /bucket/key?retention
+    PutObjectRetention { bucket: String, key: String },
+    /// GET /bucket/key?retention
+    GetObjectRetention { bucket: String, key: String },
+    /// PUT /bucket/key?legal-hold
+    PutObjectLegalHold { bucket: String, key: String },
+    /// GET /bucket/key?legal-hold
+    GetObjectLegalHold { bucket: String, key: String },
     /// GET /bucket?versions
     ListObjectVersions { bucket: String },
     /// POST /bucket/key?uploads
@@ -124,7 +136,6 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "logging",
     "metrics",
     "notification",
-    "object-lock",
     "ownershipControls",
     "policy",
     "policyStatus",
@@ -134,14 +145,7 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "tagging",
     "website",
 ];
-const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &[
-    "acl",
-    "legal-hold",
-    "restore",
-    "retention",
-    "select",
-    "torrent",
-];
+const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &["acl", "restore", "select", "torrent"];
 
 impl Endpoint {
     /// The bucket addressed, if any.
@@ -168,6 +172,12 @@ impl Endpoint {
             | DeleteObjectTagging { bucket, .. }
             | ListMultipartUploads { bucket }
             | PutBucketVersioning { bucket }
+            | PutObjectLockConfiguration { bucket }
+            | GetObjectLockConfiguration { bucket }
+            | PutObjectRetention { bucket, .. }
+            | GetObjectRetention { bucket, .. }
+            | PutObjectLegalHold { bucket, .. }
+            | GetObjectLegalHold { bucket, .. }
             | ListObjectVersions { bucket }
             | CreateMultipartUpload { bucket, .. }
             | UploadPart { bucket, .. }
@@ -202,6 +212,12 @@ impl Endpoint {
             DeleteObjectTagging { .. } => "DeleteObjectTagging",
             ListMultipartUploads { .. } => "ListMultipartUploads",
             PutBucketVersioning { .. } => "PutBucketVersioning",
+            PutObjectLockConfiguration { .. } => "PutObjectLockConfiguration",
+            GetObjectLockConfiguration { .. } => "GetObjectLockConfiguration",
+            PutObjectRetention { .. } => "PutObjectRetention",
+            GetObjectRetention { .. } => "GetObjectRetention",
+            PutObjectLegalHold { .. } => "PutObjectLegalHold",
+            GetObjectLegalHold { .. } => "GetObjectLegalHold",
             ListObjectVersions { .. } => "ListObjectVersions",
             CreateMultipartUpload { .. } => "CreateMultipartUpload",
             UploadPart { .. } => "UploadPart",
@@ -278,6 +294,8 @@ pub fn route(
         }
         return match *method {
             Method::PUT if q.has("versioning") => Ok(PutBucketVersioning { bucket }),
+            Method::PUT if q.has("object-lock") => Ok(PutObjectLockConfiguration { bucket }),
+            Method::GET if q.has("object-lock") => Ok(GetObjectLockConfiguration { bucket }),
             Method::PUT => Ok(CreateBucket { bucket }),
             Method::HEAD => Ok(HeadBucket { bucket }),
             Method::DELETE => Ok(DeleteBucket { bucket }),
@@ -307,6 +325,16 @@ pub fn route(
             bucket: Some(bucket),
             operation: sub,
         });
+    }
+    if q.has("retention") || q.has("legal-hold") {
+        let retention = q.has("retention");
+        return match *method {
+            Method::PUT if retention => Ok(PutObjectRetention { bucket, key }),
+            Method::GET if retention => Ok(GetObjectRetention { bucket, key }),
+            Method::PUT => Ok(PutObjectLegalHold { bucket, key }),
+            Method::GET => Ok(GetObjectLegalHold { bucket, key }),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
     }
     if q.has("uploadId") {
         return match *method {

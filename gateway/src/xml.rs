@@ -178,6 +178,73 @@ impl XmlDoc for VersioningConfiguration {
     const ROOT: &'static str = "VersioningConfiguration";
 }
 
+/// PutObjectLockConfiguration's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "ObjectLockConfiguration")]
+pub struct ObjectLockConfiguration {
+    /// Must be "Enabled" when given.
+    #[serde(rename = "ObjectLockEnabled", default)]
+    pub object_lock_enabled: Option<String>,
+    /// Default retention rule.
+    #[serde(rename = "Rule", default)]
+    pub rule: Option<ObjectLockRule>,
+}
+
+/// The rule of an [`ObjectLockConfiguration`].
+#[derive(Debug, Deserialize)]
+pub struct ObjectLockRule {
+    /// Default retention.
+    #[serde(rename = "DefaultRetention")]
+    pub default_retention: DefaultRetentionXml,
+}
+
+/// A default retention period: Mode and exactly one of Days or Years.
+#[derive(Debug, Deserialize)]
+pub struct DefaultRetentionXml {
+    /// GOVERNANCE or COMPLIANCE.
+    #[serde(rename = "Mode", default)]
+    pub mode: Option<String>,
+    /// Days.
+    #[serde(rename = "Days", default)]
+    pub days: Option<i64>,
+    /// Years.
+    #[serde(rename = "Years", default)]
+    pub years: Option<i64>,
+}
+
+impl XmlDoc for ObjectLockConfiguration {
+    const ROOT: &'static str = "ObjectLockConfiguration";
+}
+
+/// PutObjectRetention's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Retention")]
+pub struct RetentionXml {
+    /// GOVERNANCE or COMPLIANCE.
+    #[serde(rename = "Mode", default)]
+    pub mode: Option<String>,
+    /// ISO 8601 date.
+    #[serde(rename = "RetainUntilDate", default)]
+    pub retain_until_date: Option<String>,
+}
+
+impl XmlDoc for RetentionXml {
+    const ROOT: &'static str = "Retention";
+}
+
+/// PutObjectLegalHold's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "LegalHold")]
+pub struct LegalHoldXml {
+    /// ON or OFF.
+    #[serde(rename = "Status", default)]
+    pub status: Option<String>,
+}
+
+impl XmlDoc for LegalHoldXml {
+    const ROOT: &'static str = "LegalHold";
+}
+
 /// CompleteMultipartUpload's body.
 #[derive(Debug, Deserialize)]
 #[serde(rename = "CompleteMultipartUpload")]

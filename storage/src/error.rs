@@ -12,6 +12,18 @@ pub enum Error {
     /// The object does not exist.
     #[error("no such key")]
     NoSuchKey,
+    /// Object lock forbids this (retention or legal hold).
+    #[error("object locked: {0}")]
+    ObjectLocked(String),
+    /// The bucket has no object lock configuration.
+    #[error("bucket has no object lock configuration")]
+    NoObjectLockConfiguration,
+    /// The version has no retention or legal hold to report.
+    #[error("no object lock configuration on this version")]
+    NoSuchObjectLockConfiguration,
+    /// The bucket's state does not allow this (e.g. suspending versioning under object lock).
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
     /// The operation does not apply to a delete marker.
     #[error("method not allowed on a delete marker")]
     MethodNotAllowed,

@@ -15,6 +15,7 @@ pub mod erasure;
 pub mod error;
 pub mod layout;
 pub mod list;
+pub mod lock;
 pub mod meta;
 pub mod multipart;
 pub mod names;

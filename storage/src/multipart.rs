@@ -112,7 +112,10 @@ impl Engine {
             };
             (a, checksum_type.unwrap_or(default))
         });
+        let bucket_record = self.bucket(bucket).await?;
+        crate::engine::version_lock(&bucket_record, opts.lock)?;
         let record = UploadRecord {
+            lock: opts.lock,
             initiated_ms: chrono::Utc::now().timestamp_millis(),
             owner: opts.owner,
             headers: opts.headers,
@@ -325,8 +328,9 @@ impl Engine {
         let checksum = upload
             .checksum
             .and_then(|(algo, kind)| whole_checksum(algo, kind, &chosen));
-        let (version_key, version_id) =
-            crate::engine::new_version(self.bucket(bucket).await?.versioning);
+        let bucket_record = self.bucket(bucket).await?;
+        let lock = crate::engine::version_lock(&bucket_record, upload.lock)?;
+        let (version_key, version_id) = crate::engine::new_version(bucket_record.versioning);
         let record = ObjectRecord {
             version_id,
             version_key,
@@ -340,6 +344,7 @@ impl Engine {
             storage_class: upload.storage_class,
             owner: upload.owner,
             data: ObjectData::Segments(chosen.iter().map(|(_, p)| p.segment.clone()).collect()),
+            lock,
             multipart: Some(MultipartInfo {
                 upload_id: upload_id.to_owned(),
                 checksum_type: upload.checksum.map(|(_, k)| k),

@@ -11,6 +11,7 @@ mod harness;
 mod list;
 mod multipart;
 mod object;
+mod object_lock;
 mod sigv4;
 mod smoke;
 mod tagging;

@@ -44,6 +44,19 @@ pub async fn handle_list_buckets(ctx: &Ctx, req: &Req) -> ApiResult<Resp> {
 /// PUT /bucket
 pub async fn handle_create_bucket(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiResult<Resp> {
     check_name(bucket)?;
+    let lock_enabled = match req
+        .header("x-amz-bucket-object-lock-enabled")
+        .map(str::trim)
+    {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(_) => {
+            return Err(ApiError::InvalidArgument(
+                "x-amz-bucket-object-lock-enabled must be true or false".into(),
+            ));
+        }
+    };
     let body = req.read_small_body(ctx.client_timeout, 64 * 1024).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let cfg: CreateBucketConfiguration = parse(&body)?;
@@ -54,7 +67,7 @@ pub async fn handle_create_bucket(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiR
         }
     }
     ctx.engine
-        .create_bucket(bucket, &req.identity.access_key, &ctx.region)
+        .create_bucket(bucket, &req.identity.access_key, &ctx.region, lock_enabled)
         .await?;
     let mut resp = empty(StatusCode::OK);
     set_header(&mut resp, "location", &format!("/{bucket}"));

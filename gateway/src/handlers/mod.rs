@@ -5,6 +5,7 @@
 
 pub mod bucket;
 pub mod list;
+pub mod lock;
 pub mod multipart;
 pub mod object;
 pub mod tagging;
@@ -256,6 +257,24 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         }
         ListObjectVersions { bucket } => {
             versioning::handle_list_object_versions(ctx, &req, &bucket).await
+        }
+        PutObjectLockConfiguration { bucket } => {
+            lock::handle_put_object_lock_configuration(ctx, req, &bucket).await
+        }
+        GetObjectLockConfiguration { bucket } => {
+            lock::handle_get_object_lock_configuration(ctx, &bucket).await
+        }
+        PutObjectRetention { bucket, key } => {
+            lock::handle_put_object_retention(ctx, req, &bucket, &key).await
+        }
+        GetObjectRetention { bucket, key } => {
+            lock::handle_get_object_retention(ctx, &req, &bucket, &key).await
+        }
+        PutObjectLegalHold { bucket, key } => {
+            lock::handle_put_object_legal_hold(ctx, req, &bucket, &key).await
+        }
+        GetObjectLegalHold { bucket, key } => {
+            lock::handle_get_object_legal_hold(ctx, &req, &bucket, &key).await
         }
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }

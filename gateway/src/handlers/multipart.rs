@@ -130,6 +130,7 @@ pub async fn handle_create_multipart_upload(
             .header("x-amz-storage-class")
             .unwrap_or_default()
             .to_owned(),
+        lock: super::lock::requested_lock(req)?,
         ..PutOptions::default()
     };
     let id = ctx

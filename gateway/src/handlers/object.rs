@@ -269,6 +269,7 @@ pub async fn handle_put_object(
             .header("x-amz-storage-class")
             .unwrap_or_default()
             .to_owned(),
+        lock: super::lock::requested_lock(&req)?,
     };
     let body = req.body_stream(ctx.client_timeout);
     let record = ctx
@@ -376,6 +377,7 @@ pub async fn handle_get_object(
     let mut resp = streaming(status, body);
     object_headers(&mut resp, &record);
     version_header(&mut resp, &record, version.is_some());
+    super::lock::lock_headers(&mut resp, &record);
     set_header(&mut resp, "content-length", &len.to_string());
     // S3 reports the part count only to a request that names a part.
     if record.multipart.is_some() && part_number.is_some() {
@@ -415,7 +417,12 @@ pub async fn handle_delete_object(
     validate_key(key)?;
     let deleted = ctx
         .engine
-        .delete_object(bucket, key, req.query.get("versionId"))
+        .delete_object(
+            bucket,
+            key,
+            req.query.get("versionId"),
+            super::lock::bypass_governance(req),
+        )
         .await?;
     let mut resp = empty(StatusCode::NO_CONTENT);
     if deleted.delete_marker {
@@ -477,7 +484,8 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
         .iter()
         .map(|o| (o.key.clone(), o.version_id.clone()))
         .collect();
-    let results = ctx.engine.delete_objects(bucket, &entries).await?;
+    let bypass = super::lock::bypass_governance(&req);
+    let results = ctx.engine.delete_objects(bucket, &entries, bypass).await?;
     let mut w = XmlWriter::new("DeleteResult");
     for ((key, asked), result) in entries.iter().zip(results) {
         match result {
@@ -625,6 +633,7 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
         condition: precheck_write(ctx, bucket, key, write_condition(&req)?).await?,
         owner: req.identity.access_key.clone(),
         storage_class: storage_class.unwrap_or_else(|| source.storage_class.clone()),
+        lock: super::lock::requested_lock(&req)?,
     };
     let record = ctx
         .engine

@@ -12,8 +12,8 @@ use std::ops::Bound;
 use crate::disk::DataId;
 use crate::error::Result;
 pub use records::{
-    BucketRecord, ChecksumType, MultipartInfo, ObjectData, ObjectRecord, PartRecord, Segment,
-    StoredChecksum, UploadRecord, VersionKey, Versioning,
+    BucketRecord, ChecksumType, MultipartInfo, ObjectData, ObjectLockConfig, ObjectRecord,
+    PartRecord, Segment, StoredChecksum, UploadRecord, VersionKey, Versioning,
 };
 
 /// What must hold, at commit time, for an object write to apply.
@@ -78,6 +78,26 @@ pub enum Op {
         key: String,
         /// Which version.
         version: VersionKey,
+        /// The caller may bypass GOVERNANCE retention.
+        bypass_governance: bool,
+    },
+    /// Change a version's retention or legal hold, as the object lock rules allow.
+    ChangeLock {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Which version.
+        version: VersionKey,
+        /// What to change.
+        change: LockChange,
+    },
+    /// Set a bucket's object lock configuration; the bucket must be versioned.
+    SetObjectLock {
+        /// Bucket.
+        bucket: String,
+        /// Configuration.
+        config: ObjectLockConfig,
     },
     /// Rewrite one version's metadata in place (tags), if its data is still the one the caller saw.
     UpdateVersion {
@@ -149,6 +169,15 @@ pub enum Op {
         /// Data ids removed from every disk.
         ids: Vec<DataId>,
     },
+}
+
+/// A change to a version's lock state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockChange {
+    /// New retention (`None` removes it) and whether GOVERNANCE may be bypassed.
+    Retention(Option<crate::lock::Retention>, bool),
+    /// Legal hold on or off.
+    LegalHold(bool),
 }
 
 /// Ops committed atomically: all apply or none does.

@@ -19,6 +19,15 @@ pub struct BucketRecord {
     pub region: String,
     /// Versioning state.
     pub versioning: Versioning,
+    /// Object lock: `None` when the bucket was not created with (or later given) object lock.
+    pub object_lock: Option<ObjectLockConfig>,
+}
+
+/// A bucket's object lock configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockConfig {
+    /// Retention applied to new versions written without lock headers.
+    pub default_retention: Option<crate::lock::DefaultRetention>,
 }
 
 /// A bucket's versioning state. Once enabled, a bucket never returns to `Unversioned`.
@@ -48,6 +57,7 @@ impl From<BucketRecordV1> for BucketRecord {
             owner: v1.owner,
             region: v1.region,
             versioning: Versioning::Unversioned,
+            object_lock: None,
         }
     }
 }
@@ -127,6 +137,8 @@ pub struct UploadRecord {
     pub storage_class: String,
     /// Checksum algorithm every part must carry, and how the whole-object checksum is formed.
     pub checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+    /// Lock state for the final object (explicit headers at CreateMultipartUpload).
+    pub lock: Option<crate::lock::VersionLock>,
 }
 
 /// One uploaded part.
@@ -208,6 +220,8 @@ pub struct ObjectRecord {
     pub data: ObjectData,
     /// Set when the object was assembled by CompleteMultipartUpload.
     pub multipart: Option<MultipartInfo>,
+    /// Retention and legal hold of this version.
+    pub lock: crate::lock::VersionLock,
 }
 
 /// How a multipart object came to be.

@@ -13,7 +13,8 @@ use std::sync::{Arc, mpsc};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::records::VersionKey;
+use super::LockChange;
+use super::records::{VersionKey, Versioning};
 use super::records::{
     decode_bucket, decode_object, decode_part, decode_upload, encode_bucket, encode_object,
     encode_part, encode_upload,
@@ -24,6 +25,7 @@ use super::{
 };
 use crate::disk::DataId;
 use crate::error::{Error, Result};
+use crate::lock;
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("objects");
@@ -548,7 +550,7 @@ fn apply_group(
             nulls: &mut nulls,
         };
         for batch in batches {
-            let outcome = match tables.check(batch) {
+            let outcome = match tables.check(batch, now) {
                 Ok(()) => tables.apply(batch, now),
                 Err(e) => Err(e),
             };
@@ -604,6 +606,53 @@ impl Tables<'_, '_> {
             Some(item) => Ok(item.map_err(Error::meta)?.0.value().0 != name),
             None => Ok(true),
         }
+    }
+
+    fn bucket_record(&self, name: &str) -> Result<BucketRecord> {
+        match self.buckets.get(name).map_err(Error::meta)? {
+            Some(v) => decode_bucket(v.value()),
+            None => Err(Error::NoSuchBucket),
+        }
+    }
+
+    /// A new null version replaces the old one: that is a removal, so the lock check applies.
+    fn check_null_removable(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &ObjectRecord,
+        now: i64,
+    ) -> Result<()> {
+        if record.version_id.is_some() {
+            return Ok(());
+        }
+        match self.null_key(bucket, key)? {
+            Some(old) => match self.version(bucket, key, old)? {
+                Some(v) => lock::check_removal(&v.lock, now, false),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Writes a changed version record in place (and as the current record if it is the current version).
+    fn rewrite_version(&mut self, bucket: &str, key: &str, record: &ObjectRecord) -> Result<()> {
+        let encoded = encode_object(record);
+        self.versions
+            .insert(
+                (bucket, key.as_bytes(), &record.version_key.0[..]),
+                encoded.as_slice(),
+            )
+            .map_err(Error::meta)?;
+        if self
+            .current(bucket, key)?
+            .is_some_and(|c| c.version_key == record.version_key)
+        {
+            self.objects
+                .insert((bucket, key.as_bytes()), encoded.as_slice())
+                .map_err(Error::meta)?;
+        }
+        Ok(())
     }
 
     fn version(&self, bucket: &str, key: &str, v: VersionKey) -> Result<Option<ObjectRecord>> {
@@ -737,7 +786,7 @@ impl Tables<'_, '_> {
     }
 
     /// Every precondition of the batch, evaluated before anything is written.
-    fn check(&self, batch: &Batch) -> Result<()> {
+    fn check(&self, batch: &Batch, now: i64) -> Result<()> {
         for op in batch {
             match op {
                 Op::CreateBucket { name, record } => {
@@ -762,12 +811,14 @@ impl Tables<'_, '_> {
                     bucket,
                     key,
                     condition,
+                    record,
                     ..
                 } => {
                     if !self.bucket_exists(bucket)? {
                         return Err(Error::NoSuchBucket);
                     }
                     self.check_condition(bucket, key, condition)?;
+                    self.check_null_removable(bucket, key, record, now)?;
                 }
                 Op::DeleteObject {
                     bucket,
@@ -779,9 +830,46 @@ impl Tables<'_, '_> {
                     }
                     self.check_condition(bucket, key, condition)?;
                 }
-                Op::DeleteVersion { bucket, .. } | Op::SetVersioning { bucket, .. } => {
+                Op::DeleteVersion {
+                    bucket,
+                    key,
+                    version,
+                    bypass_governance,
+                } => {
                     if !self.bucket_exists(bucket)? {
                         return Err(Error::NoSuchBucket);
+                    }
+                    if let Some(v) = self.version(bucket, key, *version)? {
+                        lock::check_removal(&v.lock, now, *bypass_governance)?;
+                    }
+                }
+                Op::SetVersioning { bucket, state } => {
+                    let b = self.bucket_record(bucket)?;
+                    if b.object_lock.is_some() && *state != Versioning::Enabled {
+                        return Err(Error::InvalidBucketState(
+                            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.".into(),
+                        ));
+                    }
+                }
+                Op::SetObjectLock { bucket, .. } => {
+                    let b = self.bucket_record(bucket)?;
+                    if b.versioning != Versioning::Enabled {
+                        return Err(Error::InvalidBucketState(
+                            "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
+                        ));
+                    }
+                }
+                Op::ChangeLock {
+                    bucket,
+                    key,
+                    version,
+                    change,
+                } => {
+                    let Some(v) = self.version(bucket, key, *version)? else {
+                        return Err(Error::NoSuchVersion);
+                    };
+                    if let LockChange::Retention(new, bypass) = change {
+                        lock::check_retention_change(v.lock.retention, *new, now, *bypass)?;
                     }
                 }
                 Op::UpdateVersion {
@@ -945,6 +1033,7 @@ impl Tables<'_, '_> {
                     bucket,
                     key,
                     version,
+                    ..
                 } => {
                     let removed = self.remove_version(bucket, key, *version, now)?;
                     applied.replaced.push(removed.is_some());
@@ -969,6 +1058,27 @@ impl Tables<'_, '_> {
                         self.objects
                             .insert((bucket.as_str(), key.as_bytes()), encoded.as_slice())
                             .map_err(Error::meta)?;
+                    }
+                }
+                Op::SetObjectLock { bucket, config } => {
+                    let mut b = self.bucket_record(bucket)?;
+                    b.object_lock = Some(*config);
+                    self.buckets
+                        .insert(bucket.as_str(), encode_bucket(&b).as_slice())
+                        .map_err(Error::meta)?;
+                }
+                Op::ChangeLock {
+                    bucket,
+                    key,
+                    version,
+                    change,
+                } => {
+                    if let Some(mut v) = self.version(bucket, key, *version)? {
+                        match change {
+                            LockChange::Retention(r, _) => v.lock.retention = *r,
+                            LockChange::LegalHold(on) => v.lock.legal_hold = *on,
+                        }
+                        self.rewrite_version(bucket, key, &v)?;
                     }
                 }
                 Op::SetVersioning { bucket, state } => {
