@@ -702,7 +702,7 @@ pub(crate) fn version_lock(
             retention: cfg
                 .default_retention
                 .map(|d| d.apply(chrono::Utc::now().timestamp_millis())),
-            legal_hold: false,
+            legal_hold: None,
         }),
         (None, None) => Ok(VersionLock::default()),
     }

@@ -68,11 +68,16 @@ impl DefaultRetention {
 pub struct VersionLock {
     /// Retention, if any.
     pub retention: Option<Retention>,
-    /// Legal hold.
-    pub legal_hold: bool,
+    /// Legal hold: `None` if it was never set, so GetObjectLegalHold can tell "never" from "OFF".
+    pub legal_hold: Option<bool>,
 }
 
 impl VersionLock {
+    /// Whether a legal hold is on.
+    pub fn is_held(&self) -> bool {
+        self.legal_hold == Some(true)
+    }
+
     /// The retention still in force at `now_ms`.
     pub fn active_retention(&self, now_ms: i64) -> Option<Retention> {
         self.retention.filter(|r| r.until_ms > now_ms)
@@ -82,7 +87,7 @@ impl VersionLock {
 /// The one check that guards every removal of a version (DELETE by version id, replacement of a null
 /// version, lifecycle, replication of deletes, admin tools).
 pub fn check_removal(lock: &VersionLock, now_ms: i64, bypass_governance: bool) -> Result<()> {
-    if lock.legal_hold {
+    if lock.is_held() {
         return Err(Error::ObjectLocked(
             "the object version is under legal hold".into(),
         ));
@@ -143,23 +148,23 @@ mod tests {
         assert!(check_removal(&free, NOW, false).is_ok());
         let held = VersionLock {
             retention: None,
-            legal_hold: true,
+            legal_hold: Some(true),
         };
         assert!(check_removal(&held, NOW, true).is_err());
         let gov = VersionLock {
             retention: ret(LockMode::Governance, NOW + 1),
-            legal_hold: false,
+            legal_hold: None,
         };
         assert!(check_removal(&gov, NOW, false).is_err());
         assert!(check_removal(&gov, NOW, true).is_ok());
         let comp = VersionLock {
             retention: ret(LockMode::Compliance, NOW + 1),
-            legal_hold: false,
+            legal_hold: None,
         };
         assert!(check_removal(&comp, NOW, true).is_err());
         let expired = VersionLock {
             retention: ret(LockMode::Compliance, NOW),
-            legal_hold: false,
+            legal_hold: None,
         };
         assert!(check_removal(&expired, NOW, false).is_ok());
     }

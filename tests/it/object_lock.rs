@@ -792,9 +792,9 @@ async fn put_with_lock_headers_is_reported_by_head_and_get() {
     );
 }
 
-/// Bad lock headers on PutObject: mode without date or date without mode, a date in the past, and an unknown mode
-/// are 400 InvalidArgument; any lock header on a bucket without object lock is 400 InvalidRequest. Nothing is
-/// written.
+/// Bad lock headers on PutObject: mode without date or date without mode, a date in the past, an unknown mode and
+/// an unknown legal-hold status are 400 InvalidArgument; any lock header on a bucket without object lock is 400
+/// InvalidRequest. Nothing is written.
 #[tokio::test]
 async fn put_rejects_bad_lock_headers() {
     let server = Server::start();
@@ -854,6 +854,17 @@ async fn put_rejects_bad_lock_headers() {
         .await,
         Err((400, "InvalidArgument".into())),
         "unknown mode (AWS: InvalidArgument, Unknown wormMode directive.)"
+    );
+    assert_eq!(
+        put(
+            "badhdr",
+            None,
+            None,
+            Some(ObjectLockLegalHoldStatus::from("BOGUS"))
+        )
+        .await,
+        Err((400, "InvalidArgument".into())),
+        "unknown legal hold status (AWS: InvalidArgument, Legal Hold must be either of 'ON' or 'OFF')"
     );
     assert_eq!(
         version_count(&s3, "badhdr").await,

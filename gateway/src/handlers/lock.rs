@@ -52,8 +52,9 @@ pub(crate) fn requested_lock(req: &Req) -> ApiResult<Option<VersionLock>> {
         }
     };
     let legal_hold = match hold.map(str::trim) {
-        None | Some("OFF") => false,
-        Some("ON") => true,
+        None => None,
+        Some("OFF") => Some(false),
+        Some("ON") => Some(true),
         Some(_) => {
             return Err(ApiError::InvalidArgument(
                 "Legal Hold must be either of 'ON' or 'OFF'".into(),
@@ -96,8 +97,18 @@ pub(crate) fn lock_headers(resp: &mut Resp, record: &ObjectRecord) {
         let until = DateTime::from_timestamp_millis(r.until_ms).unwrap_or_default();
         set_header(resp, "x-amz-object-lock-retain-until-date", &iso8601(until));
     }
-    if record.lock.legal_hold {
+    if record.lock.is_held() {
         set_header(resp, "x-amz-object-lock-legal-hold", "ON");
+    }
+}
+
+/// Retention and legal hold exist only on buckets with object lock; elsewhere S3 answers InvalidRequest.
+async fn require_lock(ctx: &Ctx, bucket: &str) -> ApiResult<()> {
+    match ctx.engine.bucket(bucket).await?.object_lock {
+        Some(_) => Ok(()),
+        None => Err(ApiError::InvalidRequest(
+            "Bucket is missing Object Lock Configuration".into(),
+        )),
     }
 }
 
@@ -120,7 +131,12 @@ pub async fn handle_put_object_lock_configuration(
         None => None,
         Some(rule) => {
             let d = rule.default_retention;
-            let mode = parse_mode(d.mode.as_deref().ok_or(ApiError::MalformedXml)?)?;
+            // A bad mode inside an XML body is a schema error, as S3 answers it.
+            let mode = d
+                .mode
+                .as_deref()
+                .and_then(LockMode::from_name)
+                .ok_or(ApiError::MalformedXml)?;
             let (n, in_years) = match (d.days, d.years) {
                 (Some(days), None) => (days, false),
                 (None, Some(years)) => (years, true),
@@ -185,7 +201,7 @@ pub async fn handle_put_object_retention(
     let doc: RetentionXml = parse(&body)?;
     let retention = match (doc.mode.as_deref(), doc.retain_until_date.as_deref()) {
         (Some(m), Some(u)) => Some(Retention {
-            mode: parse_mode(m)?,
+            mode: LockMode::from_name(m.trim()).ok_or(ApiError::MalformedXml)?,
             until_ms: parse_until(u, Utc::now())?,
         }),
         (None, None) => None,
@@ -210,6 +226,7 @@ pub async fn handle_get_object_retention(
     key: &str,
 ) -> ApiResult<Resp> {
     validate_key(key)?;
+    require_lock(ctx, bucket).await?;
     let record = current_or_version(ctx, bucket, key, req.query.get("versionId")).await?;
     let Some(r) = record.lock.retention else {
         return Err(ApiError::NoSuchObjectLockConfiguration);
@@ -251,14 +268,12 @@ pub async fn handle_get_object_legal_hold(
     key: &str,
 ) -> ApiResult<Resp> {
     validate_key(key)?;
-    let b = ctx.engine.bucket(bucket).await?;
-    if b.object_lock.is_none() {
-        return Err(ApiError::InvalidRequest(
-            "Bucket is missing Object Lock Configuration".into(),
-        ));
-    }
+    require_lock(ctx, bucket).await?;
     let record = current_or_version(ctx, bucket, key, req.query.get("versionId")).await?;
     let mut w = XmlWriter::new("LegalHold");
-    w.elem("Status", if record.lock.legal_hold { "ON" } else { "OFF" });
+    let Some(held) = record.lock.legal_hold else {
+        return Err(ApiError::NoSuchObjectLockConfiguration);
+    };
+    w.elem("Status", if held { "ON" } else { "OFF" });
     Ok(xml(StatusCode::OK, w.finish("LegalHold")))
 }

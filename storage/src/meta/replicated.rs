@@ -1076,7 +1076,7 @@ impl Tables<'_, '_> {
                     if let Some(mut v) = self.version(bucket, key, *version)? {
                         match change {
                             LockChange::Retention(r, _) => v.lock.retention = *r,
-                            LockChange::LegalHold(on) => v.lock.legal_hold = *on,
+                            LockChange::LegalHold(on) => v.lock.legal_hold = Some(*on),
                         }
                         self.rewrite_version(bucket, key, &v)?;
                     }
