@@ -76,6 +76,12 @@ fn is_referenced(disk: &dyn Disk, meta: &dyn MetaStore, id: DataId) -> bool {
     {
         return true;
     }
+    // Parts are written before their object's version exists: the current record may hold them.
+    if let Ok(Some(record)) = meta.object(&header.bucket, &header.key)
+        && record.data_ids().contains(&id)
+    {
+        return true;
+    }
     // A part of an upload still in progress.
     header.upload_id.is_some_and(|upload| {
         meta.parts(&upload, header.part.saturating_sub(1), 1)
