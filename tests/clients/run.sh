@@ -11,6 +11,7 @@ set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 SUITES="aws rclone s5cmd"
+SUITES="$SUITES aws-versioning" # versioning and object lock through aws-cli s3api
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1200}" # seconds per suite
 PASSED=0
 FAILED=0
