@@ -1,7 +1,7 @@
 //! A minimal S3 client for load generation: path-style requests over a pooled keep-alive hyper 1 connection
 //! pool, signed with [`crate::sigv4`]. It speaks only what the benchmark needs (put, get, head, delete, list,
-//! multi-delete, multipart create/upload part/complete/abort, bucket create/head/delete) and never buffers
-//! object bodies: downloads are counted and dropped.
+//! list versions, multi-delete, multipart create/upload part/complete/abort, bucket create/head/delete) and
+//! never buffers object bodies: downloads are counted and dropped.
 
 use std::fmt;
 use std::time::Duration;
@@ -68,8 +68,13 @@ pub(crate) struct ClientConfig<'a> {
 }
 
 /// One page of a listing.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct ListPage {
+    /// Where the next page starts: the continuation token (ListObjectsV2) or the key marker
+    /// (ListObjectVersions); `None` on the last page.
     pub(crate) next_token: Option<String>,
+    /// ListObjectVersions: the version-id marker that goes with `next_token`.
+    pub(crate) next_version: Option<String>,
 }
 
 /// Signs and sends S3 requests to one bucket of one endpoint.
@@ -339,12 +344,13 @@ impl S3Client {
         expect_success(resp).await.map(drop)
     }
 
-    /// One ListObjectsV2 page under `prefix`.
+    /// One ListObjectsV2 page under `prefix`: the first after `start_after` without a token.
     pub(crate) async fn list_page(
         &self,
         prefix: &str,
         max_keys: u32,
         token: Option<&str>,
+        start_after: Option<&str>,
     ) -> OpResult<ListPage> {
         let max = max_keys.to_string();
         let mut query = vec![
@@ -352,26 +358,52 @@ impl S3Client {
             ("prefix", prefix),
             ("max-keys", max.as_str()),
         ];
-        if let Some(t) = token {
-            query.push(("continuation-token", t));
+        match (token, start_after) {
+            (Some(t), _) => query.push(("continuation-token", t)),
+            (None, Some(k)) => query.push(("start-after", k)),
+            (None, None) => {}
         }
+        let doc = self.get_listing(&query).await?;
+        Ok(parse_list_page(&String::from_utf8_lossy(&doc)))
+    }
+
+    /// One ListObjectVersions page under `prefix`, starting after `key_marker` (and `version_marker`).
+    pub(crate) async fn list_versions_page(
+        &self,
+        prefix: &str,
+        max_keys: u32,
+        key_marker: Option<&str>,
+        version_marker: Option<&str>,
+    ) -> OpResult<ListPage> {
+        let max = max_keys.to_string();
+        let mut query = vec![
+            ("versions", ""),
+            ("prefix", prefix),
+            ("max-keys", max.as_str()),
+        ];
+        if let Some(k) = key_marker {
+            query.push(("key-marker", k));
+            if let Some(v) = version_marker {
+                query.push(("version-id-marker", v));
+            }
+        }
+        let doc = self.get_listing(&query).await?;
+        Ok(parse_versions_page(&String::from_utf8_lossy(&doc)))
+    }
+
+    /// GET on the bucket with `query`; the listing document.
+    async fn get_listing(&self, query: &[(&str, &str)]) -> OpResult<Bytes> {
         let resp = self
             .send(
                 Method::GET,
                 None,
-                &query,
+                query,
                 &[],
                 PayloadBody::empty(),
                 EMPTY_SHA256,
             )
             .await?;
-        let doc = expect_success(resp).await?;
-        let doc = String::from_utf8_lossy(&doc);
-        let truncated = xml_text(&doc, "IsTruncated") == Some("true");
-        let next_token = xml_text(&doc, "NextContinuationToken")
-            .filter(|_| truncated)
-            .map(xml_unescape);
-        Ok(ListPage { next_token })
+        expect_success(resp).await
     }
 
     /// DeleteObjects (quiet) of up to 1,000 keys; returns the per-key errors the server reported.
@@ -562,6 +594,33 @@ async fn read_doc(mut body: Incoming) -> OpResult<Bytes> {
     Ok(out.freeze())
 }
 
+/// The continuation of a ListObjectsV2 document.
+fn parse_list_page(doc: &str) -> ListPage {
+    let truncated = xml_text(doc, "IsTruncated") == Some("true");
+    let next_token = xml_text(doc, "NextContinuationToken")
+        .filter(|_| truncated)
+        .map(xml_unescape);
+    ListPage {
+        next_token,
+        next_version: None,
+    }
+}
+
+/// The continuation of a ListObjectVersions document.
+fn parse_versions_page(doc: &str) -> ListPage {
+    let truncated = xml_text(doc, "IsTruncated") == Some("true");
+    let next_token = xml_text(doc, "NextKeyMarker")
+        .filter(|_| truncated)
+        .map(xml_unescape);
+    let next_version = xml_text(doc, "NextVersionIdMarker")
+        .filter(|_| next_token.is_some())
+        .map(xml_unescape);
+    ListPage {
+        next_token,
+        next_version,
+    }
+}
+
 /// The text of the first `<tag>...</tag>` element of `doc`.
 fn xml_text<'a>(doc: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
@@ -596,6 +655,33 @@ mod tests {
         assert_eq!(xml_text(doc, "Code"), Some("NoSuchKey"));
         assert_eq!(xml_text(doc, "Missing"), None);
         assert_eq!(xml_unescape(&xml_escape("a&b<c>'\"")), "a&b<c>'\"");
+    }
+
+    #[test]
+    fn listing_continuations() {
+        let v2 = "<ListBucketResult><IsTruncated>true</IsTruncated>\
+                  <NextContinuationToken>a&amp;b</NextContinuationToken></ListBucketResult>";
+        assert_eq!(parse_list_page(v2).next_token.as_deref(), Some("a&b"));
+        let last = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+        assert_eq!(parse_list_page(last).next_token, None);
+        let versions = "<ListVersionsResult><KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker>\
+            <NextKeyMarker>bench/1/&lt;7</NextKeyMarker><NextVersionIdMarker>v9</NextVersionIdMarker>\
+            <IsTruncated>true</IsTruncated><Version><Key>bench/1/&lt;7</Key></Version></ListVersionsResult>";
+        assert_eq!(
+            parse_versions_page(versions),
+            ListPage {
+                next_token: Some("bench/1/<7".into()),
+                next_version: Some("v9".into())
+            }
+        );
+        let end = "<ListVersionsResult><IsTruncated>false</IsTruncated></ListVersionsResult>";
+        assert_eq!(
+            parse_versions_page(end),
+            ListPage {
+                next_token: None,
+                next_version: None
+            }
+        );
     }
 
     #[test]

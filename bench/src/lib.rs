@@ -1,10 +1,10 @@
 //! Strata's S3 load generator, behind `strata bench`.
 //!
 //! Owns the benchmark: command-line options ([`BenchArgs`]), a cheap S3 client (hyper 1 with keep-alive
-//! pooling and its own SigV4 signer, no SDK), the workloads (put, get, mixed, delete, list, multipart),
-//! measurement (hdrhistogram latencies, errors by type, CPU time of the generator and of the server) and the
-//! report (table or JSON). It reaches servers over HTTP only and knows nothing of Strata's internals, so it
-//! works against any S3 endpoint.
+//! pooling and its own SigV4 signer, no SDK), the workloads (put, get, mixed, delete, list, list-versions,
+//! multipart), measurement (hdrhistogram latencies, errors by type, CPU time of the generator and of the
+//! server) and the report (table or JSON). It reaches servers over HTTP only and knows nothing of Strata's
+//! internals, so it works against any S3 endpoint.
 //!
 //! A run: create the bucket if missing → generate one random payload buffer → prepare (upload the object pool
 //! that get, mixed, list and delete need; not measured) → warm-up (not measured) → measured phase, bounded by
@@ -42,8 +42,11 @@ pub enum Mode {
     Mixed,
     /// DELETE objects uploaded first (`--count`, or `--objects` when run by duration); stops when none are left.
     Delete,
-    /// ListObjectsV2 pages of `--max-keys` over a prefix of `--objects` objects uploaded first.
+    /// ListObjectsV2 pages of `--max-keys` over a prefix of `--objects` objects uploaded first, or over the
+    /// objects already under `--prefix`.
     List,
+    /// ListObjectVersions pages of `--max-keys`, over the same objects as list mode.
+    ListVersions,
     /// Upload new objects `bench/<worker>/<n>` as multipart uploads: CreateMultipartUpload, `--part-size`
     /// parts with up to `--parts-parallel` UploadPart requests at once, CompleteMultipartUpload.
     Multipart,
@@ -76,8 +79,19 @@ impl BenchArgs {
         self.parts_parallel.unwrap_or(DEFAULT_PARTS_PARALLEL) as usize
     }
 
+    /// Whether the mode pages through a listing.
+    fn lists(&self) -> bool {
+        matches!(self.mode, Mode::List | Mode::ListVersions)
+    }
+
     /// Checks the options that depend on each other.
     fn validate(&self) -> anyhow::Result<()> {
+        if !self.lists() {
+            anyhow::ensure!(
+                self.prefix.is_none() && self.start_after.is_none(),
+                "--prefix and --start-after apply to --mode list and list-versions only"
+            );
+        }
         if self.mode != Mode::Multipart {
             anyhow::ensure!(
                 self.part_size.is_none() && self.parts_parallel.is_none(),
@@ -114,6 +128,7 @@ impl Mode {
             Mode::Mixed => "mixed",
             Mode::Delete => "delete",
             Mode::List => "list",
+            Mode::ListVersions => "list-versions",
             Mode::Multipart => "multipart",
         }
     }
@@ -170,9 +185,17 @@ pub struct BenchArgs {
     /// Multipart mode: UploadPart requests in flight per object [default: 8].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub parts_parallel: Option<u32>,
-    /// Keys per ListObjectsV2 page in list mode.
+    /// Keys per page in list mode (ListObjectsV2), versions per page in list-versions mode.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_keys: u32,
+    /// List and list-versions modes: list the objects already under this prefix ("" for the whole bucket)
+    /// instead of uploading `--objects` objects under bench/list/ first.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// List and list-versions modes: start every pass after this key (ListObjectsV2 start-after,
+    /// ListObjectVersions key-marker), e.g. to time pages deep inside a large bucket.
+    #[arg(long)]
+    pub start_after: Option<String>,
     /// Send x-amz-content-sha256: UNSIGNED-PAYLOAD instead of the body's SHA-256.
     #[arg(long)]
     pub unsigned_payload: bool,
@@ -249,6 +272,36 @@ mod tests {
         assert!(a.validate().is_err(), "16,384 parts");
         assert!(parse(&["--mode", "multipart", "--part-size", "0"]).is_err());
         assert!(parse(&["--mode", "multipart", "--parts-parallel", "0"]).is_err());
+    }
+
+    #[test]
+    fn list_options() {
+        let a = parse(&[
+            "--mode",
+            "list-versions",
+            "--prefix",
+            "",
+            "--start-after",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(a.mode, Mode::ListVersions);
+        assert_eq!(
+            (a.prefix.as_deref(), a.start_after.as_deref()),
+            (Some(""), Some("k"))
+        );
+        a.validate().unwrap();
+        parse(&["--mode", "list", "--prefix", "p/"])
+            .unwrap()
+            .validate()
+            .unwrap();
+        let a = parse(&["--mode", "put", "--prefix", "p/"]).unwrap();
+        assert!(a.validate().is_err(), "--prefix outside the list modes");
+        let a = parse(&["--start-after", "k"]).unwrap();
+        assert!(
+            a.validate().is_err(),
+            "--start-after outside the list modes"
+        );
     }
 
     /// Against a running server: `STRATA_BENCH_LIVE=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=..

@@ -111,6 +111,8 @@ pub(crate) enum OpKind {
     Delete,
     Stat,
     List,
+    /// One ListObjectVersions page.
+    ListVersions,
     /// One whole object uploaded as a multipart upload (create, parts, complete).
     Multipart,
     /// One UploadPart of a multipart upload; reported on its own row, outside the totals.
@@ -125,6 +127,7 @@ impl OpKind {
             OpKind::Delete => "delete",
             OpKind::Stat => "stat",
             OpKind::List => "list",
+            OpKind::ListVersions => "list-versions",
             OpKind::Multipart => "multipart",
             OpKind::Part => "part",
         }

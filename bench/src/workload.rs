@@ -98,7 +98,9 @@ fn prepared_keys(args: &BenchArgs) -> Vec<String> {
     let (prefix, n) = match args.mode {
         Mode::Put | Mode::Multipart => return Vec::new(),
         Mode::Get | Mode::Mixed => ("bench/pool/", args.pool_objects()),
-        Mode::List => (LIST_PREFIX, args.pool_objects()),
+        // with --prefix, the objects already there are listed
+        Mode::List | Mode::ListVersions if args.prefix.is_some() => return Vec::new(),
+        Mode::List | Mode::ListVersions => (LIST_PREFIX, args.pool_objects()),
         Mode::Delete => (
             "bench/del/",
             args.count.unwrap_or_else(|| args.pool_objects()),
@@ -171,6 +173,11 @@ impl Bench<'_> {
             mix: self.mix.clone(),
             pool: self.prepared.clone(),
             max_keys: args.max_keys,
+            list_prefix: args
+                .prefix
+                .clone()
+                .unwrap_or_else(|| LIST_PREFIX.to_owned()),
+            start_after: args.start_after.clone(),
             parts_parallel: args.parts_parallel(),
             timeout: args.timeout,
             stop: self.stop.clone(),
@@ -261,6 +268,10 @@ struct Ctx {
     /// Prepared keys that get and stat read.
     pool: Arc<Vec<String>>,
     max_keys: u32,
+    /// List modes: the prefix listed.
+    list_prefix: String,
+    /// List modes: every pass starts after this key.
+    start_after: Option<String>,
     /// Multipart mode: UploadPart requests in flight per object.
     parts_parallel: usize,
     timeout: Duration,
@@ -365,8 +376,10 @@ struct Worker {
     live: VecDeque<u64>,
     /// Delete mode: prepared keys still to delete.
     to_delete: Vec<String>,
-    /// List mode: where the next page starts.
+    /// List modes: where the next page starts (continuation token or key marker); `None`: a new pass.
     list_token: Option<String>,
+    /// List-versions mode: the version-id marker that goes with `list_token`.
+    list_version: Option<String>,
     stats: Stats,
 }
 
@@ -379,6 +392,7 @@ impl Worker {
             live: VecDeque::new(),
             to_delete: Vec::new(),
             list_token: None,
+            list_version: None,
             stats: Stats::default(),
         }
     }
@@ -423,6 +437,7 @@ impl Worker {
             Mode::Get => OpKind::Get,
             Mode::Delete => OpKind::Delete,
             Mode::List => OpKind::List,
+            Mode::ListVersions => OpKind::ListVersions,
             Mode::Multipart => OpKind::Multipart,
             Mode::Mixed => match ctx.mix.pick(self.rng.random_range(0..ctx.mix.total())) {
                 // Mixed deletes remove this worker's own oldest PUT; with none yet, PUT instead.
@@ -497,9 +512,27 @@ impl Worker {
             OpKind::List => {
                 let page = ctx
                     .client
-                    .list_page(LIST_PREFIX, ctx.max_keys, self.list_token.as_deref())
+                    .list_page(
+                        &ctx.list_prefix,
+                        ctx.max_keys,
+                        self.list_token.as_deref(),
+                        ctx.start_after.as_deref(),
+                    )
                     .await?;
                 self.list_token = page.next_token;
+                Ok(0)
+            }
+            OpKind::ListVersions => {
+                // a new pass starts at --start-after, without a version marker
+                let (key_marker, version_marker) = match &self.list_token {
+                    Some(k) => (Some(k.as_str()), self.list_version.as_deref()),
+                    None => (ctx.start_after.as_deref(), None),
+                };
+                let page = ctx
+                    .client
+                    .list_versions_page(&ctx.list_prefix, ctx.max_keys, key_marker, version_marker)
+                    .await?;
+                (self.list_token, self.list_version) = (page.next_token, page.next_version);
                 Ok(0)
             }
         }
