@@ -22,28 +22,8 @@ const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
 /// GET /bucket (v1) or GET /bucket?list-type=2 (v2).
 pub async fn handle_list_objects(ctx: &Ctx, req: &Req, bucket: &str, v2: bool) -> ApiResult<Resp> {
     let q = &req.query;
-    let url_encode = match q.get("encoding-type") {
-        None => false,
-        Some("url") => true,
-        Some(_) => {
-            return Err(ApiError::InvalidArgument(
-                "Invalid Encoding Method specified in Request".into(),
-            ));
-        }
-    };
-    let max_keys = match q.get("max-keys") {
-        None => 1000,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                ApiError::InvalidArgument(
-                    "Provided max-keys not an integer or within integer range".into(),
-                )
-            })?
-            .min(1000) as usize,
-    };
+    let url_encode = url_encoding(q)?;
+    let max_keys = page_size(q, "max-keys")?;
     let prefix = q.get("prefix").unwrap_or_default().to_owned();
     let delimiter = q
         .get("delimiter")
@@ -137,6 +117,34 @@ pub async fn handle_list_objects(ctx: &Ctx, req: &Req, bucket: &str, v2: bool) -
             .close("CommonPrefixes");
     }
     Ok(xml(StatusCode::OK, w.finish("ListBucketResult")))
+}
+
+/// Whether the listing asked for `encoding-type=url` (the only value S3 accepts).
+pub(crate) fn url_encoding(q: &crate::router::Query) -> ApiResult<bool> {
+    match q.get("encoding-type") {
+        None => Ok(false),
+        Some("url") => Ok(true),
+        Some(_) => Err(ApiError::InvalidArgument(
+            "Invalid Encoding Method specified in Request".into(),
+        )),
+    }
+}
+
+/// A page-size parameter (`max-keys`, `max-uploads`, `max-parts`): default 1000, capped at 1000.
+pub(crate) fn page_size(q: &crate::router::Query, name: &str) -> ApiResult<usize> {
+    match q.get(name) {
+        None => Ok(1000),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| n.min(1000) as usize)
+            .ok_or_else(|| {
+                ApiError::InvalidArgument(format!(
+                    "Provided {name} not an integer or within integer range"
+                ))
+            }),
+    }
 }
 
 /// Percent-encodes a key as `encoding-type=url` asks.

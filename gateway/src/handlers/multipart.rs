@@ -37,22 +37,6 @@ fn part_number(raw: Option<&str>) -> ApiResult<u32> {
         })
 }
 
-fn max_param(req: &Req, name: &str) -> ApiResult<usize> {
-    match req.query.get(name) {
-        None => Ok(1000),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(|n| n.min(1000) as usize)
-            .ok_or_else(|| {
-                ApiError::InvalidArgument(format!(
-                    "Provided {name} not an integer or within integer range"
-                ))
-            }),
-    }
-}
-
 /// The inclusive byte range of part `raw` of an object (GetObject/HeadObject with partNumber).
 pub(crate) fn part_range(record: &ObjectRecord, raw: &str) -> ApiResult<(u64, u64)> {
     let n = part_number(Some(raw))?;
@@ -361,7 +345,7 @@ fn owner(w: &mut XmlWriter, tag: &str, id: &str) {
 pub async fn handle_list_parts(ctx: &Ctx, req: &Req, bucket: &str, key: &str) -> ApiResult<Resp> {
     validate_key(key)?;
     let upload = upload_id(req)?;
-    let max = max_param(req, "max-parts")?;
+    let max = super::list::page_size(&req.query, "max-parts")?;
     let marker = match req.query.get("part-number-marker") {
         None => 0,
         Some(m) => m
@@ -408,15 +392,7 @@ pub async fn handle_list_parts(ctx: &Ctx, req: &Req, bucket: &str, key: &str) ->
 /// GET /bucket?uploads
 pub async fn handle_list_multipart_uploads(ctx: &Ctx, req: &Req, bucket: &str) -> ApiResult<Resp> {
     let q = &req.query;
-    let url = match q.get("encoding-type") {
-        None => false,
-        Some("url") => true,
-        Some(_) => {
-            return Err(ApiError::InvalidArgument(
-                "Invalid Encoding Method specified in Request".into(),
-            ));
-        }
-    };
+    let url = super::list::url_encoding(q)?;
     let query = UploadListQuery {
         prefix: q.get("prefix").unwrap_or_default().to_owned(),
         delimiter: q
@@ -428,7 +404,7 @@ pub async fn handle_list_multipart_uploads(ctx: &Ctx, req: &Req, bucket: &str) -
             .filter(|m| !m.is_empty())
             .map(str::to_owned),
         upload_id_marker: q.get("upload-id-marker").map(str::to_owned),
-        max: max_param(req, "max-uploads")?,
+        max: super::list::page_size(&req.query, "max-uploads")?,
     };
     let page = ctx
         .engine

@@ -65,28 +65,8 @@ fn version_entry(
 /// GET /bucket?versions
 pub async fn handle_list_object_versions(ctx: &Ctx, req: &Req, bucket: &str) -> ApiResult<Resp> {
     let q = &req.query;
-    let url = match q.get("encoding-type") {
-        None => false,
-        Some("url") => true,
-        Some(_) => {
-            return Err(ApiError::InvalidArgument(
-                "Invalid Encoding Method specified in Request".into(),
-            ));
-        }
-    };
-    let max_keys = match q.get("max-keys") {
-        None => 1000,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(|n| n.min(1000) as usize)
-            .ok_or_else(|| {
-                ApiError::InvalidArgument(
-                    "Provided max-keys not an integer or within integer range".into(),
-                )
-            })?,
-    };
+    let url = super::list::url_encoding(q)?;
+    let max_keys = super::list::page_size(q, "max-keys")?;
     let key_marker = q
         .get("key-marker")
         .filter(|k| !k.is_empty())
