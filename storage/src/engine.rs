@@ -178,10 +178,6 @@ impl Engine {
         &self.disks
     }
 
-    pub(crate) fn meta(&self) -> Arc<ReplicatedMeta> {
-        self.meta.clone()
-    }
-
     pub(crate) fn write_quorum(&self) -> usize {
         self.write_quorum
     }
@@ -207,7 +203,7 @@ impl Engine {
             .map_err(|e| Error::Meta(e.to_string()))?
     }
 
-    async fn read_meta<T: Send + 'static>(
+    pub(crate) async fn read_meta<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ReplicatedMeta) -> Result<T> + Send + 'static,
     ) -> Result<T> {

@@ -70,16 +70,6 @@ fn new_upload_id() -> String {
 }
 
 impl Engine {
-    async fn meta_call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn MetaStore) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let meta = self.meta();
-        tokio::task::spawn_blocking(move || f(meta.as_ref()))
-            .await
-            .map_err(|e| Error::Meta(e.to_string()))?
-    }
-
     async fn upload_record(
         &self,
         bucket: &str,
@@ -87,7 +77,7 @@ impl Engine {
         upload_id: &str,
     ) -> Result<UploadRecord> {
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        match self.meta_call(move |m| m.upload(&b, &k, &u)).await? {
+        match self.read_meta(move |m| m.upload(&b, &k, &u)).await? {
             Some(r) => Ok(r),
             None => {
                 self.bucket(bucket).await?;
@@ -287,7 +277,7 @@ impl Engine {
         }
         let id = upload_id.to_owned();
         let stored = self
-            .meta_call(move |m| m.parts(&id, 0, MAX_PART_NUMBER as usize + 1))
+            .read_meta(move |m| m.parts(&id, 0, MAX_PART_NUMBER as usize + 1))
             .await?;
         let mut chosen = Vec::with_capacity(requested.len());
         for (i, want) in requested.iter().enumerate() {
@@ -392,7 +382,7 @@ impl Engine {
         let upload = self.upload_record(bucket, key, upload_id).await?;
         let id = upload_id.to_owned();
         let mut parts = self
-            .meta_call(move |m| m.parts(&id, marker, max + 1))
+            .read_meta(move |m| m.parts(&id, marker, max + 1))
             .await?;
         let truncated = parts.len() > max;
         parts.truncate(max);
@@ -407,7 +397,7 @@ impl Engine {
     ) -> Result<UploadPage> {
         self.bucket(bucket).await?;
         let b = bucket.to_owned();
-        self.meta_call(move |m| list_uploads(m, &b, &q)).await
+        self.read_meta(move |m| list_uploads(m, &b, &q)).await
     }
 }
 

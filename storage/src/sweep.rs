@@ -105,10 +105,9 @@ pub(crate) async fn gc_loop(engine: Arc<Engine>) {
 /// One GC pass over entries older than `grace_ms`; returns how many data ids were deleted.
 pub(crate) async fn gc_once(engine: &Arc<Engine>, grace_ms: i64) -> Result<usize> {
     let now = chrono::Utc::now().timestamp_millis();
-    let meta = engine.meta();
-    let due: Vec<DataId> = tokio::task::spawn_blocking(move || meta.gc_pending(256))
-        .await
-        .map_err(|e| crate::Error::Meta(e.to_string()))??
+    let due: Vec<DataId> = engine
+        .read_meta(|m| m.gc_pending(256))
+        .await?
         .into_iter()
         .filter(|(_, at)| now - at >= grace_ms)
         .map(|(id, _)| id)
@@ -165,11 +164,8 @@ pub(crate) async fn repair_loop(
 
 /// Rewrites every shard of the segment that is missing or fails verification; returns how many were rewritten.
 pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Result<usize> {
-    let meta = engine.meta();
     let (b, k) = (job.bucket.clone(), job.key.clone());
-    let record = tokio::task::spawn_blocking(move || meta.object(&b, &k))
-        .await
-        .map_err(|e| crate::Error::Meta(e.to_string()))??;
+    let record = engine.read_meta(move |m| m.object(&b, &k)).await?;
     let Some(record) = record else { return Ok(0) };
     let ObjectData::Segments(segments) = &record.data else {
         return Ok(0);

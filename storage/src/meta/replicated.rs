@@ -1043,23 +1043,7 @@ impl Tables<'_, '_> {
                     key,
                     record,
                     ..
-                } => {
-                    let encoded = encode_object(record);
-                    self.versions
-                        .insert(
-                            (bucket.as_str(), key.as_bytes(), &record.version_key.0[..]),
-                            encoded.as_slice(),
-                        )
-                        .map_err(Error::meta)?;
-                    if self
-                        .current(bucket, key)?
-                        .is_some_and(|c| c.version_key == record.version_key)
-                    {
-                        self.objects
-                            .insert((bucket.as_str(), key.as_bytes()), encoded.as_slice())
-                            .map_err(Error::meta)?;
-                    }
-                }
+                } => self.rewrite_version(bucket, key, record)?,
                 Op::SetObjectLock { bucket, config } => {
                     let mut b = self.bucket_record(bucket)?;
                     b.object_lock = Some(*config);
