@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod edge;
+
+pub use edge::EdgeConfig;
+
 /// Errors raised while loading or validating configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -45,6 +49,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// Disks, erasure-coding geometry and durability policy.
     pub storage: StorageConfig,
+    /// The edge started by `strata serve` (same tree as `strata edge`'s file; see config/edge.toml). Its
+    /// listeners are `server.edge_addr` and `server.edge_tls_addr`; `listen` and `tls_listen` here are ignored.
+    pub edge: EdgeConfig,
 }
 
 /// Listener and process settings.
@@ -206,6 +213,7 @@ impl Config {
                 "storage.max_put_size must be positive".into(),
             ));
         }
+        self.edge.validate()?;
         if self.server.region.is_empty() {
             return Err(Error::Invalid("server.region must not be empty".into()));
         }
