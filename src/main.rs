@@ -25,8 +25,32 @@ struct Cli {
 enum Command {
     /// Run the S3 API and storage engine on this machine.
     Serve(ServeArgs),
+    /// Run a CDN edge node in front of an S3 endpoint or any HTTP origin.
+    Edge(EdgeArgs),
     /// Measure throughput and latency of any S3 endpoint.
     Bench(strata_bench::BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct EdgeArgs {
+    /// Edge configuration file (see config/edge.toml). Reloaded on SIGHUP.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Quick start without a file: one catch-all distribution with this HTTP origin (e.g. http://127.0.0.1:9001).
+    #[arg(long, conflicts_with = "config")]
+    origin: Option<String>,
+    /// Plain HTTP listen address [default: 127.0.0.1:8080]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// HTTPS listen address [default: 127.0.0.1:8443]
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// Admin listen address (health, metrics, invalidations) [default: 127.0.0.1:8081]
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// State directory (self-signed certificate, admin token) [default: ./edge-state]
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -49,6 +73,9 @@ struct ServeArgs {
     /// Static website listen address [default: 127.0.0.1:9001]
     #[arg(long)]
     website_addr: Option<SocketAddr>,
+    /// Edge admin listen address: health, metrics, invalidations [default: 127.0.0.1:8081]
+    #[arg(long)]
+    edge_admin_addr: Option<SocketAddr>,
     /// A disk directory; repeat once per shard (data + parity). Default: 6 directories under the data dir.
     #[arg(long = "disk")]
     disks: Vec<PathBuf>,
@@ -70,6 +97,12 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(serve(args))
+        }
+        Command::Edge(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(edge(args))
         }
         Command::Bench(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -104,6 +137,11 @@ fn build_config(args: &ServeArgs) -> Result<Config> {
     if let Some(a) = args.website_addr {
         cfg.server.website_addr = a;
     }
+    if let Some(a) = args.edge_admin_addr {
+        cfg.edge.admin_listen = a;
+    }
+    cfg.edge.listen = cfg.server.edge_addr;
+    cfg.edge.tls_listen = cfg.server.edge_tls_addr;
     if !args.disks.is_empty() {
         cfg.storage.disks = args.disks.clone();
     }
@@ -185,6 +223,32 @@ mod toml_lite {
     }
 }
 
+/// Resolves when `watch` turns true (the shutdown signal fanned out to every listener).
+async fn stopped(mut watch: tokio::sync::watch::Receiver<bool>) {
+    let _ = watch.wait_for(|s| *s).await;
+}
+
+/// Reloads the edge's configuration from `file` on every SIGHUP.
+fn reload_on_sighup(
+    reloader: strata_edge::Reloader,
+    load: impl Fn() -> Result<strata_config::EdgeConfig> + Send + 'static,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match load().and_then(|cfg| reloader.reload(&cfg)) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; keeping the running configuration")
+                }
+            }
+        }
+    });
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -221,17 +285,142 @@ async fn serve(args: ServeArgs) -> Result<()> {
         geometry = %format!("{}+{}", cfg.storage.data_shards, cfg.storage.parity_shards),
         "strata serving"
     );
+    let edge_cfg = serve_edge_config(&cfg, addr);
+    let edge =
+        strata_edge::EdgeServer::bind(&edge_cfg, &edge_state_dir(&cfg), log_sink(&edge_cfg)?)
+            .await
+            .context("starting the edge")?;
+    let (edge_http, edge_https, edge_admin) = edge.addrs();
+    if let Some(path) = args.config.clone() {
+        reload_on_sighup(edge.reloader(), move || {
+            let mut c = Config::from_file(&path)?;
+            c.edge.listen = edge_cfg.listen;
+            c.edge.tls_listen = edge_cfg.tls_listen;
+            Ok(serve_edge_config(&c, addr))
+        });
+    }
     println!("S3 API:      http://{addr}");
+    println!("Edge:        http://{edge_http}  https://{edge_https}  (admin http://{edge_admin})");
+    println!("Edge admin token: {}", edge.admin_token());
     println!("Region:      {}", cfg.server.region);
     println!("Credentials ({source}):");
     println!("  AccessKey: {access}");
     println!("  SecretKey: {secret}");
-    strata_gateway::serve(
-        listener,
-        ctx,
-        shutdown_signal(),
-        Duration::from_secs(cfg.server.shutdown_grace_secs),
-    )
-    .await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
+    tokio::join!(
+        strata_gateway::serve(listener, ctx, stopped(stop_rx.clone()), grace),
+        edge.run(stopped(stop_rx), grace),
+    );
+    Ok(())
+}
+
+/// The edge `strata serve` runs: the configured distributions, or one catch-all pass-through to the local S3 API.
+fn serve_edge_config(cfg: &Config, s3: SocketAddr) -> strata_config::EdgeConfig {
+    use strata_config::edge::{Distribution, Origin};
+    let mut edge = cfg.edge.clone();
+    if edge.distributions.is_empty() {
+        edge.distributions.push(Distribution {
+            id: "local".into(),
+            hostnames: vec!["*".into()],
+            origin: Origin::S3 {
+                endpoint: format!("http://{s3}"),
+                bucket: None,
+                region: cfg.server.region.clone(),
+                access_key: None,
+                secret_key: None,
+            },
+            viewer_protocol_policy: Default::default(),
+            certificate: None,
+            private_key: None,
+            geo: Default::default(),
+            behaviors: Vec::new(),
+        });
+    }
+    edge
+}
+
+/// Where rotated access logs are uploaded, when configured.
+fn log_sink(
+    cfg: &strata_config::EdgeConfig,
+) -> Result<Option<Arc<dyn strata_edge::access_log::LogSink>>> {
+    Ok(match &cfg.log.upload {
+        Some(u) => Some(Arc::new(strata_edge::log_upload::S3LogSink::new(
+            u,
+            Duration::from_secs(cfg.origin_timeout_secs),
+        )?)),
+        None => None,
+    })
+}
+
+fn edge_state_dir(cfg: &Config) -> PathBuf {
+    cfg.edge
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| cfg.server.data_dir.join("edge"))
+}
+
+async fn edge(args: EdgeArgs) -> Result<()> {
+    let load = {
+        let args_config = args.config.clone();
+        let origin = args.origin.clone();
+        let (listen, tls_listen, admin_listen) = (args.listen, args.tls_listen, args.admin_listen);
+        move || -> Result<strata_config::EdgeConfig> {
+            let mut cfg = match &args_config {
+                Some(path) => strata_config::EdgeConfig::from_file(path)?,
+                None => strata_config::EdgeConfig::default(),
+            };
+            if let Some(url) = &origin {
+                cfg.distributions = vec![strata_config::edge::Distribution {
+                    id: "default".into(),
+                    hostnames: vec!["*".into()],
+                    origin: strata_config::edge::Origin::Http {
+                        url: url.clone(),
+                        forward_host: true,
+                    },
+                    viewer_protocol_policy: Default::default(),
+                    certificate: None,
+                    private_key: None,
+                    geo: Default::default(),
+                    behaviors: Vec::new(),
+                }];
+            }
+            if let Some(a) = listen {
+                cfg.listen = a;
+            }
+            if let Some(a) = tls_listen {
+                cfg.tls_listen = a;
+            }
+            if let Some(a) = admin_listen {
+                cfg.admin_listen = a;
+            }
+            cfg.validate()?;
+            Ok(cfg)
+        }
+    };
+    let cfg = load()?;
+    anyhow::ensure!(
+        !cfg.distributions.is_empty(),
+        "no distributions: pass --config FILE (see config/edge.toml) or --origin URL"
+    );
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(|| cfg.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./edge-state"));
+    let server = strata_edge::EdgeServer::bind(&cfg, &state_dir, log_sink(&cfg)?)
+        .await
+        .context("starting the edge")?;
+    let (http, https, admin) = server.addrs();
+    if args.config.is_some() {
+        reload_on_sighup(server.reloader(), load);
+    }
+    println!("Edge:        http://{http}  https://{https}  (admin http://{admin})");
+    println!("Admin token: {}", server.admin_token());
+    server.run(shutdown_signal(), Duration::from_secs(30)).await;
     Ok(())
 }

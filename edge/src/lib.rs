@@ -7,11 +7,21 @@
 //! storage engine or the gateway's internals.
 
 pub mod access_log;
+pub mod cache;
+pub mod coalesce;
+pub mod log_upload;
+pub mod distribution;
 pub mod geo;
 pub mod metrics;
+pub mod origin;
 pub mod pages;
+pub mod proxy;
+pub mod server;
+pub mod tls;
 pub mod ttl;
 pub mod viewer;
+
+pub use server::{EdgeServer, Reloader};
 
 /// How a request was answered, as CloudFront's `x-edge-result-type` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
