@@ -214,11 +214,7 @@ impl OriginRequest<'_> {
                 }
             }
             Forward::All => {
-                for (n, v) in self.viewer_headers {
-                    if !is_hop_by_hop(n) {
-                        headers.append(n.clone(), v.clone());
-                    }
-                }
+                headers = self.viewer_headers.clone();
                 strip_hop_by_hop(&mut headers);
             }
         }
