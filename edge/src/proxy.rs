@@ -161,12 +161,7 @@ async fn route(
             .as_ref()
             .and_then(|db| db.country(ask.client_ip));
         if !crate::geo::allowed(&site.geo, country.as_deref()) {
-            return error_response(
-                edge,
-                ask,
-                StatusCode::FORBIDDEN,
-                "The request could not be satisfied. This distribution is configured to block access from your country.",
-            );
+            return error_response(edge, ask, StatusCode::FORBIDDEN, crate::pages::GEO_BLOCKED);
         }
     }
     let behavior = site.behavior(&ask.path).clone();
@@ -723,12 +718,7 @@ fn origin_failure(edge: &Edge, ask: &Ask, e: &OriginError) -> (Response<Body>, R
         OriginError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,
     };
-    let reason = match e {
-        OriginError::Timeout => {
-            "We can't connect to the server for this app or website at this time. The origin did not answer in time."
-        }
-        _ => "We can't connect to the server for this app or website at this time.",
-    };
+    let reason = crate::pages::reason_for(status);
     error_response(edge, ask, status, reason)
 }
 
