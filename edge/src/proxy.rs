@@ -273,6 +273,11 @@ async fn cached_get(
                     };
                     (serve_entry(edge, ask, &entry, shown, stale), result)
                 }
+                // The fill asked for the whole object; a viewer who wanted part of it asks the origin again
+                // with its own headers, so a large video's range is not answered with the full body.
+                Ok(Filled::Pass(_)) if ask.headers.contains_key(header::RANGE) => {
+                    pass_through(edge, site, ask, empty(), kept_query.as_deref()).await
+                }
                 Ok(Filled::Pass(resp)) => (
                     decorate_passed(edge, ask, resp, ResultType::Miss),
                     ResultType::Miss,
@@ -850,7 +855,8 @@ impl Logged {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let time_taken = p.ask.started.elapsed();
-        tracing::info!(
+        // The access log file is the record; this line is for debugging (RUST_LOG=strata_edge=debug).
+        tracing::debug!(
             target: "strata_edge::access",
             method = %p.ask.method,
             host = %p.ask.host,
