@@ -137,6 +137,9 @@ wait_ready() {
 }
 
 # start_server: sets ENDPOINT, ACCESS_KEY, SECRET_KEY (and SERVER_PID when it starts one).
+# Every listener of our own server is on 127.0.0.1 port 0 (the kernel picks a free one),
+# so suites never collide with each other or with the contract's fixed ports; the edge's
+# actual addresses are in the `Edge:` line of SERVER_LOG (edge.sh reads them).
 start_server() {
     if [ -n "${STRATA_ENDPOINT:-}" ]; then
         if [ -z "${STRATA_ACCESS_KEY:-}" ] || [ -z "${STRATA_SECRET_KEY:-}" ]; then
@@ -166,7 +169,8 @@ start_server() {
         RUST_LOG="${RUST_LOG:-info}" \
         "$STRATA_BIN" serve --data "$WORK/data" \
         --s3-addr "127.0.0.1:$port" \
-        --edge-addr 127.0.0.1:0 --edge-tls-addr 127.0.0.1:0 --website-addr 127.0.0.1:0 \
+        --edge-addr 127.0.0.1:0 --edge-tls-addr 127.0.0.1:0 --edge-admin-addr 127.0.0.1:0 \
+        --website-addr 127.0.0.1:0 \
         >"$SERVER_LOG" 2>&1 </dev/null &
     SERVER_PID=$!
     echo "lib: started strata (pid $SERVER_PID) on $ENDPOINT, log $SERVER_LOG"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole client-compatibility suite: installs the clients when missing
 # (install.sh), builds target/release/strata only if it is not there, then runs
-# aws.sh, rclone.sh and s5cmd.sh (each starts its own server on 127.0.0.1) and
-# prints the combined final line `N passed, M failed`. Exits non-zero on any failure.
+# aws.sh, rclone.sh, s5cmd.sh, aws-versioning.sh and edge.sh (each starts its own
+# server on 127.0.0.1) and prints the combined final line `N passed, M failed`.
+# Exits non-zero on any failure.
 # Per-suite server logs and step outputs stay in target/client-tests/.
 # STRATA_CLIENT_BIG_MIB (default 1024) is the size in MiB of the large file each suite
 # sends up and down through its client's parallel multipart path (see lib.sh).
@@ -12,6 +13,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 SUITES="aws rclone s5cmd"
 SUITES="$SUITES aws-versioning" # versioning and object lock through aws-cli s3api
+SUITES="$SUITES edge" # aws-cli, rclone and curl through the edge (serve's and a strata edge with OAC, TLS, SNI)
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1200}" # seconds per suite
 PASSED=0
 FAILED=0
