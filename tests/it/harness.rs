@@ -20,6 +20,14 @@ pub(crate) struct Server {
     pub(crate) endpoint: String,
     /// The data directory (kept across restarts).
     pub(crate) data: PathBuf,
+    /// The edge's plain HTTP listener, `http://127.0.0.1:PORT`.
+    pub(crate) edge_http: String,
+    /// The edge's HTTPS listener, `https://127.0.0.1:PORT`.
+    pub(crate) edge_https: String,
+    /// The edge's admin listener (health, metrics, invalidations), `http://127.0.0.1:PORT`.
+    pub(crate) edge_admin: String,
+    /// The bearer token of the edge's invalidation API.
+    pub(crate) edge_token: String,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -52,6 +60,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--edge-tls-addr",
                 "127.0.0.1:0",
+                "--edge-admin-addr",
+                "127.0.0.1:0",
             ])
             .args(["--website-addr", "127.0.0.1:0"])
             .args(extra)
@@ -63,24 +73,20 @@ impl Server {
             .spawn()
             .expect("spawn strata");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("S3 API:") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
+        let banner = read_banner(stdout, "Edge admin token:").unwrap_or_else(|| {
+            let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+            panic!("strata did not start within 60 s; log:\n{log}")
         });
-        let endpoint = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
-                panic!("strata did not start within 60 s; log:\n{log}")
-            });
         Self {
             child: Some(child),
-            endpoint,
+            endpoint: banner
+                .s3
+                .expect("the S3 API line comes before the edge lines"),
             data: data.to_owned(),
+            edge_http: banner.edge_http,
+            edge_https: banner.edge_https,
+            edge_admin: banner.edge_admin,
+            edge_token: banner.token,
             _tmp: None,
         }
     }
@@ -136,6 +142,206 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// What `strata serve` or `strata edge` prints on start.
+#[derive(Default)]
+struct Banner {
+    /// `S3 API:` line (serve only).
+    s3: Option<String>,
+    edge_http: String,
+    edge_https: String,
+    edge_admin: String,
+    token: String,
+}
+
+/// Reads the start-up lines from a child's stdout until the `token_prefix` line (which comes last), within
+/// 60 s; the reader keeps draining stdout afterwards so the child never blocks on a full pipe.
+fn read_banner(stdout: std::process::ChildStdout, token_prefix: &'static str) -> Option<Banner> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut banner = Banner::default();
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sent {
+                continue;
+            }
+            if let Some(url) = line.strip_prefix("S3 API:") {
+                banner.s3 = Some(url.trim().to_owned());
+            } else if let Some(rest) = line.strip_prefix("Edge:") {
+                // `Edge:        http://A  https://B  (admin http://C)`
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                if let [http, https, "(admin", admin] = words.as_slice() {
+                    banner.edge_http = (*http).to_owned();
+                    banner.edge_https = (*https).to_owned();
+                    banner.edge_admin = admin.trim_end_matches(')').to_owned();
+                }
+            } else if let Some(token) = line.strip_prefix(token_prefix) {
+                banner.token = token.trim().to_owned();
+                let _ = tx.send(std::mem::take(&mut banner));
+                sent = true;
+            }
+        }
+    });
+    let banner = rx.recv_timeout(Duration::from_secs(60)).ok()?;
+    assert!(
+        !banner.edge_http.is_empty(),
+        "no parsable `Edge:` line before the token line"
+    );
+    Some(banner)
+}
+
+/// A running `strata edge --config FILE --state-dir DIR` process. The config file is `DIR/edge.toml` and the
+/// process's stderr goes to `DIR/edge.log`; the process is killed on drop.
+pub(crate) struct EdgeProcess {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) http: String,
+    /// `https://127.0.0.1:PORT`.
+    pub(crate) https: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub(crate) admin: String,
+    /// The invalidation API's bearer token.
+    pub(crate) token: String,
+    /// The configuration file.
+    pub(crate) config: PathBuf,
+    /// The state directory (self-signed certificate, admin token).
+    pub(crate) state_dir: PathBuf,
+}
+
+impl EdgeProcess {
+    /// Writes `config_text` to `state_dir/edge.toml` and starts the edge on it.
+    pub(crate) fn start(config_text: &str, state_dir: &Path) -> Self {
+        std::fs::create_dir_all(state_dir).expect("state dir");
+        let config = state_dir.join("edge.toml");
+        std::fs::write(&config, config_text).expect("write edge config");
+        let mut e = Self {
+            child: None,
+            http: String::new(),
+            https: String::new(),
+            admin: String::new(),
+            token: String::new(),
+            config,
+            state_dir: state_dir.to_owned(),
+        };
+        e.spawn();
+        e
+    }
+
+    fn spawn(&mut self) {
+        let log_path = self.state_dir.join("edge.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("edge log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("edge")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn strata edge");
+        let stdout = child.stdout.take().expect("stdout");
+        let Some(banner) = read_banner(stdout, "Admin token:") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("strata edge did not start within 60 s; log:\n{log}");
+        };
+        self.http = banner.edge_http;
+        self.https = banner.edge_https;
+        self.admin = banner.edge_admin;
+        self.token = banner.token;
+        self.child = Some(child);
+    }
+
+    /// `host:port` of the HTTP listener.
+    pub(crate) fn http_addr(&self) -> std::net::SocketAddr {
+        addr_of(&self.http)
+    }
+
+    /// `host:port` of the HTTPS listener.
+    pub(crate) fn https_addr(&self) -> std::net::SocketAddr {
+        addr_of(&self.https)
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("edge running").id()
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Rewrites the configuration file (takes effect on [`EdgeProcess::reload`]).
+    pub(crate) fn write_config(&self, config_text: &str) {
+        std::fs::write(&self.config, config_text).expect("write edge config");
+    }
+
+    /// Sends SIGHUP: the edge re-reads its configuration file.
+    pub(crate) fn reload(&self) {
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for a clean exit (the access log is flushed then); returns
+    /// whether it exited in time (if not, it is killed).
+    pub(crate) fn terminate(&mut self, limit: Duration) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = c.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL after 30 s) and starts it again on the same configuration
+    /// file and state directory. The listeners get new ports.
+    pub(crate) fn restart(&mut self) {
+        self.terminate(Duration::from_secs(30));
+        self.spawn();
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn addr_of(url: &str) -> std::net::SocketAddr {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("{url}: not host:port: {e}"))
 }
 
 /// An SDK client for any endpoint and key pair.
