@@ -164,12 +164,43 @@ async fn route(
             return error_response(edge, ask, StatusCode::FORBIDDEN, crate::pages::GEO_BLOCKED);
         }
     }
+    if let Some(reason) = refused_by_signing_origin(&site, ask) {
+        return error_response(edge, ask, StatusCode::FORBIDDEN, reason);
+    }
     let behavior = site.behavior(&ask.path).clone();
     if is_cacheable_request(&site, ask) {
         cached_get(edge, &site, &behavior, ask).await
     } else {
         pass_through(edge, &site, ask, body, None).await
     }
+}
+
+/// Why a request may not go to an origin the edge signs for, if it may not.
+///
+/// The edge signs with its own credentials (origin access control), so whatever it forwards is done with them on
+/// behalf of an anonymous viewer. Like a CloudFront distribution with its default allowed methods and an origin
+/// access policy granting only s3:GetObject, only reads of an object pass: GET, HEAD and OPTIONS of a path that
+/// names a key. Writes and deletes, and listings of the bucket (or, without a configured bucket, of every bucket),
+/// are refused with 403.
+fn refused_by_signing_origin(site: &Site, ask: &Ask) -> Option<&'static str> {
+    let Origin::S3 {
+        access_key: Some(_),
+        bucket,
+        ..
+    } = &site.origin
+    else {
+        return None;
+    };
+    if !matches!(ask.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Some(crate::pages::reason_for(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    let rest = ask.path.strip_prefix('/').unwrap_or(&ask.path);
+    let key = match bucket {
+        Some(_) => rest,
+        None => rest.split_once('/').map_or("", |(_, key)| key),
+    };
+    key.is_empty()
+        .then(|| crate::pages::reason_for(StatusCode::FORBIDDEN))
 }
 
 /// GET and HEAD without credentials of the viewer's own (unless the edge signs for itself) go through the cache;

@@ -2008,6 +2008,42 @@ async fn signing_origin_serves_a_private_bucket_anonymously() {
     assert_eq!((r.status, r.text().as_str()), (200, "odd name"));
     let r = get(&c, &edge.http, "/nope", &[]).await;
     assert_eq!(r.status, 404);
+    // The edge's credentials do not turn anonymous viewers into writers or listers of the bucket.
+    let r = send(
+        c.put(format!("{}/evil.txt", edge.http))
+            .body("anonymous write"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "anonymous PUT refused: {}", r.text());
+    assert!(r.text().contains("could not be satisfied"));
+    let r = send(c.delete(format!("{}/doc.bin", edge.http))).await;
+    assert_eq!(r.status, 403, "anonymous DELETE refused");
+    let r = send(c.post(format!("{}/doc.bin?uploads", edge.http))).await;
+    assert_eq!(r.status, 403, "anonymous multipart upload refused");
+    for p in ["/", "/?list-type=2"] {
+        let r = get(&c, &edge.http, p, &[]).await;
+        assert_eq!(r.status, 403, "{p}: no listing");
+        assert!(!r.text().contains("doc.bin"), "{p}: no listing");
+    }
+    assert_eq!(
+        crate::harness::all_keys(&s3, "private").await,
+        ["dir/a b+c.txt", "doc.bin"]
+    );
+    // Without a configured bucket the path names it; listing buckets or a bucket is refused just the same.
+    let dist = format!(
+        "[[distribution]]\nid = \"oac\"\nhostnames = [\"*\"]\n[distribution.origin]\ntype = \"s3\"\n\
+         endpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key = \"{ACCESS_KEY}\"\n\
+         secret_key = \"{SECRET_KEY}\"\n",
+        server.endpoint
+    );
+    let any_bucket = EdgeProcess::start(&config("", &dist), &tmp.path().join("any"));
+    let r = get(&c, &any_bucket.http, "/private/doc.bin", &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body == data);
+    for p in ["/", "/private", "/private/"] {
+        let r = get(&c, &any_bucket.http, p, &[]).await;
+        assert_eq!(r.status, 403, "{p}: no listing");
+    }
     // Still private.
     assert_eq!(
         get(&c, &server.endpoint, "/private/doc.bin", &[])
