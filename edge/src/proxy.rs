@@ -281,7 +281,7 @@ async fn cached_get(
                 query: kept_query.clone(),
                 host: ask.host.clone(),
                 headers: ask.headers.clone(),
-                client_ip: ask.client_ip,
+                peer_ip: ask.conn.peer.ip().to_canonical(),
             };
             let outcome = tokio::spawn(async move {
                 let result = fill.run().await;
@@ -344,7 +344,8 @@ struct Fill {
     query: Option<String>,
     host: String,
     headers: HeaderMap,
-    client_ip: std::net::IpAddr,
+    /// The address of whoever connected to the edge (the viewer, or a proxy in front of it).
+    peer_ip: std::net::IpAddr,
 }
 
 impl Fill {
@@ -360,7 +361,7 @@ impl Fill {
                 extra.insert(header::IF_MODIFIED_SINCE, v.clone());
             }
         }
-        add_forwarded_for(&mut extra, &self.headers, self.client_ip);
+        add_forwarded_for(&mut extra, &self.headers, self.peer_ip);
         let req = OriginRequest {
             origin: &self.site.origin,
             method: Method::GET,
@@ -664,7 +665,7 @@ async fn pass_through(
     query_override: Option<&str>,
 ) -> (Response<Body>, ResultType) {
     let mut extra = HeaderMap::new();
-    add_forwarded_for(&mut extra, &ask.headers, ask.client_ip);
+    add_forwarded_for(&mut extra, &ask.headers, ask.conn.peer.ip().to_canonical());
     let has_body = ask
         .headers
         .get(header::CONTENT_LENGTH)
@@ -738,10 +739,14 @@ fn decorate_passed(
     Response::from_parts(parts, body)
 }
 
-fn add_forwarded_for(extra: &mut HeaderMap, viewer: &HeaderMap, client: std::net::IpAddr) {
+/// X-Forwarded-For for the origin: the viewer's chain with the address of the edge's peer appended, as every
+/// proxy does (and CloudFront: "the IP address of the viewer or the proxy that connected to CloudFront"). Not the
+/// client address derived through a trusted proxy: that is already the chain's last entry, and the proxy itself
+/// would go missing.
+fn add_forwarded_for(extra: &mut HeaderMap, viewer: &HeaderMap, peer: std::net::IpAddr) {
     let chain = match viewer.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client}"),
-        None => client.to_string(),
+        Some(prev) => format!("{prev}, {peer}"),
+        None => peer.to_string(),
     };
     if let Ok(v) = HeaderValue::from_str(&chain) {
         extra.insert("x-forwarded-for", v);

@@ -1476,6 +1476,53 @@ async fn geo_restriction_by_country_with_a_trusted_proxy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn origin_sees_the_forwarded_for_chain_with_the_edge_peer() {
+    let origin = Origin::start().await;
+    origin.set("/a", Route::ok("a"));
+    origin.set("/b", Route::ok("b"));
+    let tmp = tempfile::tempdir().unwrap();
+    let edge = EdgeProcess::start(
+        &config(
+            "trusted_proxies = [\"127.0.0.1/32\"]",
+            &http_dist("d", &["*"], &origin.url(), "", ""),
+        ),
+        tmp.path(),
+    );
+    let c = client();
+    // Through a trusted proxy at 127.0.0.1: the chain gains the proxy, not the viewer a second time.
+    get(&c, &edge.http, "/a", &[("x-forwarded-for", "203.0.113.9")]).await;
+    let r = send(
+        c.put(format!("{}/b", edge.http))
+            .header("x-forwarded-for", "198.51.100.7, 203.0.113.9")
+            .body("b2"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    get(&c, &edge.http, "/b", &[]).await;
+    let xff = |path: &str, i: usize| {
+        origin.seen(path)[i]
+            .headers
+            .get("x-forwarded-for")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        xff("/a", 0).as_deref(),
+        Some("203.0.113.9, 127.0.0.1"),
+        "cache fill"
+    );
+    assert_eq!(
+        xff("/b", 0).as_deref(),
+        Some("198.51.100.7, 203.0.113.9, 127.0.0.1"),
+        "pass-through"
+    );
+    assert_eq!(
+        xff("/b", 1).as_deref(),
+        Some("127.0.0.1"),
+        "no header: the peer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn viewer_protocol_policy() {
     let origin = Origin::start().await;
     origin.set("/p", Route::ok("page"));
