@@ -117,7 +117,7 @@ pub struct Cache {
     disk: Option<DiskTier>,
     vary: moka::sync::Cache<String, Arc<Vec<HeaderName>>>,
     pass: moka::sync::Cache<String, ()>,
-    epoch: AtomicU64,
+    epoch: Arc<AtomicU64>,
     max_object: u64,
 }
 
@@ -144,7 +144,7 @@ impl Cache {
                 .max_capacity(100_000)
                 .time_to_live(PASS_MEMORY)
                 .build(),
-            epoch: AtomicU64::new(0),
+            epoch: Arc::new(AtomicU64::new(0)),
             max_object: cfg.max_object_bytes,
         })
     }
@@ -200,19 +200,27 @@ impl Cache {
 
     /// The invalidation epoch: a fill started before an invalidation must not store what it fetched.
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// Stores an entry in memory, and in the background on disk, unless an invalidation happened since `epoch`.
+    ///
+    /// An invalidation bumps the epoch, then removes what it finds. So each tier stores first and checks the epoch
+    /// after: either the invalidation's scan sees the new entry, or the check sees the bump and takes it back.
+    /// Checking only before storing would let an invalidation slip in between and miss the entry.
     pub fn insert(&self, key: String, entry: Arc<Entry>, epoch: u64) -> bool {
         if self.epoch() != epoch {
             return false;
         }
         self.pass.invalidate(&key);
-        if let Some(disk) = &self.disk {
-            disk.write_behind(key.clone(), entry.clone());
+        self.memory.insert(key.clone(), entry.clone());
+        if self.epoch() != epoch {
+            self.memory.invalidate(&key);
+            return false;
         }
-        self.memory.insert(key, entry);
+        if let Some(disk) = &self.disk {
+            disk.write_behind(key, entry, epoch, self.epoch.clone());
+        }
         true
     }
 
@@ -229,7 +237,7 @@ impl Cache {
     /// Removes every entry of distribution `site` whose path matches `pattern` (exact, or prefix with a
     /// trailing `*`), in both tiers. Returns how many entries went.
     pub fn invalidate(&self, site: &str, pattern: &str) -> u64 {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let matches = |key: &str| {
             key_path(key)
                 .is_some_and(|(id, path)| id == site && invalidation_matches(pattern, path))
@@ -403,7 +411,9 @@ impl DiskTier {
         Ok(())
     }
 
-    fn write_behind(&self, key: String, entry: Arc<Entry>) {
+    /// Writes an entry in the background. The file is indexed only if no invalidation happened since `epoch`
+    /// (a write of a large entry can take long enough for a PUT through the edge to invalidate it meanwhile).
+    fn write_behind(&self, key: String, entry: Arc<Entry>, epoch: u64, current: Arc<AtomicU64>) {
         let dir = self.dir.clone();
         let index = self.index.clone();
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -420,13 +430,17 @@ impl DiskTier {
                 Ok(size) => {
                     let keep_until = SystemTime::now() + entry.keep_for();
                     index.insert(
-                        key,
+                        key.clone(),
                         Arc::new(DiskEntry {
                             path,
                             size,
                             keep_until,
                         }),
                     );
+                    // Stored first, checked after: see `Cache::insert`. The eviction listener deletes the file.
+                    if current.load(Ordering::SeqCst) != epoch {
+                        index.invalidate(&key);
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "edge disk cache write failed"),
             }

@@ -1832,6 +1832,47 @@ async fn disk_tier_survives_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_right_after_a_fill_is_not_undone_by_the_disk_tier() {
+    let origin = Origin::start().await;
+    let old = Bytes::from(pattern(32 * 1024 * 1024, 1));
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk");
+    let mut edge = EdgeProcess::start(
+        &config(
+            "",
+            &format!(
+                "[cache]\ndisk_dir = {disk:?}\n{}",
+                http_dist("d", &["*"], &origin.url(), "", "")
+            ),
+        ),
+        &tmp.path().join("state"),
+    );
+    let c = client();
+    let paths: Vec<String> = (0..3).map(|i| format!("/race{i}.bin")).collect();
+    for path in &paths {
+        origin.set(path, Route::ok(old.clone()));
+        let filling = c.get(format!("{}{path}", edge.http)).send().await.unwrap();
+        assert_eq!(filling.headers()["x-cache"], MISS);
+        // The write lands while the disk tier may still be writing the old copy.
+        let r = send(c.put(format!("{}{path}", edge.http)).body("new")).await;
+        assert_eq!(r.status, 200);
+        assert!(read(filling).await.body == old);
+    }
+    // Let the disk writes finish, then lose the memory tier.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    edge.restart();
+    for path in &paths {
+        let r = get(&c, &edge.http, path, &[]).await;
+        assert_eq!(
+            (r.x_cache(), r.body.len()),
+            (MISS, 3),
+            "{path}: the invalidated copy must not come back from disk"
+        );
+        assert_eq!(r.text(), "new");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn access_log_has_cloudfront_standard_fields() {
     let origin = Origin::start().await;
     origin.set("/l", Route::ok("logged"));
