@@ -1579,6 +1579,24 @@ async fn viewer_protocol_policy() {
     assert!(r.text().contains("could not be satisfied"));
     let r = get(&c, &edge.http, "/p", &[("host", "anything.test")]).await;
     assert_eq!((r.status, r.text().as_str()), (200, "page"));
+    // HTTP/2 over plain HTTP (prior knowledge), and HEAD from the cache.
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let r = get(&h2c, &edge.http, "/p", &[]).await;
+    assert_eq!(
+        (r.status, r.version, r.text().as_str()),
+        (200, http::Version::HTTP_2, "page")
+    );
+    assert_eq!(r.x_cache(), MISS, "a new host: its own cache key");
+    let r = send(c.head(format!("{}/p", edge.http))).await;
+    assert_eq!(
+        (r.status, r.x_cache(), r.header("content-length")),
+        (200, HIT, Some("4"))
+    );
+    assert!(r.body.is_empty());
     // Over HTTPS every policy serves.
     let pem = std::fs::read(tmp.path().join("self-signed.pem")).unwrap();
     let tc = tls_client(&[&pem], &["redir.test", "only.test"], edge.https_addr())
