@@ -1977,6 +1977,58 @@ async fn access_log_has_cloudfront_standard_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn access_logs_are_uploaded_gzipped_to_a_bucket() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("edge-logs").send().await.unwrap();
+    let origin = Origin::start().await;
+    origin.set("/u", Route::ok("uploaded"));
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let tables = format!(
+        "[log]\ndir = {logs:?}\n[log.upload]\nendpoint = \"{}\"\nbucket = \"edge-logs\"\nprefix = \"TEST1\"\n\
+         access_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\ninterval_minutes = 60\n{}",
+        server.endpoint,
+        http_dist("d", &["*"], &origin.url(), "", "")
+    );
+    let mut edge = EdgeProcess::start(&config("", &tables), &tmp.path().join("state"));
+    let c = client();
+    get(&c, &edge.http, "/u", &[]).await;
+    get(&c, &edge.http, "/u", &[]).await;
+    assert!(
+        edge.terminate(Duration::from_secs(30)),
+        "clean exit on SIGTERM"
+    );
+    // Shutdown rotates the file and uploads it.
+    let keys = crate::harness::all_keys(&s3, "edge-logs").await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with("TEST1/TEST1.") && keys[0].ends_with(".gz"),
+        "{}",
+        keys[0]
+    );
+    let gz = crate::harness::get(&s3, "edge-logs", &keys[0]).await;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut text)
+        .expect("gzip");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("#Version: 1.0"));
+    assert!(lines.next().unwrap().starts_with("#Fields: "));
+    let results: Vec<&str> = lines.map(|l| l.split('\t').nth(13).unwrap()).collect();
+    assert_eq!(results, ["Miss", "Hit"]);
+    let left: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "uploaded files are deleted locally: {left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_move_and_health_answers() {
     let origin = Origin::start().await;
     origin.set("/m", Route::ok("metered"));
