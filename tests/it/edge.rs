@@ -1932,6 +1932,12 @@ async fn access_log_has_cloudfront_standard_fields() {
         edge.terminate(Duration::from_secs(30)),
         "clean exit on SIGTERM"
     );
+    assert!(
+        edge.last_exit.is_some_and(|s| s.success()),
+        "exit status {:?}; log:\n{}",
+        edge.last_exit,
+        edge.log()
+    );
 
     let mut lines = Vec::new();
     for f in std::fs::read_dir(&logs).expect("log dir exists") {
@@ -1999,9 +2005,24 @@ async fn access_logs_are_uploaded_gzipped_to_a_bucket() {
         edge.terminate(Duration::from_secs(30)),
         "clean exit on SIGTERM"
     );
+    assert!(
+        edge.last_exit.is_some_and(|s| s.success()),
+        "exit status {:?}; log:\n{}",
+        edge.last_exit,
+        edge.log()
+    );
     // Shutdown rotates the file and uploads it.
     let keys = crate::harness::all_keys(&s3, "edge-logs").await;
-    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(
+        keys.len(),
+        1,
+        "{keys:?}; left: {:?}; edge log:\n{}",
+        std::fs::read_dir(&logs).map(|d| d
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>()),
+        edge.log()
+    );
     assert!(
         keys[0].starts_with("TEST1/TEST1.") && keys[0].ends_with(".gz"),
         "{}",

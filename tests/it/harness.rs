@@ -207,6 +207,8 @@ pub(crate) struct EdgeProcess {
     pub(crate) config: PathBuf,
     /// The state directory (self-signed certificate, admin token).
     pub(crate) state_dir: PathBuf,
+    /// How the last stopped process exited (set by [`EdgeProcess::terminate`]).
+    pub(crate) last_exit: Option<std::process::ExitStatus>,
 }
 
 impl EdgeProcess {
@@ -223,6 +225,7 @@ impl EdgeProcess {
             token: String::new(),
             config,
             state_dir: state_dir.to_owned(),
+            last_exit: None,
         };
         e.spawn();
         e
@@ -309,14 +312,20 @@ impl EdgeProcess {
             .status();
         let start = Instant::now();
         while start.elapsed() < limit {
-            if let Ok(Some(_)) = c.try_wait() {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.last_exit = Some(status);
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = c.kill();
-        let _ = c.wait();
+        self.last_exit = c.wait().ok();
         false
+    }
+
+    /// The process's stderr so far (its log), for failure messages.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("edge.log")).unwrap_or_default()
     }
 
     /// Stops the process (SIGTERM, then SIGKILL after 30 s) and starts it again on the same configuration
