@@ -199,9 +199,14 @@ impl OriginRequest<'_> {
         let decoded = percent_decode_str(self.path).collect::<Vec<u8>>();
         let path = percent_encoding::percent_encode(&decoded, PATH_ENCODE).to_string();
         let mut url = format!("{base}{prefix}{path}");
-        if let Some(q) = self.query.filter(|q| !q.is_empty()) {
+        // The edge's signature reads objects only: S3 subresources (?acl, ?versionId, ?tagging, ...) never ride on it.
+        let query = match (signer.is_some(), self.query) {
+            (true, Some(q)) => without_s3_subresources(q),
+            (_, q) => q.map(str::to_owned),
+        };
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
             url.push('?');
-            url.push_str(q);
+            url.push_str(&q);
         }
         let uri: Uri = url.parse().map_err(|e| bad(format!("{url}: {e}")))?;
         let mut headers = HeaderMap::new();
@@ -255,6 +260,59 @@ impl OriginRequest<'_> {
         *req.headers_mut() = headers;
         Ok(req)
     }
+}
+
+/// Query parameters that make an S3 request something other than a plain read of the current object.
+const S3_SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "list-type",
+    "location",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "partNumber",
+    "policy",
+    "policyStatus",
+    "prefix",
+    "delimiter",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// `query` without S3 subresources and API parameters (case-sensitive, as S3 treats them).
+fn without_s3_subresources(query: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            !pair.is_empty() && !S3_SUBRESOURCES.contains(&name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
 }
 
 fn sign(
@@ -414,6 +472,15 @@ mod tests {
         );
         assert!(req.headers().get("accept-language").is_none());
         assert!(req.headers().contains_key("x-amz-date"));
+    }
+
+    #[test]
+    fn signing_origins_never_forward_s3_subresources() {
+        assert_eq!(without_s3_subresources("acl"), None);
+        assert_eq!(
+            without_s3_subresources("v=2&versionId=abc&tagging&x=1").as_deref(),
+            Some("v=2&x=1")
+        );
     }
 
     #[test]
