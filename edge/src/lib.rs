@@ -9,9 +9,9 @@
 pub mod access_log;
 pub mod cache;
 pub mod coalesce;
-pub mod log_upload;
 pub mod distribution;
 pub mod geo;
+pub mod log_upload;
 pub mod metrics;
 pub mod origin;
 pub mod pages;
