@@ -14,12 +14,17 @@ DURATION="${1:-10}"
 CONNS="${2:-64}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STRATA="${STRATA_BIN:-$ROOT/target/release/strata}"
-for tool in nginx varnishd wrk; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: apt-get install -y nginx varnish wrk" >&2; exit 1; }
-done
+if ! command -v nginx >/dev/null || ! command -v varnishd >/dev/null || ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx varnish wrk >/dev/null
+    else
+        echo "needs nginx, varnishd and wrk: sudo apt-get install -y nginx varnish wrk" >&2; exit 1
+    fi
+fi
 [ -x "$STRATA" ] || { echo "no $STRATA: cargo build --release" >&2; exit 1; }
 
 WORK="$(mktemp -d /tmp/strata-edge-hits.XXXXXX)"
+chmod 755 "$WORK" # nginx's workers run as an unprivileged user and must read the site
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -36,8 +41,8 @@ ORIGIN_PORT=$(free_port); NGINX_CACHE_PORT=$(free_port); VARNISH_PORT=$(free_por
 EDGE_PORT=$(free_port); EDGE_TLS=$(free_port); EDGE_ADMIN=$(free_port)
 
 mkdir -p "$WORK/site" "$WORK/nginx-cache" "$WORK/edge-state"
-SIZES=(4k 64k 1m)
-head -c 4096 /dev/urandom >"$WORK/site/4k.bin"
+SIZES=(${SIZES:-1k 1m})
+head -c 1024 /dev/urandom >"$WORK/site/1k.bin"
 head -c 65536 /dev/urandom >"$WORK/site/64k.bin"
 head -c 1048576 /dev/urandom >"$WORK/site/1m.bin"
 
@@ -111,13 +116,15 @@ url_of() {
 }
 
 TICKS=$(getconf CLK_TCK)
-SERVERS=(strata-edge varnish nginx-cache nginx-static)
-printf '%-13s %-5s %12s %10s %16s\n' server size "requests/s" "MiB/s" "CPU-s/1k req"
+SERVERS=(${SERVERS:-strata-edge varnish nginx-cache nginx-static})
+printf '%-13s %-5s %12s %10s %9s %9s %16s\n' server size "requests/s" "MiB/s" "p50" "p99" "CPU-s/1k req"
 for size in "${SIZES[@]}"; do
     for server in "${SERVERS[@]}"; do
         url="$(url_of "$server")/$size.bin"
         # Warm the cache and check the object is a hit where the server says so.
-        for _ in 1 2 3; do curl -fs -o /dev/null "$url"; done
+        for _ in 1 2 3; do
+            curl -fsS -o /dev/null "$url" || { echo "$server does not serve $url" >&2; tail -n 5 "$WORK"/*.err* >&2; exit 1; }
+        done
         # shellcheck disable=SC2046
         before=$(cpu_ticks $(pids_of "$server"))
         out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$url")
@@ -125,8 +132,10 @@ for size in "${SIZES[@]}"; do
         after=$(cpu_ticks $(pids_of "$server"))
         reqs=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
         total=$(awk '/requests in/ {print $1}' <<<"$out")
-        mib=$(python3 -c "s={'4k':4096,'64k':65536,'1m':1048576}['$size']; print(f'{$reqs*s/1048576:.1f}')")
+        mib=$(python3 -c "s={'1k':1024,'64k':65536,'1m':1048576}['$size']; print(f'{$reqs*s/1048576:.1f}')")
         cpu=$(python3 -c "print(f'{($after-$before)/$TICKS/max($total,1)*1000:.3f}')")
-        printf '%-13s %-5s %12s %10s %16s\n' "$server" "$size" "$reqs" "$mib" "$cpu"
+        p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+        p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+        printf '%-13s %-5s %12s %10s %9s %9s %16s\n' "$server" "$size" "$reqs" "$mib" "$p50" "$p99" "$cpu"
     done
 done

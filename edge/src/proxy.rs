@@ -25,7 +25,7 @@ use crate::distribution::{CacheBehavior, Routing, Site, cache_key, strip_port};
 use crate::geo::{GeoDb, TrustedProxies};
 use crate::metrics::Metrics;
 use crate::origin::{
-    Body, BoxError, Forward, OriginClient, OriginError, OriginRequest, empty, full,
+    Body, BoxError, Forward, OriginClient, OriginError, OriginRequest, empty, framed, full,
     strip_hop_by_hop,
 };
 use crate::ttl::{self, Decision};
@@ -631,7 +631,7 @@ fn serve_entry(
     let body = if ask.method == Method::HEAD {
         empty()
     } else {
-        full(body)
+        framed(body)
     };
     build(status, headers, body)
 }
