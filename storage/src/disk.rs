@@ -152,7 +152,8 @@ impl FileSink {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(false)?, false),
             Err(e) => return Err(e),
         };
-        let buf = vec![0u8; SINK_BUFFER + DIRECT_ALIGN];
+        let mut buf = crate::buffers::take(SINK_BUFFER + DIRECT_ALIGN);
+        buf.resize(SINK_BUFFER + DIRECT_ALIGN, 0);
         let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
         Ok(Self {
             file,
@@ -181,6 +182,12 @@ impl FileSink {
         }
         self.written += len as u64;
         Ok(())
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        crate::buffers::give_back(std::mem::take(&mut self.buf));
     }
 }
 

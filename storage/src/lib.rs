@@ -8,6 +8,7 @@
 //! format), [`disk`] (I/O backends), [`meta`] (metadata store), [`checksum`], [`md5`], [`names`], [`sweep`] (start-up
 //! recovery and garbage collection).
 
+mod buffers;
 pub mod checksum;
 pub mod disk;
 pub mod engine;

@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::buffers;
 use crate::checksum::{BodyHasher, ChecksumAlgorithm, Digests};
 use crate::disk::{DataId, Disk};
 use crate::engine::{BodyStream, Engine};
@@ -95,7 +96,7 @@ fn remove_everywhere(disks: Vec<Arc<dyn Disk>>, id: DataId) {
 
 struct DiskWriter {
     disk: Arc<dyn Disk>,
-    tx: Option<mpsc::Sender<(Bytes, Bytes)>>,
+    tx: Option<mpsc::Sender<([u8; 32], Bytes)>>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -128,7 +129,7 @@ impl SegmentWriters {
                     size: size_hint,
                 }
                 .encode();
-                let (tx, mut rx) = mpsc::channel::<(Bytes, Bytes)>(WRITER_QUEUE);
+                let (tx, mut rx) = mpsc::channel::<([u8; 32], Bytes)>(WRITER_QUEUE);
                 let d = disk.clone();
                 let task = tokio::task::spawn_blocking(move || {
                     let mut sink = d.create_staged(id, false)?;
@@ -152,7 +153,7 @@ impl SegmentWriters {
     /// Sends one block's shards; a writer that died is dropped from the set.
     async fn send(&mut self, shards: Vec<Bytes>) {
         let sends = self.writers.iter_mut().zip(shards).map(|(w, shard)| {
-            let hash = Bytes::copy_from_slice(blake3::hash(&shard).as_bytes());
+            let hash = *blake3::hash(&shard).as_bytes();
             async move {
                 if let Some(tx) = &w.tx
                     && tx.send((hash, shard)).await.is_err()
@@ -229,7 +230,7 @@ pub(crate) async fn write_body(
     let rotation = engine.rotation_for(&target.bucket, &target.key);
     let mut hasher = BodyHasher::new(algorithm);
     let first_cap = expected_len.map_or(block_size, |l| (l as usize).min(block_size));
-    let mut block = BytesMut::with_capacity(first_cap.max(1));
+    let mut block = buffers::take(first_cap.max(1));
     let mut writers: Option<SegmentWriters> = None;
     let result: Result<()> = async {
         while let Some(chunk) = body.next().await {
@@ -245,13 +246,14 @@ pub(crate) async fn write_body(
             hasher.update(&chunk);
             while !chunk.is_empty() {
                 let take = (block_size - block.len()).min(chunk.len());
-                block.extend_from_slice(&chunk.split_to(take));
+                block.extend_from_slice(&chunk[..take]);
+                chunk.advance(take);
                 if block.len() == block_size {
                     let w = writers.get_or_insert_with(|| {
                         SegmentWriters::start(engine, target, rotation, expected_len.unwrap_or(0))
                     });
-                    let shards = engine.codec().encode(block.split().freeze())?;
-                    block.reserve(block_size);
+                    let full = std::mem::replace(&mut block, buffers::take(block_size));
+                    let shards = engine.codec().encode(buffers::freeze(full))?;
                     w.send(shards).await;
                 }
             }
@@ -279,7 +281,7 @@ pub(crate) async fn write_body(
     }
     let digests = hasher.finish();
     if allow_inline && writers.is_none() && (total as usize) <= settings.inline_threshold {
-        let bytes = block.freeze();
+        let bytes = Bytes::from(block);
         let data = ObjectData::Inline {
             data_id: DataId::random(),
             hash: *blake3::hash(&bytes).as_bytes(),
@@ -297,7 +299,7 @@ pub(crate) async fn write_body(
         None => SegmentWriters::start(engine, target, rotation, total),
     };
     if !block.is_empty() {
-        let shards = engine.codec().encode(block.freeze())?;
+        let shards = engine.codec().encode(buffers::freeze(block))?;
         w.send(shards).await;
     }
     let (data_id, disks) = w.finish(engine.write_quorum()).await?;
