@@ -107,9 +107,10 @@ impl PortableDisk {
     }
 }
 
-/// Bytes a shard sink gathers before one write: larger than one shard frame of a 1 MiB block at 4+2
-/// (256 KiB + 32), so a frame costs at most one `write` and the checksum never goes out on its own.
-const SINK_BUFFER: usize = 512 * 1024;
+/// Bytes a shard sink gathers before one write: about four shard frames of a 1 MiB block at 4+2 (256 KiB + 32
+/// each). Each direct write pins pages and kicks the device once (a VM exit on virtio), so fewer, larger
+/// writes cost less; 1 MiB per disk writer keeps memory per upload small.
+const SINK_BUFFER: usize = 1024 * 1024;
 
 /// What `O_DIRECT` needs aligned: buffer address, file offset and length (the page size covers every
 /// common device's logical block size).
