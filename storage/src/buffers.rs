@@ -1,4 +1,4 @@
-//! Recycled block buffers for the write path.
+//! Recycled block buffers for the write path, and shard read buffers for the read path.
 //!
 //! Each block of a PUT needs a fresh buffer (its shards are still queued for the disk writers while the next
 //! block fills), and so does each block's parity. Allocated fresh, every one was new memory from the kernel:
@@ -25,18 +25,31 @@ fn pool() -> MutexGuard<'static, Vec<Vec<u8>>> {
 
 /// An empty buffer with room for `cap` bytes: a recycled one of about that size when there is one.
 pub(crate) fn take(cap: usize) -> Vec<u8> {
+    let mut buf = take_keeping(cap);
+    buf.clear();
+    buf
+}
+
+/// Like [`take`], but a recycled buffer keeps its length and contents.
+fn take_keeping(cap: usize) -> Vec<u8> {
     if cap >= MIN_KEPT {
         let mut pool = pool();
         if let Some(i) = pool
             .iter()
             .rposition(|b| b.capacity() >= cap && b.capacity() <= 2 * cap)
         {
-            let mut buf = pool.swap_remove(i);
-            buf.clear();
-            return buf;
+            return pool.swap_remove(i);
         }
     }
     Vec::with_capacity(cap)
+}
+
+/// A buffer of exactly `len` bytes to be overwritten whole (a read target): recycled when there is one, and
+/// then not zeroed first; its old contents are garbage to the caller.
+pub(crate) fn take_len(len: usize) -> Vec<u8> {
+    let mut buf = take_keeping(len);
+    buf.resize(len, 0);
+    buf
 }
 
 /// Freezes `buf`; once every slice of the result is dropped the buffer goes back to the pool.
