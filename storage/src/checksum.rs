@@ -1,6 +1,8 @@
 //! Digests computed while a body streams through: MD5 for the ETag and at most one S3 flexible checksum.
 
-use md5::{Digest, Md5};
+use sha1::Digest;
+
+use crate::md5::Md5;
 use serde::{Deserialize, Serialize};
 
 /// The S3 flexible checksum algorithms.
@@ -161,7 +163,7 @@ impl BodyHasher {
             (a, raw)
         });
         Digests {
-            md5: self.md5.finalize().into(),
+            md5: self.md5.finalize(),
             checksum,
             len: self.len,
         }

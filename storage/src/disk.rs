@@ -14,8 +14,8 @@
 //! Every method blocks; callers run them on the blocking pool so the disks work in parallel.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// A 128-bit random identifier of one stored data segment (the same id on every disk of the set).
@@ -107,26 +107,126 @@ impl PortableDisk {
     }
 }
 
-/// Larger than one shard frame of a 1 MiB block at 4+2 (256 KiB + 32), so the 32-byte checksum and its shard
-/// go out in one write instead of two.
-const SINK_BUFFER: usize = 512 * 1024;
+/// Bytes a shard sink gathers before one write: about four shard frames of a 1 MiB block at 4+2 (256 KiB + 32
+/// each). Each direct write pins pages and kicks the device once (a VM exit on virtio), so fewer, larger
+/// writes cost less; 1 MiB per disk writer keeps memory per upload small.
+const SINK_BUFFER: usize = 1024 * 1024;
 
+/// What `O_DIRECT` needs aligned: buffer address, file offset and length (the page size covers every
+/// common device's logical block size).
+const DIRECT_ALIGN: usize = 4096;
+
+/// A staged shard file written through an aligned buffer, with `O_DIRECT` where the file system allows it.
+///
+/// Why direct I/O: shard files are written once, fsynced, and not read back soon, so the page cache only
+/// costs here. Buffered writes paid a copy into the page cache, per-page delayed allocation, and the
+/// writeback at `fdatasync` (about 0.5 CPU-s per GiB of object on ext4, and `fdatasync` of buffered data
+/// ran at a fifth of the device's direct-write rate). The one copy left is into this sink's buffer, which
+/// `BufWriter` made as well. Durability is unchanged: `finish` still `fdatasync`s the file (its size and
+/// extents, and a device cache flush) and `fsync`s the directory.
 struct FileSink {
-    file: io::BufWriter<File>,
+    file: File,
+    path: PathBuf,
     dir: PathBuf,
+    /// `SINK_BUFFER + DIRECT_ALIGN` bytes, of which `buf[start..start + SINK_BUFFER]` is aligned.
+    buf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    /// Bytes written to the file so far (a multiple of `DIRECT_ALIGN` while `direct`).
+    written: u64,
+    direct: bool,
+}
+
+impl FileSink {
+    fn create(path: PathBuf, dir: PathBuf) -> io::Result<Self> {
+        let open = |direct: bool| {
+            let mut o = OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            if direct {
+                o.custom_flags(libc::O_DIRECT);
+            }
+            o.open(&path)
+        };
+        let (file, direct) = match open(true) {
+            Ok(f) => (f, true),
+            // tmpfs and some FUSE file systems refuse O_DIRECT: write through the page cache there.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(false)?, false),
+            Err(e) => return Err(e),
+        };
+        let mut buf = crate::buffers::take(SINK_BUFFER + DIRECT_ALIGN);
+        buf.resize(SINK_BUFFER + DIRECT_ALIGN, 0);
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        Ok(Self {
+            file,
+            path,
+            dir,
+            buf,
+            start,
+            filled: 0,
+            written: 0,
+            direct,
+        })
+    }
+
+    /// Writes the buffer's first `len` bytes (a multiple of `DIRECT_ALIGN` while `direct`) at `written`.
+    fn write_out(&mut self, len: usize) -> io::Result<()> {
+        let chunk = &self.buf[self.start..self.start + len];
+        match self.file.write_all_at(chunk, self.written) {
+            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                // The file system took the open but refuses this write: carry on through the page cache.
+                tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; writing buffered");
+                self.file = OpenOptions::new().write(true).open(&self.path)?;
+                self.direct = false;
+                self.file.write_all_at(chunk, self.written)?;
+            }
+            r => r?,
+        }
+        self.written += len as u64;
+        Ok(())
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        crate::buffers::give_back(std::mem::take(&mut self.buf));
+    }
 }
 
 impl ShardSink for FileSink {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
+    fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let take = (SINK_BUFFER - self.filled).min(data.len());
+            let at = self.start + self.filled;
+            self.buf[at..at + take].copy_from_slice(&data[..take]);
+            self.filled += take;
+            data = &data[take..];
+            if self.filled == SINK_BUFFER {
+                self.write_out(SINK_BUFFER)?;
+                self.filled = 0;
+            }
+        }
+        Ok(())
     }
 
-    fn finish(self: Box<Self>, fsync: bool) -> io::Result<()> {
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+    fn finish(mut self: Box<Self>, fsync: bool) -> io::Result<()> {
+        let len = self.written + self.filled as u64;
+        if self.filled > 0 {
+            let mut out = self.filled;
+            if self.direct {
+                // The tail goes out padded to the alignment and the file is cut back to its length.
+                out = self.filled.next_multiple_of(DIRECT_ALIGN);
+                let at = self.start + self.filled;
+                self.buf[at..self.start + out].fill(0);
+            }
+            self.write_out(out)?;
+            if self.written != len {
+                self.file.set_len(len)?;
+            }
+        }
         if fsync {
             // The file's data and its directory entry must both be durable before metadata points at it:
             // a crash after the commit rolls the staged file forward, so it has to be there.
-            file.sync_data()?;
+            self.file.sync_data()?;
             sync_dir(&self.dir)?;
         }
         Ok(())
@@ -157,16 +257,10 @@ impl Disk for PortableDisk {
     }
 
     fn create_staged(&self, id: DataId, repair: bool) -> io::Result<Box<dyn ShardSink>> {
-        let path = self.staged_path(id, repair);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
-        Ok(Box::new(FileSink {
-            file: io::BufWriter::with_capacity(SINK_BUFFER, file),
-            dir: self.root.join("tmp"),
-        }))
+        Ok(Box::new(FileSink::create(
+            self.staged_path(id, repair),
+            self.root.join("tmp"),
+        )?))
     }
 
     fn publish(&self, id: DataId, repair: bool, fsync: bool) -> io::Result<()> {
@@ -236,5 +330,48 @@ impl Disk for PortableDisk {
             }
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn staged_file_holds_exactly_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = PortableDisk::open(0, dir.path()).unwrap();
+        // Pieces of awkward sizes crossing the buffer and alignment boundaries, and an unaligned tail.
+        for total in [
+            0,
+            1,
+            4095,
+            4096,
+            SINK_BUFFER,
+            SINK_BUFFER + 1,
+            3 * SINK_BUFFER + 12_345,
+        ] {
+            let id = DataId::random();
+            let data = pattern(total);
+            let mut sink = disk.create_staged(id, false).unwrap();
+            for piece in data.chunks(32 + (1 << 18)) {
+                let (hash, shard) = piece.split_at(piece.len().min(32));
+                sink.write_all(hash).unwrap();
+                sink.write_all(shard).unwrap();
+            }
+            sink.finish(true).unwrap();
+            let staged = fs::read(disk.staged_path(id, false)).unwrap();
+            assert_eq!(staged.len(), total, "length for {total}");
+            assert!(staged == data, "content for {total}");
+            disk.publish(id, false, true).unwrap();
+            let src = disk.open(id).unwrap();
+            let mut back = vec![0u8; total];
+            src.read_exact_at(&mut back, 0).unwrap();
+            assert!(back == data);
+        }
     }
 }

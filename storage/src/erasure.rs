@@ -96,7 +96,13 @@ impl Codec {
                 encoder.add_original_shard(shard).map_err(codec_err)?;
             }
             let result = encoder.encode().map_err(codec_err)?;
-            shards.extend(result.recovery_iter().map(Bytes::copy_from_slice));
+            // All parity of the block in one recycled buffer, sliced per shard.
+            let mut parity = crate::buffers::take(m * shard_len);
+            for p in result.recovery_iter() {
+                parity.extend_from_slice(p);
+            }
+            let parity = crate::buffers::freeze(parity);
+            shards.extend((0..m).map(|j| parity.slice(j * shard_len..(j + 1) * shard_len)));
             Ok(())
         })?;
         Ok(shards)

@@ -5,9 +5,10 @@
 //! replicated embedded KV store. Nothing here knows about HTTP, S3 XML or signatures.
 //!
 //! Modules: [`engine`] (the public API), [`write`] and [`read`] (data paths), [`erasure`], [`layout`] (shard file
-//! format), [`disk`] (I/O backends), [`meta`] (metadata store), [`checksum`], [`names`], [`sweep`] (start-up
+//! format), [`disk`] (I/O backends), [`meta`] (metadata store), [`checksum`], [`md5`], [`names`], [`sweep`] (start-up
 //! recovery and garbage collection).
 
+mod buffers;
 pub mod checksum;
 pub mod disk;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod layout;
 pub mod list;
 pub mod lock;
+pub mod md5;
 pub mod meta;
 pub mod multipart;
 pub mod names;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use md5::{Digest, Md5};
+use crate::md5::Md5;
 
 use crate::checksum::{self, ChecksumAlgorithm, Digests};
 use crate::engine::{BodyStream, Engine, PutOptions};
@@ -312,7 +312,7 @@ impl Engine {
         }
         let mut md5 = Md5::new();
         for (_, p) in &chosen {
-            md5.update(p.segment.md5);
+            md5.update(&p.segment.md5);
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
         let checksum = upload

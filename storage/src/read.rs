@@ -101,7 +101,8 @@ impl SegmentReader {
         let len = map.shard_len(block);
         let offset = shard.blocks_at + map.frame_offset(block);
         let read = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; HASH_LEN + len];
+            // A recycled buffer, not zeroed: the read overwrites all of it.
+            let mut buf = crate::buffers::take_len(HASH_LEN + len);
             shard.src.read_exact_at(&mut buf, offset).map(|()| buf)
         })
         .await
@@ -112,8 +113,7 @@ impl SegmentReader {
             tracing::warn!(slot, block, id = %self.segment.data_id.to_hex(), "shard block checksum mismatch");
             return None;
         }
-        let mut buf = Bytes::from(read);
-        Some(buf.split_off(HASH_LEN))
+        Some(crate::buffers::freeze(read).slice(HASH_LEN..))
     }
 
     /// Returns block `i`'s object bytes (as slices of its data shards), reconstructing from parity when a data
