@@ -20,7 +20,7 @@ use crate::lock::{self, Retention, VersionLock};
 use crate::meta::replicated::ReplicatedMeta;
 use crate::meta::{
     Applied, Batch, BucketRecord, Condition, LockChange, MetaStore, ObjectData, ObjectLockConfig,
-    ObjectRecord, Op, StoredChecksum, VersionKey, Versioning,
+    ObjectRecord, Op, StoredChecksum, UserRecord, VersionKey, Versioning,
 };
 use crate::sweep::{self, RepairJob};
 use crate::write::{self, WriteTarget};
@@ -765,6 +765,60 @@ impl Engine {
         self.commit(vec![Op::SetObjectLock {
             bucket: bucket.to_owned(),
             config,
+        }])
+        .await?;
+        Ok(())
+    }
+
+    /// One of a bucket's configuration documents (`kind` is the gateway's name for it, e.g. `policy`).
+    pub async fn bucket_config(&self, bucket: &str, kind: &str) -> Result<Option<Vec<u8>>> {
+        let (bucket, kind) = (bucket.to_owned(), kind.to_owned());
+        self.read_meta(move |m| m.bucket_config(&bucket, &kind))
+            .await
+    }
+
+    /// Stores (Some) or removes (None) one of a bucket's configuration documents, durably. NoSuchBucket when the
+    /// bucket does not exist; deleting the bucket removes its documents.
+    pub async fn set_bucket_config(
+        &self,
+        bucket: &str,
+        kind: &str,
+        document: Option<Vec<u8>>,
+    ) -> Result<()> {
+        self.commit(vec![Op::SetBucketConfig {
+            bucket: bucket.to_owned(),
+            kind: kind.to_owned(),
+            document,
+        }])
+        .await?;
+        Ok(())
+    }
+
+    /// A user, by access key.
+    pub async fn user(&self, access_key: &str) -> Result<Option<UserRecord>> {
+        let access_key = access_key.to_owned();
+        self.read_meta(move |m| m.user(&access_key)).await
+    }
+
+    /// All users, by access key.
+    pub async fn users(&self) -> Result<Vec<(String, UserRecord)>> {
+        self.read_meta(|m| m.users()).await
+    }
+
+    /// Creates or replaces a user, durably.
+    pub async fn put_user(&self, access_key: &str, record: UserRecord) -> Result<()> {
+        self.commit(vec![Op::PutUser {
+            access_key: access_key.to_owned(),
+            record,
+        }])
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a user, durably (a missing user is not an error).
+    pub async fn delete_user(&self, access_key: &str) -> Result<()> {
+        self.commit(vec![Op::DeleteUser {
+            access_key: access_key.to_owned(),
         }])
         .await?;
         Ok(())

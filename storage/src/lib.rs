@@ -30,7 +30,7 @@ pub use engine::{BodyStream, BucketInfo, Deleted, Engine, PutOptions, Settings};
 pub use error::{BoxError, Error, Result};
 pub use list::{ListPage, ListQuery, VersionPage, VersionQuery};
 pub use meta::{
-    ChecksumType, Condition, ObjectData, ObjectRecord, PartRecord, UploadRecord, VersionKey,
-    Versioning,
+    ChecksumType, Condition, ObjectData, ObjectRecord, PartRecord, UploadRecord, UserRecord,
+    VersionKey, Versioning,
 };
 pub use multipart::{CompletePart, UploadListQuery, UploadPage};

@@ -13,7 +13,7 @@ use crate::disk::DataId;
 use crate::error::Result;
 pub use records::{
     BucketRecord, ChecksumType, MultipartInfo, ObjectData, ObjectLockConfig, ObjectRecord,
-    PartRecord, Segment, StoredChecksum, UploadRecord, VersionKey, Versioning,
+    PartRecord, Segment, StoredChecksum, UploadRecord, UserRecord, VersionKey, Versioning,
 };
 
 /// What must hold, at commit time, for an object write to apply.
@@ -110,6 +110,28 @@ pub enum Op {
         /// Data ids the caller saw.
         expected: Vec<DataId>,
     },
+    /// Set (Some) or remove (None) one of a bucket's configuration documents (policy, website, CORS, public
+    /// access block, ownership controls, ACL...), stored as the bytes the gateway gives; the bucket must exist.
+    SetBucketConfig {
+        /// Bucket.
+        bucket: String,
+        /// Which document, e.g. `policy` (the gateway names them).
+        kind: String,
+        /// The document, or None to remove it.
+        document: Option<Vec<u8>>,
+    },
+    /// Create or replace a user.
+    PutUser {
+        /// Access key.
+        access_key: String,
+        /// Record.
+        record: UserRecord,
+    },
+    /// Remove a user (missing users are not an error).
+    DeleteUser {
+        /// Access key.
+        access_key: String,
+    },
     /// Set a bucket's versioning state.
     SetVersioning {
         /// Bucket.
@@ -196,6 +218,12 @@ pub trait MetaStore: Send + Sync + 'static {
     fn bucket(&self, name: &str) -> Result<Option<BucketRecord>>;
     /// All buckets, by name.
     fn buckets(&self) -> Result<Vec<(String, BucketRecord)>>;
+    /// One of a bucket's configuration documents (see [`Op::SetBucketConfig`]).
+    fn bucket_config(&self, bucket: &str, kind: &str) -> Result<Option<Vec<u8>>>;
+    /// A user, by access key.
+    fn user(&self, access_key: &str) -> Result<Option<UserRecord>>;
+    /// All users, by access key.
+    fn users(&self) -> Result<Vec<(String, UserRecord)>>;
     /// An object's record.
     fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
     /// Inline bytes stored under `id`.

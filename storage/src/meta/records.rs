@@ -23,6 +23,20 @@ pub struct BucketRecord {
     pub object_lock: Option<ObjectLockConfig>,
 }
 
+/// A user other than root: an access key (the table's key) with its secret, a display name and an optional
+/// identity policy (an IAM policy document, JSON, as the user gave it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Secret key (SigV4 needs it in the clear to compute signatures).
+    pub secret_key: String,
+    /// Display name shown as the owner's DisplayName.
+    pub display_name: String,
+    /// Identity policy document, if one is attached.
+    pub policy: Option<String>,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: i64,
+}
+
 /// A bucket's object lock configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectLockConfig {
@@ -289,6 +303,23 @@ enum UploadOnDisk {
 #[derive(Serialize, Deserialize)]
 enum PartOnDisk {
     V1(PartRecord),
+}
+
+#[derive(Serialize, Deserialize)]
+enum UserOnDisk {
+    V1(UserRecord),
+}
+
+/// Encodes a user record.
+pub fn encode_user(r: &UserRecord) -> Vec<u8> {
+    postcard::to_stdvec(&UserOnDisk::V1(r.clone())).expect("user record serialises")
+}
+
+/// Decodes a user record.
+pub fn decode_user(b: &[u8]) -> Result<UserRecord> {
+    match postcard::from_bytes(b).map_err(Error::meta)? {
+        UserOnDisk::V1(r) => Ok(r),
+    }
 }
 
 /// Encodes an upload record.

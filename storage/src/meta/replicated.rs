@@ -16,12 +16,12 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use super::LockChange;
 use super::records::{VersionKey, Versioning};
 use super::records::{
-    decode_bucket, decode_object, decode_part, decode_upload, encode_bucket, encode_object,
-    encode_part, encode_upload,
+    decode_bucket, decode_object, decode_part, decode_upload, decode_user, encode_bucket,
+    encode_object, encode_part, encode_upload, encode_user,
 };
 use super::{
     Applied, Batch, BucketRecord, Condition, MetaStore, ObjectData, ObjectRecord, Op, PartRecord,
-    UploadRecord,
+    UploadRecord, UserRecord,
 };
 use crate::disk::DataId;
 use crate::error::{Error, Result};
@@ -40,6 +40,10 @@ type VersionRow<'a> = (&'a str, &'a [u8], &'a [u8]);
 const NULLS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("nulls");
 const GC: TableDefinition<&[u8], i64> = TableDefinition::new("gc");
 const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
+/// Bucket configuration documents: (bucket, kind) → document bytes.
+const BUCKET_CONFIGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("bucket_configs");
+/// Users other than root: access key → user record.
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const SEQ: &str = "seq";
 /// File name of the metadata replica inside each disk root.
 pub const DB_FILE: &str = "strata.redb";
@@ -136,6 +140,8 @@ impl ReplicatedMeta {
                 txn.open_table(VERSIONS).map_err(Error::meta)?;
                 txn.open_table(NULLS).map_err(Error::meta)?;
                 txn.open_table(STATE).map_err(Error::meta)?;
+                txn.open_table(BUCKET_CONFIGS).map_err(Error::meta)?;
+                txn.open_table(USERS).map_err(Error::meta)?;
             }
             txn.commit().map_err(Error::meta)?;
             replicas.push(Replica {
@@ -200,6 +206,40 @@ impl MetaStore for ReplicatedMeta {
             for item in t.iter().map_err(Error::meta)? {
                 let (k, v) = item.map_err(Error::meta)?;
                 out.push((k.value().to_owned(), decode_bucket(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn bucket_config(&self, bucket: &str, kind: &str) -> Result<Option<Vec<u8>>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(BUCKET_CONFIGS).map_err(Error::meta)?;
+            Ok(t.get((bucket, kind))
+                .map_err(Error::meta)?
+                .map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn user(&self, access_key: &str) -> Result<Option<UserRecord>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(USERS).map_err(Error::meta)?;
+            t.get(access_key)
+                .map_err(Error::meta)?
+                .map(|v| decode_user(v.value()))
+                .transpose()
+        })
+    }
+
+    fn users(&self) -> Result<Vec<(String, UserRecord)>> {
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            let t = txn.open_table(USERS).map_err(Error::meta)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(Error::meta)? {
+                let (k, v) = item.map_err(Error::meta)?;
+                out.push((k.value().to_owned(), decode_user(v.value())?));
             }
             Ok(out)
         })
@@ -539,7 +579,11 @@ fn apply_group(
         let mut versions = txn.open_table(VERSIONS).map_err(Error::meta)?;
         let mut nulls = txn.open_table(NULLS).map_err(Error::meta)?;
         let mut state = txn.open_table(STATE).map_err(Error::meta)?;
+        let mut bucket_configs = txn.open_table(BUCKET_CONFIGS).map_err(Error::meta)?;
+        let mut users = txn.open_table(USERS).map_err(Error::meta)?;
         let mut tables = Tables {
+            bucket_configs: &mut bucket_configs,
+            users: &mut users,
             buckets: &mut buckets,
             objects: &mut objects,
             inline: &mut inline,
@@ -572,6 +616,8 @@ fn apply_group(
 }
 
 struct Tables<'a, 't> {
+    bucket_configs: &'a mut redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    users: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
     buckets: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
     objects: &'a mut redb::Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
     inline: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
@@ -843,6 +889,12 @@ impl Tables<'_, '_> {
                         lock::check_removal(&v.lock, now, *bypass_governance)?;
                     }
                 }
+                Op::SetBucketConfig { bucket, .. } => {
+                    if !self.bucket_exists(bucket)? {
+                        return Err(Error::NoSuchBucket);
+                    }
+                }
+                Op::PutUser { .. } | Op::DeleteUser { .. } => {}
                 Op::SetVersioning { bucket, state } => {
                     let b = self.bucket_record(bucket)?;
                     if b.object_lock.is_some() && *state != Versioning::Enabled {
@@ -1003,6 +1055,50 @@ impl Tables<'_, '_> {
                 }
                 Op::DeleteBucket { name } => {
                     self.buckets.remove(name.as_str()).map_err(Error::meta)?;
+                    let mut kinds = Vec::new();
+                    for item in self
+                        .bucket_configs
+                        .range::<(&str, &str)>((name.as_str(), "")..)
+                        .map_err(Error::meta)?
+                    {
+                        let (k, _) = item.map_err(Error::meta)?;
+                        let (b, kind) = k.value();
+                        if b != name.as_str() {
+                            break;
+                        }
+                        kinds.push(kind.to_owned());
+                    }
+                    for kind in kinds {
+                        self.bucket_configs
+                            .remove((name.as_str(), kind.as_str()))
+                            .map_err(Error::meta)?;
+                    }
+                }
+                Op::SetBucketConfig {
+                    bucket,
+                    kind,
+                    document,
+                } => match document {
+                    Some(doc) => {
+                        self.bucket_configs
+                            .insert((bucket.as_str(), kind.as_str()), doc.as_slice())
+                            .map_err(Error::meta)?;
+                    }
+                    None => {
+                        self.bucket_configs
+                            .remove((bucket.as_str(), kind.as_str()))
+                            .map_err(Error::meta)?;
+                    }
+                },
+                Op::PutUser { access_key, record } => {
+                    self.users
+                        .insert(access_key.as_str(), encode_user(record).as_slice())
+                        .map_err(Error::meta)?;
+                }
+                Op::DeleteUser { access_key } => {
+                    self.users
+                        .remove(access_key.as_str())
+                        .map_err(Error::meta)?;
                 }
                 Op::PutObject {
                     bucket,
@@ -1145,5 +1241,103 @@ impl Tables<'_, '_> {
             }
         }
         Ok(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(roots: &[PathBuf]) -> ReplicatedMeta {
+        // A dropped store's committer thread lets go of the files a moment later.
+        for _ in 0..100 {
+            if let Ok(meta) = ReplicatedMeta::open(roots, 2, false, 1 << 20) {
+                return meta;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        ReplicatedMeta::open(roots, 2, false, 1 << 20).expect("open")
+    }
+
+    fn bucket() -> BucketRecord {
+        BucketRecord {
+            created_ms: 1,
+            owner: "root".into(),
+            region: "us-east-1".into(),
+            versioning: Versioning::Unversioned,
+            object_lock: None,
+        }
+    }
+
+    #[test]
+    fn bucket_configs_and_users_persist_and_go_with_their_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
+        for r in &roots {
+            std::fs::create_dir_all(r).unwrap();
+        }
+        let meta = open(&roots);
+        // A document for a bucket that does not exist is refused.
+        let orphan = meta.commit(vec![Op::SetBucketConfig {
+            bucket: "nope".into(),
+            kind: "policy".into(),
+            document: Some(b"{}".to_vec()),
+        }]);
+        assert!(matches!(orphan, Err(Error::NoSuchBucket)), "{orphan:?}");
+        assert_eq!(meta.bucket_config("nope", "policy").unwrap(), None);
+        for name in ["a", "ab"] {
+            meta.commit(vec![Op::CreateBucket {
+                name: name.into(),
+                record: bucket(),
+            }])
+            .unwrap();
+            for kind in ["cors", "policy", "website"] {
+                meta.commit(vec![Op::SetBucketConfig {
+                    bucket: name.into(),
+                    kind: kind.into(),
+                    document: Some(format!("{name}/{kind}").into_bytes()),
+                }])
+                .unwrap();
+            }
+        }
+        meta.commit(vec![Op::PutUser {
+            access_key: "AKUSER".into(),
+            record: UserRecord {
+                secret_key: "s".into(),
+                display_name: "alice".into(),
+                policy: None,
+                created_ms: 2,
+            },
+        }])
+        .unwrap();
+        drop(meta);
+
+        let meta = open(&roots);
+        assert_eq!(
+            meta.bucket_config("a", "policy").unwrap().as_deref(),
+            Some(&b"a/policy"[..])
+        );
+        assert_eq!(meta.user("AKUSER").unwrap().unwrap().display_name, "alice");
+        meta.commit(vec![Op::SetBucketConfig {
+            bucket: "a".into(),
+            kind: "cors".into(),
+            document: None,
+        }])
+        .unwrap();
+        assert_eq!(meta.bucket_config("a", "cors").unwrap(), None);
+        meta.commit(vec![Op::DeleteBucket { name: "a".into() }])
+            .unwrap();
+        assert_eq!(meta.bucket_config("a", "policy").unwrap(), None);
+        assert_eq!(meta.bucket_config("a", "website").unwrap(), None);
+        // The neighbour whose name extends the deleted one keeps its documents.
+        assert_eq!(
+            meta.bucket_config("ab", "website").unwrap().as_deref(),
+            Some(&b"ab/website"[..])
+        );
+        meta.commit(vec![Op::DeleteUser {
+            access_key: "AKUSER".into(),
+        }])
+        .unwrap();
+        assert!(meta.users().unwrap().is_empty());
     }
 }
