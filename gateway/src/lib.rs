@@ -8,6 +8,7 @@
 //! A request flows: [`server`] (connection, timeouts, request id) → [`auth::authenticate`] → [`router::route`]
 //! → authorization → [`handlers::dispatch`] → one `handle_<op>` in the operation family's module.
 
+pub mod access;
 pub mod auth;
 pub mod conditional;
 pub mod credentials;
