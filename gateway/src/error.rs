@@ -172,6 +172,21 @@ pub enum ApiError {
     /// Reading or writing needed more healthy disks than are available.
     #[error("We encountered an internal error. Please try again.")]
     ServiceUnavailable,
+    /// A policy document is not valid JSON or not a valid policy.
+    #[error("{0}")]
+    MalformedPolicy(String),
+    /// Admin API: the user does not exist.
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// Admin API: a user with this access key exists already.
+    #[error("{0}")]
+    EntityAlreadyExists(String),
+    /// POST Object: the form is not valid multipart/form-data or misses a required field.
+    #[error("{0}")]
+    MalformedPostRequest(String),
+    /// POST Object: the form breaks its policy (a condition failed, or the policy expired).
+    #[error("Invalid according to Policy: {0}")]
+    PostPolicyDenied(String),
     /// Anything else. The cause is logged, not sent.
     #[error("We encountered an internal error. Please try again.")]
     Internal(String),
@@ -231,6 +246,11 @@ impl ApiError {
             RequestTimeout => "RequestTimeout",
             SlowDown => "SlowDown",
             ServiceUnavailable => "ServiceUnavailable",
+            MalformedPolicy(_) => "MalformedPolicy",
+            NoSuchEntity(_) => "NoSuchEntity",
+            EntityAlreadyExists(_) => "EntityAlreadyExists",
+            MalformedPostRequest(_) => "MalformedPOSTRequest",
+            PostPolicyDenied(_) => "AccessDenied",
             Internal(_) => "InternalError",
         }
     }
@@ -243,7 +263,8 @@ impl ApiError {
             | InvalidAccessKeyId
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed
-            | ExpiredPresignedRequest => StatusCode::FORBIDDEN,
+            | ExpiredPresignedRequest
+            | PostPolicyDenied(_) => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
             | XAmzContentSha256Mismatch
@@ -263,6 +284,8 @@ impl ApiError {
             | InvalidPartOrder
             | EntityTooSmall
             | InvalidTag(_)
+            | MalformedPolicy(_)
+            | MalformedPostRequest(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket
@@ -271,12 +294,14 @@ impl ApiError {
             | NoSuchVersion
             | NoSuchObjectLockConfiguration
             | ObjectLockConfigurationNotFound
+            | NoSuchEntity(_)
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou
             | BucketAlreadyExists
             | BucketNotEmpty
             | InvalidBucketState(_)
+            | EntityAlreadyExists(_)
             | ConditionalRequestConflict => StatusCode::CONFLICT,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,

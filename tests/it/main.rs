@@ -17,5 +17,6 @@ mod sigv4;
 mod smoke;
 mod tagging;
 mod timeouts;
+mod users;
 mod versioning;
 mod wire;

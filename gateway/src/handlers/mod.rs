@@ -21,7 +21,8 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use strata_storage::{BodyStream, BoxError, Engine};
 
-use crate::auth::{CredentialStore, Identity, Payload, Trailers, verified_body};
+use crate::auth::{Identity, Payload, Trailers, verified_body};
+use crate::credentials::UserStore;
 use crate::error::{ApiError, ApiResult};
 use crate::router::{Endpoint, Query};
 
@@ -29,8 +30,8 @@ use crate::router::{Endpoint, Query};
 pub struct Ctx {
     /// The storage engine.
     pub engine: Arc<Engine>,
-    /// Access keys and secrets.
-    pub creds: Arc<dyn CredentialStore>,
+    /// Access keys and secrets: root and the stored users.
+    pub creds: Arc<UserStore>,
     /// This region's name.
     pub region: String,
     /// Domains under which `<bucket>.<domain>` hosts mean virtual-hosted-style requests.
