@@ -269,3 +269,132 @@ async fn admin_cli_reads_root_keys_from_the_data_dir() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no root credentials"));
 }
+
+/// Adds a user with fixed keys through the CLI and returns an SDK client signed with them.
+fn add_user(server: &Server, name: &str, ak: &str, sk: &str) -> aws_sdk_s3::Client {
+    admin(
+        server,
+        &["user", "add", name, "--access-key", ak, "--secret-key", sk],
+    );
+    client_for(&server.endpoint, ak, sk)
+}
+
+#[tokio::test]
+async fn buckets_have_owners_shown_by_display_name() {
+    let server = Server::start();
+    let root = server.client();
+    let alice = add_user(&server, "alice", "ALICEKEY", "alice-secret-1");
+    let bob = add_user(&server, "bob", "BOBKEY", "bob-secret-12");
+    alice
+        .create_bucket()
+        .bucket("alice-b")
+        .send()
+        .await
+        .unwrap();
+    bob.create_bucket().bucket("bob-b").send().await.unwrap();
+    root.create_bucket().bucket("root-b").send().await.unwrap();
+
+    // Each user lists only the buckets they own; root lists all (as MinIO's root does).
+    let names = |out: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| -> Vec<String> {
+        out.buckets()
+            .iter()
+            .filter_map(|b| b.name().map(str::to_owned))
+            .collect()
+    };
+    let out = alice.list_buckets().send().await.unwrap();
+    assert_eq!(names(&out), ["alice-b"]);
+    let owner = out.owner().unwrap();
+    assert_eq!(
+        (owner.id(), owner.display_name()),
+        (Some("ALICEKEY"), Some("alice"))
+    );
+    assert_eq!(names(&bob.list_buckets().send().await.unwrap()), ["bob-b"]);
+    let out = root.list_buckets().send().await.unwrap();
+    assert_eq!(names(&out), ["alice-b", "bob-b", "root-b"]);
+    assert_eq!(out.owner().unwrap().display_name(), Some("root"));
+
+    // The name is taken: by someone else, or by the caller already.
+    let err = bob
+        .create_bucket()
+        .bucket("alice-b")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (409, "BucketAlreadyExists".into()));
+    let err = alice
+        .create_bucket()
+        .bucket("alice-b")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (409, "BucketAlreadyOwnedByYou".into())
+    );
+
+    // Listings name the owner by display name.
+    alice
+        .put_object()
+        .bucket("alice-b")
+        .key("k")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let out = alice
+        .list_objects_v2()
+        .bucket("alice-b")
+        .fetch_owner(true)
+        .send()
+        .await
+        .unwrap();
+    let o = out.contents()[0].owner().unwrap();
+    assert_eq!(
+        (o.id(), o.display_name()),
+        (Some("ALICEKEY"), Some("alice"))
+    );
+    let out = alice.list_objects().bucket("alice-b").send().await.unwrap();
+    assert_eq!(
+        out.contents()[0].owner().unwrap().display_name(),
+        Some("alice")
+    );
+    let out = alice
+        .list_object_versions()
+        .bucket("alice-b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.versions()[0].owner().unwrap().display_name(),
+        Some("alice")
+    );
+
+    let up = alice
+        .create_multipart_upload()
+        .bucket("alice-b")
+        .key("mp")
+        .send()
+        .await
+        .unwrap();
+    let upload_id = up.upload_id().unwrap();
+    let out = alice
+        .list_multipart_uploads()
+        .bucket("alice-b")
+        .send()
+        .await
+        .unwrap();
+    let u = &out.uploads()[0];
+    assert_eq!(u.owner().unwrap().display_name(), Some("alice"));
+    assert_eq!(u.initiator().unwrap().display_name(), Some("alice"));
+    assert_eq!(u.initiator().unwrap().id(), Some("ALICEKEY"));
+    let out = alice
+        .list_parts()
+        .bucket("alice-b")
+        .key("mp")
+        .upload_id(upload_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.owner().unwrap().display_name(), Some("alice"));
+    assert_eq!(out.initiator().unwrap().display_name(), Some("alice"));
+}

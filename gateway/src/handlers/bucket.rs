@@ -21,10 +21,7 @@ fn check_name(bucket: &str) -> ApiResult<()> {
 pub async fn handle_list_buckets(ctx: &Ctx, req: &Req) -> ApiResult<Resp> {
     let buckets = ctx.engine.list_buckets().await?;
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
-    w.open("Owner")
-        .elem("ID", &req.identity.access_key)
-        .elem("DisplayName", &req.identity.display_name)
-        .close("Owner");
+    super::owner_xml(ctx, &mut w, "Owner", &req.identity.access_key);
     w.open("Buckets");
     for b in buckets
         .iter()

@@ -190,6 +190,15 @@ pub fn streaming(status: StatusCode, body: BodyStream) -> Resp {
     r
 }
 
+/// Writes `<tag><ID>id</ID><DisplayName>name</DisplayName></tag>` for an owner id (the access key of the user
+/// who owns the bucket or object, or who started the upload), with the display name from the user store.
+pub fn owner_xml(ctx: &Ctx, w: &mut crate::xml::XmlWriter, tag: &str, id: &str) {
+    w.open(tag)
+        .elem("ID", id)
+        .elem("DisplayName", &ctx.creds.display_name(id))
+        .close(tag);
+}
+
 /// Sets a header from a string, skipping values that are not valid header text.
 pub fn set_header(resp: &mut Resp, name: &str, value: &str) {
     if let (Ok(n), Ok(v)) = (
