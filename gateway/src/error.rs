@@ -187,6 +187,18 @@ pub enum ApiError {
     /// An ACL other than private / bucket-owner-full-control on a bucket whose ACLs are disabled.
     #[error("The bucket does not allow ACLs")]
     AccessControlListNotSupported,
+    /// Admin API: the user does not exist.
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// Admin API: a user with this access key exists already.
+    #[error("{0}")]
+    EntityAlreadyExists(String),
+    /// POST Object: the form is not valid multipart/form-data or misses a required field.
+    #[error("{0}")]
+    MalformedPostRequest(String),
+    /// POST Object: the form breaks its policy (a condition failed, or the policy expired).
+    #[error("Invalid according to Policy: {0}")]
+    PostPolicyDenied(String),
     /// Anything else. The cause is logged, not sent.
     #[error("We encountered an internal error. Please try again.")]
     Internal(String),
@@ -251,6 +263,10 @@ impl ApiError {
             NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
             AccessControlListNotSupported => "AccessControlListNotSupported",
+            NoSuchEntity(_) => "NoSuchEntity",
+            EntityAlreadyExists(_) => "EntityAlreadyExists",
+            MalformedPostRequest(_) => "MalformedPOSTRequest",
+            PostPolicyDenied(_) => "AccessDenied",
             Internal(_) => "InternalError",
         }
     }
@@ -263,7 +279,8 @@ impl ApiError {
             | InvalidAccessKeyId
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed
-            | ExpiredPresignedRequest => StatusCode::FORBIDDEN,
+            | ExpiredPresignedRequest
+            | PostPolicyDenied(_) => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
             | XAmzContentSha256Mismatch
@@ -285,6 +302,7 @@ impl ApiError {
             | InvalidTag(_)
             | MalformedPolicy(_)
             | AccessControlListNotSupported
+            | MalformedPostRequest(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket
@@ -296,12 +314,14 @@ impl ApiError {
             | NoSuchBucketPolicy
             | NoSuchPublicAccessBlockConfiguration
             | OwnershipControlsNotFound
+            | NoSuchEntity(_)
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou
             | BucketAlreadyExists
             | BucketNotEmpty
             | InvalidBucketState(_)
+            | EntityAlreadyExists(_)
             | ConditionalRequestConflict => StatusCode::CONFLICT,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,

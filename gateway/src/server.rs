@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 
 use crate::access::{self, RequestEnv};
+use crate::admin;
 use crate::auth::{self, Trailers};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::object::copy_source;
@@ -124,6 +125,22 @@ async fn handle_inner(
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .map(str::to_owned);
     let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
+    if bucket.as_deref() == Some(admin::SEGMENT) {
+        *op = "Admin";
+        let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
+        let env = RequestEnv::from_request(&parts.headers, peer, None, chrono::Utc::now());
+        let req = Req {
+            parts,
+            body: Some(body),
+            query,
+            identity: Some(identity),
+            env,
+            payload: outcome.payload,
+            decoded_content_length: outcome.decoded_content_length,
+            trailers: Trailers::default(),
+        };
+        return admin::handle(ctx, req, key.as_deref().unwrap_or_default()).await;
+    }
     let endpoint = route(
         &parts.method,
         bucket,

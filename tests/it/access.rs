@@ -692,3 +692,150 @@ async fn secure_transport_through_the_edge() {
     .await;
     assert_eq!(http, 403);
 }
+
+/// Attaches an identity policy to a user with `strata admin user set-policy`.
+fn set_user_policy(server: &Server, access_key: &str, policy: serde_json::Value) {
+    let out = crate::users::admin_as(
+        server,
+        (crate::harness::ACCESS_KEY, crate::harness::SECRET_KEY),
+        &["user", "set-policy", access_key, "-"],
+        Some(policy.to_string().as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "set-policy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn get_status(s3: &Client, bucket: &str, key: &str) -> u16 {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(_) => 200,
+        Err(e) => status_and_code(&e).0,
+    }
+}
+
+async fn put_status(s3: &Client, bucket: &str, key: &str) -> u16 {
+    let body = aws_sdk_s3::primitives::ByteStream::from_static(b"data");
+    match s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(_) => 200,
+        Err(e) => status_and_code(&e).0,
+    }
+}
+
+#[tokio::test]
+async fn owner_other_user_and_anonymous() {
+    let server = Server::start();
+    let root = server.client();
+    let alice = crate::users::add_user(
+        &server,
+        "alice",
+        "ALICEKEY0000000000001",
+        "alice-secret-0123456789",
+    );
+    let bob = crate::users::add_user(
+        &server,
+        "bob",
+        "BOBKEY00000000000001",
+        "bob-secret-0123456789",
+    );
+    alice
+        .create_bucket()
+        .bucket("alice-b")
+        .send()
+        .await
+        .unwrap();
+    put(&alice, "alice-b", "doc.txt", b"alice's").await;
+    bob.create_bucket().bucket("bob-b").send().await.unwrap();
+
+    // Owners act on their buckets; others (users and anonymous) get nothing; root gets everything.
+    assert_eq!(get_status(&alice, "alice-b", "doc.txt").await, 200);
+    assert_eq!(get_status(&bob, "alice-b", "doc.txt").await, 403);
+    assert_eq!(put_status(&bob, "alice-b", "bob.txt").await, 403);
+    assert!(
+        bob.list_objects_v2()
+            .bucket("alice-b")
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(anon(&server, "GET", "/alice-b/doc.txt").status, 403);
+    assert_eq!(get_status(&root, "alice-b", "doc.txt").await, 200);
+    assert_eq!(put_status(&bob, "bob-b", "mine").await, 200);
+    let err = alice
+        .put_bucket_policy()
+        .bucket("bob-b")
+        .policy(public_read("bob-b").to_string())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+
+    // A bucket policy naming bob by ARN lets him read (not write); it is not public, so BPA allows it.
+    set_policy(
+        &alice,
+        "alice-b",
+        json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/bob"},
+             "Action": "s3:GetObject", "Resource": "arn:aws:s3:::alice-b/*"},
+            {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::123456789012:user/alice"},
+             "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::alice-b/*"}
+        ]}),
+    )
+    .await;
+    assert_eq!(get_status(&bob, "alice-b", "doc.txt").await, 200);
+    assert_eq!(put_status(&bob, "alice-b", "bob.txt").await, 403);
+    assert_eq!(anon(&server, "GET", "/alice-b/doc.txt").status, 403);
+    // The explicit Deny binds the owner.
+    let err = alice
+        .delete_object()
+        .bucket("alice-b")
+        .key("doc.txt")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err).0, 403);
+    // bob may copy what he may read into his own bucket.
+    bob.copy_object()
+        .bucket("bob-b")
+        .key("copy.txt")
+        .copy_source("alice-b/doc.txt")
+        .send()
+        .await
+        .unwrap();
+
+    // An identity policy grants bob writes under uploads/ of alice's bucket...
+    set_user_policy(
+        &server,
+        "BOBKEY00000000000001",
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::alice-b/uploads/*"},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bob-b/private/*"}
+        ]}),
+    );
+    assert_eq!(put_status(&bob, "alice-b", "uploads/1.txt").await, 200);
+    assert_eq!(put_status(&bob, "alice-b", "elsewhere.txt").await, 403);
+    // ...and its Deny binds him even in his own bucket.
+    assert_eq!(put_status(&bob, "bob-b", "private/x").await, 200);
+    assert_eq!(get_status(&bob, "bob-b", "private/x").await, 403);
+    assert_eq!(get_status(&bob, "bob-b", "mine").await, 200);
+
+    // A user sees only their own buckets.
+    let names: Vec<String> = bob
+        .list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["bob-b"]);
+}

@@ -18,5 +18,6 @@ mod sigv4;
 mod smoke;
 mod tagging;
 mod timeouts;
+mod users;
 mod versioning;
 mod wire;

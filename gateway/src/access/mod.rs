@@ -144,11 +144,8 @@ pub async fn authorize(
 
 /// A user's identity policy (None: the user has none, or is not in the user store).
 async fn identity_policy(ctx: &Ctx, id: &Identity) -> ApiResult<Option<std::sync::Arc<Policy>>> {
-    let Some(record) = ctx.engine.user(&id.access_key).await? else {
-        return Ok(None);
-    };
-    match record.policy.as_deref() {
+    match ctx.creds.policy(&id.access_key) {
         None => Ok(None),
-        Some(text) => ctx.access.user_policy(&id.access_key, text).map(Some),
+        Some(text) => ctx.access.user_policy(&id.access_key, &text).map(Some),
     }
 }

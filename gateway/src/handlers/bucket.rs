@@ -22,10 +22,7 @@ pub async fn handle_list_buckets(ctx: &Ctx, req: &Req) -> ApiResult<Resp> {
     let caller = req.identity.as_ref().ok_or(ApiError::AccessDenied)?;
     let buckets = ctx.engine.list_buckets().await?;
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
-    w.open("Owner")
-        .elem("ID", &caller.access_key)
-        .elem("DisplayName", &caller.display_name)
-        .close("Owner");
+    super::owner_xml(ctx, &mut w, "Owner", &caller.access_key);
     w.open("Buckets");
     for b in buckets
         .iter()

@@ -23,7 +23,8 @@ use hyper::body::{Frame, Incoming};
 use strata_storage::{BodyStream, BoxError, Engine};
 
 use crate::access::{AccessCache, RequestEnv};
-use crate::auth::{CredentialStore, Identity, Payload, Trailers, verified_body};
+use crate::auth::{Identity, Payload, Trailers, verified_body};
+use crate::credentials::UserStore;
 use crate::error::{ApiError, ApiResult};
 use crate::router::{Endpoint, Query};
 
@@ -31,8 +32,8 @@ use crate::router::{Endpoint, Query};
 pub struct Ctx {
     /// The storage engine.
     pub engine: Arc<Engine>,
-    /// Access keys and secrets.
-    pub creds: Arc<dyn CredentialStore>,
+    /// Access keys and secrets: root and the stored users.
+    pub creds: Arc<UserStore>,
     /// This region's name.
     pub region: String,
     /// Domains under which `<bucket>.<domain>` hosts mean virtual-hosted-style requests.
@@ -207,6 +208,15 @@ pub fn streaming(status: StatusCode, body: BodyStream) -> Resp {
     let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     *r.status_mut() = status;
     r
+}
+
+/// Writes `<tag><ID>id</ID><DisplayName>name</DisplayName></tag>` for an owner id (the access key of the user
+/// who owns the bucket or object, or who started the upload), with the display name from the user store.
+pub fn owner_xml(ctx: &Ctx, w: &mut crate::xml::XmlWriter, tag: &str, id: &str) {
+    w.open(tag)
+        .elem("ID", id)
+        .elem("DisplayName", &ctx.creds.display_name(id))
+        .close(tag);
 }
 
 /// Sets a header from a string, skipping values that are not valid header text.
