@@ -187,6 +187,9 @@ pub enum ApiError {
     /// An ACL other than private / bucket-owner-full-control on a bucket whose ACLs are disabled.
     #[error("The bucket does not allow ACLs")]
     AccessControlListNotSupported,
+    /// A bucket ACL together with BucketOwnerEnforced (CreateBucket, PutBucketOwnershipControls).
+    #[error("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")]
+    InvalidBucketAclWithObjectOwnership,
     /// Admin API: the user does not exist.
     #[error("{0}")]
     NoSuchEntity(String),
@@ -263,6 +266,7 @@ impl ApiError {
             NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
             AccessControlListNotSupported => "AccessControlListNotSupported",
+            InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
             NoSuchEntity(_) => "NoSuchEntity",
             EntityAlreadyExists(_) => "EntityAlreadyExists",
             MalformedPostRequest(_) => "MalformedPOSTRequest",
@@ -302,6 +306,7 @@ impl ApiError {
             | InvalidTag(_)
             | MalformedPolicy(_)
             | AccessControlListNotSupported
+            | InvalidBucketAclWithObjectOwnership
             | MalformedPostRequest(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,

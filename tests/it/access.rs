@@ -839,3 +839,288 @@ async fn owner_other_user_and_anonymous() {
         .collect();
     assert_eq!(names, ["bob-b"]);
 }
+
+fn ownership_controls(
+    o: aws_sdk_s3::types::ObjectOwnership,
+) -> aws_sdk_s3::types::OwnershipControls {
+    aws_sdk_s3::types::OwnershipControls::builder()
+        .rules(
+            aws_sdk_s3::types::OwnershipControlsRule::builder()
+                .object_ownership(o)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn object_grants(s3: &Client, bucket: &str, key: &str) -> Vec<(String, String)> {
+    let acl = s3
+        .get_object_acl()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    acl.grants()
+        .iter()
+        .map(|g| {
+            let who = g.grantee().map_or(String::new(), |w| {
+                w.uri().or(w.id()).unwrap_or_default().to_owned()
+            });
+            (
+                who,
+                g.permission()
+                    .map_or(String::new(), |p| p.as_str().to_owned()),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn acls_and_ownership_controls() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, ObjectOwnership};
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("acl-b").send().await.unwrap();
+    put(&s3, "acl-b", "private.txt", b"private").await;
+
+    // ACLs are disabled by default: the owner's FULL_CONTROL is the whole ACL, public ACLs are refused.
+    let oc = s3
+        .get_bucket_ownership_controls()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap();
+    let rule = &oc.ownership_controls().unwrap().rules()[0];
+    assert_eq!(
+        rule.object_ownership(),
+        &ObjectOwnership::BucketOwnerEnforced
+    );
+    let acl = s3.get_bucket_acl().bucket("acl-b").send().await.unwrap();
+    assert_eq!(
+        acl.owner().and_then(|o| o.id()),
+        Some(crate::harness::ACCESS_KEY)
+    );
+    assert_eq!(acl.grants().len(), 1);
+    assert_eq!(
+        object_grants(&s3, "acl-b", "private.txt").await,
+        [(
+            crate::harness::ACCESS_KEY.to_owned(),
+            "FULL_CONTROL".to_owned()
+        )]
+    );
+    let body = || aws_sdk_s3::primitives::ByteStream::from_static(b"public");
+    let err = s3
+        .put_object()
+        .bucket("acl-b")
+        .key("pub.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(body())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (400, "AccessControlListNotSupported".into())
+    );
+    let err = s3
+        .put_bucket_acl()
+        .bucket("acl-b")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (400, "AccessControlListNotSupported".into())
+    );
+    s3.put_object()
+        .bucket("acl-b")
+        .key("bofc.txt")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .create_bucket()
+        .bucket("acl-new")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (400, "InvalidBucketAclWithObjectOwnership".into())
+    );
+
+    // ObjectWriter turns ACLs on; Block Public Access still refuses public ones until it is removed.
+    s3.put_bucket_ownership_controls()
+        .bucket("acl-b")
+        .ownership_controls(ownership_controls(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .put_object_acl()
+        .bucket("acl-b")
+        .key("private.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+    s3.delete_public_access_block()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("acl-b")
+        .key("pub.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    let resp = anon(&server, "GET", "/acl-b/pub.txt");
+    assert_status(&resp, 200, None);
+    assert!(
+        resp.headers.iter().all(|(n, _)| !n.starts_with("x-strata")),
+        "the stored ACL is not a header: {:?}",
+        resp.headers
+    );
+    let head = s3
+        .head_object()
+        .bucket("acl-b")
+        .key("pub.txt")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        head.metadata().is_none_or(|m| m.is_empty()),
+        "{:?}",
+        head.metadata()
+    );
+    assert_status(
+        &anon(&server, "GET", "/acl-b/private.txt"),
+        403,
+        Some("AccessDenied"),
+    );
+    assert_status(
+        &anon(&server, "GET", "/acl-b?list-type=2"),
+        403,
+        Some("AccessDenied"),
+    );
+    let grants = object_grants(&s3, "acl-b", "pub.txt").await;
+    assert!(
+        grants.contains(&(
+            "http://acs.amazonaws.com/groups/global/AllUsers".to_owned(),
+            "READ".to_owned()
+        )),
+        "{grants:?}"
+    );
+    // A copy gets its own (private) ACL.
+    s3.copy_object()
+        .bucket("acl-b")
+        .key("copy.txt")
+        .copy_source("acl-b/pub.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(object_grants(&s3, "acl-b", "copy.txt").await.len(), 1);
+    assert_status(
+        &anon(&server, "GET", "/acl-b/copy.txt"),
+        403,
+        Some("AccessDenied"),
+    );
+
+    // A public-read bucket ACL lets anonymous callers list, not write.
+    s3.put_bucket_acl()
+        .bucket("acl-b")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert_status(&anon(&server, "GET", "/acl-b?list-type=2"), 200, None);
+    let resp = RawRequest::new("PUT", "/acl-b/anon.txt", "")
+        .body("x")
+        .send(&server.endpoint);
+    assert_status(&resp, 403, Some("AccessDenied"));
+
+    // IgnorePublicAcls: the public ACLs grant nothing.
+    s3.put_public_access_block()
+        .bucket("acl-b")
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .ignore_public_acls(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_status(
+        &anon(&server, "GET", "/acl-b/pub.txt"),
+        403,
+        Some("AccessDenied"),
+    );
+    assert_status(
+        &anon(&server, "GET", "/acl-b?list-type=2"),
+        403,
+        Some("AccessDenied"),
+    );
+    s3.delete_public_access_block()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap();
+
+    // Back to BucketOwnerEnforced: refused while the bucket ACL is public; afterwards ACLs count no more.
+    let err = s3
+        .put_bucket_ownership_controls()
+        .bucket("acl-b")
+        .ownership_controls(ownership_controls(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (400, "InvalidBucketAclWithObjectOwnership".into())
+    );
+    s3.put_bucket_acl()
+        .bucket("acl-b")
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    s3.put_bucket_ownership_controls()
+        .bucket("acl-b")
+        .ownership_controls(ownership_controls(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .unwrap();
+    assert_status(
+        &anon(&server, "GET", "/acl-b/pub.txt"),
+        403,
+        Some("AccessDenied"),
+    );
+
+    // Deleting the controls: Get says there are none, and ACLs count again.
+    s3.delete_bucket_ownership_controls()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .get_bucket_ownership_controls()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (404, "OwnershipControlsNotFoundError".into())
+    );
+    assert_status(&anon(&server, "GET", "/acl-b/pub.txt"), 200, None);
+}
