@@ -166,7 +166,34 @@ async fn handle_inner(
         trailers: Trailers::default(),
     };
     authorize_endpoint(ctx, &endpoint, &req).await?;
-    dispatch(ctx, endpoint, req).await
+    let missing_key_check = match &endpoint {
+        Endpoint::GetObject { bucket, .. } | Endpoint::HeadObject { bucket, .. } => {
+            Some((bucket.clone(), req.identity.clone(), req.env.clone()))
+        }
+        _ => None,
+    };
+    let result = dispatch(ctx, endpoint, req).await;
+    match (result, missing_key_check) {
+        (Err(e @ (ApiError::NoSuchKey | ApiError::CurrentIsDeleteMarker { .. })), Some(check)) => {
+            Err(hide_missing_key(ctx, e, check).await)
+        }
+        (result, _) => result,
+    }
+}
+
+/// As S3: a caller who may read a key but not list its bucket learns nothing about keys that do not exist,
+/// so a missing key is AccessDenied (403) for them, not NoSuchKey (404).
+async fn hide_missing_key(
+    ctx: &Ctx,
+    missing: ApiError,
+    (bucket, identity, env): (String, Option<auth::Identity>, RequestEnv),
+) -> ApiError {
+    let list =
+        access::authorize(ctx, identity.as_ref(), "s3:ListBucket", &bucket, None, &env).await;
+    match list {
+        Ok(()) => missing,
+        Err(e) => e,
+    }
 }
 
 /// Asks [`access::authorize`] for the endpoint's action (and, for copies, s3:GetObject on the source).

@@ -86,11 +86,13 @@ async fn public_read_policy_lets_anonymous_read_only() {
     assert_status(&resp, 200, None);
     assert_eq!(resp.body, b"<h1>hello</h1>");
     assert_status(&anon(&server, "HEAD", "/site/index.html"), 200, None);
+    // Without s3:ListBucket a missing key is indistinguishable from a forbidden one, as on S3.
     assert_status(
         &anon(&server, "GET", "/site/missing"),
-        404,
-        Some("NoSuchKey"),
+        403,
+        Some("AccessDenied"),
     );
+    assert_status(&anon(&server, "HEAD", "/site/missing"), 403, None);
     assert_status(&anon(&server, "GET", "/site"), 403, Some("AccessDenied"));
     assert_status(&anon(&server, "GET", "/"), 403, Some("AccessDenied"));
     assert_status(
@@ -192,6 +194,12 @@ async fn deny_wins_and_wildcards_match() {
         &anon(&server, "GET", "/denywild/secret/key.txt"),
         403,
         Some("AccessDenied"),
+    );
+    // With s3:ListBucket it is NoSuchKey.
+    assert_status(
+        &anon(&server, "GET", "/denywild/missing"),
+        404,
+        Some("NoSuchKey"),
     );
     assert_status(
         &anon(&server, "GET", "/denywild/index.html?tagging"),
