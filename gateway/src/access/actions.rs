@@ -200,6 +200,26 @@ mod tests {
         assert!(!glob_match("A", "a"), "case-sensitive");
     }
 
+    /// A plain recursive matcher, as the reference.
+    fn reference(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, _) => t.is_empty(),
+            (Some('*'), _) => reference(&p[1..], t) || (!t.is_empty() && reference(p, &t[1..])),
+            (Some(_), None) => false,
+            (Some('?'), Some(_)) => reference(&p[1..], &t[1..]),
+            (Some(c), Some(d)) => c == d && reference(&p[1..], &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_agrees_with_the_reference(p in "[ab*?/]{0,8}", t in "[ab/]{0,10}") {
+            let pc: Vec<char> = p.chars().collect();
+            let tc: Vec<char> = t.chars().collect();
+            proptest::prop_assert_eq!(glob_match(&p, &t), reference(&pc, &tc));
+        }
+    }
+
     #[test]
     fn action_patterns() {
         for ok in [

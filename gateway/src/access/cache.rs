@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use strata_storage::Engine;
 
@@ -36,7 +36,7 @@ pub struct BucketAccess {
 /// Per-bucket cache of [`BucketAccess`], and of parsed user policies by their text.
 #[derive(Debug, Default)]
 pub struct AccessCache {
-    buckets: Mutex<HashMap<String, Arc<BucketAccess>>>,
+    buckets: RwLock<HashMap<String, Arc<BucketAccess>>>,
     users: Mutex<HashMap<String, (String, Arc<Policy>)>>,
     generation: AtomicU64,
 }
@@ -46,7 +46,7 @@ impl AccessCache {
     /// creating / deleting it).
     pub fn invalidate(&self, bucket: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        lock(&self.buckets).remove(bucket);
+        write(&self.buckets).remove(bucket);
     }
 
     /// The bucket's access state, or None when the bucket does not exist.
@@ -55,7 +55,7 @@ impl AccessCache {
         engine: &Engine,
         bucket: &str,
     ) -> ApiResult<Option<Arc<BucketAccess>>> {
-        if let Some(hit) = lock(&self.buckets).get(bucket) {
+        if let Some(hit) = read(&self.buckets).get(bucket) {
             return Ok(Some(hit.clone()));
         }
         let generation = self.generation.load(Ordering::SeqCst);
@@ -87,7 +87,7 @@ impl AccessCache {
                 acl_doc.as_deref().and_then(|d| std::str::from_utf8(d).ok()),
             ),
         });
-        let mut map = lock(&self.buckets);
+        let mut map = write(&self.buckets);
         if self.generation.load(Ordering::SeqCst) == generation {
             map.insert(bucket.to_owned(), access.clone());
         }
@@ -115,4 +115,12 @@ impl AccessCache {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -82,7 +82,20 @@ const S3_KEYS: &[&str] = &[
     "s3:resourceaccount",
 ];
 
+/// Parses an operator name into (comparison, negated, true-when-the-key-is-absent). The set qualifiers
+/// `ForAnyValue:` and `ForAllValues:` are accepted; every key Strata knows is single-valued, so `ForAnyValue:`
+/// is the plain operator and `ForAllValues:` the plain operator that also holds when the key is absent.
 fn operator(name: &str) -> Option<(Kind, bool, bool)> {
+    let (name, all_values) = if let Some(rest) = name.strip_prefix("ForAllValues:") {
+        (rest, true)
+    } else {
+        (name.strip_prefix("ForAnyValue:").unwrap_or(name), false)
+    };
+    let (kind, negated, if_exists) = base_operator(name)?;
+    Some((kind, negated, if_exists || all_values))
+}
+
+fn base_operator(name: &str) -> Option<(Kind, bool, bool)> {
     let (base, if_exists) = match name.strip_suffix("IfExists") {
         Some(b) => (b, true),
         None => (name, false),
@@ -422,6 +435,18 @@ mod tests {
             (json!({"Null": {"s3:delimiter": "true"}}), true),
             (json!({"Null": {"s3:prefix": "true"}}), false),
             (json!({"StringLike": {"aws:UserAgent": "curl/*"}}), true),
+            (
+                json!({"ForAnyValue:StringLike": {"aws:UserAgent": "curl/*"}}),
+                true,
+            ),
+            (
+                json!({"ForAllValues:StringEquals": {"aws:UserAgent": "wget"}}),
+                false,
+            ),
+            (
+                json!({"ForAllValues:StringEquals": {"aws:Referer": "x"}}),
+                false,
+            ),
             // AND across keys and operators.
             (
                 json!({"StringLike": {"aws:UserAgent": "curl/*"}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
@@ -453,12 +478,24 @@ mod tests {
             &e
         ));
         assert!(holds(json!({"Null": {"aws:Referer": true}}), &e));
+        assert!(holds(
+            json!({"ForAllValues:StringEquals": {"aws:Referer": "x"}}),
+            &e
+        ));
+        assert!(!holds(
+            json!({"ForAnyValue:StringEquals": {"aws:Referer": "x"}}),
+            &e
+        ));
     }
 
     #[test]
     fn malformed() {
         for (block, why) in [
             (json!({"StringFoo": {"s3:prefix": "x"}}), INVALID_OPERATOR),
+            (
+                json!({"ForSomeValues:StringEquals": {"s3:prefix": "x"}}),
+                INVALID_OPERATOR,
+            ),
             (json!({"StringEquals": {"s3:nope": "x"}}), INVALID_KEY),
             (json!({"StringEquals": {"prefix": "x"}}), INVALID_KEY),
             (
