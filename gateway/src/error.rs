@@ -187,6 +187,15 @@ pub enum ApiError {
     /// POST Object: the form breaks its policy (a condition failed, or the policy expired).
     #[error("Invalid according to Policy: {0}")]
     PostPolicyDenied(String),
+    /// POST Object: the policy document cannot be parsed.
+    #[error("{0}")]
+    InvalidPolicyDocument(String),
+    /// POST Object: the form fields before the file are too large.
+    #[error("Your POST request fields preceeding the upload file was too large.")]
+    MaxPostPreDataLengthExceeded,
+    /// An ACL other than private on a bucket whose ACLs are disabled (BucketOwnerEnforced).
+    #[error("The bucket does not allow ACLs")]
+    AccessControlListNotSupported,
     /// Anything else. The cause is logged, not sent.
     #[error("We encountered an internal error. Please try again.")]
     Internal(String),
@@ -251,6 +260,9 @@ impl ApiError {
             EntityAlreadyExists(_) => "EntityAlreadyExists",
             MalformedPostRequest(_) => "MalformedPOSTRequest",
             PostPolicyDenied(_) => "AccessDenied",
+            InvalidPolicyDocument(_) => "InvalidPolicyDocument",
+            MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
+            AccessControlListNotSupported => "AccessControlListNotSupported",
             Internal(_) => "InternalError",
         }
     }
@@ -286,6 +298,9 @@ impl ApiError {
             | InvalidTag(_)
             | MalformedPolicy(_)
             | MalformedPostRequest(_)
+            | InvalidPolicyDocument(_)
+            | MaxPostPreDataLengthExceeded
+            | AccessControlListNotSupported
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket

@@ -68,6 +68,8 @@ pub enum Endpoint {
     ListObjectsV2 { bucket: String },
     /// POST /bucket?delete
     DeleteObjects { bucket: String },
+    /// POST /bucket with a multipart/form-data body: a browser-based upload.
+    PostObject { bucket: String },
     /// PUT /bucket/key
     PutObject { bucket: String, key: String },
     /// PUT /bucket/key with x-amz-copy-source
@@ -162,6 +164,7 @@ impl Endpoint {
             | ListObjects { bucket }
             | ListObjectsV2 { bucket }
             | DeleteObjects { bucket }
+            | PostObject { bucket }
             | PutObject { bucket, .. }
             | CopyObject { bucket, .. }
             | GetObject { bucket, .. }
@@ -202,6 +205,7 @@ impl Endpoint {
             ListObjects { .. } => "ListObjects",
             ListObjectsV2 { .. } => "ListObjectsV2",
             DeleteObjects { .. } => "DeleteObjects",
+            PostObject { .. } => "PostObject",
             PutObject { .. } => "PutObject",
             CopyObject { .. } => "CopyObject",
             GetObject { .. } => "GetObject",
@@ -309,6 +313,7 @@ pub fn route(
             }
             Method::GET => Ok(ListObjects { bucket }),
             Method::POST if q.has("delete") => Ok(DeleteObjects { bucket }),
+            Method::POST => Ok(PostObject { bucket }),
             _ => Err(ApiError::MethodNotAllowed),
         };
     };
@@ -434,6 +439,18 @@ mod tests {
                 "127.0.0.1:9000",
                 "/bkt?delete",
                 Endpoint::DeleteObjects { bucket: b() },
+            ),
+            (
+                Method::POST,
+                "127.0.0.1:9000",
+                "/bkt",
+                Endpoint::PostObject { bucket: b() },
+            ),
+            (
+                Method::POST,
+                "bkt.localhost:9000",
+                "/",
+                Endpoint::PostObject { bucket: b() },
             ),
             (
                 Method::PUT,

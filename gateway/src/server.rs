@@ -22,8 +22,8 @@ use tokio::net::TcpListener;
 use crate::admin;
 use crate::auth::{self, Trailers};
 use crate::error::{ApiError, ApiResult};
-use crate::handlers::{Ctx, Req, Resp, dispatch, set_header};
-use crate::router::{Query, route, split_resource};
+use crate::handlers::{Ctx, Req, Resp, dispatch, post_object, set_header};
+use crate::router::{Endpoint, Query, route, split_resource};
 
 /// Serves the S3 API on `listener` until `shutdown` resolves, then waits (up to `grace`) for in-flight requests.
 pub async fn serve(
@@ -143,6 +143,10 @@ async fn handle_inner(
         parts.headers.contains_key("x-amz-copy-source"),
     )?;
     *op = endpoint.name();
+    if let Endpoint::PostObject { bucket } = &endpoint {
+        // Browser uploads carry their signature in the form, not in the request head.
+        return post_object::handle_post_object(ctx, parts, Some(body), bucket).await;
+    }
     // Anonymous access comes with bucket policies; until then every operation needs a signed request.
     let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
     let req = Req {

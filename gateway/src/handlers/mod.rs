@@ -8,6 +8,7 @@ pub mod list;
 pub mod lock;
 pub mod multipart;
 pub mod object;
+pub mod post_object;
 pub mod tagging;
 pub mod versioning;
 
@@ -129,7 +130,7 @@ impl Req {
 }
 
 /// The raw body as frames of data, with an idle timeout between frames.
-fn raw_stream(
+pub(crate) fn raw_stream(
     body: Option<Incoming>,
     timeout: Duration,
 ) -> impl Stream<Item = ApiResult<Bytes>> + Send + Unpin + 'static {
@@ -222,6 +223,9 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         ListObjects { bucket } => list::handle_list_objects(ctx, &req, &bucket, false).await,
         ListObjectsV2 { bucket } => list::handle_list_objects(ctx, &req, &bucket, true).await,
         DeleteObjects { bucket } => object::handle_delete_objects(ctx, req, &bucket).await,
+        PostObject { bucket } => {
+            post_object::handle_post_object(ctx, req.parts, req.body, &bucket).await
+        }
         PutObject { bucket, key } => object::handle_put_object(ctx, req, &bucket, &key).await,
         CopyObject { bucket, key } => object::handle_copy_object(ctx, req, &bucket, &key).await,
         GetObject { bucket, key } => {
