@@ -308,6 +308,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         region: cfg.server.region.clone(),
         vhost_domains: vec!["localhost".to_owned()],
         client_timeout: Duration::from_secs(cfg.server.client_timeout_secs),
+        access: Default::default(),
     });
     tracing::info!(
         s3 = %addr,

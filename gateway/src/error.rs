@@ -172,7 +172,7 @@ pub enum ApiError {
     /// Reading or writing needed more healthy disks than are available.
     #[error("We encountered an internal error. Please try again.")]
     ServiceUnavailable,
-    /// A policy document is not valid JSON or not a valid policy.
+    /// A bucket or identity policy is not valid JSON or not a valid policy (AWS's message).
     #[error("{0}")]
     MalformedPolicy(String),
     /// Admin API: the user does not exist.
@@ -193,7 +193,16 @@ pub enum ApiError {
     /// POST Object: the form fields before the file are too large.
     #[error("Your POST request fields preceeding the upload file was too large.")]
     MaxPostPreDataLengthExceeded,
-    /// An ACL other than private on a bucket whose ACLs are disabled (BucketOwnerEnforced).
+    /// The bucket has no policy.
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    /// The bucket has no Block Public Access configuration.
+    #[error("The public access block configuration was not found")]
+    NoSuchPublicAccessBlockConfiguration,
+    /// The bucket has no ownership controls.
+    #[error("The bucket ownership controls were not found")]
+    OwnershipControlsNotFound,
+    /// An ACL other than private / bucket-owner-full-control on a bucket whose ACLs are disabled.
     #[error("The bucket does not allow ACLs")]
     AccessControlListNotSupported,
     /// Anything else. The cause is logged, not sent.
@@ -262,6 +271,9 @@ impl ApiError {
             PostPolicyDenied(_) => "AccessDenied",
             InvalidPolicyDocument(_) => "InvalidPolicyDocument",
             MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
+            NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
             AccessControlListNotSupported => "AccessControlListNotSupported",
             Internal(_) => "InternalError",
         }
@@ -310,6 +322,9 @@ impl ApiError {
             | NoSuchObjectLockConfiguration
             | ObjectLockConfigurationNotFound
             | NoSuchEntity(_)
+            | NoSuchBucketPolicy
+            | NoSuchPublicAccessBlockConfiguration
+            | OwnershipControlsNotFound
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou

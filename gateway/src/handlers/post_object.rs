@@ -3,7 +3,8 @@
 //!
 //! The form fields before `file` are read (bounded: [`MAX_FIELD`] per field, [`MAX_PRE_DATA`] in all); then the
 //! signature is verified ([`crate::auth::authenticate_form`]), the policy checked ([`crate::post_policy`]), the
-//! upload authorised as `s3:PutObject` for the signer, and the `file` part streamed into the same write path as
+//! upload authorised as `s3:PutObject` for the signer (the request head is unsigned, so the router leaves this
+//! decision to the handler), and the `file` part streamed into the same write path as
 //! PutObject, never buffered. Fields after `file` are ignored, as AWS does.
 
 use bytes::Bytes;
@@ -14,8 +15,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use strata_storage::{BodyStream, BoxError, Condition, Digests, ObjectRecord, PutOptions};
 
 use super::object::{MAX_USER_META, Pairs, validate_key, version_header};
-use super::{Ctx, Resp, empty, raw_stream, set_header, xml};
-use crate::access::{self, RequestEnv};
+use super::{Ctx, Req, Resp, empty, raw_stream, set_header, xml};
+use crate::access;
 use crate::auth::{FormSignature, Identity, authenticate_form};
 use crate::error::{ApiError, ApiResult};
 use crate::post_policy::PostPolicy;
@@ -71,12 +72,10 @@ impl Form {
 }
 
 /// POST /bucket (multipart/form-data)
-pub async fn handle_post_object(
-    ctx: &Ctx,
-    parts: http::request::Parts,
-    body: Option<Incoming>,
-    bucket: &str,
-) -> ApiResult<Resp> {
+pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<Resp> {
+    let Req {
+        parts, body, env, ..
+    } = req;
     let mut form = read_form(ctx, &parts, body).await?;
     let filename = form.file.file_name().unwrap_or_default().to_owned();
     let key = form.required("key")?.replace("${filename}", &filename);
@@ -89,7 +88,6 @@ pub async fn handle_post_object(
     if form.get("tagging").is_some() {
         return Err(ApiError::NotImplemented);
     }
-    let env = request_env(&parts);
     access::authorize(
         ctx,
         identity.as_ref(),
@@ -237,24 +235,6 @@ fn check_acl(acl: Option<&str>) -> ApiResult<()> {
     match acl {
         None | Some("private" | "bucket-owner-full-control") => Ok(()),
         Some(_) => Err(ApiError::AccessControlListNotSupported),
-    }
-}
-
-fn request_env(parts: &http::request::Parts) -> RequestEnv {
-    let header = |n: &str| {
-        parts
-            .headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    RequestEnv {
-        source_ip: None,
-        secure_transport: false,
-        referer: header("referer"),
-        user_agent: header("user-agent"),
-        prefix: None,
-        now: chrono::Utc::now(),
     }
 }
 
