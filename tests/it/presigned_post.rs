@@ -589,3 +589,39 @@ async fn a_large_file_streams_through() {
         "the stored object differs from the uploaded file"
     );
 }
+
+#[tokio::test]
+async fn an_unsigned_form_is_allowed_where_a_bucket_policy_grants_it() {
+    let server = setup("drop").await;
+    let root = server.client();
+    root.delete_public_access_block()
+        .bucket("drop")
+        .send()
+        .await
+        .unwrap();
+    root.put_bucket_policy()
+        .bucket("drop")
+        .policy(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:PutObject","Resource":"arn:aws:s3:::drop/inbox/*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let form = |key: &str| PostForm {
+        fields: vec![("key".into(), key.into())],
+        filename: "note.txt".into(),
+        file: b"anonymous note".to_vec(),
+    };
+    let (status, _, body) = form("inbox/${filename}").post(&server, "drop").await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        crate::harness::get(&root, "drop", "inbox/note.txt").await,
+        b"anonymous note"
+    );
+    let (status, _, body) = form("elsewhere/note.txt").post(&server, "drop").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (403, "AccessDenied")
+    );
+}
