@@ -625,3 +625,39 @@ async fn an_unsigned_form_is_allowed_where_a_bucket_policy_grants_it() {
         (403, "AccessDenied")
     );
 }
+
+#[tokio::test]
+async fn content_md5_is_checked() {
+    use md5::Digest as _;
+    let server = setup("forms").await;
+    let signed = |md5: &str| {
+        PostForm::signed(
+            ROOT,
+            "forms",
+            hour(),
+            &[
+                serde_json::json!(["eq", "$key", "sum.txt"]),
+                serde_json::json!(["starts-with", "$Content-MD5", ""]),
+            ],
+            &[("key", "sum.txt"), ("Content-MD5", md5)],
+        )
+    };
+    let form = signed("");
+    let right = B64.encode(md5::Md5::digest(&form.file));
+    let wrong = B64.encode(md5::Md5::digest(b"something else"));
+    let (status, _, body) = signed(&wrong).post(&server, "forms").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (400, "BadDigest"),
+        "{body}"
+    );
+    let (status, _, body) = signed("not-base64!").post(&server, "forms").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (400, "InvalidDigest"),
+        "{body}"
+    );
+    assert_no_object(&server, "forms").await;
+    let (status, _, body) = signed(&right).post(&server, "forms").await;
+    assert_eq!(status, 204, "{body}");
+}

@@ -18,9 +18,8 @@ use super::object::{MAX_USER_META, Pairs, validate_key, version_header};
 use super::{Ctx, Req, Resp, empty, raw_stream, set_header, xml};
 use crate::access;
 use crate::auth::{FormSignature, Identity, authenticate_form};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, xml_escape};
 use crate::post_policy::PostPolicy;
-use crate::xml::XmlWriter;
 
 /// Largest single form field before the file (the policy is the big one).
 const MAX_FIELD: u64 = 20 * 1024;
@@ -118,11 +117,15 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
     };
     let (min, max) = range.unwrap_or((0, u64::MAX));
     let max = max.min(ctx.engine.settings().max_put_size);
+    let md5 = content_md5(form.get("content-md5"))?;
     let fields = std::mem::take(&mut form.fields);
     let body = file_body(form.file, max);
     let verify = move |d: &Digests| {
         if d.len < min {
             return Err(Box::new(ApiError::EntityTooSmall) as BoxError);
+        }
+        if md5.is_some_and(|m| m != d.md5) {
+            return Err(Box::new(ApiError::BadDigest) as BoxError);
         }
         Ok(())
     };
@@ -230,6 +233,18 @@ fn check_signature_and_policy(
     Ok((Some(identity), policy.length_range()))
 }
 
+/// The optional Content-MD5 field: base64 of 16 bytes, checked against the file before the write commits.
+fn content_md5(value: Option<&str>) -> ApiResult<Option<[u8; 16]>> {
+    use base64::Engine as _;
+    let Some(v) = value else { return Ok(None) };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v.trim())
+        .map_err(|_| ApiError::InvalidDigest)?;
+    raw.try_into()
+        .map(Some)
+        .map_err(|_| ApiError::InvalidDigest)
+}
+
 /// ACLs are disabled (BucketOwnerEnforced): only the owner-only canned ACLs are accepted.
 fn check_acl(acl: Option<&str>) -> ApiResult<()> {
     match acl {
@@ -304,12 +319,16 @@ fn respond(
         let mut r = match get("success_action_status") {
             Some("200") => empty(StatusCode::OK),
             Some("201") => {
-                let mut w = XmlWriter::new("PostResponse");
-                w.elem("Location", &location)
-                    .elem("Bucket", bucket)
-                    .elem("Key", key)
-                    .elem("ETag", &etag);
-                xml(StatusCode::CREATED, w.finish("PostResponse"))
+                // AWS sends this document without the S3 namespace.
+                let doc = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>{}</Location>\
+                     <Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></PostResponse>",
+                    xml_escape(&location),
+                    xml_escape(bucket),
+                    xml_escape(key),
+                    xml_escape(&etag)
+                );
+                xml(StatusCode::CREATED, doc)
             }
             _ => empty(StatusCode::NO_CONTENT),
         };
