@@ -175,6 +175,24 @@ pub enum ApiError {
     /// A bucket or identity policy is not valid JSON or not a valid policy (AWS's message).
     #[error("{0}")]
     MalformedPolicy(String),
+    /// Admin API: the user does not exist.
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// Admin API: a user with this access key exists already.
+    #[error("{0}")]
+    EntityAlreadyExists(String),
+    /// POST Object: the form is not valid multipart/form-data or misses a required field.
+    #[error("{0}")]
+    MalformedPostRequest(String),
+    /// POST Object: the form breaks its policy (a condition failed, or the policy expired).
+    #[error("Invalid according to Policy: {0}")]
+    PostPolicyDenied(String),
+    /// POST Object: the policy document cannot be parsed.
+    #[error("{0}")]
+    InvalidPolicyDocument(String),
+    /// POST Object: the form fields before the file are too large.
+    #[error("Your POST request fields preceeding the upload file was too large.")]
+    MaxPostPreDataLengthExceeded,
     /// The bucket has no policy.
     #[error("The bucket policy does not exist")]
     NoSuchBucketPolicy,
@@ -190,18 +208,6 @@ pub enum ApiError {
     /// A bucket ACL together with BucketOwnerEnforced (CreateBucket, PutBucketOwnershipControls).
     #[error("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")]
     InvalidBucketAclWithObjectOwnership,
-    /// Admin API: the user does not exist.
-    #[error("{0}")]
-    NoSuchEntity(String),
-    /// Admin API: a user with this access key exists already.
-    #[error("{0}")]
-    EntityAlreadyExists(String),
-    /// POST Object: the form is not valid multipart/form-data or misses a required field.
-    #[error("{0}")]
-    MalformedPostRequest(String),
-    /// POST Object: the form breaks its policy (a condition failed, or the policy expired).
-    #[error("Invalid according to Policy: {0}")]
-    PostPolicyDenied(String),
     /// Anything else. The cause is logged, not sent.
     #[error("We encountered an internal error. Please try again.")]
     Internal(String),
@@ -262,15 +268,17 @@ impl ApiError {
             SlowDown => "SlowDown",
             ServiceUnavailable => "ServiceUnavailable",
             MalformedPolicy(_) => "MalformedPolicy",
+            NoSuchEntity(_) => "NoSuchEntity",
+            EntityAlreadyExists(_) => "EntityAlreadyExists",
+            MalformedPostRequest(_) => "MalformedPOSTRequest",
+            PostPolicyDenied(_) => "AccessDenied",
+            InvalidPolicyDocument(_) => "InvalidPolicyDocument",
+            MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
             NoSuchBucketPolicy => "NoSuchBucketPolicy",
             NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
             AccessControlListNotSupported => "AccessControlListNotSupported",
             InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
-            NoSuchEntity(_) => "NoSuchEntity",
-            EntityAlreadyExists(_) => "EntityAlreadyExists",
-            MalformedPostRequest(_) => "MalformedPOSTRequest",
-            PostPolicyDenied(_) => "AccessDenied",
             Internal(_) => "InternalError",
         }
     }
@@ -305,9 +313,11 @@ impl ApiError {
             | EntityTooSmall
             | InvalidTag(_)
             | MalformedPolicy(_)
+            | MalformedPostRequest(_)
+            | InvalidPolicyDocument(_)
+            | MaxPostPreDataLengthExceeded
             | AccessControlListNotSupported
             | InvalidBucketAclWithObjectOwnership
-            | MalformedPostRequest(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket
@@ -316,10 +326,10 @@ impl ApiError {
             | NoSuchVersion
             | NoSuchObjectLockConfiguration
             | ObjectLockConfigurationNotFound
+            | NoSuchEntity(_)
             | NoSuchBucketPolicy
             | NoSuchPublicAccessBlockConfiguration
             | OwnershipControlsNotFound
-            | NoSuchEntity(_)
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou

@@ -15,6 +15,7 @@ pub mod conditional;
 pub mod credentials;
 pub mod error;
 pub mod handlers;
+pub mod post_policy;
 pub mod range;
 pub mod router;
 pub mod server;

@@ -68,6 +68,8 @@ pub enum Endpoint {
     ListObjectsV2 { bucket: String },
     /// POST /bucket?delete
     DeleteObjects { bucket: String },
+    /// POST /bucket with a multipart/form-data body: a browser-based upload.
+    PostObject { bucket: String },
     /// PUT /bucket/key
     PutObject { bucket: String, key: String },
     /// PUT /bucket/key with x-amz-copy-source
@@ -185,6 +187,7 @@ impl Endpoint {
             | ListObjects { bucket }
             | ListObjectsV2 { bucket }
             | DeleteObjects { bucket }
+            | PostObject { bucket }
             | PutObject { bucket, .. }
             | CopyObject { bucket, .. }
             | GetObject { bucket, .. }
@@ -239,6 +242,7 @@ impl Endpoint {
             ListObjects { .. } => "ListObjects",
             ListObjectsV2 { .. } => "ListObjectsV2",
             DeleteObjects { .. } => "DeleteObjects",
+            PostObject { .. } => "PostObject",
             PutObject { .. } => "PutObject",
             CopyObject { .. } => "CopyObject",
             GetObject { .. } => "GetObject",
@@ -367,7 +371,7 @@ impl Endpoint {
             PutBucketAcl { .. } => "s3:PutBucketAcl",
             GetObjectAcl { .. } => v("s3:GetObjectAcl", "s3:GetObjectVersionAcl"),
             PutObjectAcl { .. } => v("s3:PutObjectAcl", "s3:PutObjectVersionAcl"),
-            DeleteObjects { .. } | NotImplemented { .. } => return None,
+            DeleteObjects { .. } | PostObject { .. } | NotImplemented { .. } => return None,
         })
     }
 }
@@ -453,6 +457,7 @@ pub fn route(
             }
             Method::GET => Ok(ListObjects { bucket }),
             Method::POST if q.has("delete") => Ok(DeleteObjects { bucket }),
+            Method::POST => Ok(PostObject { bucket }),
             _ => Err(ApiError::MethodNotAllowed),
         };
     };
@@ -631,6 +636,18 @@ mod tests {
                 "127.0.0.1:9000",
                 "/bkt?delete",
                 Endpoint::DeleteObjects { bucket: b() },
+            ),
+            (
+                Method::POST,
+                "127.0.0.1:9000",
+                "/bkt",
+                Endpoint::PostObject { bucket: b() },
+            ),
+            (
+                Method::POST,
+                "bkt.localhost:9000",
+                "/",
+                Endpoint::PostObject { bucket: b() },
             ),
             (
                 Method::PUT,

@@ -125,30 +125,18 @@ async fn handle_inner(
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .map(str::to_owned);
     let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
-    if bucket.as_deref() == Some(admin::SEGMENT) {
-        *op = "Admin";
-        let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
-        let env = RequestEnv::from_request(&parts.headers, peer, None, chrono::Utc::now());
-        let req = Req {
-            parts,
-            body: Some(body),
-            query,
-            identity: Some(identity),
-            env,
-            payload: outcome.payload,
-            decoded_content_length: outcome.decoded_content_length,
-            trailers: Trailers::default(),
-        };
-        return admin::handle(ctx, req, key.as_deref().unwrap_or_default()).await;
-    }
-    let endpoint = route(
-        &parts.method,
-        bucket,
-        key,
-        &query,
-        parts.headers.contains_key("x-amz-copy-source"),
-    )?;
-    *op = endpoint.name();
+    let admin_path = bucket.as_deref() == Some(admin::SEGMENT);
+    let endpoint = if admin_path {
+        None
+    } else {
+        Some(route(
+            &parts.method,
+            bucket,
+            key.clone(),
+            &query,
+            parts.headers.contains_key("x-amz-copy-source"),
+        )?)
+    };
     let env = RequestEnv::from_request(
         &parts.headers,
         peer,
@@ -165,6 +153,11 @@ async fn handle_inner(
         decoded_content_length: outcome.decoded_content_length,
         trailers: Trailers::default(),
     };
+    let Some(endpoint) = endpoint else {
+        *op = "Admin";
+        return admin::handle(ctx, req, key.as_deref().unwrap_or_default()).await;
+    };
+    *op = endpoint.name();
     authorize_endpoint(ctx, &endpoint, &req).await?;
     let missing_key_check = match &endpoint {
         Endpoint::GetObject { bucket, .. } | Endpoint::HeadObject { bucket, .. } => {
@@ -197,15 +190,17 @@ async fn hide_missing_key(
 }
 
 /// Asks [`access::authorize`] for the endpoint's action (and, for copies, s3:GetObject on the source).
-/// DeleteObjects is authorized key by key in its handler; operations Strata does not implement need a signed
-/// caller.
+/// DeleteObjects is authorized key by key in its handler, and PostObject for the user who signed the form (the
+/// request head carries no signature); operations Strata does not implement need a signed caller.
 async fn authorize_endpoint(ctx: &Ctx, endpoint: &Endpoint, req: &Req) -> ApiResult<()> {
     let identity = req.identity.as_ref();
     let bucket = endpoint.bucket().unwrap_or_default();
     let versioned = req.query.has("versionId");
     let Some(action) = endpoint.action(versioned) else {
         return match (endpoint, identity) {
-            (Endpoint::DeleteObjects { .. }, _) | (_, Some(_)) => Ok(()),
+            (Endpoint::DeleteObjects { .. } | Endpoint::PostObject { .. }, _) | (_, Some(_)) => {
+                Ok(())
+            }
             (_, None) => Err(ApiError::AccessDenied),
         };
     };

@@ -14,6 +14,7 @@ mod list;
 mod multipart;
 mod object;
 mod object_lock;
+mod presigned_post;
 mod sigv4;
 mod smoke;
 mod tagging;

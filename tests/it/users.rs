@@ -403,3 +403,62 @@ async fn buckets_have_owners_shown_by_display_name() {
     assert_eq!(out.owner().unwrap().display_name(), Some("alice"));
     assert_eq!(out.initiator().unwrap().display_name(), Some("alice"));
 }
+
+#[tokio::test]
+async fn identity_policies_set_with_the_cli_are_enforced() {
+    let server = Server::start();
+    let root = server.client();
+    root.create_bucket().bucket("shared").send().await.unwrap();
+    let dave = add_user(&server, "dave", "DAVEKEY", "dave-secret-1");
+    // Not the owner and no policy: refused.
+    let err = dave
+        .list_objects_v2()
+        .bucket("shared")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+    let policy = br#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":["s3:ListBucket","s3:GetObject"],"Resource":["arn:aws:s3:::shared","arn:aws:s3:::shared/*"]}]}"#;
+    let out = admin_as(
+        &server,
+        (ACCESS_KEY, SECRET_KEY),
+        &["user", "set-policy", "DAVEKEY", "-"],
+        Some(policy),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dave.list_objects_v2()
+        .bucket("shared")
+        .send()
+        .await
+        .unwrap();
+    let err = dave
+        .put_object()
+        .bucket("shared")
+        .key("k")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+    // An unknown action is a MalformedPolicy, as AWS.
+    let err = admin_err(
+        &server,
+        (ACCESS_KEY, SECRET_KEY),
+        &["user", "set-policy", "DAVEKEY", "-"],
+        Some(br#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:Fly","Resource":"*"}]}"#),
+    );
+    assert!(err.contains("MalformedPolicy"), "{err}");
+    admin(&server, &["user", "set-policy", "DAVEKEY", "--clear"]);
+    let err = dave
+        .list_objects_v2()
+        .bucket("shared")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+}

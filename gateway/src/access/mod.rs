@@ -181,6 +181,7 @@ async fn acl_allows(
 
 /// A user's identity policy (None: the user has none, or is not in the user store).
 async fn identity_policy(ctx: &Ctx, id: &Identity) -> ApiResult<Option<std::sync::Arc<Policy>>> {
+    // The user store mirrors the stored users in memory, so no metadata read is needed per request.
     match ctx.creds.policy(&id.access_key) {
         None => Ok(None),
         Some(text) => ctx.access.user_policy(&id.access_key, &text).map(Some),

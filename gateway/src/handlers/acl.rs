@@ -63,10 +63,17 @@ pub(crate) async fn object_acl_for_write(
     let Some(acl) = requested(req)? else {
         return Ok(None);
     };
-    if let Some(access) = ctx.access.bucket(&ctx.engine, bucket).await? {
-        check_allowed(acl, access.ownership, access.block)?;
-    }
+    check_for_bucket(ctx, bucket, acl).await?;
     Ok(Some(acl))
+}
+
+/// Checks an object ACL against the bucket's ownership and Block Public Access settings (a missing bucket is
+/// left to the write to report).
+pub(crate) async fn check_for_bucket(ctx: &Ctx, bucket: &str, acl: CannedAcl) -> ApiResult<()> {
+    match ctx.access.bucket(&ctx.engine, bucket).await? {
+        Some(access) => check_allowed(acl, access.ownership, access.block),
+        None => Ok(()),
+    }
 }
 
 /// Records `acl` in a new object's stored headers (private is the default and is not stored).

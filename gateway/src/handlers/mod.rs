@@ -10,6 +10,7 @@ pub mod lock;
 pub mod multipart;
 pub mod object;
 pub mod policy;
+pub mod post_object;
 pub mod tagging;
 pub mod versioning;
 
@@ -143,7 +144,7 @@ impl Req {
 }
 
 /// The raw body as frames of data, with an idle timeout between frames.
-fn raw_stream(
+pub(crate) fn raw_stream(
     body: Option<Incoming>,
     timeout: Duration,
 ) -> impl Stream<Item = ApiResult<Bytes>> + Send + Unpin + 'static {
@@ -243,6 +244,7 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         ListObjects { bucket } => list::handle_list_objects(ctx, &req, &bucket, false).await,
         ListObjectsV2 { bucket } => list::handle_list_objects(ctx, &req, &bucket, true).await,
         DeleteObjects { bucket } => object::handle_delete_objects(ctx, req, &bucket).await,
+        PostObject { bucket } => post_object::handle_post_object(ctx, req, &bucket).await,
         PutObject { bucket, key } => object::handle_put_object(ctx, req, &bucket, &key).await,
         CopyObject { bucket, key } => object::handle_copy_object(ctx, req, &bucket, &key).await,
         GetObject { bucket, key } => {

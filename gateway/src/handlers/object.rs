@@ -25,7 +25,7 @@ const STORED_HEADERS: [&str; 7] = [
     "x-amz-website-redirect-location",
 ];
 /// Most bytes of user metadata (names plus values), as AWS.
-const MAX_USER_META: usize = 2048;
+pub(crate) const MAX_USER_META: usize = 2048;
 /// Most keys in one DeleteObjects request.
 const MAX_DELETE_KEYS: usize = 1000;
 /// Largest object CopyObject may copy in one request, as AWS.
