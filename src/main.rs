@@ -270,6 +270,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding S3 API on {}", cfg.server.s3_addr))?;
     let addr = listener.local_addr()?;
+    let website_listener = tokio::net::TcpListener::bind(cfg.server.website_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the website endpoint on {}",
+                cfg.server.website_addr
+            )
+        })?;
+    let website_addr = website_listener.local_addr()?;
     let ctx = Arc::new(strata_gateway::Ctx {
         engine,
         creds: Arc::new(strata_gateway::StaticCredentials::with_root(
@@ -277,6 +286,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         )),
         region: cfg.server.region.clone(),
         vhost_domains: vec!["localhost".to_owned()],
+        website_domains: cfg.server.website_domains.clone(),
         client_timeout: Duration::from_secs(cfg.server.client_timeout_secs),
     });
     tracing::info!(
@@ -300,6 +310,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         });
     }
     println!("S3 API:      http://{addr}");
+    println!("Website:     http://{website_addr}");
     println!("Edge:        http://{edge_http}  https://{edge_https}  (admin http://{edge_admin})");
     println!("Edge admin token: {}", edge.admin_token());
     println!("Region:      {}", cfg.server.region);
@@ -313,7 +324,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
     });
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     tokio::join!(
-        strata_gateway::serve(listener, ctx, stopped(stop_rx.clone()), grace),
+        strata_gateway::serve(listener, ctx.clone(), stopped(stop_rx.clone()), grace),
+        strata_gateway::server::serve_website(
+            website_listener,
+            ctx,
+            stopped(stop_rx.clone()),
+            grace
+        ),
         edge.run(stopped(stop_rx), grace),
     );
     Ok(())

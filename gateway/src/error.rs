@@ -123,6 +123,20 @@ pub enum ApiError {
     /// The bucket's state does not allow the request.
     #[error("{0}")]
     InvalidBucketState(String),
+    /// GetBucketWebsite, or the website endpoint, on a bucket without a website configuration.
+    #[error("The specified bucket does not have a website configuration")]
+    NoSuchWebsiteConfiguration,
+    /// GetBucketCors on a bucket without CORS rules.
+    #[error("The CORS configuration does not exist")]
+    NoSuchCorsConfiguration,
+    /// A CORS preflight that no rule allows (or a bucket without CORS).
+    #[error(
+        "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
+    )]
+    CorsForbidden,
+    /// A CORS preflight missing Origin or Access-Control-Request-Method.
+    #[error("{0}")]
+    CorsBadRequest(String),
     /// The version does not exist.
     #[error("The specified version does not exist.")]
     NoSuchVersion,
@@ -223,6 +237,10 @@ impl ApiError {
             NoSuchObjectLockConfiguration => "NoSuchObjectLockConfiguration",
             ObjectLockConfigurationNotFound => "ObjectLockConfigurationNotFoundError",
             InvalidBucketState(_) => "InvalidBucketState",
+            NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
+            NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
+            CorsForbidden => "AccessForbidden",
+            CorsBadRequest(_) => "BadRequest",
             CurrentIsDeleteMarker { .. } => "NoSuchKey",
             VersionIsDeleteMarker { .. } => "MethodNotAllowed",
             InvalidPartOrder => "InvalidPartOrder",
@@ -243,7 +261,8 @@ impl ApiError {
             | InvalidAccessKeyId
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed
-            | ExpiredPresignedRequest => StatusCode::FORBIDDEN,
+            | ExpiredPresignedRequest
+            | CorsForbidden => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
             | XAmzContentSha256Mismatch
@@ -263,6 +282,7 @@ impl ApiError {
             | InvalidPartOrder
             | EntityTooSmall
             | InvalidTag(_)
+            | CorsBadRequest(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket
@@ -271,6 +291,8 @@ impl ApiError {
             | NoSuchVersion
             | NoSuchObjectLockConfiguration
             | ObjectLockConfigurationNotFound
+            | NoSuchWebsiteConfiguration
+            | NoSuchCorsConfiguration
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou

@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod range;
 pub mod router;
 pub mod server;
+pub mod website;
 pub mod xml;
 
 pub use credentials::StaticCredentials;

@@ -116,6 +116,18 @@ pub enum Endpoint {
     ListParts { bucket: String, key: String },
     /// GET /bucket/key?attributes
     GetObjectAttributes { bucket: String, key: String },
+    /// PUT /bucket?website
+    PutBucketWebsite { bucket: String },
+    /// GET /bucket?website
+    GetBucketWebsite { bucket: String },
+    /// DELETE /bucket?website
+    DeleteBucketWebsite { bucket: String },
+    /// PUT /bucket?cors
+    PutBucketCors { bucket: String },
+    /// GET /bucket?cors
+    GetBucketCors { bucket: String },
+    /// DELETE /bucket?cors
+    DeleteBucketCors { bucket: String },
     /// An S3 operation Strata does not implement yet.
     NotImplemented {
         bucket: Option<String>,
@@ -128,7 +140,6 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "acl",
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -143,7 +154,6 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "replication",
     "requestPayment",
     "tagging",
-    "website",
 ];
 const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &["acl", "restore", "select", "torrent"];
 
@@ -185,7 +195,13 @@ impl Endpoint {
             | CompleteMultipartUpload { bucket, .. }
             | AbortMultipartUpload { bucket, .. }
             | ListParts { bucket, .. }
-            | GetObjectAttributes { bucket, .. } => Some(bucket),
+            | GetObjectAttributes { bucket, .. }
+            | PutBucketWebsite { bucket }
+            | GetBucketWebsite { bucket }
+            | DeleteBucketWebsite { bucket }
+            | PutBucketCors { bucket }
+            | GetBucketCors { bucket }
+            | DeleteBucketCors { bucket } => Some(bucket),
         }
     }
 
@@ -226,6 +242,12 @@ impl Endpoint {
             AbortMultipartUpload { .. } => "AbortMultipartUpload",
             ListParts { .. } => "ListParts",
             GetObjectAttributes { .. } => "GetObjectAttributes",
+            PutBucketWebsite { .. } => "PutBucketWebsite",
+            GetBucketWebsite { .. } => "GetBucketWebsite",
+            DeleteBucketWebsite { .. } => "DeleteBucketWebsite",
+            PutBucketCors { .. } => "PutBucketCors",
+            GetBucketCors { .. } => "GetBucketCors",
+            DeleteBucketCors { .. } => "DeleteBucketCors",
             NotImplemented { operation, .. } => operation,
         }
     }
@@ -270,6 +292,30 @@ pub fn split_resource(
     Ok((bucket, key))
 }
 
+/// The website and CORS sub-resources of a bucket, if the query names one.
+fn bucket_config_endpoint(method: &Method, bucket: &str, q: &Query) -> Option<ApiResult<Endpoint>> {
+    use Endpoint::*;
+    let bucket = bucket.to_owned();
+    let ep = if q.has("website") {
+        match *method {
+            Method::PUT => PutBucketWebsite { bucket },
+            Method::GET => GetBucketWebsite { bucket },
+            Method::DELETE => DeleteBucketWebsite { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("cors") {
+        match *method {
+            Method::PUT => PutBucketCors { bucket },
+            Method::GET => GetBucketCors { bucket },
+            Method::DELETE => DeleteBucketCors { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else {
+        return None;
+    };
+    Some(Ok(ep))
+}
+
 /// Routes a request to its endpoint.
 pub fn route(
     method: &Method,
@@ -286,6 +332,9 @@ pub fn route(
         };
     };
     let Some(key) = key else {
+        if let Some(ep) = bucket_config_endpoint(method, &bucket, q) {
+            return ep;
+        }
         if let Some(sub) = UNIMPLEMENTED_BUCKET_SUBRESOURCES.iter().find(|s| q.has(s)) {
             return Ok(NotImplemented {
                 bucket: Some(bucket),
@@ -562,6 +611,45 @@ mod tests {
     }
 
     #[test]
+    fn website_and_cors_subresources() {
+        let bucket = || "bkt".to_owned();
+        for (m, pq, want) in [
+            (
+                Method::PUT,
+                "/bkt?website",
+                Endpoint::PutBucketWebsite { bucket: bucket() },
+            ),
+            (
+                Method::GET,
+                "/bkt?website",
+                Endpoint::GetBucketWebsite { bucket: bucket() },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?website",
+                Endpoint::DeleteBucketWebsite { bucket: bucket() },
+            ),
+            (
+                Method::PUT,
+                "/bkt?cors",
+                Endpoint::PutBucketCors { bucket: bucket() },
+            ),
+            (
+                Method::GET,
+                "/bkt?cors",
+                Endpoint::GetBucketCors { bucket: bucket() },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?cors",
+                Endpoint::DeleteBucketCors { bucket: bucket() },
+            ),
+        ] {
+            assert_eq!(r(m.clone(), "h", pq), want, "{m} {pq}");
+        }
+    }
+
+    #[test]
     fn traversal_keys_stay_keys() {
         let (b, k) = split_resource(Some("h"), "/bkt/..%2F..%2Fetc/passwd", &[]).unwrap();
         assert_eq!(b.as_deref(), Some("bkt"));
@@ -572,10 +660,6 @@ mod tests {
 
     #[test]
     fn unimplemented_subresources_say_so() {
-        assert!(matches!(
-            r(Method::GET, "h", "/bkt?website"),
-            Endpoint::NotImplemented { .. }
-        ));
         assert!(matches!(
             r(Method::PUT, "h", "/bkt?policy"),
             Endpoint::NotImplemented { .. }

@@ -1,8 +1,10 @@
 //! The HTTP server: accepts connections, runs each request through authenticate → route → dispatch, renders
 //! errors, stamps request ids, and shuts down gracefully (in-flight requests finish; new ones are refused).
+//! The same machinery runs the website endpoint ([`serve_website`]), which answers with [`crate::website`].
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,12 +26,41 @@ use crate::error::{ApiError, ApiResult};
 use crate::handlers::{Ctx, Req, Resp, dispatch, set_header};
 use crate::router::{Query, route, split_resource};
 
+/// Which API a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frontend {
+    /// The S3 REST API.
+    S3,
+    /// The anonymous static website endpoint.
+    Website,
+}
+
 /// Serves the S3 API on `listener` until `shutdown` resolves, then waits (up to `grace`) for in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<Ctx>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
+) {
+    run(listener, ctx, shutdown, grace, Frontend::S3).await
+}
+
+/// Serves the static website endpoint on `listener`, with the same timeouts and shutdown as [`serve`].
+pub async fn serve_website(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    run(listener, ctx, shutdown, grace, Frontend::Website).await
+}
+
+async fn run(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    frontend: Frontend,
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -56,7 +87,12 @@ pub async fn serve(
         let io = TokioIo::new(WriteTimeout::new(stream, ctx.client_timeout));
         let service = service_fn(move |req| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+            async move {
+                Ok::<_, Infallible>(match frontend {
+                    Frontend::S3 => handle(ctx, req).await,
+                    Frontend::Website => handle_website(ctx, req, peer).await,
+                })
+            }
         });
         let conn = builder
             .serve_connection_with_upgrades(io, service)
@@ -79,6 +115,34 @@ fn request_id() -> String {
     format!("{:016X}", rand::random::<u64>())
 }
 
+/// The id every response carries, in `x-amz-request-id` and (doubled) `x-amz-id-2`, plus `Server`.
+fn stamp(resp: &mut Resp, id: &str) {
+    set_header(resp, "x-amz-request-id", id);
+    set_header(resp, "x-amz-id-2", &host_id(id));
+    resp.headers_mut()
+        .insert(http::header::SERVER, HeaderValue::from_static("Strata"));
+}
+
+/// The host id reported with a request id (`x-amz-id-2`, and HostId on website error pages).
+pub(crate) fn host_id(request_id: &str) -> String {
+    format!("{request_id}{request_id}")
+}
+
+/// Runs one website request to a response (HTML error pages, never XML).
+async fn handle_website(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let started = Instant::now();
+    let id = request_id();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let mut resp = crate::website::handle(&ctx, req, peer, &id).await;
+    stamp(&mut resp, &id);
+    tracing::info!(
+        target: "strata::access",
+        request_id = %id, %method, path, op = "Website", status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+    );
+    resp
+}
+
 /// Runs one request to a response; never fails (errors become S3 error documents).
 pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
     let started = Instant::now();
@@ -93,10 +157,7 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
         Ok(r) => r,
         Err(e) => error_response(&e, &path, &id, method == Method::HEAD),
     };
-    set_header(&mut resp, "x-amz-request-id", &id);
-    set_header(&mut resp, "x-amz-id-2", &format!("{id}{id}"));
-    resp.headers_mut()
-        .insert(http::header::SERVER, HeaderValue::from_static("Strata"));
+    stamp(&mut resp, &id);
     tracing::info!(
         target: "strata::access",
         request_id = %id, %method, path, query, op, status = resp.status().as_u16(),

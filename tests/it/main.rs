@@ -18,4 +18,5 @@ mod smoke;
 mod tagging;
 mod timeouts;
 mod versioning;
+mod website;
 mod wire;

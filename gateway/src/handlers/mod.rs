@@ -10,6 +10,7 @@ pub mod multipart;
 pub mod object;
 pub mod tagging;
 pub mod versioning;
+pub mod website;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub region: String,
     /// Domains under which `<bucket>.<domain>` hosts mean virtual-hosted-style requests.
     pub vhost_domains: Vec<String>,
+    /// Domains under which `<bucket>.<domain>` hosts name a bucket on the website endpoint.
+    pub website_domains: Vec<String>,
     /// How long a client may stall while sending a body.
     pub client_timeout: Duration,
 }
@@ -275,6 +278,12 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         }
         GetObjectLegalHold { bucket, key } => {
             lock::handle_get_object_legal_hold(ctx, &req, &bucket, &key).await
+        }
+        PutBucketWebsite { bucket } => website::handle_put_bucket_website(ctx, req, &bucket).await,
+        GetBucketWebsite { bucket } => website::handle_get_bucket_website(ctx, &bucket).await,
+        DeleteBucketWebsite { bucket } => website::handle_delete_bucket_website(ctx, &bucket).await,
+        PutBucketCors { .. } | GetBucketCors { .. } | DeleteBucketCors { .. } => {
+            Err(ApiError::NotImplemented)
         }
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }
