@@ -129,11 +129,9 @@ pub enum ApiError {
     /// GetBucketCors on a bucket without CORS rules.
     #[error("The CORS configuration does not exist")]
     NoSuchCorsConfiguration,
-    /// A CORS preflight that no rule allows (or a bucket without CORS).
-    #[error(
-        "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
-    )]
-    CorsForbidden,
+    /// A CORS preflight that no rule allows, or for a bucket without CORS or without existence.
+    #[error("{0}")]
+    CorsForbidden(&'static str),
     /// A CORS preflight missing Origin or Access-Control-Request-Method.
     #[error("{0}")]
     CorsBadRequest(String),
@@ -239,7 +237,7 @@ impl ApiError {
             InvalidBucketState(_) => "InvalidBucketState",
             NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
             NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
-            CorsForbidden => "AccessForbidden",
+            CorsForbidden(_) => "AccessForbidden",
             CorsBadRequest(_) => "BadRequest",
             CurrentIsDeleteMarker { .. } => "NoSuchKey",
             VersionIsDeleteMarker { .. } => "MethodNotAllowed",
@@ -262,7 +260,7 @@ impl ApiError {
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed
             | ExpiredPresignedRequest
-            | CorsForbidden => StatusCode::FORBIDDEN,
+            | CorsForbidden(_) => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
             | XAmzContentSha256Mismatch

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod auth;
 pub mod conditional;
+pub mod cors;
 pub mod credentials;
 pub mod error;
 pub mod handlers;

@@ -152,11 +152,31 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let mut op = "unknown";
-    let result = handle_inner(&ctx, parts, body, &mut op).await;
+    // CORS: what the response's Access-Control-* headers depend on, kept before the request is consumed.
+    let cors = parts
+        .headers
+        .contains_key(http::header::ORIGIN)
+        .then(|| (parts.headers.clone(), request_bucket(&ctx, &parts)));
+    let result = match (&method, &cors) {
+        (&Method::OPTIONS, Some((headers, bucket))) => {
+            op = "PreflightCors";
+            crate::cors::preflight(&ctx, bucket.as_deref(), headers).await
+        }
+        (&Method::OPTIONS, None) => {
+            op = "PreflightCors";
+            crate::cors::preflight(&ctx, None, &parts.headers).await
+        }
+        _ => handle_inner(&ctx, parts, body, &mut op).await,
+    };
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => error_response(&e, &path, &id, method == Method::HEAD),
     };
+    if let Some((headers, bucket)) = &cors
+        && method != Method::OPTIONS
+    {
+        crate::cors::decorate(&ctx, bucket.as_deref(), headers, &method, &mut resp).await;
+    }
     stamp(&mut resp, &id);
     tracing::info!(
         target: "strata::access",
@@ -164,6 +184,23 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
         ms = started.elapsed().as_millis() as u64,
     );
     resp
+}
+
+/// The bucket a request addresses (path-style or virtual-hosted), if any.
+fn request_bucket(ctx: &Ctx, parts: &http::request::Parts) -> Option<String> {
+    let host = request_host(parts);
+    split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)
+        .ok()
+        .and_then(|(b, _)| b)
+}
+
+fn request_host(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .map(str::to_owned)
 }
 
 async fn handle_inner(
@@ -174,12 +211,7 @@ async fn handle_inner(
 ) -> ApiResult<Resp> {
     let outcome = auth::authenticate(&parts, ctx.creds.as_ref(), &ctx.region, chrono::Utc::now())?;
     let query = Query::parse(parts.uri.query());
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .map(str::to_owned);
+    let host = request_host(&parts);
     let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
     let endpoint = route(
         &parts.method,

@@ -5,6 +5,7 @@ mod bench_smoke;
 mod bucket;
 mod cksum;
 mod copy;
+mod cors;
 mod edge;
 mod faults;
 mod get;

@@ -4,6 +4,7 @@
 //! `handle_<op>` functions called from the single dispatch `match` in [`dispatch`].
 
 pub mod bucket;
+pub mod cors;
 pub mod list;
 pub mod lock;
 pub mod multipart;
@@ -282,9 +283,9 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         PutBucketWebsite { bucket } => website::handle_put_bucket_website(ctx, req, &bucket).await,
         GetBucketWebsite { bucket } => website::handle_get_bucket_website(ctx, &bucket).await,
         DeleteBucketWebsite { bucket } => website::handle_delete_bucket_website(ctx, &bucket).await,
-        PutBucketCors { .. } | GetBucketCors { .. } | DeleteBucketCors { .. } => {
-            Err(ApiError::NotImplemented)
-        }
+        PutBucketCors { bucket } => cors::handle_put_bucket_cors(ctx, req, &bucket).await,
+        GetBucketCors { bucket } => cors::handle_get_bucket_cors(ctx, &bucket).await,
+        DeleteBucketCors { bucket } => cors::handle_delete_bucket_cors(ctx, &bucket).await,
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }
 }

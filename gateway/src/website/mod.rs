@@ -1,5 +1,5 @@
-//! The static website endpoint: anonymous GET and HEAD of a bucket's objects, the bucket chosen by the Host
-//! header, with index documents, the bucket's error document, routing rules, redirects and HTML error pages as
+//! The static website endpoint: anonymous GET and HEAD of a bucket's objects (and CORS preflights), the bucket
+//! chosen by the Host header, with index documents, the bucket's error document, routing rules, redirects and HTML error pages as
 //! AWS's website endpoint. Every read is decided by [`crate::access::authorize`] for an anonymous caller.
 //!
 //! [`config`] holds the configuration document, [`routing`] the pure decisions, [`pages`] the error pages;
@@ -68,6 +68,18 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr, request
         bucket,
         request_id,
     };
+    if parts.method == Method::OPTIONS {
+        return match crate::cors::preflight(ctx, Some(&visit.bucket), &parts.headers).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let details = vec![
+                    ("Method", parts.method.to_string()),
+                    ("ResourceType", "OBJECT".to_owned()),
+                ];
+                page(&e, details, request_id, false)
+            }
+        };
+    }
     if parts.method != Method::GET && !head {
         let e = ApiError::MethodNotAllowed;
         let details = vec![
@@ -85,7 +97,16 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr, request
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    visit.serve(parts.uri.path(), &path_and_query, origin).await
+    let mut resp = visit.serve(parts.uri.path(), &path_and_query, origin).await;
+    crate::cors::decorate(
+        ctx,
+        Some(&visit.bucket),
+        &parts.headers,
+        &parts.method,
+        &mut resp,
+    )
+    .await;
+    resp
 }
 
 /// What policy conditions can see of an anonymous website request.
