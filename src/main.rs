@@ -295,7 +295,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         geometry = %format!("{}+{}", cfg.storage.data_shards, cfg.storage.parity_shards),
         "strata serving"
     );
-    let edge_cfg = serve_edge_config(&cfg, addr);
+    let edge_cfg = serve_edge_config(&cfg, addr, website_addr);
     let edge =
         strata_edge::EdgeServer::bind(&edge_cfg, &edge_state_dir(&cfg), log_sink(&edge_cfg)?)
             .await
@@ -306,7 +306,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             let mut c = Config::from_file(&path)?;
             c.edge.listen = edge_cfg.listen;
             c.edge.tls_listen = edge_cfg.tls_listen;
-            Ok(serve_edge_config(&c, addr))
+            Ok(serve_edge_config(&c, addr, website_addr))
         });
     }
     println!("S3 API:      http://{addr}");
@@ -336,21 +336,31 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The edge `strata serve` runs: the configured distributions, or one catch-all pass-through to the local S3 API.
-fn serve_edge_config(cfg: &Config, s3: SocketAddr) -> strata_config::EdgeConfig {
+/// The edge `strata serve` runs: the configured distributions, or one catch-all distribution "local" whose
+/// browser reads (anonymous GET, HEAD, OPTIONS) go to the local website endpoint with the viewer's Host, and
+/// whose API requests (signed ones and writes) pass through to the local S3 API.
+fn serve_edge_config(
+    cfg: &Config,
+    s3: SocketAddr,
+    website: SocketAddr,
+) -> strata_config::EdgeConfig {
     use strata_config::edge::{Distribution, Origin};
     let mut edge = cfg.edge.clone();
     if edge.distributions.is_empty() {
         edge.distributions.push(Distribution {
             id: "local".into(),
             hostnames: vec!["*".into()],
-            origin: Origin::S3 {
+            origin: Origin::Http {
+                url: format!("http://{website}"),
+                forward_host: true,
+            },
+            api_origin: Some(Origin::S3 {
                 endpoint: format!("http://{s3}"),
                 bucket: None,
                 region: cfg.server.region.clone(),
                 access_key: None,
                 secret_key: None,
-            },
+            }),
             viewer_protocol_policy: Default::default(),
             certificate: None,
             private_key: None,
@@ -399,6 +409,7 @@ async fn edge(args: EdgeArgs) -> Result<()> {
                         url: url.clone(),
                         forward_host: true,
                     },
+                    api_origin: None,
                     viewer_protocol_policy: Default::default(),
                     certificate: None,
                     private_key: None,
