@@ -288,6 +288,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         vhost_domains: vec!["localhost".to_owned()],
         website_domains: cfg.server.website_domains.clone(),
         client_timeout: Duration::from_secs(cfg.server.client_timeout_secs),
+        access: Default::default(),
     });
     tracing::info!(
         s3 = %addr,

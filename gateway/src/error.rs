@@ -184,6 +184,21 @@ pub enum ApiError {
     /// Reading or writing needed more healthy disks than are available.
     #[error("We encountered an internal error. Please try again.")]
     ServiceUnavailable,
+    /// A bucket or identity policy is not valid JSON or not a valid policy (AWS's message).
+    #[error("{0}")]
+    MalformedPolicy(String),
+    /// The bucket has no policy.
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    /// The bucket has no Block Public Access configuration.
+    #[error("The public access block configuration was not found")]
+    NoSuchPublicAccessBlockConfiguration,
+    /// The bucket has no ownership controls.
+    #[error("The bucket ownership controls were not found")]
+    OwnershipControlsNotFound,
+    /// An ACL other than private / bucket-owner-full-control on a bucket whose ACLs are disabled.
+    #[error("The bucket does not allow ACLs")]
+    AccessControlListNotSupported,
     /// Anything else. The cause is logged, not sent.
     #[error("We encountered an internal error. Please try again.")]
     Internal(String),
@@ -247,6 +262,11 @@ impl ApiError {
             RequestTimeout => "RequestTimeout",
             SlowDown => "SlowDown",
             ServiceUnavailable => "ServiceUnavailable",
+            MalformedPolicy(_) => "MalformedPolicy",
+            NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
+            AccessControlListNotSupported => "AccessControlListNotSupported",
             Internal(_) => "InternalError",
         }
     }
@@ -281,6 +301,8 @@ impl ApiError {
             | EntityTooSmall
             | InvalidTag(_)
             | CorsBadRequest(_)
+            | MalformedPolicy(_)
+            | AccessControlListNotSupported
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket
@@ -291,6 +313,9 @@ impl ApiError {
             | ObjectLockConfigurationNotFound
             | NoSuchWebsiteConfiguration
             | NoSuchCorsConfiguration
+            | NoSuchBucketPolicy
+            | NoSuchPublicAccessBlockConfiguration
+            | OwnershipControlsNotFound
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou

@@ -128,6 +128,20 @@ pub enum Endpoint {
     GetBucketCors { bucket: String },
     /// DELETE /bucket?cors
     DeleteBucketCors { bucket: String },
+    /// PUT /bucket?policy
+    PutBucketPolicy { bucket: String },
+    /// GET /bucket?policy
+    GetBucketPolicy { bucket: String },
+    /// DELETE /bucket?policy
+    DeleteBucketPolicy { bucket: String },
+    /// GET /bucket?policyStatus
+    GetBucketPolicyStatus { bucket: String },
+    /// PUT /bucket?publicAccessBlock
+    PutPublicAccessBlock { bucket: String },
+    /// GET /bucket?publicAccessBlock
+    GetPublicAccessBlock { bucket: String },
+    /// DELETE /bucket?publicAccessBlock
+    DeletePublicAccessBlock { bucket: String },
     /// An S3 operation Strata does not implement yet.
     NotImplemented {
         bucket: Option<String>,
@@ -148,9 +162,6 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "metrics",
     "notification",
     "ownershipControls",
-    "policy",
-    "policyStatus",
-    "publicAccessBlock",
     "replication",
     "requestPayment",
     "tagging",
@@ -202,6 +213,13 @@ impl Endpoint {
             | PutBucketCors { bucket }
             | GetBucketCors { bucket }
             | DeleteBucketCors { bucket } => Some(bucket),
+            PutBucketPolicy { bucket } => Some(bucket),
+            GetBucketPolicy { bucket } => Some(bucket),
+            DeleteBucketPolicy { bucket } => Some(bucket),
+            GetBucketPolicyStatus { bucket } => Some(bucket),
+            PutPublicAccessBlock { bucket } => Some(bucket),
+            GetPublicAccessBlock { bucket } => Some(bucket),
+            DeletePublicAccessBlock { bucket } => Some(bucket),
         }
     }
 
@@ -249,7 +267,99 @@ impl Endpoint {
             GetBucketCors { .. } => "GetBucketCors",
             DeleteBucketCors { .. } => "DeleteBucketCors",
             NotImplemented { operation, .. } => operation,
+            PutBucketPolicy { .. } => "PutBucketPolicy",
+            GetBucketPolicy { .. } => "GetBucketPolicy",
+            DeleteBucketPolicy { .. } => "DeleteBucketPolicy",
+            GetBucketPolicyStatus { .. } => "GetBucketPolicyStatus",
+            PutPublicAccessBlock { .. } => "PutPublicAccessBlock",
+            GetPublicAccessBlock { .. } => "GetPublicAccessBlock",
+            DeletePublicAccessBlock { .. } => "DeletePublicAccessBlock",
         }
+    }
+
+    /// The key addressed, if any.
+    pub fn key(&self) -> Option<&str> {
+        use Endpoint::*;
+        match self {
+            PutObject { key, .. }
+            | CopyObject { key, .. }
+            | GetObject { key, .. }
+            | HeadObject { key, .. }
+            | DeleteObject { key, .. }
+            | PutObjectTagging { key, .. }
+            | GetObjectTagging { key, .. }
+            | DeleteObjectTagging { key, .. }
+            | PutObjectRetention { key, .. }
+            | GetObjectRetention { key, .. }
+            | PutObjectLegalHold { key, .. }
+            | GetObjectLegalHold { key, .. }
+            | CreateMultipartUpload { key, .. }
+            | UploadPart { key, .. }
+            | UploadPartCopy { key, .. }
+            | CompleteMultipartUpload { key, .. }
+            | AbortMultipartUpload { key, .. }
+            | ListParts { key, .. }
+            | GetObjectAttributes { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The IAM action the operation needs (`versioned`: the request names a version id, which turns object
+    /// reads and deletes into their `...Version` actions). None for DeleteObjects (authorized per key by its
+    /// handler) and for operations Strata does not implement.
+    pub fn action(&self, versioned: bool) -> Option<&'static str> {
+        use Endpoint::*;
+        let v =
+            |plain: &'static str, version: &'static str| if versioned { version } else { plain };
+        Some(match self {
+            ListBuckets => "s3:ListAllMyBuckets",
+            CreateBucket { .. } => "s3:CreateBucket",
+            HeadBucket { .. } | ListObjects { .. } | ListObjectsV2 { .. } => "s3:ListBucket",
+            DeleteBucket { .. } => "s3:DeleteBucket",
+            GetBucketLocation { .. } => "s3:GetBucketLocation",
+            GetBucketVersioning { .. } => "s3:GetBucketVersioning",
+            PutBucketVersioning { .. } => "s3:PutBucketVersioning",
+            ListObjectVersions { .. } => "s3:ListBucketVersions",
+            PutObject { .. }
+            | CopyObject { .. }
+            | CreateMultipartUpload { .. }
+            | UploadPart { .. }
+            | UploadPartCopy { .. }
+            | CompleteMultipartUpload { .. } => "s3:PutObject",
+            GetObject { .. } | HeadObject { .. } => v("s3:GetObject", "s3:GetObjectVersion"),
+            DeleteObject { .. } => v("s3:DeleteObject", "s3:DeleteObjectVersion"),
+            PutObjectTagging { .. } => v("s3:PutObjectTagging", "s3:PutObjectVersionTagging"),
+            GetObjectTagging { .. } => v("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
+            DeleteObjectTagging { .. } => {
+                v("s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging")
+            }
+            GetObjectAttributes { .. } => {
+                v("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes")
+            }
+            ListMultipartUploads { .. } => "s3:ListBucketMultipartUploads",
+            AbortMultipartUpload { .. } => "s3:AbortMultipartUpload",
+            ListParts { .. } => "s3:ListMultipartUploadParts",
+            PutObjectLockConfiguration { .. } => "s3:PutBucketObjectLockConfiguration",
+            GetObjectLockConfiguration { .. } => "s3:GetBucketObjectLockConfiguration",
+            PutObjectRetention { .. } => "s3:PutObjectRetention",
+            GetObjectRetention { .. } => "s3:GetObjectRetention",
+            PutObjectLegalHold { .. } => "s3:PutObjectLegalHold",
+            GetObjectLegalHold { .. } => "s3:GetObjectLegalHold",
+            PutBucketPolicy { .. } => "s3:PutBucketPolicy",
+            GetBucketPolicy { .. } => "s3:GetBucketPolicy",
+            DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
+            GetBucketPolicyStatus { .. } => "s3:GetBucketPolicyStatus",
+            PutPublicAccessBlock { .. } | DeletePublicAccessBlock { .. } => {
+                "s3:PutBucketPublicAccessBlock"
+            }
+            GetPublicAccessBlock { .. } => "s3:GetBucketPublicAccessBlock",
+            PutBucketWebsite { .. } => "s3:PutBucketWebsite",
+            GetBucketWebsite { .. } => "s3:GetBucketWebsite",
+            DeleteBucketWebsite { .. } => "s3:DeleteBucketWebsite",
+            PutBucketCors { .. } | DeleteBucketCors { .. } => "s3:PutBucketCORS",
+            GetBucketCors { .. } => "s3:GetBucketCORS",
+            DeleteObjects { .. } | NotImplemented { .. } => return None,
+        })
     }
 }
 
@@ -341,6 +451,9 @@ pub fn route(
                 operation: sub,
             });
         }
+        if let Some(e) = route_access_subresource(method, &bucket, q) {
+            return e;
+        }
         return match *method {
             Method::PUT if q.has("versioning") => Ok(PutBucketVersioning { bucket }),
             Method::PUT if q.has("object-lock") => Ok(PutObjectLockConfiguration { bucket }),
@@ -416,6 +529,39 @@ pub fn route(
         }),
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// The bucket policy and Block Public Access sub-resources.
+fn route_access_subresource(
+    method: &Method,
+    bucket: &str,
+    q: &Query,
+) -> Option<ApiResult<Endpoint>> {
+    use Endpoint::*;
+    let bucket = bucket.to_owned();
+    let e = if q.has("policyStatus") {
+        match *method {
+            Method::GET => GetBucketPolicyStatus { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("policy") {
+        match *method {
+            Method::PUT => PutBucketPolicy { bucket },
+            Method::GET => GetBucketPolicy { bucket },
+            Method::DELETE => DeleteBucketPolicy { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("publicAccessBlock") {
+        match *method {
+            Method::PUT => PutPublicAccessBlock { bucket },
+            Method::GET => GetPublicAccessBlock { bucket },
+            Method::DELETE => DeletePublicAccessBlock { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else {
+        return None;
+    };
+    Some(Ok(e))
 }
 
 #[cfg(test)]
@@ -662,7 +808,87 @@ mod tests {
     fn unimplemented_subresources_say_so() {
         assert!(matches!(
             r(Method::PUT, "h", "/bkt?policy"),
+            r(Method::GET, "h", "/bkt?website"),
             Endpoint::NotImplemented { .. }
         ));
+        assert!(matches!(
+            r(Method::PUT, "h", "/bkt?cors"),
+            Endpoint::NotImplemented { .. }
+        ));
+    }
+
+    #[test]
+    fn access_subresources() {
+        let b = || "bkt".to_string();
+        let cases = [
+            (
+                Method::PUT,
+                "/bkt?policy",
+                Endpoint::PutBucketPolicy { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "/bkt?policy",
+                Endpoint::GetBucketPolicy { bucket: b() },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?policy",
+                Endpoint::DeleteBucketPolicy { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "/bkt?policyStatus",
+                Endpoint::GetBucketPolicyStatus { bucket: b() },
+            ),
+            (
+                Method::PUT,
+                "/bkt?publicAccessBlock",
+                Endpoint::PutPublicAccessBlock { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "/bkt?publicAccessBlock",
+                Endpoint::GetPublicAccessBlock { bucket: b() },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?publicAccessBlock",
+                Endpoint::DeletePublicAccessBlock { bucket: b() },
+            ),
+        ];
+        for (m, pq, want) in cases {
+            assert_eq!(r(m.clone(), "h", pq), want, "{m} {pq}");
+        }
+        let q = Query::parse(Some("policy"));
+        let err = route(&Method::POST, Some(b()), None, &q, false).unwrap_err();
+        assert!(matches!(err, ApiError::MethodNotAllowed));
+    }
+
+    #[test]
+    fn actions() {
+        let k = || "k".to_string();
+        let b = || "bkt".to_string();
+        let get = Endpoint::GetObject {
+            bucket: b(),
+            key: k(),
+        };
+        assert_eq!(get.action(false), Some("s3:GetObject"));
+        assert_eq!(get.action(true), Some("s3:GetObjectVersion"));
+        let head = Endpoint::HeadBucket { bucket: b() };
+        assert_eq!(head.action(false), Some("s3:ListBucket"));
+        let abort = Endpoint::AbortMultipartUpload {
+            bucket: b(),
+            key: k(),
+        };
+        assert_eq!(abort.action(false), Some("s3:AbortMultipartUpload"));
+        let versions = Endpoint::ListObjectVersions { bucket: b() };
+        assert_eq!(versions.action(false), Some("s3:ListBucketVersions"));
+        assert_eq!(Endpoint::DeleteObjects { bucket: b() }.action(false), None);
+        // Every action named is a real S3 action.
+        for e in [get, head, abort, versions, Endpoint::ListBuckets] {
+            let a = e.action(false).unwrap();
+            assert!(crate::access::actions::is_valid_action_pattern(a), "{a}");
+        }
     }
 }

@@ -21,10 +21,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 
+use crate::access::{self, RequestEnv};
 use crate::auth::{self, Trailers};
 use crate::error::{ApiError, ApiResult};
+use crate::handlers::object::copy_source;
 use crate::handlers::{Ctx, Req, Resp, dispatch, set_header};
-use crate::router::{Query, route, split_resource};
+use crate::router::{Endpoint, Query, route, split_resource};
 
 /// Which API a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +91,7 @@ async fn run(
             let ctx = ctx.clone();
             async move {
                 Ok::<_, Infallible>(match frontend {
-                    Frontend::S3 => handle(ctx, req).await,
+                    Frontend::S3 => handle(ctx, req, Some(peer)).await,
                     Frontend::Website => handle_website(ctx, req, peer).await,
                 })
             }
@@ -143,8 +145,8 @@ async fn handle_website(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr)
     resp
 }
 
-/// Runs one request to a response; never fails (errors become S3 error documents).
-pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+/// Runs one request from `peer` to a response; never fails (errors become S3 error documents).
+pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, peer: Option<SocketAddr>) -> Resp {
     let started = Instant::now();
     let id = request_id();
     let (parts, body) = req.into_parts();
@@ -166,7 +168,7 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
             op = "PreflightCors";
             crate::cors::preflight(&ctx, None, &parts.headers).await
         }
-        _ => handle_inner(&ctx, parts, body, &mut op).await,
+        _ => handle_inner(&ctx, parts, body, peer, &mut op).await,
     };
     let mut resp = match result {
         Ok(r) => r,
@@ -207,6 +209,7 @@ async fn handle_inner(
     ctx: &Ctx,
     parts: http::request::Parts,
     body: Incoming,
+    peer: Option<SocketAddr>,
     op: &mut &'static str,
 ) -> ApiResult<Resp> {
     let outcome = auth::authenticate(&parts, ctx.creds.as_ref(), &ctx.region, chrono::Utc::now())?;
@@ -221,18 +224,53 @@ async fn handle_inner(
         parts.headers.contains_key("x-amz-copy-source"),
     )?;
     *op = endpoint.name();
-    // Anonymous access comes with bucket policies; until then every operation needs a signed request.
-    let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
+    let env = RequestEnv::from_request(
+        &parts.headers,
+        peer,
+        query.get("prefix"),
+        chrono::Utc::now(),
+    );
     let req = Req {
         parts,
         body: Some(body),
         query,
-        identity,
+        identity: outcome.identity,
+        env,
         payload: outcome.payload,
         decoded_content_length: outcome.decoded_content_length,
         trailers: Trailers::default(),
     };
+    authorize_endpoint(ctx, &endpoint, &req).await?;
     dispatch(ctx, endpoint, req).await
+}
+
+/// Asks [`access::authorize`] for the endpoint's action (and, for copies, s3:GetObject on the source).
+/// DeleteObjects is authorized key by key in its handler; operations Strata does not implement need a signed
+/// caller.
+async fn authorize_endpoint(ctx: &Ctx, endpoint: &Endpoint, req: &Req) -> ApiResult<()> {
+    let identity = req.identity.as_ref();
+    let bucket = endpoint.bucket().unwrap_or_default();
+    let versioned = req.query.has("versionId");
+    let Some(action) = endpoint.action(versioned) else {
+        return match (endpoint, identity) {
+            (Endpoint::DeleteObjects { .. }, _) | (_, Some(_)) => Ok(()),
+            (_, None) => Err(ApiError::AccessDenied),
+        };
+    };
+    access::authorize(ctx, identity, action, bucket, endpoint.key(), &req.env).await?;
+    if matches!(
+        endpoint,
+        Endpoint::CopyObject { .. } | Endpoint::UploadPartCopy { .. }
+    ) {
+        let (src_bucket, src_key, version) = copy_source(req)?;
+        let action = if version.is_some() {
+            "s3:GetObjectVersion"
+        } else {
+            "s3:GetObject"
+        };
+        access::authorize(ctx, identity, action, &src_bucket, Some(&src_key), &req.env).await?;
+    }
+    Ok(())
 }
 
 /// Renders an error as S3 does: XML body (none for HEAD), the status, and no internal detail.

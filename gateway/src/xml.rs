@@ -347,3 +347,25 @@ mod tests {
         assert!(w.finish("R").contains("<Key>a&lt;&amp;&gt;&quot;b</Key>"));
     }
 }
+
+/// PutPublicAccessBlock's body (a missing flag is false, as S3).
+#[derive(Debug, Deserialize)]
+#[serde(rename = "PublicAccessBlockConfiguration")]
+pub struct PublicAccessBlockXml {
+    /// Refuse public ACLs.
+    #[serde(rename = "BlockPublicAcls", default)]
+    pub block_public_acls: Option<bool>,
+    /// Ignore public ACLs in access decisions.
+    #[serde(rename = "IgnorePublicAcls", default)]
+    pub ignore_public_acls: Option<bool>,
+    /// Refuse public bucket policies.
+    #[serde(rename = "BlockPublicPolicy", default)]
+    pub block_public_policy: Option<bool>,
+    /// A public policy grants nothing to anonymous or other users.
+    #[serde(rename = "RestrictPublicBuckets", default)]
+    pub restrict_public_buckets: Option<bool>,
+}
+
+impl XmlDoc for PublicAccessBlockXml {
+    const ROOT: &'static str = "PublicAccessBlockConfiguration";
+}

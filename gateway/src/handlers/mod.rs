@@ -9,6 +9,7 @@ pub mod list;
 pub mod lock;
 pub mod multipart;
 pub mod object;
+pub mod policy;
 pub mod tagging;
 pub mod versioning;
 pub mod website;
@@ -23,6 +24,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use strata_storage::{BodyStream, BoxError, Engine};
 
+use crate::access::{AccessCache, RequestEnv};
 use crate::auth::{CredentialStore, Identity, Payload, Trailers, verified_body};
 use crate::error::{ApiError, ApiResult};
 use crate::router::{Endpoint, Query};
@@ -41,6 +43,8 @@ pub struct Ctx {
     pub website_domains: Vec<String>,
     /// How long a client may stall while sending a body.
     pub client_timeout: Duration,
+    /// Per-bucket access state (owner, policy, Block Public Access) for access decisions.
+    pub access: AccessCache,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -62,8 +66,10 @@ pub struct Req {
     pub body: Option<Incoming>,
     /// Query parameters.
     pub query: Query,
-    /// Who is calling.
-    pub identity: Identity,
+    /// Who is calling (None: anonymous, allowed here by a bucket policy).
+    pub identity: Option<Identity>,
+    /// What policy conditions look at (source address, TLS, Referer, ...).
+    pub env: RequestEnv,
     /// How the body is verified.
     pub payload: Payload,
     /// x-amz-decoded-content-length, for aws-chunked bodies.
@@ -76,6 +82,13 @@ impl Req {
     /// A request header as a string.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The canonical id that owns what this request creates: the caller's access key, or `anonymous`.
+    pub fn owner_id(&self) -> &str {
+        self.identity
+            .as_ref()
+            .map_or("anonymous", |i| i.access_key.as_str())
     }
 
     /// The headers.
@@ -157,6 +170,13 @@ fn raw_stream(
             }
         },
     ))
+}
+
+/// A whole in-memory body.
+pub fn full_body(data: impl Into<Bytes>) -> RespBody {
+    Full::new(data.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
 }
 
 /// A response with an empty body.
@@ -286,6 +306,21 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         PutBucketCors { bucket } => cors::handle_put_bucket_cors(ctx, req, &bucket).await,
         GetBucketCors { bucket } => cors::handle_get_bucket_cors(ctx, &bucket).await,
         DeleteBucketCors { bucket } => cors::handle_delete_bucket_cors(ctx, &bucket).await,
+        PutBucketPolicy { bucket } => policy::handle_put_bucket_policy(ctx, req, &bucket).await,
+        GetBucketPolicy { bucket } => policy::handle_get_bucket_policy(ctx, &bucket).await,
+        DeleteBucketPolicy { bucket } => policy::handle_delete_bucket_policy(ctx, &bucket).await,
+        GetBucketPolicyStatus { bucket } => {
+            policy::handle_get_bucket_policy_status(ctx, &bucket).await
+        }
+        PutPublicAccessBlock { bucket } => {
+            policy::handle_put_public_access_block(ctx, req, &bucket).await
+        }
+        GetPublicAccessBlock { bucket } => {
+            policy::handle_get_public_access_block(ctx, &bucket).await
+        }
+        DeletePublicAccessBlock { bucket } => {
+            policy::handle_delete_public_access_block(ctx, &bucket).await
+        }
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }
 }

@@ -109,7 +109,7 @@ pub async fn handle_create_multipart_upload(
         user_meta,
         tags,
         checksum: algorithm,
-        owner: req.identity.access_key.clone(),
+        owner: req.owner_id().to_owned(),
         storage_class: req
             .header("x-amz-storage-class")
             .unwrap_or_default()

@@ -264,7 +264,7 @@ pub async fn handle_put_object(
         checksum: checksum.map(|(a, _)| a),
         content_length: Some(len),
         condition,
-        owner: req.identity.access_key.clone(),
+        owner: req.owner_id().to_owned(),
         storage_class: req
             .header("x-amz-storage-class")
             .unwrap_or_default()
@@ -480,12 +480,30 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
         .objects
         .into_iter()
         .partition(|o| validate_key(&o.key).is_ok());
-    let entries: Vec<(String, Option<String>)> = valid
-        .iter()
-        .map(|o| (o.key.clone(), o.version_id.clone()))
-        .collect();
+    let mut entries: Vec<(String, Option<String>)> = Vec::with_capacity(valid.len());
+    let mut refused: Vec<(String, Option<String>)> = Vec::new();
+    for o in &valid {
+        let action = if o.version_id.is_some() {
+            "s3:DeleteObjectVersion"
+        } else {
+            "s3:DeleteObject"
+        };
+        let identity = req.identity.as_ref();
+        let entry = (o.key.clone(), o.version_id.clone());
+        match crate::access::authorize(ctx, identity, action, bucket, Some(&o.key), &req.env).await
+        {
+            Ok(()) => entries.push(entry),
+            Err(ApiError::AccessDenied) => refused.push(entry),
+            Err(e) => return Err(e),
+        }
+    }
     let bypass = super::lock::bypass_governance(&req);
-    let results = ctx.engine.delete_objects(bucket, &entries, bypass).await?;
+    let results = if entries.is_empty() {
+        ctx.engine.bucket(bucket).await?;
+        Vec::new()
+    } else {
+        ctx.engine.delete_objects(bucket, &entries, bypass).await?
+    };
     let mut w = XmlWriter::new("DeleteResult");
     for ((key, asked), result) in entries.iter().zip(results) {
         match result {
@@ -514,6 +532,16 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
                     .close("Error");
             }
         }
+    }
+    for (key, asked) in &refused {
+        let e = ApiError::AccessDenied;
+        w.open("Error").elem("Key", key);
+        if let Some(v) = asked {
+            w.elem("VersionId", v);
+        }
+        w.elem("Code", e.aws_code())
+            .elem("Message", &e.message())
+            .close("Error");
     }
     for o in &invalid {
         let err = validate_key(&o.key).expect_err("partitioned as invalid");
@@ -631,7 +659,7 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
         checksum,
         content_length: None,
         condition: precheck_write(ctx, bucket, key, write_condition(&req)?).await?,
-        owner: req.identity.access_key.clone(),
+        owner: req.owner_id().to_owned(),
         storage_class: storage_class.unwrap_or_else(|| source.storage_class.clone()),
         lock: super::lock::requested_lock(&req)?,
     };

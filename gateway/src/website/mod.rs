@@ -64,7 +64,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr, request
         ctx,
         headers: &parts.headers,
         head,
-        env: request_env(&parts.headers, peer),
+        env: RequestEnv::from_request(&parts.headers, Some(peer), None, chrono::Utc::now()),
         bucket,
         request_id,
     };
@@ -107,24 +107,6 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr, request
     )
     .await;
     resp
-}
-
-/// What policy conditions can see of an anonymous website request.
-fn request_env(headers: &HeaderMap, peer: SocketAddr) -> RequestEnv {
-    let text = |name: http::header::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    RequestEnv {
-        source_ip: Some(peer.ip()),
-        secure_transport: false,
-        referer: text(http::header::REFERER),
-        user_agent: text(http::header::USER_AGENT),
-        prefix: None,
-        now: chrono::Utc::now(),
-    }
 }
 
 /// `https` when a proxy in front (the edge) says the client came over TLS, else `http`.
