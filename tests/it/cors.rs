@@ -382,3 +382,93 @@ async fn the_website_endpoint_answers_cors_too() {
         Some("https://app.example")
     );
 }
+
+#[tokio::test]
+async fn cors_through_the_serve_edge() {
+    let server = Server::start();
+    let s3 = bucket_with_cors(&server, "cdn").await;
+    crate::website::public_read(&s3, "cdn").await;
+    s3.put_bucket_website()
+        .bucket("cdn")
+        .website_configuration(
+            WebsiteConfiguration::builder()
+                .index_document(
+                    IndexDocument::builder()
+                        .suffix("index.html")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let edge = &server.edge_http;
+    let url = format!("{edge}/obj");
+    // A browser preflight for a plain read goes to the website endpoint (Host names the bucket), uncached.
+    for _ in 0..2 {
+        let ok = preflight(
+            &url,
+            Some("cdn"),
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "GET"),
+            ],
+        )
+        .await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        assert_eq!(
+            ok.header("access-control-allow-origin"),
+            Some("https://app.example")
+        );
+        assert_ne!(ok.header("x-cache"), Some("Hit from strata"));
+    }
+    // The preflight of a signed call goes to the S3 API (path-style).
+    let api = preflight(
+        &format!("{edge}/cdn/obj"),
+        None,
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "PUT"),
+            (
+                "access-control-request-headers",
+                "x-amz-date,x-amz-content-sha256",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(api.status, 200, "{}", api.body);
+    assert_eq!(
+        api.header("access-control-allow-headers"),
+        Some("x-amz-date, x-amz-content-sha256")
+    );
+    // Cached reads vary by Origin: each viewer gets the headers for its own origin, and none without one.
+    let get = |origin: Option<&'static str>| {
+        let url = url.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+            send(reqwest::Method::GET, &url, Some("cdn"), &headers).await
+        }
+    };
+    let a = get(Some("https://app.example")).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "cors object"));
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(a.header("vary"), Some(VARY));
+    let plain = get(None).await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+    let other = get(Some("https://other.example")).await;
+    assert_eq!(other.header("access-control-allow-origin"), Some("*"));
+    let a_again = get(Some("https://app.example")).await;
+    assert_eq!(a_again.header("x-cache"), Some("Hit from strata"));
+    assert_eq!(
+        a_again.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let plain_again = get(None).await;
+    assert_eq!(plain_again.header("x-cache"), Some("Hit from strata"));
+    assert_eq!(plain_again.header("access-control-allow-origin"), None);
+}

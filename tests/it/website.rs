@@ -469,3 +469,291 @@ async fn redirects_that_need_no_read_access() {
         Some("https://login.example/signin")
     );
 }
+
+/// Makes `bucket` publicly readable: Block Public Access off, then AWS's public-read policy.
+pub(crate) async fn public_read(s3: &Client, bucket: &str) {
+    s3.delete_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+    );
+    s3.put_bucket_policy()
+        .bucket(bucket)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn put_typed(s3: &Client, bucket: &str, key: &str, body: &[u8], content_type: &str) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .cache_control("max-age=60")
+        .metadata("secret", "not for the web")
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A public site: index.html, docs/index.html, a.txt, error.html.
+async fn public_site(server: &Server, bucket: &str, error_key: Option<&str>) -> Client {
+    let s3 = server.client();
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    put_typed(&s3, bucket, "index.html", b"<h1>home</h1>", "text/html").await;
+    put_typed(
+        &s3,
+        bucket,
+        "docs/index.html",
+        b"<h1>docs</h1>",
+        "text/html",
+    )
+    .await;
+    put_typed(&s3, bucket, "a.txt", b"0123456789", "text/plain").await;
+    put_typed(&s3, bucket, "error.html", b"<h1>oops</h1>", "text/html").await;
+    public_read(&s3, bucket).await;
+    set_website(&s3, bucket, site("index.html", error_key)).await;
+    s3
+}
+
+#[tokio::test]
+async fn index_documents_directories_and_object_headers() {
+    let server = Server::start();
+    public_site(&server, "www.example.com", None).await;
+    let host = "www.example.com:9001";
+    let home = get_page(&server, host, "/").await;
+    assert_eq!((home.status, home.body.as_str()), (200, "<h1>home</h1>"));
+    assert_eq!(home.header("content-type"), Some("text/html"));
+    assert_eq!(home.header("cache-control"), Some("max-age=60"));
+    assert!(home.header("etag").is_some_and(|e| e.starts_with('"')));
+    assert!(home.header("last-modified").is_some());
+    assert!(
+        !home
+            .headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-amz-meta-")),
+        "user metadata stays private: {:?}",
+        home.headers
+    );
+    let docs = get_page(&server, host, "/docs/").await;
+    assert_eq!((docs.status, docs.body.as_str()), (200, "<h1>docs</h1>"));
+    let dir = get_page(&server, host, "/docs").await;
+    assert_eq!(dir.status, 302);
+    assert_eq!(dir.header("location"), Some("/docs/"));
+    let file = get_page(&server, host, "/a.txt").await;
+    assert_eq!((file.status, file.body.as_str()), (200, "0123456789"));
+    // No error document: AWS's HTML 404 page.
+    let missing = get_page(&server, host, "/nope.html").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("<h1>404 Not Found</h1>"));
+    assert!(missing.body.contains("<li>Code: NoSuchKey</li>"));
+    assert!(missing.body.contains("<li>Key: nope.html</li>"));
+    let missing_dir = get_page(&server, host, "/nodir/").await;
+    assert!(missing_dir.body.contains("<li>Key: nodir/index.html</li>"));
+    // The website domain form names the same bucket.
+    let vhost = get_page(&server, "www.example.com.s3-website.localhost", "/").await;
+    assert_eq!(vhost.body, "<h1>home</h1>");
+}
+
+#[tokio::test]
+async fn head_range_and_conditional_requests() {
+    let server = Server::start();
+    public_site(&server, "ranges", None).await;
+    let head = visit(&server, reqwest::Method::HEAD, "ranges", "/a.txt", &[]).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("10"));
+    assert!(head.body.is_empty());
+    let part = visit(
+        &server,
+        reqwest::Method::GET,
+        "ranges",
+        "/a.txt",
+        &[("range", "bytes=2-5")],
+    )
+    .await;
+    assert_eq!((part.status, part.body.as_str()), (206, "2345"));
+    assert_eq!(part.header("content-range"), Some("bytes 2-5/10"));
+    let past = visit(
+        &server,
+        reqwest::Method::GET,
+        "ranges",
+        "/a.txt",
+        &[("range", "bytes=20-")],
+    )
+    .await;
+    assert_eq!(past.status, 416);
+    let etag = head.header("etag").unwrap().to_owned();
+    let same = visit(
+        &server,
+        reqwest::Method::GET,
+        "ranges",
+        "/a.txt",
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(same.status, 304);
+    assert_eq!(same.header("etag"), Some(etag.as_str()));
+    let changed = visit(
+        &server,
+        reqwest::Method::GET,
+        "ranges",
+        "/a.txt",
+        &[("if-match", "\"other\"")],
+    )
+    .await;
+    assert_eq!(changed.status, 412);
+    let missing_head = visit(&server, reqwest::Method::HEAD, "ranges", "/nope", &[]).await;
+    assert_eq!(missing_head.status, 404);
+    assert!(missing_head.body.is_empty());
+}
+
+#[tokio::test]
+async fn error_document_and_error_code_rules() {
+    let server = Server::start();
+    let s3 = public_site(&server, "errs", Some("error.html")).await;
+    let missing = get_page(&server, "errs", "/nope.html").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body, "<h1>oops</h1>");
+    assert_eq!(missing.header("content-type"), Some("text/html"));
+    // An error document that is itself missing: the HTML page with AWS's second section.
+    s3.delete_object()
+        .bucket("errs")
+        .key("error.html")
+        .send()
+        .await
+        .unwrap();
+    let broken = get_page(&server, "errs", "/nope.html").await;
+    assert_eq!(broken.status, 404);
+    assert!(broken.body.contains("<li>Code: NoSuchKey</li>"));
+    assert!(
+        broken
+            .body
+            .contains("An Error Occurred While Attempting to Retrieve a Custom Error Document")
+    );
+    // A 404 rule with a prefix condition redirects, others keep the 404.
+    let rule = RoutingRule::builder()
+        .condition(
+            Condition::builder()
+                .key_prefix_equals("old/")
+                .http_error_code_returned_equals("404")
+                .build(),
+        )
+        .redirect(
+            Redirect::builder()
+                .host_name("archive.example")
+                .replace_key_prefix_with("legacy/")
+                .build(),
+        )
+        .build();
+    set_website(
+        &s3,
+        "errs",
+        WebsiteConfiguration::builder()
+            .index_document(index("index.html"))
+            .routing_rules(rule)
+            .build(),
+    )
+    .await;
+    let moved = get_page(&server, "errs", "/old/page.html").await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(
+        moved.header("location"),
+        Some("http://archive.example/legacy/page.html")
+    );
+    put(&s3, "errs", "old/kept.html", b"still here").await;
+    let kept = get_page(&server, "errs", "/old/kept.html").await;
+    assert_eq!((kept.status, kept.body.as_str()), (200, "still here"));
+    let other = get_page(&server, "errs", "/new/page.html").await;
+    assert_eq!(other.status, 404);
+}
+
+#[tokio::test]
+async fn object_redirect_location_and_prefix_rules_on_a_public_site() {
+    let server = Server::start();
+    let s3 = public_site(&server, "moves", None).await;
+    s3.put_object()
+        .bucket("moves")
+        .key("old.html")
+        .website_redirect_location("/a.txt")
+        .body(Vec::new().into())
+        .send()
+        .await
+        .unwrap();
+    let moved = get_page(&server, "moves", "/old.html").await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("/a.txt"));
+    let rule = RoutingRule::builder()
+        .condition(Condition::builder().key_prefix_equals("docs/").build())
+        .redirect(
+            Redirect::builder()
+                .replace_key_with("index.html")
+                .http_redirect_code("302")
+                .build(),
+        )
+        .build();
+    set_website(
+        &s3,
+        "moves",
+        WebsiteConfiguration::builder()
+            .index_document(index("index.html"))
+            .routing_rules(rule)
+            .build(),
+    )
+    .await;
+    let redirected = get_page(&server, "moves:9001", "/docs/").await;
+    assert_eq!(redirected.status, 302);
+    assert_eq!(
+        redirected.header("location"),
+        Some("http://moves:9001/index.html")
+    );
+}
+
+#[tokio::test]
+async fn a_public_site_through_the_serve_edge_over_https() {
+    let server = Server::start();
+    public_site(&server, "edge-site", Some("error.html")).await;
+    let name = "edge-site.s3-website.localhost";
+    let addr: std::net::SocketAddr = server
+        .edge_https
+        .rsplit_once("//")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(name, addr)
+        .build()
+        .unwrap();
+    let base = format!("https://{name}:{}", addr.port());
+    let first = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    assert_eq!(first.text().await.unwrap(), "<h1>home</h1>");
+    let again = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(
+        again.headers().get("x-cache").and_then(|v| v.to_str().ok()),
+        Some("Hit from strata"),
+        "{:?}",
+        again.headers()
+    );
+    let dir = client.get(format!("{base}/docs")).send().await.unwrap();
+    assert_eq!(dir.status().as_u16(), 302);
+    let missing = client.get(format!("{base}/nope")).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert_eq!(missing.text().await.unwrap(), "<h1>oops</h1>");
+    // aws-cli-style signed requests on the same listener still reach the S3 API.
+    let s3 = crate::harness::client_for(
+        &server.edge_http,
+        crate::harness::ACCESS_KEY,
+        crate::harness::SECRET_KEY,
+    );
+    put(&s3, "edge-site", "new.html", b"fresh").await;
+    let fresh = client.get(format!("{base}/new.html")).send().await.unwrap();
+    assert_eq!(fresh.text().await.unwrap(), "fresh");
+}
