@@ -807,12 +807,11 @@ mod tests {
     #[test]
     fn unimplemented_subresources_say_so() {
         assert!(matches!(
-            r(Method::PUT, "h", "/bkt?policy"),
-            r(Method::GET, "h", "/bkt?website"),
+            r(Method::GET, "h", "/bkt?analytics"),
             Endpoint::NotImplemented { .. }
         ));
         assert!(matches!(
-            r(Method::PUT, "h", "/bkt?cors"),
+            r(Method::PUT, "h", "/bkt?lifecycle"),
             Endpoint::NotImplemented { .. }
         ));
     }
