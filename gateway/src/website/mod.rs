@@ -89,7 +89,12 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr, request
         return page(&e, details, request_id, false);
     }
     let origin = Origin {
-        protocol: forwarded_proto(&parts.headers),
+        // https when a trusted proxy in front (the edge) says the viewer came over TLS.
+        protocol: if visit.env.secure_transport {
+            "https"
+        } else {
+            "http"
+        },
         host: &host,
     };
     let path_and_query = parts
@@ -107,17 +112,6 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr, request
     )
     .await;
     resp
-}
-
-/// `https` when a proxy in front (the edge) says the client came over TLS, else `http`.
-fn forwarded_proto(headers: &HeaderMap) -> &'static str {
-    match headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
-        _ => "http",
-    }
 }
 
 fn page(e: &ApiError, details: Vec<(&'static str, String)>, request_id: &str, head: bool) -> Resp {
