@@ -266,34 +266,41 @@ pub async fn load(ctx: &Ctx, bucket: &str) -> ApiResult<Option<CorsConfig>> {
     }
 }
 
-/// Answers a preflight OPTIONS for `bucket` (unauthenticated): 200 with the matched rule's headers, 400 without
-/// Origin or Access-Control-Request-Method, 403 AccessForbidden when nothing allows it.
-pub async fn preflight(ctx: &Ctx, bucket: Option<&str>, headers: &HeaderMap) -> ApiResult<Resp> {
+/// Answers a preflight OPTIONS for `bucket` (unauthenticated; `key`: whether the URL names an object): 200 with
+/// the matched rule's headers, 400 without Origin or Access-Control-Request-Method, 403 AccessForbidden when
+/// nothing allows it.
+pub async fn preflight(
+    ctx: &Ctx,
+    bucket: Option<&str>,
+    key: bool,
+    headers: &HeaderMap,
+) -> ApiResult<Resp> {
     let origin = header(headers, "origin").ok_or_else(|| {
         ApiError::CorsBadRequest("Insufficient information. Origin request header needed.".into())
     })?;
-    let bucket = bucket.ok_or(ApiError::CorsForbidden("CORSResponse: Bucket not found"))?;
+    let asked = header(headers, "access-control-request-method");
+    let forbidden = |message: &'static str, resource_type: &'static str| ApiError::CorsForbidden {
+        message,
+        method: asked.unwrap_or("OPTIONS").to_owned(),
+        resource_type,
+    };
+    let bucket = bucket.ok_or_else(|| forbidden(BUCKET_NOT_FOUND, "BUCKET"))?;
     let cfg = match load(ctx, bucket).await {
         Ok(Some(c)) => c,
-        Ok(None) => {
-            return Err(ApiError::CorsForbidden(
-                "CORSResponse: CORS is not enabled for this bucket.",
-            ));
-        }
-        Err(ApiError::NoSuchBucket) => {
-            return Err(ApiError::CorsForbidden("CORSResponse: Bucket not found"));
-        }
+        Ok(None) => return Err(forbidden(NOT_ENABLED, "BUCKET")),
+        Err(ApiError::NoSuchBucket) => return Err(forbidden(BUCKET_NOT_FOUND, "BUCKET")),
         Err(e) => return Err(e),
     };
-    let method = header(headers, "access-control-request-method").ok_or_else(|| {
+    let method = asked.ok_or_else(|| {
         ApiError::CorsBadRequest(
             "Insufficient information. Access-Control-Request-Method request header needed.".into(),
         )
     })?;
     let requested = requested_headers(headers);
+    let resource_type = if key { "OBJECT" } else { "BUCKET" };
     let rule = cfg
         .matching(origin, method, &requested)
-        .ok_or(ApiError::CorsForbidden(NOT_ALLOWED))?;
+        .ok_or_else(|| forbidden(NOT_ALLOWED, resource_type))?;
     let mut resp = empty(StatusCode::OK);
     for (name, value) in rule_headers(rule, origin, &requested) {
         set_header(&mut resp, name, &value);
@@ -301,6 +308,11 @@ pub async fn preflight(ctx: &Ctx, bucket: Option<&str>, headers: &HeaderMap) -> 
     set_header(&mut resp, "content-length", "0");
     Ok(resp)
 }
+
+/// The message of a preflight for a bucket that does not exist.
+const BUCKET_NOT_FOUND: &str = "CORSResponse: Bucket not found";
+/// The message of a preflight for a bucket without CORS rules.
+const NOT_ENABLED: &str = "CORSResponse: CORS is not enabled for this bucket.";
 
 /// The message of a preflight that no rule allows.
 pub const NOT_ALLOWED: &str = "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.";

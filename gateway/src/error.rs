@@ -130,8 +130,15 @@ pub enum ApiError {
     #[error("The CORS configuration does not exist")]
     NoSuchCorsConfiguration,
     /// A CORS preflight that no rule allows, or for a bucket without CORS or without existence.
-    #[error("{0}")]
-    CorsForbidden(&'static str),
+    #[error("{message}")]
+    CorsForbidden {
+        /// Why.
+        message: &'static str,
+        /// The method asked for (Access-Control-Request-Method, else OPTIONS).
+        method: String,
+        /// OBJECT when rules were evaluated for a key, else BUCKET.
+        resource_type: &'static str,
+    },
     /// A CORS preflight missing Origin or Access-Control-Request-Method.
     #[error("{0}")]
     CorsBadRequest(String),
@@ -252,7 +259,7 @@ impl ApiError {
             InvalidBucketState(_) => "InvalidBucketState",
             NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
             NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
-            CorsForbidden(_) => "AccessForbidden",
+            CorsForbidden { .. } => "AccessForbidden",
             CorsBadRequest(_) => "BadRequest",
             CurrentIsDeleteMarker { .. } => "NoSuchKey",
             VersionIsDeleteMarker { .. } => "MethodNotAllowed",
@@ -280,7 +287,7 @@ impl ApiError {
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed
             | ExpiredPresignedRequest
-            | CorsForbidden(_) => StatusCode::FORBIDDEN,
+            | CorsForbidden { .. } => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
             | XAmzContentSha256Mismatch
@@ -353,9 +360,25 @@ impl ApiError {
         out.push_str(self.aws_code());
         out.push_str("</Code><Message>");
         out.push_str(&xml_escape(&self.message()));
-        out.push_str("</Message><Resource>");
-        out.push_str(&xml_escape(resource));
-        out.push_str("</Resource><RequestId>");
+        out.push_str("</Message>");
+        if let ApiError::CorsForbidden {
+            method,
+            resource_type,
+            ..
+        } = self
+        {
+            // S3's CORS refusals name the method and the kind of resource instead of the resource.
+            out.push_str("<Method>");
+            out.push_str(&xml_escape(method));
+            out.push_str("</Method><ResourceType>");
+            out.push_str(resource_type);
+            out.push_str("</ResourceType>");
+        } else {
+            out.push_str("<Resource>");
+            out.push_str(&xml_escape(resource));
+            out.push_str("</Resource>");
+        }
+        out.push_str("<RequestId>");
         out.push_str(request_id);
         out.push_str("</RequestId></Error>");
         out

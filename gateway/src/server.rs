@@ -158,15 +158,15 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, peer: Option<SocketAd
     let cors = parts
         .headers
         .contains_key(http::header::ORIGIN)
-        .then(|| (parts.headers.clone(), request_bucket(&ctx, &parts)));
+        .then(|| (parts.headers.clone(), request_resource(&ctx, &parts)));
     let result = match (&method, &cors) {
-        (&Method::OPTIONS, Some((headers, bucket))) => {
+        (&Method::OPTIONS, Some((headers, (bucket, key)))) => {
             op = "PreflightCors";
-            crate::cors::preflight(&ctx, bucket.as_deref(), headers).await
+            crate::cors::preflight(&ctx, bucket.as_deref(), *key, headers).await
         }
         (&Method::OPTIONS, None) => {
             op = "PreflightCors";
-            crate::cors::preflight(&ctx, None, &parts.headers).await
+            crate::cors::preflight(&ctx, None, false, &parts.headers).await
         }
         _ => handle_inner(&ctx, parts, body, peer, &mut op).await,
     };
@@ -174,7 +174,7 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, peer: Option<SocketAd
         Ok(r) => r,
         Err(e) => error_response(&e, &path, &id, method == Method::HEAD),
     };
-    if let Some((headers, bucket)) = &cors
+    if let Some((headers, (bucket, _))) = &cors
         && method != Method::OPTIONS
     {
         crate::cors::decorate(&ctx, bucket.as_deref(), headers, &method, &mut resp).await;
@@ -188,12 +188,13 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, peer: Option<SocketAd
     resp
 }
 
-/// The bucket a request addresses (path-style or virtual-hosted), if any.
-fn request_bucket(ctx: &Ctx, parts: &http::request::Parts) -> Option<String> {
+/// The bucket a request addresses (path-style or virtual-hosted), if any, and whether it names a key.
+fn request_resource(ctx: &Ctx, parts: &http::request::Parts) -> (Option<String>, bool) {
     let host = request_host(parts);
-    split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)
-        .ok()
-        .and_then(|(b, _)| b)
+    match split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains) {
+        Ok((bucket, key)) => (bucket, key.is_some()),
+        Err(_) => (None, false),
+    }
 }
 
 fn request_host(parts: &http::request::Parts) -> Option<String> {

@@ -223,6 +223,14 @@ async fn preflights_on_the_rest_endpoint() {
             no.body
                 .contains("CORSResponse: This CORS request is not allowed.")
         );
+        let method = headers[1].1;
+        assert!(
+            no.body.contains(&format!(
+                "<Method>{method}</Method><ResourceType>OBJECT</ResourceType><RequestId>"
+            )),
+            "{}",
+            no.body
+        );
         assert_eq!(no.header("access-control-allow-origin"), None);
     }
     // Missing Origin or method: 400.
@@ -254,6 +262,10 @@ async fn preflights_on_the_rest_endpoint() {
         .await;
         assert_eq!(no.status, 403);
         assert!(no.body.contains(message), "{}", no.body);
+        assert!(
+            no.body
+                .contains("<Method>GET</Method><ResourceType>BUCKET</ResourceType>")
+        );
     }
 }
 

@@ -69,7 +69,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr, request
         request_id,
     };
     if parts.method == Method::OPTIONS {
-        return match crate::cors::preflight(ctx, Some(&visit.bucket), &parts.headers).await {
+        return match crate::cors::preflight(ctx, Some(&visit.bucket), true, &parts.headers).await {
             Ok(resp) => resp,
             Err(e) => {
                 let details = vec![
