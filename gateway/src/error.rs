@@ -206,6 +206,21 @@ pub enum ApiError {
     /// An ACL other than private / bucket-owner-full-control on a bucket whose ACLs are disabled.
     #[error("The bucket does not allow ACLs")]
     AccessControlListNotSupported,
+    /// A bucket ACL together with BucketOwnerEnforced (CreateBucket, PutBucketOwnershipControls).
+    #[error("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")]
+    InvalidBucketAclWithObjectOwnership,
+    /// Admin API: the user does not exist.
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// Admin API: a user with this access key exists already.
+    #[error("{0}")]
+    EntityAlreadyExists(String),
+    /// POST Object: the form is not valid multipart/form-data or misses a required field.
+    #[error("{0}")]
+    MalformedPostRequest(String),
+    /// POST Object: the form breaks its policy (a condition failed, or the policy expired).
+    #[error("Invalid according to Policy: {0}")]
+    PostPolicyDenied(String),
     /// Anything else. The cause is logged, not sent.
     #[error("We encountered an internal error. Please try again.")]
     Internal(String),
@@ -274,6 +289,11 @@ impl ApiError {
             NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
             AccessControlListNotSupported => "AccessControlListNotSupported",
+            InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
+            NoSuchEntity(_) => "NoSuchEntity",
+            EntityAlreadyExists(_) => "EntityAlreadyExists",
+            MalformedPostRequest(_) => "MalformedPOSTRequest",
+            PostPolicyDenied(_) => "AccessDenied",
             Internal(_) => "InternalError",
         }
     }
@@ -287,7 +307,8 @@ impl ApiError {
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed
             | ExpiredPresignedRequest
-            | CorsForbidden { .. } => StatusCode::FORBIDDEN,
+            | CorsForbidden { .. }
+            | PostPolicyDenied(_) => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
             | XAmzContentSha256Mismatch
@@ -310,6 +331,8 @@ impl ApiError {
             | CorsBadRequest(_)
             | MalformedPolicy(_)
             | AccessControlListNotSupported
+            | InvalidBucketAclWithObjectOwnership
+            | MalformedPostRequest(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket
@@ -323,12 +346,14 @@ impl ApiError {
             | NoSuchBucketPolicy
             | NoSuchPublicAccessBlockConfiguration
             | OwnershipControlsNotFound
+            | NoSuchEntity(_)
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou
             | BucketAlreadyExists
             | BucketNotEmpty
             | InvalidBucketState(_)
+            | EntityAlreadyExists(_)
             | ConditionalRequestConflict => StatusCode::CONFLICT,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,

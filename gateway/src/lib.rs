@@ -9,6 +9,7 @@
 //! → authorization → [`handlers::dispatch`] → one `handle_<op>` in the operation family's module.
 
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod conditional;
 pub mod cors;
@@ -21,6 +22,6 @@ pub mod server;
 pub mod website;
 pub mod xml;
 
-pub use credentials::StaticCredentials;
+pub use credentials::UserStore;
 pub use handlers::Ctx;
 pub use server::serve;

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 
 use crate::access::{self, RequestEnv};
+use crate::admin;
 use crate::auth::{self, Trailers};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::object::copy_source;
@@ -217,6 +218,22 @@ async fn handle_inner(
     let query = Query::parse(parts.uri.query());
     let host = request_host(&parts);
     let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
+    if bucket.as_deref() == Some(admin::SEGMENT) {
+        *op = "Admin";
+        let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
+        let env = RequestEnv::from_request(&parts.headers, peer, None, chrono::Utc::now());
+        let req = Req {
+            parts,
+            body: Some(body),
+            query,
+            identity: Some(identity),
+            env,
+            payload: outcome.payload,
+            decoded_content_length: outcome.decoded_content_length,
+            trailers: Trailers::default(),
+        };
+        return admin::handle(ctx, req, key.as_deref().unwrap_or_default()).await;
+    }
     let endpoint = route(
         &parts.method,
         bucket,
@@ -242,7 +259,34 @@ async fn handle_inner(
         trailers: Trailers::default(),
     };
     authorize_endpoint(ctx, &endpoint, &req).await?;
-    dispatch(ctx, endpoint, req).await
+    let missing_key_check = match &endpoint {
+        Endpoint::GetObject { bucket, .. } | Endpoint::HeadObject { bucket, .. } => {
+            Some((bucket.clone(), req.identity.clone(), req.env.clone()))
+        }
+        _ => None,
+    };
+    let result = dispatch(ctx, endpoint, req).await;
+    match (result, missing_key_check) {
+        (Err(e @ (ApiError::NoSuchKey | ApiError::CurrentIsDeleteMarker { .. })), Some(check)) => {
+            Err(hide_missing_key(ctx, e, check).await)
+        }
+        (result, _) => result,
+    }
+}
+
+/// As S3: a caller who may read a key but not list its bucket learns nothing about keys that do not exist,
+/// so a missing key is AccessDenied (403) for them, not NoSuchKey (404).
+async fn hide_missing_key(
+    ctx: &Ctx,
+    missing: ApiError,
+    (bucket, identity, env): (String, Option<auth::Identity>, RequestEnv),
+) -> ApiError {
+    let list =
+        access::authorize(ctx, identity.as_ref(), "s3:ListBucket", &bucket, None, &env).await;
+    match list {
+        Ok(()) => missing,
+        Err(e) => e,
+    }
 }
 
 /// Asks [`access::authorize`] for the endpoint's action (and, for copies, s3:GetObject on the source).

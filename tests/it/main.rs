@@ -19,6 +19,7 @@ mod sigv4;
 mod smoke;
 mod tagging;
 mod timeouts;
+mod users;
 mod versioning;
 mod website;
 mod wire;

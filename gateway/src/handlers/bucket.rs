@@ -22,10 +22,7 @@ pub async fn handle_list_buckets(ctx: &Ctx, req: &Req) -> ApiResult<Resp> {
     let caller = req.identity.as_ref().ok_or(ApiError::AccessDenied)?;
     let buckets = ctx.engine.list_buckets().await?;
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
-    w.open("Owner")
-        .elem("ID", &caller.access_key)
-        .elem("DisplayName", &caller.display_name)
-        .close("Owner");
+    super::owner_xml(ctx, &mut w, "Owner", &caller.access_key);
     w.open("Buckets");
     for b in buckets
         .iter()
@@ -68,10 +65,12 @@ pub async fn handle_create_bucket(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiR
         }
     }
     let owner = req.identity.as_ref().ok_or(ApiError::AccessDenied)?;
+    let (ownership, acl) = super::acl::bucket_settings_for_create(&req)?;
     ctx.engine
         .create_bucket(bucket, &owner.access_key, &ctx.region, lock_enabled)
         .await?;
     ctx.access.invalidate(bucket);
+    super::acl::apply_bucket_settings(ctx, bucket, ownership, acl).await?;
     let mut resp = empty(StatusCode::OK);
     set_header(&mut resp, "location", &format!("/{bucket}"));
     Ok(resp)

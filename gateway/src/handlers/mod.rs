@@ -3,6 +3,7 @@
 //! One module per operation family ([`bucket`], [`object`], [`list`], [`tagging`]), each a set of
 //! `handle_<op>` functions called from the single dispatch `match` in [`dispatch`].
 
+pub mod acl;
 pub mod bucket;
 pub mod cors;
 pub mod list;
@@ -25,7 +26,8 @@ use hyper::body::{Frame, Incoming};
 use strata_storage::{BodyStream, BoxError, Engine};
 
 use crate::access::{AccessCache, RequestEnv};
-use crate::auth::{CredentialStore, Identity, Payload, Trailers, verified_body};
+use crate::auth::{Identity, Payload, Trailers, verified_body};
+use crate::credentials::UserStore;
 use crate::error::{ApiError, ApiResult};
 use crate::router::{Endpoint, Query};
 
@@ -33,8 +35,8 @@ use crate::router::{Endpoint, Query};
 pub struct Ctx {
     /// The storage engine.
     pub engine: Arc<Engine>,
-    /// Access keys and secrets.
-    pub creds: Arc<dyn CredentialStore>,
+    /// Access keys and secrets: root and the stored users.
+    pub creds: Arc<UserStore>,
     /// This region's name.
     pub region: String,
     /// Domains under which `<bucket>.<domain>` hosts mean virtual-hosted-style requests.
@@ -213,6 +215,15 @@ pub fn streaming(status: StatusCode, body: BodyStream) -> Resp {
     r
 }
 
+/// Writes `<tag><ID>id</ID><DisplayName>name</DisplayName></tag>` for an owner id (the access key of the user
+/// who owns the bucket or object, or who started the upload), with the display name from the user store.
+pub fn owner_xml(ctx: &Ctx, w: &mut crate::xml::XmlWriter, tag: &str, id: &str) {
+    w.open(tag)
+        .elem("ID", id)
+        .elem("DisplayName", &ctx.creds.display_name(id))
+        .close(tag);
+}
+
 /// Sets a header from a string, skipping values that are not valid header text.
 pub fn set_header(resp: &mut Resp, name: &str, value: &str) {
     if let (Ok(n), Ok(v)) = (
@@ -321,6 +332,19 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         DeletePublicAccessBlock { bucket } => {
             policy::handle_delete_public_access_block(ctx, &bucket).await
         }
+        PutBucketOwnershipControls { bucket } => {
+            acl::handle_put_bucket_ownership_controls(ctx, req, &bucket).await
+        }
+        GetBucketOwnershipControls { bucket } => {
+            acl::handle_get_bucket_ownership_controls(ctx, &bucket).await
+        }
+        DeleteBucketOwnershipControls { bucket } => {
+            acl::handle_delete_bucket_ownership_controls(ctx, &bucket).await
+        }
+        GetBucketAcl { bucket } => acl::handle_get_bucket_acl(ctx, &bucket).await,
+        PutBucketAcl { bucket } => acl::handle_put_bucket_acl(ctx, req, &bucket).await,
+        GetObjectAcl { bucket, key } => acl::handle_get_object_acl(ctx, &req, &bucket, &key).await,
+        PutObjectAcl { bucket, key } => acl::handle_put_object_acl(ctx, req, &bucket, &key).await,
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }
 }
