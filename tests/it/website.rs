@@ -470,15 +470,28 @@ async fn redirects_that_need_no_read_access() {
     );
 }
 
-/// Makes `bucket` publicly readable: Block Public Access off, then AWS's public-read policy.
+/// Makes `bucket` publicly readable: Block Public Access off, then AWS's public-read policy (s3:GetObject).
 pub(crate) async fn public_read(s3: &Client, bucket: &str) {
+    public_policy(s3, bucket, false).await;
+}
+
+/// Block Public Access off, then a policy letting anyone read objects and, with `list`, list the bucket (which
+/// turns missing keys from 403 into 404, as on AWS).
+async fn public_policy(s3: &Client, bucket: &str, list: bool) {
     s3.delete_public_access_block()
         .bucket(bucket)
         .send()
         .await
         .unwrap();
+    let listing = if list {
+        format!(
+            r#",{{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::{bucket}"}}"#
+        )
+    } else {
+        String::new()
+    };
     let policy = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}{listing}]}}"#
     );
     s3.put_bucket_policy()
         .bucket(bucket)
@@ -501,7 +514,7 @@ async fn put_typed(s3: &Client, bucket: &str, key: &str, body: &[u8], content_ty
         .unwrap();
 }
 
-/// A public site: index.html, docs/index.html, a.txt, error.html.
+/// A public site (readable and listable): index.html, docs/index.html, a.txt, error.html.
 async fn public_site(server: &Server, bucket: &str, error_key: Option<&str>) -> Client {
     let s3 = server.client();
     s3.create_bucket().bucket(bucket).send().await.unwrap();
@@ -516,7 +529,7 @@ async fn public_site(server: &Server, bucket: &str, error_key: Option<&str>) -> 
     .await;
     put_typed(&s3, bucket, "a.txt", b"0123456789", "text/plain").await;
     put_typed(&s3, bucket, "error.html", b"<h1>oops</h1>", "text/html").await;
-    public_read(&s3, bucket).await;
+    public_policy(&s3, bucket, true).await;
     set_website(&s3, bucket, site("index.html", error_key)).await;
     s3
 }
@@ -558,6 +571,38 @@ async fn index_documents_directories_and_object_headers() {
     // The website domain form names the same bucket.
     let vhost = get_page(&server, "www.example.com.s3-website.localhost", "/").await;
     assert_eq!(vhost.body, "<h1>home</h1>");
+}
+
+#[tokio::test]
+async fn without_list_permission_missing_pages_are_403_with_the_error_document() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("unlisted").send().await.unwrap();
+    put_typed(&s3, "unlisted", "index.html", b"<h1>home</h1>", "text/html").await;
+    put_typed(
+        &s3,
+        "unlisted",
+        "docs/index.html",
+        b"<h1>docs</h1>",
+        "text/html",
+    )
+    .await;
+    put_typed(&s3, "unlisted", "error.html", b"<h1>oops</h1>", "text/html").await;
+    public_read(&s3, "unlisted").await;
+    set_website(&s3, "unlisted", site("index.html", None)).await;
+    let page = get_page(&server, "unlisted", "/").await;
+    assert_eq!((page.status, page.body.as_str()), (200, "<h1>home</h1>"));
+    let dir = get_page(&server, "unlisted", "/docs").await;
+    assert_eq!(dir.status, 302, "the directory redirect needs no listing");
+    let missing = get_page(&server, "unlisted", "/nope.html").await;
+    assert_eq!(missing.status, 403, "{}", missing.body);
+    assert!(missing.body.contains("<li>Code: AccessDenied</li>"));
+    set_website(&s3, "unlisted", site("index.html", Some("error.html"))).await;
+    let missing = get_page(&server, "unlisted", "/nope.html").await;
+    assert_eq!(
+        (missing.status, missing.body.as_str()),
+        (403, "<h1>oops</h1>")
+    );
 }
 
 #[tokio::test]

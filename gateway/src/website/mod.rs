@@ -153,10 +153,32 @@ impl Visit<'_> {
                 if self.fetch(&dir_index).await.is_ok() {
                     return redirect(&routing::directory_redirect(&key));
                 }
-                self.error(&cfg, &key, &target, ApiError::NoSuchKey, origin)
-                    .await
+                let e = self.hide_missing(ApiError::NoSuchKey).await;
+                self.error(&cfg, &key, &target, e, origin).await
+            }
+            Err(ApiError::NoSuchKey) => {
+                let e = self.hide_missing(ApiError::NoSuchKey).await;
+                self.error(&cfg, &key, &target, e, origin).await
             }
             Err(e) => self.error(&cfg, &key, &target, e, origin).await,
+        }
+    }
+
+    /// As S3 (and the REST endpoint): a visitor who may not list the bucket learns nothing about keys that do
+    /// not exist, so a missing key is AccessDenied (403) unless the policy grants s3:ListBucket too.
+    async fn hide_missing(&self, missing: ApiError) -> ApiError {
+        match authorize(
+            self.ctx,
+            None,
+            "s3:ListBucket",
+            &self.bucket,
+            None,
+            &self.env,
+        )
+        .await
+        {
+            Ok(()) => missing,
+            Err(e) => e,
         }
     }
 
