@@ -235,7 +235,8 @@ async fn handle_inner(
         peer,
         query.get("prefix"),
         chrono::Utc::now(),
-    );
+    )
+    .with_listing(query.get("delimiter"), query.get("max-keys"));
     let req = Req {
         parts,
         body: Some(body),

@@ -425,6 +425,26 @@ async fn conditions_decide() {
     assert_eq!(list("list-type=2&prefix=secret%2F"), 200);
     assert_eq!(list("list-type=2&prefix=other%2F"), 403);
     assert_eq!(list("list-type=2"), 403);
+
+    // s3:max-keys and s3:delimiter.
+    open_bucket(&s3, "maxk").await;
+    set_policy(
+        &s3,
+        "maxk",
+        json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+            "Resource": "arn:aws:s3:::maxk", "Condition": {
+                "NumericLessThanEquals": {"s3:max-keys": "10"},
+                "StringEquals": {"s3:delimiter": "/"}}}]}),
+    )
+    .await;
+    let list = |q: &str| {
+        RawRequest::new("GET", "/maxk", q)
+            .send(&server.endpoint)
+            .status
+    };
+    assert_eq!(list("list-type=2&max-keys=5&delimiter=%2F"), 200);
+    assert_eq!(list("list-type=2&max-keys=50&delimiter=%2F"), 403);
+    assert_eq!(list("list-type=2&max-keys=5"), 403);
 }
 
 #[tokio::test]

@@ -335,6 +335,9 @@ fn context_value(key: &str, caller: Option<&Identity>, env: &RequestEnv) -> Opti
             .to_owned(),
         ),
         "s3:prefix" => env.prefix.clone(),
+        "s3:delimiter" => env.delimiter.clone(),
+        "s3:max-keys" => env.max_keys.clone(),
+        "s3:x-amz-acl" => env.acl.clone(),
         _ => None,
     }
 }
@@ -351,6 +354,9 @@ mod tests {
             referer: Some("https://www.example.com/page".into()),
             user_agent: Some("curl/8".into()),
             prefix: Some("photos/2024/".into()),
+            delimiter: Some("/".into()),
+            max_keys: Some("100".into()),
+            acl: Some("public-read".into()),
             now: DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),
@@ -432,7 +438,17 @@ mod tests {
                 json!({"NumericLessThan": {"aws:EpochTime": 2000000000}}),
                 true,
             ),
-            (json!({"Null": {"s3:delimiter": "true"}}), true),
+            (json!({"Null": {"s3:delimiter": "true"}}), false),
+            (json!({"StringEquals": {"s3:delimiter": "/"}}), true),
+            (
+                json!({"NumericLessThanEquals": {"s3:max-keys": "100"}}),
+                true,
+            ),
+            (json!({"NumericLessThan": {"s3:max-keys": 100}}), false),
+            (
+                json!({"StringNotEquals": {"s3:x-amz-acl": "public-read"}}),
+                false,
+            ),
             (json!({"Null": {"s3:prefix": "true"}}), false),
             (json!({"StringLike": {"aws:UserAgent": "curl/*"}}), true),
             (

@@ -65,8 +65,18 @@ impl RequestEnv {
             referer: header(headers, "referer").map(str::to_owned),
             user_agent: header(headers, "user-agent").map(str::to_owned),
             prefix: prefix.map(str::to_owned),
+            delimiter: None,
+            max_keys: None,
+            acl: header(headers, "x-amz-acl").map(|a| a.trim().to_owned()),
             now,
         }
+    }
+
+    /// Adds a listing's `delimiter` and `max-keys` parameters (s3:delimiter, s3:max-keys).
+    pub fn with_listing(mut self, delimiter: Option<&str>, max_keys: Option<&str>) -> Self {
+        self.delimiter = delimiter.map(str::to_owned);
+        self.max_keys = max_keys.map(str::to_owned);
+        self
     }
 }
 

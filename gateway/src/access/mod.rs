@@ -65,6 +65,12 @@ pub struct RequestEnv {
     pub user_agent: Option<String>,
     /// The `prefix` parameter of a listing (s3:prefix).
     pub prefix: Option<String>,
+    /// The `delimiter` parameter of a listing (s3:delimiter); set with [`RequestEnv::with_listing`].
+    pub delimiter: Option<String>,
+    /// The `max-keys` parameter of a listing (s3:max-keys); set with [`RequestEnv::with_listing`].
+    pub max_keys: Option<String>,
+    /// The `x-amz-acl` header (s3:x-amz-acl).
+    pub acl: Option<String>,
     /// When the request arrived (aws:CurrentTime).
     pub now: DateTime<Utc>,
 }

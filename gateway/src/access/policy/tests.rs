@@ -12,6 +12,9 @@ fn env() -> RequestEnv {
         referer: None,
         user_agent: None,
         prefix: None,
+        delimiter: None,
+        max_keys: None,
+        acl: None,
         now: DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc),
