@@ -132,6 +132,20 @@ pub enum Endpoint {
     GetPublicAccessBlock { bucket: String },
     /// DELETE /bucket?publicAccessBlock
     DeletePublicAccessBlock { bucket: String },
+    /// PUT /bucket?ownershipControls
+    PutBucketOwnershipControls { bucket: String },
+    /// GET /bucket?ownershipControls
+    GetBucketOwnershipControls { bucket: String },
+    /// DELETE /bucket?ownershipControls
+    DeleteBucketOwnershipControls { bucket: String },
+    /// GET /bucket?acl
+    GetBucketAcl { bucket: String },
+    /// PUT /bucket?acl
+    PutBucketAcl { bucket: String },
+    /// GET /bucket/key?acl
+    GetObjectAcl { bucket: String, key: String },
+    /// PUT /bucket/key?acl
+    PutObjectAcl { bucket: String, key: String },
     /// An S3 operation Strata does not implement yet.
     NotImplemented {
         bucket: Option<String>,
@@ -142,7 +156,6 @@ pub enum Endpoint {
 /// Bucket sub-resources that name operations Strata does not implement yet.
 const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
-    "acl",
     "analytics",
     "cors",
     "encryption",
@@ -152,13 +165,12 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "logging",
     "metrics",
     "notification",
-    "ownershipControls",
     "replication",
     "requestPayment",
     "tagging",
     "website",
 ];
-const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &["acl", "restore", "select", "torrent"];
+const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &["restore", "select", "torrent"];
 
 impl Endpoint {
     /// The bucket addressed, if any.
@@ -199,7 +211,14 @@ impl Endpoint {
             | CompleteMultipartUpload { bucket, .. }
             | AbortMultipartUpload { bucket, .. }
             | ListParts { bucket, .. }
-            | GetObjectAttributes { bucket, .. } => Some(bucket),
+            | GetObjectAttributes { bucket, .. }
+            | GetObjectAcl { bucket, .. }
+            | PutObjectAcl { bucket, .. } => Some(bucket),
+            PutBucketOwnershipControls { bucket } => Some(bucket),
+            GetBucketOwnershipControls { bucket } => Some(bucket),
+            DeleteBucketOwnershipControls { bucket } => Some(bucket),
+            GetBucketAcl { bucket } => Some(bucket),
+            PutBucketAcl { bucket } => Some(bucket),
             PutBucketPolicy { bucket } => Some(bucket),
             GetBucketPolicy { bucket } => Some(bucket),
             DeleteBucketPolicy { bucket } => Some(bucket),
@@ -249,6 +268,13 @@ impl Endpoint {
             ListParts { .. } => "ListParts",
             GetObjectAttributes { .. } => "GetObjectAttributes",
             NotImplemented { operation, .. } => operation,
+            PutBucketOwnershipControls { .. } => "PutBucketOwnershipControls",
+            GetBucketOwnershipControls { .. } => "GetBucketOwnershipControls",
+            DeleteBucketOwnershipControls { .. } => "DeleteBucketOwnershipControls",
+            GetBucketAcl { .. } => "GetBucketAcl",
+            PutBucketAcl { .. } => "PutBucketAcl",
+            GetObjectAcl { .. } => "GetObjectAcl",
+            PutObjectAcl { .. } => "PutObjectAcl",
             PutBucketPolicy { .. } => "PutBucketPolicy",
             GetBucketPolicy { .. } => "GetBucketPolicy",
             DeleteBucketPolicy { .. } => "DeleteBucketPolicy",
@@ -281,7 +307,9 @@ impl Endpoint {
             | CompleteMultipartUpload { key, .. }
             | AbortMultipartUpload { key, .. }
             | ListParts { key, .. }
-            | GetObjectAttributes { key, .. } => Some(key),
+            | GetObjectAttributes { key, .. }
+            | GetObjectAcl { key, .. }
+            | PutObjectAcl { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -335,6 +363,14 @@ impl Endpoint {
                 "s3:PutBucketPublicAccessBlock"
             }
             GetPublicAccessBlock { .. } => "s3:GetBucketPublicAccessBlock",
+            PutBucketOwnershipControls { .. } | DeleteBucketOwnershipControls { .. } => {
+                "s3:PutBucketOwnershipControls"
+            }
+            GetBucketOwnershipControls { .. } => "s3:GetBucketOwnershipControls",
+            GetBucketAcl { .. } => "s3:GetBucketAcl",
+            PutBucketAcl { .. } => "s3:PutBucketAcl",
+            GetObjectAcl { .. } => v("s3:GetObjectAcl", "s3:GetObjectVersionAcl"),
+            PutObjectAcl { .. } => v("s3:PutObjectAcl", "s3:PutObjectVersionAcl"),
             DeleteObjects { .. } | PostObject { .. } | NotImplemented { .. } => return None,
         })
     }
@@ -433,6 +469,13 @@ pub fn route(
             _ => Err(ApiError::MethodNotAllowed),
         };
     }
+    if q.has("acl") {
+        return match *method {
+            Method::PUT => Ok(PutObjectAcl { bucket, key }),
+            Method::GET => Ok(GetObjectAcl { bucket, key }),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    }
     if let Some(sub) = UNIMPLEMENTED_OBJECT_SUBRESOURCES.iter().find(|s| q.has(s)) {
         return Ok(NotImplemented {
             bucket: Some(bucket),
@@ -482,7 +525,7 @@ pub fn route(
     }
 }
 
-/// The bucket policy and Block Public Access sub-resources.
+/// The bucket policy, Block Public Access, ownership controls and ACL sub-resources.
 fn route_access_subresource(
     method: &Method,
     bucket: &str,
@@ -500,6 +543,19 @@ fn route_access_subresource(
             Method::PUT => PutBucketPolicy { bucket },
             Method::GET => GetBucketPolicy { bucket },
             Method::DELETE => DeleteBucketPolicy { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("ownershipControls") {
+        match *method {
+            Method::PUT => PutBucketOwnershipControls { bucket },
+            Method::GET => GetBucketOwnershipControls { bucket },
+            Method::DELETE => DeleteBucketOwnershipControls { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("acl") {
+        match *method {
+            Method::PUT => PutBucketAcl { bucket },
+            Method::GET => GetBucketAcl { bucket },
             _ => return Some(Err(ApiError::MethodNotAllowed)),
         }
     } else if q.has("publicAccessBlock") {
@@ -781,6 +837,42 @@ mod tests {
             ),
         ];
         for (m, pq, want) in cases {
+            assert_eq!(r(m.clone(), "h", pq), want, "{m} {pq}");
+        }
+        let k = || "k".to_string();
+        for (m, pq, want) in [
+            (
+                Method::GET,
+                "/bkt?acl",
+                Endpoint::GetBucketAcl { bucket: b() },
+            ),
+            (
+                Method::PUT,
+                "/bkt?acl",
+                Endpoint::PutBucketAcl { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "/bkt/k?acl",
+                Endpoint::GetObjectAcl {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::PUT,
+                "/bkt/k?acl",
+                Endpoint::PutObjectAcl {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?ownershipControls",
+                Endpoint::DeleteBucketOwnershipControls { bucket: b() },
+            ),
+        ] {
             assert_eq!(r(m.clone(), "h", pq), want, "{m} {pq}");
         }
         let q = Query::parse(Some("policy"));

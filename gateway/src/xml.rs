@@ -49,6 +49,12 @@ impl XmlWriter {
         self.close(name)
     }
 
+    /// Appends markup as is (for elements with attributes); the caller escapes.
+    pub fn raw(&mut self, markup: &str) -> &mut Self {
+        self.out.push_str(markup);
+        self
+    }
+
     /// Closes the root and returns the document.
     pub fn finish(mut self, root: &str) -> String {
         self.close(root);
@@ -368,4 +374,25 @@ pub struct PublicAccessBlockXml {
 
 impl XmlDoc for PublicAccessBlockXml {
     const ROOT: &'static str = "PublicAccessBlockConfiguration";
+}
+
+/// PutBucketOwnershipControls' body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "OwnershipControls")]
+pub struct OwnershipControlsXml {
+    /// The rules (exactly one is valid).
+    #[serde(rename = "Rule", default)]
+    pub rules: Vec<OwnershipRuleXml>,
+}
+
+/// One ownership rule.
+#[derive(Debug, Deserialize)]
+pub struct OwnershipRuleXml {
+    /// BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter.
+    #[serde(rename = "ObjectOwnership")]
+    pub object_ownership: String,
+}
+
+impl XmlDoc for OwnershipControlsXml {
+    const ROOT: &'static str = "OwnershipControls";
 }

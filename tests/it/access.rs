@@ -692,3 +692,435 @@ async fn secure_transport_through_the_edge() {
     .await;
     assert_eq!(http, 403);
 }
+
+/// Attaches an identity policy to a user with `strata admin user set-policy`.
+fn set_user_policy(server: &Server, access_key: &str, policy: serde_json::Value) {
+    let out = crate::users::admin_as(
+        server,
+        (crate::harness::ACCESS_KEY, crate::harness::SECRET_KEY),
+        &["user", "set-policy", access_key, "-"],
+        Some(policy.to_string().as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "set-policy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn get_status(s3: &Client, bucket: &str, key: &str) -> u16 {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(_) => 200,
+        Err(e) => status_and_code(&e).0,
+    }
+}
+
+async fn put_status(s3: &Client, bucket: &str, key: &str) -> u16 {
+    let body = aws_sdk_s3::primitives::ByteStream::from_static(b"data");
+    match s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(_) => 200,
+        Err(e) => status_and_code(&e).0,
+    }
+}
+
+#[tokio::test]
+async fn owner_other_user_and_anonymous() {
+    let server = Server::start();
+    let root = server.client();
+    let alice = crate::users::add_user(
+        &server,
+        "alice",
+        "ALICEKEY0000000000001",
+        "alice-secret-0123456789",
+    );
+    let bob = crate::users::add_user(
+        &server,
+        "bob",
+        "BOBKEY00000000000001",
+        "bob-secret-0123456789",
+    );
+    alice
+        .create_bucket()
+        .bucket("alice-b")
+        .send()
+        .await
+        .unwrap();
+    put(&alice, "alice-b", "doc.txt", b"alice's").await;
+    bob.create_bucket().bucket("bob-b").send().await.unwrap();
+
+    // Owners act on their buckets; others (users and anonymous) get nothing; root gets everything.
+    assert_eq!(get_status(&alice, "alice-b", "doc.txt").await, 200);
+    assert_eq!(get_status(&bob, "alice-b", "doc.txt").await, 403);
+    assert_eq!(put_status(&bob, "alice-b", "bob.txt").await, 403);
+    assert!(
+        bob.list_objects_v2()
+            .bucket("alice-b")
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(anon(&server, "GET", "/alice-b/doc.txt").status, 403);
+    assert_eq!(get_status(&root, "alice-b", "doc.txt").await, 200);
+    assert_eq!(put_status(&bob, "bob-b", "mine").await, 200);
+    let err = alice
+        .put_bucket_policy()
+        .bucket("bob-b")
+        .policy(public_read("bob-b").to_string())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+
+    // A bucket policy naming bob by ARN lets him read (not write); it is not public, so BPA allows it.
+    set_policy(
+        &alice,
+        "alice-b",
+        json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/bob"},
+             "Action": "s3:GetObject", "Resource": "arn:aws:s3:::alice-b/*"},
+            {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::123456789012:user/alice"},
+             "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::alice-b/*"}
+        ]}),
+    )
+    .await;
+    assert_eq!(get_status(&bob, "alice-b", "doc.txt").await, 200);
+    assert_eq!(put_status(&bob, "alice-b", "bob.txt").await, 403);
+    assert_eq!(anon(&server, "GET", "/alice-b/doc.txt").status, 403);
+    // The explicit Deny binds the owner.
+    let err = alice
+        .delete_object()
+        .bucket("alice-b")
+        .key("doc.txt")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err).0, 403);
+    // bob may copy what he may read into his own bucket.
+    bob.copy_object()
+        .bucket("bob-b")
+        .key("copy.txt")
+        .copy_source("alice-b/doc.txt")
+        .send()
+        .await
+        .unwrap();
+
+    // An identity policy grants bob writes under uploads/ of alice's bucket...
+    set_user_policy(
+        &server,
+        "BOBKEY00000000000001",
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::alice-b/uploads/*"},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bob-b/private/*"}
+        ]}),
+    );
+    assert_eq!(put_status(&bob, "alice-b", "uploads/1.txt").await, 200);
+    assert_eq!(put_status(&bob, "alice-b", "elsewhere.txt").await, 403);
+    // ...and its Deny binds him even in his own bucket.
+    assert_eq!(put_status(&bob, "bob-b", "private/x").await, 200);
+    assert_eq!(get_status(&bob, "bob-b", "private/x").await, 403);
+    assert_eq!(get_status(&bob, "bob-b", "mine").await, 200);
+
+    // A user sees only their own buckets.
+    let names: Vec<String> = bob
+        .list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["bob-b"]);
+}
+
+fn ownership_controls(
+    o: aws_sdk_s3::types::ObjectOwnership,
+) -> aws_sdk_s3::types::OwnershipControls {
+    aws_sdk_s3::types::OwnershipControls::builder()
+        .rules(
+            aws_sdk_s3::types::OwnershipControlsRule::builder()
+                .object_ownership(o)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn object_grants(s3: &Client, bucket: &str, key: &str) -> Vec<(String, String)> {
+    let acl = s3
+        .get_object_acl()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    acl.grants()
+        .iter()
+        .map(|g| {
+            let who = g.grantee().map_or(String::new(), |w| {
+                w.uri().or(w.id()).unwrap_or_default().to_owned()
+            });
+            (
+                who,
+                g.permission()
+                    .map_or(String::new(), |p| p.as_str().to_owned()),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn acls_and_ownership_controls() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, ObjectOwnership};
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("acl-b").send().await.unwrap();
+    put(&s3, "acl-b", "private.txt", b"private").await;
+
+    // ACLs are disabled by default: the owner's FULL_CONTROL is the whole ACL, public ACLs are refused.
+    let oc = s3
+        .get_bucket_ownership_controls()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap();
+    let rule = &oc.ownership_controls().unwrap().rules()[0];
+    assert_eq!(
+        rule.object_ownership(),
+        &ObjectOwnership::BucketOwnerEnforced
+    );
+    let acl = s3.get_bucket_acl().bucket("acl-b").send().await.unwrap();
+    assert_eq!(
+        acl.owner().and_then(|o| o.id()),
+        Some(crate::harness::ACCESS_KEY)
+    );
+    assert_eq!(acl.grants().len(), 1);
+    assert_eq!(
+        object_grants(&s3, "acl-b", "private.txt").await,
+        [(
+            crate::harness::ACCESS_KEY.to_owned(),
+            "FULL_CONTROL".to_owned()
+        )]
+    );
+    let body = || aws_sdk_s3::primitives::ByteStream::from_static(b"public");
+    let err = s3
+        .put_object()
+        .bucket("acl-b")
+        .key("pub.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(body())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (400, "AccessControlListNotSupported".into())
+    );
+    let err = s3
+        .put_bucket_acl()
+        .bucket("acl-b")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (400, "AccessControlListNotSupported".into())
+    );
+    s3.put_object()
+        .bucket("acl-b")
+        .key("bofc.txt")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .create_bucket()
+        .bucket("acl-new")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (400, "InvalidBucketAclWithObjectOwnership".into())
+    );
+
+    // ObjectWriter turns ACLs on; Block Public Access still refuses public ones until it is removed.
+    s3.put_bucket_ownership_controls()
+        .bucket("acl-b")
+        .ownership_controls(ownership_controls(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .put_object_acl()
+        .bucket("acl-b")
+        .key("private.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+    s3.delete_public_access_block()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("acl-b")
+        .key("pub.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    let resp = anon(&server, "GET", "/acl-b/pub.txt");
+    assert_status(&resp, 200, None);
+    assert!(
+        resp.headers.iter().all(|(n, _)| !n.starts_with("x-strata")),
+        "the stored ACL is not a header: {:?}",
+        resp.headers
+    );
+    let head = s3
+        .head_object()
+        .bucket("acl-b")
+        .key("pub.txt")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        head.metadata().is_none_or(|m| m.is_empty()),
+        "{:?}",
+        head.metadata()
+    );
+    assert_status(
+        &anon(&server, "GET", "/acl-b/private.txt"),
+        403,
+        Some("AccessDenied"),
+    );
+    assert_status(
+        &anon(&server, "GET", "/acl-b?list-type=2"),
+        403,
+        Some("AccessDenied"),
+    );
+    let grants = object_grants(&s3, "acl-b", "pub.txt").await;
+    assert!(
+        grants.contains(&(
+            "http://acs.amazonaws.com/groups/global/AllUsers".to_owned(),
+            "READ".to_owned()
+        )),
+        "{grants:?}"
+    );
+    // A copy gets its own (private) ACL.
+    s3.copy_object()
+        .bucket("acl-b")
+        .key("copy.txt")
+        .copy_source("acl-b/pub.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(object_grants(&s3, "acl-b", "copy.txt").await.len(), 1);
+    assert_status(
+        &anon(&server, "GET", "/acl-b/copy.txt"),
+        403,
+        Some("AccessDenied"),
+    );
+
+    // A public-read bucket ACL lets anonymous callers list, not write.
+    s3.put_bucket_acl()
+        .bucket("acl-b")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert_status(&anon(&server, "GET", "/acl-b?list-type=2"), 200, None);
+    let resp = RawRequest::new("PUT", "/acl-b/anon.txt", "")
+        .body("x")
+        .send(&server.endpoint);
+    assert_status(&resp, 403, Some("AccessDenied"));
+
+    // IgnorePublicAcls: the public ACLs grant nothing.
+    s3.put_public_access_block()
+        .bucket("acl-b")
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .ignore_public_acls(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_status(
+        &anon(&server, "GET", "/acl-b/pub.txt"),
+        403,
+        Some("AccessDenied"),
+    );
+    assert_status(
+        &anon(&server, "GET", "/acl-b?list-type=2"),
+        403,
+        Some("AccessDenied"),
+    );
+    s3.delete_public_access_block()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap();
+
+    // Back to BucketOwnerEnforced: refused while the bucket ACL is public; afterwards ACLs count no more.
+    let err = s3
+        .put_bucket_ownership_controls()
+        .bucket("acl-b")
+        .ownership_controls(ownership_controls(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (400, "InvalidBucketAclWithObjectOwnership".into())
+    );
+    s3.put_bucket_acl()
+        .bucket("acl-b")
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    s3.put_bucket_ownership_controls()
+        .bucket("acl-b")
+        .ownership_controls(ownership_controls(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .unwrap();
+    assert_status(
+        &anon(&server, "GET", "/acl-b/pub.txt"),
+        403,
+        Some("AccessDenied"),
+    );
+
+    // Deleting the controls: Get says there are none, and ACLs count again.
+    s3.delete_bucket_ownership_controls()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .get_bucket_ownership_controls()
+        .bucket("acl-b")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_and_code(&err),
+        (404, "OwnershipControlsNotFoundError".into())
+    );
+    assert_status(&anon(&server, "GET", "/acl-b/pub.txt"), 200, None);
+}

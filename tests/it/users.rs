@@ -7,7 +7,12 @@ use std::process::{Command, Output, Stdio};
 use crate::harness::{ACCESS_KEY, SECRET_KEY, Server, client_for, status_and_code};
 
 /// Runs `strata admin ARGS --endpoint ...` with the given root (or other) keys in the environment.
-fn admin_as(server: &Server, keys: (&str, &str), args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn admin_as(
+    server: &Server,
+    keys: (&str, &str),
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .arg("admin")
         .args(args)
@@ -27,7 +32,7 @@ fn admin_as(server: &Server, keys: (&str, &str), args: &[&str], stdin: Option<&[
     child.wait_with_output().expect("strata admin")
 }
 
-fn admin(server: &Server, args: &[&str]) -> String {
+pub(crate) fn admin(server: &Server, args: &[&str]) -> String {
     let out = admin_as(server, (ACCESS_KEY, SECRET_KEY), args, None);
     assert!(
         out.status.success(),
@@ -271,7 +276,7 @@ async fn admin_cli_reads_root_keys_from_the_data_dir() {
 }
 
 /// Adds a user with fixed keys through the CLI and returns an SDK client signed with them.
-fn add_user(server: &Server, name: &str, ak: &str, sk: &str) -> aws_sdk_s3::Client {
+pub(crate) fn add_user(server: &Server, name: &str, ak: &str, sk: &str) -> aws_sdk_s3::Client {
     admin(
         server,
         &["user", "add", name, "--access-key", ak, "--secret-key", sk],

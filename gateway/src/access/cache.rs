@@ -1,4 +1,5 @@
-//! What access decisions need to know about a bucket (owner, parsed policy, Block Public Access), kept in
+//! What access decisions need to know about a bucket (owner, parsed policy, Block Public Access, ownership
+//! controls, ACL), kept in
 //! memory per bucket and dropped whenever one of them changes. One server process owns the metadata, so the
 //! handlers that change these documents (and CreateBucket / DeleteBucket) invalidate the entry; a generation
 //! counter keeps a load that raced with an invalidation from storing what it read before the change.
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use strata_storage::Engine;
 
+use super::acl::{CannedAcl, ObjectOwnership};
 use super::kinds;
 use super::policy::{Policy, Scope};
 use super::public_block::PublicAccessBlock;
@@ -25,6 +27,10 @@ pub struct BucketAccess {
     pub policy_public: bool,
     /// Effective Block Public Access flags.
     pub block: PublicAccessBlock,
+    /// Object ownership (whether ACLs count).
+    pub ownership: ObjectOwnership,
+    /// The bucket's canned ACL.
+    pub acl: CannedAcl,
 }
 
 /// Per-bucket cache of [`BucketAccess`], and of parsed user policies by their text.
@@ -62,6 +68,8 @@ impl AccessCache {
         let block_doc = engine
             .bucket_config(bucket, kinds::PUBLIC_ACCESS_BLOCK)
             .await?;
+        let ownership_doc = engine.bucket_config(bucket, kinds::OWNERSHIP).await?;
+        let acl_doc = engine.bucket_config(bucket, kinds::ACL).await?;
         let policy = match policy_doc {
             // A stored policy was validated when it was put; if it no longer parses, fail closed.
             Some(doc) => Some(Policy::parse(&doc, Scope::Bucket(bucket)).map_err(|e| {
@@ -74,6 +82,10 @@ impl AccessCache {
             policy_public: policy.as_ref().is_some_and(Policy::is_public),
             policy,
             block: PublicAccessBlock::from_stored(block_doc.as_deref()).0,
+            ownership: ObjectOwnership::from_stored(ownership_doc.as_deref()).0,
+            acl: CannedAcl::from_stored(
+                acl_doc.as_deref().and_then(|d| std::str::from_utf8(d).ok()),
+            ),
         });
         let mut map = lock(&self.buckets);
         if self.generation.load(Ordering::SeqCst) == generation {

@@ -11,8 +11,12 @@
 //! - root may do anything else; a user may act on buckets they own;
 //! - otherwise an Allow in the bucket policy (anonymous callers included) or, for users, in their identity
 //!   policy allows. With RestrictPublicBuckets, a public bucket policy allows nothing to anyone but the owner.
+//! - when the bucket's ACLs are enabled (ownership other than BucketOwnerEnforced), what the policies left
+//!   undecided may be granted by the bucket's or the object's canned ACL (unless IgnorePublicAcls), or by
+//!   owning the object.
 //! - everything else is refused (implicit deny).
 
+pub mod acl;
 pub mod actions;
 pub mod cache;
 pub mod condition;
@@ -127,7 +131,7 @@ pub async fn authorize(
             d => d,
         },
     };
-    let allowed = match identity {
+    let mut allowed = match identity {
         Some(id) if id.is_root => {
             bucket_decision != Decision::Deny || ROOT_ALWAYS.contains(&action)
         }
@@ -135,6 +139,9 @@ pub async fn authorize(
         _ if is_owner => true,
         _ => bucket_decision == Decision::Allow || user_decision == Decision::Allow,
     };
+    if !allowed && bucket_decision != Decision::Deny && access.ownership.acls_enabled() {
+        allowed = acl_allows(ctx, &access, identity, action, bucket, key).await?;
+    }
     if allowed {
         Ok(())
     } else {
@@ -142,9 +149,38 @@ pub async fn authorize(
     }
 }
 
+/// What ACLs grant: the bucket's canned ACL, the object's, or owning the object (FULL_CONTROL). Object ACLs are
+/// read from the key's current version.
+async fn acl_allows(
+    ctx: &Ctx,
+    access: &BucketAccess,
+    identity: Option<&Identity>,
+    action: &str,
+    bucket: &str,
+    key: Option<&str>,
+) -> ApiResult<bool> {
+    let public_ok = !access.block.ignore_public_acls;
+    let signed = identity.is_some();
+    if public_ok && access.acl.grants(true, action, signed) {
+        return Ok(true);
+    }
+    let Some(key) = key else {
+        return Ok(false);
+    };
+    let record = match ctx.engine.head_object(bucket, key).await {
+        Ok(r) => r,
+        Err(strata_storage::Error::NoSuchKey) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if identity.is_some_and(|id| id.access_key == record.owner) {
+        return Ok(true);
+    }
+    let canned = acl::CannedAcl::from_stored(record.header(acl::OBJECT_ACL_HEADER));
+    Ok(public_ok && canned.grants(false, action, signed))
+}
+
 /// A user's identity policy (None: the user has none, or is not in the user store).
 async fn identity_policy(ctx: &Ctx, id: &Identity) -> ApiResult<Option<std::sync::Arc<Policy>>> {
-    // The user store mirrors the stored users in memory, so no metadata read is needed per request.
     match ctx.creds.policy(&id.access_key) {
         None => Ok(None),
         Some(text) => ctx.access.user_policy(&id.access_key, &text).map(Some),

@@ -65,10 +65,12 @@ pub async fn handle_create_bucket(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiR
         }
     }
     let owner = req.identity.as_ref().ok_or(ApiError::AccessDenied)?;
+    let (ownership, acl) = super::acl::bucket_settings_for_create(&req)?;
     ctx.engine
         .create_bucket(bucket, &owner.access_key, &ctx.region, lock_enabled)
         .await?;
     ctx.access.invalidate(bucket);
+    super::acl::apply_bucket_settings(ctx, bucket, ownership, acl).await?;
     let mut resp = empty(StatusCode::OK);
     set_header(&mut resp, "location", &format!("/{bucket}"));
     Ok(resp)

@@ -3,6 +3,7 @@
 //! One module per operation family ([`bucket`], [`object`], [`list`], [`tagging`]), each a set of
 //! `handle_<op>` functions called from the single dispatch `match` in [`dispatch`].
 
+pub mod acl;
 pub mod bucket;
 pub mod list;
 pub mod lock;
@@ -323,6 +324,19 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         DeletePublicAccessBlock { bucket } => {
             policy::handle_delete_public_access_block(ctx, &bucket).await
         }
+        PutBucketOwnershipControls { bucket } => {
+            acl::handle_put_bucket_ownership_controls(ctx, req, &bucket).await
+        }
+        GetBucketOwnershipControls { bucket } => {
+            acl::handle_get_bucket_ownership_controls(ctx, &bucket).await
+        }
+        DeleteBucketOwnershipControls { bucket } => {
+            acl::handle_delete_bucket_ownership_controls(ctx, &bucket).await
+        }
+        GetBucketAcl { bucket } => acl::handle_get_bucket_acl(ctx, &bucket).await,
+        PutBucketAcl { bucket } => acl::handle_put_bucket_acl(ctx, req, &bucket).await,
+        GetObjectAcl { bucket, key } => acl::handle_get_object_acl(ctx, &req, &bucket, &key).await,
+        PutObjectAcl { bucket, key } => acl::handle_put_object_acl(ctx, req, &bucket, &key).await,
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }
 }

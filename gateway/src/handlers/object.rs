@@ -252,7 +252,9 @@ pub async fn handle_put_object(
     if len > ctx.engine.settings().max_put_size {
         return Err(ApiError::EntityTooLarge);
     }
-    let (headers, user_meta) = stored_headers(&req)?;
+    let (mut headers, user_meta) = stored_headers(&req)?;
+    let acl = super::acl::object_acl_for_write(ctx, &req, bucket).await?;
+    super::acl::store_object_acl(&mut headers, acl);
     let tags = tags_from_header(req.header("x-amz-tagging"))?;
     let checksum = requested_checksum(&req)?;
     let condition = precheck_write(ctx, bucket, key, write_condition(&req)?).await?;
@@ -305,7 +307,7 @@ fn object_headers(resp: &mut Resp, record: &ObjectRecord) {
             .unwrap_or("binary/octet-stream"),
     );
     for (name, value) in &record.headers {
-        if name != "content-type" {
+        if name != "content-type" && name != crate::access::acl::OBJECT_ACL_HEADER {
             set_header(resp, name, value);
         }
     }
@@ -636,11 +638,14 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
         ));
     }
-    let (headers, user_meta) = if replace_meta {
+    let (mut headers, user_meta) = if replace_meta {
         stored_headers(&req)?
     } else {
         (source.headers.clone(), source.user_meta.clone())
     };
+    // A copy never inherits the source's ACL: it gets the one asked for, else private.
+    let acl = super::acl::object_acl_for_write(ctx, &req, bucket).await?;
+    super::acl::store_object_acl(&mut headers, acl);
     let tags = if replace_tags {
         tags_from_header(req.header("x-amz-tagging"))?
     } else {

@@ -83,7 +83,6 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
         k.1 = key.clone();
     }
     let (identity, range) = check_signature_and_policy(ctx, &form, bucket)?;
-    check_acl(form.get("acl"))?;
     if form.get("tagging").is_some() {
         return Err(ApiError::NotImplemented);
     }
@@ -100,7 +99,9 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
         Some(id) => id.access_key.clone(),
         None => ctx.engine.bucket(bucket).await?.owner,
     };
-    let (headers, user_meta) = stored_fields(&form.fields)?;
+    let (mut headers, user_meta) = stored_fields(&form.fields)?;
+    let acl = super::acl::form_acl_for_write(ctx, bucket, form.get("acl")).await?;
+    super::acl::store_object_acl(&mut headers, acl);
     let opts = PutOptions {
         headers,
         user_meta,
@@ -245,14 +246,6 @@ fn content_md5(value: Option<&str>) -> ApiResult<Option<[u8; 16]>> {
         .map_err(|_| ApiError::InvalidDigest)
 }
 
-/// ACLs are disabled (BucketOwnerEnforced): only the owner-only canned ACLs are accepted.
-fn check_acl(acl: Option<&str>) -> ApiResult<()> {
-    match acl {
-        None | Some("private" | "bucket-owner-full-control") => Ok(()),
-        Some(_) => Err(ApiError::AccessControlListNotSupported),
-    }
-}
-
 /// Representation headers and user metadata from the form fields.
 fn stored_fields(fields: &[(String, String)]) -> ApiResult<(Pairs, Pairs)> {
     let headers = fields
@@ -358,16 +351,6 @@ fn location(parts: &http::request::Parts, bucket: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_owner_acls_are_accepted() {
-        assert!(check_acl(None).is_ok());
-        assert!(check_acl(Some("private")).is_ok());
-        assert!(matches!(
-            check_acl(Some("public-read")),
-            Err(ApiError::AccessControlListNotSupported)
-        ));
-    }
 
     #[test]
     fn fields_become_headers_and_metadata() {
