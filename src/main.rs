@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod admin;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use strata_config::Config;
@@ -29,6 +31,8 @@ enum Command {
     Edge(EdgeArgs),
     /// Measure throughput and latency of any S3 endpoint.
     Bench(strata_bench::BenchArgs),
+    /// Administer a running server as root: users and their policies.
+    Admin(admin::AdminArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -110,6 +114,12 @@ fn main() -> Result<()> {
                 .build()?;
             rt.block_on(strata_bench::run(args))
         }
+        Command::Admin(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(admin::run(args))
+        }
     }
 }
 
@@ -149,8 +159,18 @@ fn build_config(args: &ServeArgs) -> Result<Config> {
     Ok(cfg)
 }
 
-/// Root credentials: from the environment, else generated once and kept in the data directory.
-fn root_credentials(data_dir: &Path) -> Result<(String, String, &'static str)> {
+/// Root credentials that exist already: from the environment, else from the data directory.
+fn root_credentials_existing(data_dir: &Path) -> Result<(String, String, &'static str)> {
+    root_credentials_found(data_dir)?.with_context(|| {
+        format!(
+            "no root credentials: set STRATA_ACCESS_KEY and STRATA_SECRET_KEY, or pass --data DIR with the \
+             credentials.toml of the server (looked in {})",
+            data_dir.display()
+        )
+    })
+}
+
+fn root_credentials_found(data_dir: &Path) -> Result<Option<(String, String, &'static str)>> {
     if let (Ok(a), Ok(s)) = (
         std::env::var("STRATA_ACCESS_KEY"),
         std::env::var("STRATA_SECRET_KEY"),
@@ -159,14 +179,23 @@ fn root_credentials(data_dir: &Path) -> Result<(String, String, &'static str)> {
             !a.is_empty() && !s.is_empty(),
             "STRATA_ACCESS_KEY and STRATA_SECRET_KEY must not be empty"
         );
-        return Ok((a, s, "environment"));
+        return Ok(Some((a, s, "environment")));
     }
     let path = data_dir.join("credentials.toml");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let table: toml_lite::Creds =
             toml_lite::parse(&text).with_context(|| format!("reading {}", path.display()))?;
-        return Ok((table.access_key, table.secret_key, "data directory"));
+        return Ok(Some((table.access_key, table.secret_key, "data directory")));
     }
+    Ok(None)
+}
+
+/// Root credentials: from the environment, else generated once and kept in the data directory.
+fn root_credentials(data_dir: &Path) -> Result<(String, String, &'static str)> {
+    if let Some(found) = root_credentials_found(data_dir)? {
+        return Ok(found);
+    }
+    let path = data_dir.join("credentials.toml");
     use rand::Rng;
     let mut rng = rand::rng();
     const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -270,14 +299,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding S3 API on {}", cfg.server.s3_addr))?;
     let addr = listener.local_addr()?;
+    let users = strata_gateway::UserStore::load(&engine, &access, &secret)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading users: {e}"))?;
     let ctx = Arc::new(strata_gateway::Ctx {
         engine,
-        creds: Arc::new(strata_gateway::StaticCredentials::with_root(
-            &access, &secret,
-        )),
+        creds: Arc::new(users),
         region: cfg.server.region.clone(),
         vhost_domains: vec!["localhost".to_owned()],
         client_timeout: Duration::from_secs(cfg.server.client_timeout_secs),
+        access: Default::default(),
     });
     tracing::info!(
         s3 = %addr,

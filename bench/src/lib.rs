@@ -21,7 +21,7 @@ mod multipart;
 mod payload;
 mod report;
 mod setup;
-mod sigv4;
+pub mod sigv4;
 mod stats;
 mod units;
 mod workload;

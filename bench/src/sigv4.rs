@@ -1,6 +1,7 @@
 //! AWS Signature Version 4, header form, for S3 requests: canonical request, string to sign, and the
 //! `Authorization` header value. Kept small and allocation-light because every benchmark request goes through
-//! it; the signing key is derived once per day and cached.
+//! it; the signing key is derived once per day and cached. Public so that `strata admin` (and tests that sign
+//! browser-upload forms) share this signer instead of writing another.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -11,30 +12,29 @@ use sha2::{Digest, Sha256};
 type HmacSha256 = Hmac<Sha256>;
 
 /// The hex SHA-256 of the empty string, the payload hash of requests without a body.
-pub(crate) const EMPTY_SHA256: &str =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// The payload hash value that tells the server the body is not signed.
-pub(crate) const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// The parts of a request that SigV4 covers.
-pub(crate) struct SignInput<'a> {
+pub struct SignInput<'a> {
     /// `GET`, `PUT`, ...
-    pub(crate) method: &'a str,
+    pub method: &'a str,
     /// The URI-encoded path (S3 does not double-encode).
-    pub(crate) canonical_uri: &'a str,
+    pub canonical_uri: &'a str,
     /// The canonical query string, see [`canonical_query`].
-    pub(crate) canonical_query: &'a str,
+    pub canonical_query: &'a str,
     /// Signed headers: lowercase names, sorted by name, values trimmed.
-    pub(crate) headers: &'a [(&'a str, &'a str)],
+    pub headers: &'a [(&'a str, &'a str)],
     /// Hex SHA-256 of the body, or [`UNSIGNED_PAYLOAD`].
-    pub(crate) payload_hash: &'a str,
+    pub payload_hash: &'a str,
     /// `YYYYMMDDTHHMMSSZ`, also sent as `x-amz-date`.
-    pub(crate) amz_date: &'a str,
+    pub amz_date: &'a str,
 }
 
 /// Signs requests for one access key in one region, for the `s3` service.
-pub(crate) struct Signer {
+pub struct Signer {
     access_key: String,
     secret_key: String,
     region: String,
@@ -43,7 +43,7 @@ pub(crate) struct Signer {
 }
 
 impl Signer {
-    pub(crate) fn new(access_key: &str, secret_key: &str, region: &str) -> Signer {
+    pub fn new(access_key: &str, secret_key: &str, region: &str) -> Signer {
         Signer {
             access_key: access_key.to_owned(),
             secret_key: secret_key.to_owned(),
@@ -53,7 +53,7 @@ impl Signer {
     }
 
     /// Returns the `Authorization` header value for `input`.
-    pub(crate) fn authorization(&self, input: &SignInput<'_>) -> String {
+    pub fn authorization(&self, input: &SignInput<'_>) -> String {
         let date = &input.amz_date[..8.min(input.amz_date.len())];
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
         let mut signed_headers = String::with_capacity(64);
@@ -69,12 +69,22 @@ impl Signer {
             input.amz_date,
             hex::encode(Sha256::digest(canonical.as_bytes()))
         );
-        let key = self.signing_key(date);
-        let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
+        let signature = self.signature(date, &string_to_sign);
         format!(
             "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
             self.access_key
         )
+    }
+
+    /// The hex signature of `string_to_sign` with this key's signing key for `date` (`YYYYMMDD`): what SigV4
+    /// headers end with, and what browser-upload (POST) forms carry over their base64 policy.
+    pub fn signature(&self, date: &str, string_to_sign: &str) -> String {
+        hex::encode(hmac(&self.signing_key(date), string_to_sign.as_bytes()))
+    }
+
+    /// The `x-amz-credential` value for `date` (`YYYYMMDD`): `AK/date/region/s3/aws4_request`.
+    pub fn credential(&self, date: &str) -> String {
+        format!("{}/{date}/{}/s3/aws4_request", self.access_key, self.region)
     }
 
     fn signing_key(&self, date: &str) -> [u8; 32] {
@@ -118,7 +128,7 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 /// URI-encodes `s` as SigV4 wants: unreserved characters kept, everything else `%XX` (uppercase hex); `/` kept
 /// when `keep_slash` (paths) and encoded otherwise (query keys and values).
-pub(crate) fn uri_encode(s: &str, keep_slash: bool) -> String {
+pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for &b in s.as_bytes() {
         let unreserved = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
@@ -133,7 +143,7 @@ pub(crate) fn uri_encode(s: &str, keep_slash: bool) -> String {
 
 /// Builds the canonical query string from raw `(key, value)` pairs: each encoded, sorted, `&`-joined. The same
 /// string is used as the request's actual query, so what is signed is what is sent.
-pub(crate) fn canonical_query(pairs: &[(&str, &str)]) -> String {
+pub fn canonical_query(pairs: &[(&str, &str)]) -> String {
     let mut encoded: Vec<(String, String)> = pairs
         .iter()
         .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
@@ -150,12 +160,12 @@ pub(crate) fn canonical_query(pairs: &[(&str, &str)]) -> String {
 }
 
 /// The current time as `YYYYMMDDTHHMMSSZ`.
-pub(crate) fn amz_date_now() -> String {
+pub fn amz_date_now() -> String {
     chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// Hex SHA-256 of `data`.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 

@@ -282,6 +282,7 @@ async fn cached_get(
                 host: ask.host.clone(),
                 headers: ask.headers.clone(),
                 peer_ip: ask.conn.peer.ip().to_canonical(),
+                https: ask.conn.https,
             };
             let outcome = tokio::spawn(async move {
                 let result = fill.run().await;
@@ -346,6 +347,8 @@ struct Fill {
     headers: HeaderMap,
     /// The address of whoever connected to the edge (the viewer, or a proxy in front of it).
     peer_ip: std::net::IpAddr,
+    /// Whether the viewer's connection was TLS (X-Forwarded-Proto).
+    https: bool,
 }
 
 impl Fill {
@@ -361,7 +364,7 @@ impl Fill {
                 extra.insert(header::IF_MODIFIED_SINCE, v.clone());
             }
         }
-        add_forwarded_for(&mut extra, &self.headers, self.peer_ip);
+        add_forwarded_for(&mut extra, &self.headers, self.peer_ip, self.https);
         let req = OriginRequest {
             origin: &self.site.origin,
             method: Method::GET,
@@ -665,7 +668,12 @@ async fn pass_through(
     query_override: Option<&str>,
 ) -> (Response<Body>, ResultType) {
     let mut extra = HeaderMap::new();
-    add_forwarded_for(&mut extra, &ask.headers, ask.conn.peer.ip().to_canonical());
+    add_forwarded_for(
+        &mut extra,
+        &ask.headers,
+        ask.conn.peer.ip().to_canonical(),
+        ask.conn.https,
+    );
     let has_body = ask
         .headers
         .get(header::CONTENT_LENGTH)
@@ -742,8 +750,18 @@ fn decorate_passed(
 /// X-Forwarded-For for the origin: the viewer's chain with the address of the edge's peer appended, as every
 /// proxy does (and CloudFront: "the IP address of the viewer or the proxy that connected to CloudFront"). Not the
 /// client address derived through a trusted proxy: that is already the chain's last entry, and the proxy itself
-/// would go missing.
-fn add_forwarded_for(extra: &mut HeaderMap, viewer: &HeaderMap, peer: std::net::IpAddr) {
+/// would go missing. X-Forwarded-Proto says how the viewer connected (replacing any the viewer sent), so the
+/// gateway can answer aws:SecureTransport for requests that reached the edge over TLS.
+fn add_forwarded_for(
+    extra: &mut HeaderMap,
+    viewer: &HeaderMap,
+    peer: std::net::IpAddr,
+    https: bool,
+) {
+    extra.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
     let chain = match viewer.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {peer}"),
         None => peer.to_string(),

@@ -172,6 +172,42 @@ pub enum ApiError {
     /// Reading or writing needed more healthy disks than are available.
     #[error("We encountered an internal error. Please try again.")]
     ServiceUnavailable,
+    /// A bucket or identity policy is not valid JSON or not a valid policy (AWS's message).
+    #[error("{0}")]
+    MalformedPolicy(String),
+    /// The bucket has no policy.
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    /// The bucket has no Block Public Access configuration.
+    #[error("The public access block configuration was not found")]
+    NoSuchPublicAccessBlockConfiguration,
+    /// The bucket has no ownership controls.
+    #[error("The bucket ownership controls were not found")]
+    OwnershipControlsNotFound,
+    /// An ACL other than private / bucket-owner-full-control on a bucket whose ACLs are disabled.
+    #[error("The bucket does not allow ACLs")]
+    AccessControlListNotSupported,
+    /// A bucket ACL together with BucketOwnerEnforced (CreateBucket, PutBucketOwnershipControls).
+    #[error("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")]
+    InvalidBucketAclWithObjectOwnership,
+    /// Admin API: the user does not exist.
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// Admin API: a user with this access key exists already.
+    #[error("{0}")]
+    EntityAlreadyExists(String),
+    /// POST Object: the form is not valid multipart/form-data or misses a required field.
+    #[error("{0}")]
+    MalformedPostRequest(String),
+    /// POST Object: the form breaks its policy (a condition failed, or the policy expired).
+    #[error("Invalid according to Policy: {0}")]
+    PostPolicyDenied(String),
+    /// POST Object: the policy document cannot be parsed.
+    #[error("{0}")]
+    InvalidPolicyDocument(String),
+    /// POST Object: the form fields before the file are too large.
+    #[error("Your POST request fields preceeding the upload file was too large.")]
+    MaxPostPreDataLengthExceeded,
     /// Anything else. The cause is logged, not sent.
     #[error("We encountered an internal error. Please try again.")]
     Internal(String),
@@ -231,6 +267,18 @@ impl ApiError {
             RequestTimeout => "RequestTimeout",
             SlowDown => "SlowDown",
             ServiceUnavailable => "ServiceUnavailable",
+            MalformedPolicy(_) => "MalformedPolicy",
+            NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
+            AccessControlListNotSupported => "AccessControlListNotSupported",
+            InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
+            NoSuchEntity(_) => "NoSuchEntity",
+            EntityAlreadyExists(_) => "EntityAlreadyExists",
+            MalformedPostRequest(_) => "MalformedPOSTRequest",
+            PostPolicyDenied(_) => "AccessDenied",
+            InvalidPolicyDocument(_) => "InvalidPolicyDocument",
+            MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
             Internal(_) => "InternalError",
         }
     }
@@ -243,7 +291,8 @@ impl ApiError {
             | InvalidAccessKeyId
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed
-            | ExpiredPresignedRequest => StatusCode::FORBIDDEN,
+            | ExpiredPresignedRequest
+            | PostPolicyDenied(_) => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
             | XAmzContentSha256Mismatch
@@ -263,6 +312,12 @@ impl ApiError {
             | InvalidPartOrder
             | EntityTooSmall
             | InvalidTag(_)
+            | MalformedPolicy(_)
+            | AccessControlListNotSupported
+            | InvalidBucketAclWithObjectOwnership
+            | MalformedPostRequest(_)
+            | InvalidPolicyDocument(_)
+            | MaxPostPreDataLengthExceeded
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket
@@ -271,12 +326,17 @@ impl ApiError {
             | NoSuchVersion
             | NoSuchObjectLockConfiguration
             | ObjectLockConfigurationNotFound
+            | NoSuchBucketPolicy
+            | NoSuchPublicAccessBlockConfiguration
+            | OwnershipControlsNotFound
+            | NoSuchEntity(_)
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou
             | BucketAlreadyExists
             | BucketNotEmpty
             | InvalidBucketState(_)
+            | EntityAlreadyExists(_)
             | ConditionalRequestConflict => StatusCode::CONFLICT,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,

@@ -9,16 +9,18 @@
 //! → authorization → [`handlers::dispatch`] → one `handle_<op>` in the operation family's module.
 
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod conditional;
 pub mod credentials;
 pub mod error;
 pub mod handlers;
+pub mod post_policy;
 pub mod range;
 pub mod router;
 pub mod server;
 pub mod xml;
 
-pub use credentials::StaticCredentials;
+pub use credentials::UserStore;
 pub use handlers::Ctx;
 pub use server::serve;

@@ -68,6 +68,8 @@ pub enum Endpoint {
     ListObjectsV2 { bucket: String },
     /// POST /bucket?delete
     DeleteObjects { bucket: String },
+    /// POST /bucket with a multipart/form-data body: a browser-based upload.
+    PostObject { bucket: String },
     /// PUT /bucket/key
     PutObject { bucket: String, key: String },
     /// PUT /bucket/key with x-amz-copy-source
@@ -116,6 +118,34 @@ pub enum Endpoint {
     ListParts { bucket: String, key: String },
     /// GET /bucket/key?attributes
     GetObjectAttributes { bucket: String, key: String },
+    /// PUT /bucket?policy
+    PutBucketPolicy { bucket: String },
+    /// GET /bucket?policy
+    GetBucketPolicy { bucket: String },
+    /// DELETE /bucket?policy
+    DeleteBucketPolicy { bucket: String },
+    /// GET /bucket?policyStatus
+    GetBucketPolicyStatus { bucket: String },
+    /// PUT /bucket?publicAccessBlock
+    PutPublicAccessBlock { bucket: String },
+    /// GET /bucket?publicAccessBlock
+    GetPublicAccessBlock { bucket: String },
+    /// DELETE /bucket?publicAccessBlock
+    DeletePublicAccessBlock { bucket: String },
+    /// PUT /bucket?ownershipControls
+    PutBucketOwnershipControls { bucket: String },
+    /// GET /bucket?ownershipControls
+    GetBucketOwnershipControls { bucket: String },
+    /// DELETE /bucket?ownershipControls
+    DeleteBucketOwnershipControls { bucket: String },
+    /// GET /bucket?acl
+    GetBucketAcl { bucket: String },
+    /// PUT /bucket?acl
+    PutBucketAcl { bucket: String },
+    /// GET /bucket/key?acl
+    GetObjectAcl { bucket: String, key: String },
+    /// PUT /bucket/key?acl
+    PutObjectAcl { bucket: String, key: String },
     /// An S3 operation Strata does not implement yet.
     NotImplemented {
         bucket: Option<String>,
@@ -126,7 +156,6 @@ pub enum Endpoint {
 /// Bucket sub-resources that name operations Strata does not implement yet.
 const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
-    "acl",
     "analytics",
     "cors",
     "encryption",
@@ -136,16 +165,12 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "logging",
     "metrics",
     "notification",
-    "ownershipControls",
-    "policy",
-    "policyStatus",
-    "publicAccessBlock",
     "replication",
     "requestPayment",
     "tagging",
     "website",
 ];
-const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &["acl", "restore", "select", "torrent"];
+const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &["restore", "select", "torrent"];
 
 impl Endpoint {
     /// The bucket addressed, if any.
@@ -162,6 +187,7 @@ impl Endpoint {
             | ListObjects { bucket }
             | ListObjectsV2 { bucket }
             | DeleteObjects { bucket }
+            | PostObject { bucket }
             | PutObject { bucket, .. }
             | CopyObject { bucket, .. }
             | GetObject { bucket, .. }
@@ -185,7 +211,21 @@ impl Endpoint {
             | CompleteMultipartUpload { bucket, .. }
             | AbortMultipartUpload { bucket, .. }
             | ListParts { bucket, .. }
-            | GetObjectAttributes { bucket, .. } => Some(bucket),
+            | GetObjectAttributes { bucket, .. }
+            | GetObjectAcl { bucket, .. }
+            | PutObjectAcl { bucket, .. } => Some(bucket),
+            PutBucketOwnershipControls { bucket } => Some(bucket),
+            GetBucketOwnershipControls { bucket } => Some(bucket),
+            DeleteBucketOwnershipControls { bucket } => Some(bucket),
+            GetBucketAcl { bucket } => Some(bucket),
+            PutBucketAcl { bucket } => Some(bucket),
+            PutBucketPolicy { bucket } => Some(bucket),
+            GetBucketPolicy { bucket } => Some(bucket),
+            DeleteBucketPolicy { bucket } => Some(bucket),
+            GetBucketPolicyStatus { bucket } => Some(bucket),
+            PutPublicAccessBlock { bucket } => Some(bucket),
+            GetPublicAccessBlock { bucket } => Some(bucket),
+            DeletePublicAccessBlock { bucket } => Some(bucket),
         }
     }
 
@@ -202,6 +242,7 @@ impl Endpoint {
             ListObjects { .. } => "ListObjects",
             ListObjectsV2 { .. } => "ListObjectsV2",
             DeleteObjects { .. } => "DeleteObjects",
+            PostObject { .. } => "PostObject",
             PutObject { .. } => "PutObject",
             CopyObject { .. } => "CopyObject",
             GetObject { .. } => "GetObject",
@@ -227,7 +268,111 @@ impl Endpoint {
             ListParts { .. } => "ListParts",
             GetObjectAttributes { .. } => "GetObjectAttributes",
             NotImplemented { operation, .. } => operation,
+            PutBucketOwnershipControls { .. } => "PutBucketOwnershipControls",
+            GetBucketOwnershipControls { .. } => "GetBucketOwnershipControls",
+            DeleteBucketOwnershipControls { .. } => "DeleteBucketOwnershipControls",
+            GetBucketAcl { .. } => "GetBucketAcl",
+            PutBucketAcl { .. } => "PutBucketAcl",
+            GetObjectAcl { .. } => "GetObjectAcl",
+            PutObjectAcl { .. } => "PutObjectAcl",
+            PutBucketPolicy { .. } => "PutBucketPolicy",
+            GetBucketPolicy { .. } => "GetBucketPolicy",
+            DeleteBucketPolicy { .. } => "DeleteBucketPolicy",
+            GetBucketPolicyStatus { .. } => "GetBucketPolicyStatus",
+            PutPublicAccessBlock { .. } => "PutPublicAccessBlock",
+            GetPublicAccessBlock { .. } => "GetPublicAccessBlock",
+            DeletePublicAccessBlock { .. } => "DeletePublicAccessBlock",
         }
+    }
+
+    /// The key addressed, if any.
+    pub fn key(&self) -> Option<&str> {
+        use Endpoint::*;
+        match self {
+            PutObject { key, .. }
+            | CopyObject { key, .. }
+            | GetObject { key, .. }
+            | HeadObject { key, .. }
+            | DeleteObject { key, .. }
+            | PutObjectTagging { key, .. }
+            | GetObjectTagging { key, .. }
+            | DeleteObjectTagging { key, .. }
+            | PutObjectRetention { key, .. }
+            | GetObjectRetention { key, .. }
+            | PutObjectLegalHold { key, .. }
+            | GetObjectLegalHold { key, .. }
+            | CreateMultipartUpload { key, .. }
+            | UploadPart { key, .. }
+            | UploadPartCopy { key, .. }
+            | CompleteMultipartUpload { key, .. }
+            | AbortMultipartUpload { key, .. }
+            | ListParts { key, .. }
+            | GetObjectAttributes { key, .. }
+            | GetObjectAcl { key, .. }
+            | PutObjectAcl { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The IAM action the operation needs (`versioned`: the request names a version id, which turns object
+    /// reads and deletes into their `...Version` actions). None for DeleteObjects (authorized per key by its
+    /// handler) and for operations Strata does not implement.
+    pub fn action(&self, versioned: bool) -> Option<&'static str> {
+        use Endpoint::*;
+        let v =
+            |plain: &'static str, version: &'static str| if versioned { version } else { plain };
+        Some(match self {
+            ListBuckets => "s3:ListAllMyBuckets",
+            CreateBucket { .. } => "s3:CreateBucket",
+            HeadBucket { .. } | ListObjects { .. } | ListObjectsV2 { .. } => "s3:ListBucket",
+            DeleteBucket { .. } => "s3:DeleteBucket",
+            GetBucketLocation { .. } => "s3:GetBucketLocation",
+            GetBucketVersioning { .. } => "s3:GetBucketVersioning",
+            PutBucketVersioning { .. } => "s3:PutBucketVersioning",
+            ListObjectVersions { .. } => "s3:ListBucketVersions",
+            PutObject { .. }
+            | CopyObject { .. }
+            | CreateMultipartUpload { .. }
+            | UploadPart { .. }
+            | UploadPartCopy { .. }
+            | CompleteMultipartUpload { .. } => "s3:PutObject",
+            GetObject { .. } | HeadObject { .. } => v("s3:GetObject", "s3:GetObjectVersion"),
+            DeleteObject { .. } => v("s3:DeleteObject", "s3:DeleteObjectVersion"),
+            PutObjectTagging { .. } => v("s3:PutObjectTagging", "s3:PutObjectVersionTagging"),
+            GetObjectTagging { .. } => v("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
+            DeleteObjectTagging { .. } => {
+                v("s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging")
+            }
+            GetObjectAttributes { .. } => {
+                v("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes")
+            }
+            ListMultipartUploads { .. } => "s3:ListBucketMultipartUploads",
+            AbortMultipartUpload { .. } => "s3:AbortMultipartUpload",
+            ListParts { .. } => "s3:ListMultipartUploadParts",
+            PutObjectLockConfiguration { .. } => "s3:PutBucketObjectLockConfiguration",
+            GetObjectLockConfiguration { .. } => "s3:GetBucketObjectLockConfiguration",
+            PutObjectRetention { .. } => "s3:PutObjectRetention",
+            GetObjectRetention { .. } => "s3:GetObjectRetention",
+            PutObjectLegalHold { .. } => "s3:PutObjectLegalHold",
+            GetObjectLegalHold { .. } => "s3:GetObjectLegalHold",
+            PutBucketPolicy { .. } => "s3:PutBucketPolicy",
+            GetBucketPolicy { .. } => "s3:GetBucketPolicy",
+            DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
+            GetBucketPolicyStatus { .. } => "s3:GetBucketPolicyStatus",
+            PutPublicAccessBlock { .. } | DeletePublicAccessBlock { .. } => {
+                "s3:PutBucketPublicAccessBlock"
+            }
+            GetPublicAccessBlock { .. } => "s3:GetBucketPublicAccessBlock",
+            PutBucketOwnershipControls { .. } | DeleteBucketOwnershipControls { .. } => {
+                "s3:PutBucketOwnershipControls"
+            }
+            GetBucketOwnershipControls { .. } => "s3:GetBucketOwnershipControls",
+            GetBucketAcl { .. } => "s3:GetBucketAcl",
+            PutBucketAcl { .. } => "s3:PutBucketAcl",
+            GetObjectAcl { .. } => v("s3:GetObjectAcl", "s3:GetObjectVersionAcl"),
+            PutObjectAcl { .. } => v("s3:PutObjectAcl", "s3:PutObjectVersionAcl"),
+            DeleteObjects { .. } | PostObject { .. } | NotImplemented { .. } => return None,
+        })
     }
 }
 
@@ -292,6 +437,9 @@ pub fn route(
                 operation: sub,
             });
         }
+        if let Some(e) = route_access_subresource(method, &bucket, q) {
+            return e;
+        }
         return match *method {
             Method::PUT if q.has("versioning") => Ok(PutBucketVersioning { bucket }),
             Method::PUT if q.has("object-lock") => Ok(PutObjectLockConfiguration { bucket }),
@@ -309,6 +457,7 @@ pub fn route(
             }
             Method::GET => Ok(ListObjects { bucket }),
             Method::POST if q.has("delete") => Ok(DeleteObjects { bucket }),
+            Method::POST => Ok(PostObject { bucket }),
             _ => Err(ApiError::MethodNotAllowed),
         };
     };
@@ -317,6 +466,13 @@ pub fn route(
             Method::PUT => Ok(PutObjectTagging { bucket, key }),
             Method::GET => Ok(GetObjectTagging { bucket, key }),
             Method::DELETE => Ok(DeleteObjectTagging { bucket, key }),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    }
+    if q.has("acl") {
+        return match *method {
+            Method::PUT => Ok(PutObjectAcl { bucket, key }),
+            Method::GET => Ok(GetObjectAcl { bucket, key }),
             _ => Err(ApiError::MethodNotAllowed),
         };
     }
@@ -367,6 +523,52 @@ pub fn route(
         }),
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// The bucket policy, Block Public Access, ownership controls and ACL sub-resources.
+fn route_access_subresource(
+    method: &Method,
+    bucket: &str,
+    q: &Query,
+) -> Option<ApiResult<Endpoint>> {
+    use Endpoint::*;
+    let bucket = bucket.to_owned();
+    let e = if q.has("policyStatus") {
+        match *method {
+            Method::GET => GetBucketPolicyStatus { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("policy") {
+        match *method {
+            Method::PUT => PutBucketPolicy { bucket },
+            Method::GET => GetBucketPolicy { bucket },
+            Method::DELETE => DeleteBucketPolicy { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("ownershipControls") {
+        match *method {
+            Method::PUT => PutBucketOwnershipControls { bucket },
+            Method::GET => GetBucketOwnershipControls { bucket },
+            Method::DELETE => DeleteBucketOwnershipControls { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("acl") {
+        match *method {
+            Method::PUT => PutBucketAcl { bucket },
+            Method::GET => GetBucketAcl { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("publicAccessBlock") {
+        match *method {
+            Method::PUT => PutPublicAccessBlock { bucket },
+            Method::GET => GetPublicAccessBlock { bucket },
+            Method::DELETE => DeletePublicAccessBlock { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else {
+        return None;
+    };
+    Some(Ok(e))
 }
 
 #[cfg(test)]
@@ -434,6 +636,18 @@ mod tests {
                 "127.0.0.1:9000",
                 "/bkt?delete",
                 Endpoint::DeleteObjects { bucket: b() },
+            ),
+            (
+                Method::POST,
+                "127.0.0.1:9000",
+                "/bkt",
+                Endpoint::PostObject { bucket: b() },
+            ),
+            (
+                Method::POST,
+                "bkt.localhost:9000",
+                "/",
+                Endpoint::PostObject { bucket: b() },
             ),
             (
                 Method::PUT,
@@ -577,8 +791,119 @@ mod tests {
             Endpoint::NotImplemented { .. }
         ));
         assert!(matches!(
-            r(Method::PUT, "h", "/bkt?policy"),
+            r(Method::PUT, "h", "/bkt?cors"),
             Endpoint::NotImplemented { .. }
         ));
+    }
+
+    #[test]
+    fn access_subresources() {
+        let b = || "bkt".to_string();
+        let cases = [
+            (
+                Method::PUT,
+                "/bkt?policy",
+                Endpoint::PutBucketPolicy { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "/bkt?policy",
+                Endpoint::GetBucketPolicy { bucket: b() },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?policy",
+                Endpoint::DeleteBucketPolicy { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "/bkt?policyStatus",
+                Endpoint::GetBucketPolicyStatus { bucket: b() },
+            ),
+            (
+                Method::PUT,
+                "/bkt?publicAccessBlock",
+                Endpoint::PutPublicAccessBlock { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "/bkt?publicAccessBlock",
+                Endpoint::GetPublicAccessBlock { bucket: b() },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?publicAccessBlock",
+                Endpoint::DeletePublicAccessBlock { bucket: b() },
+            ),
+        ];
+        for (m, pq, want) in cases {
+            assert_eq!(r(m.clone(), "h", pq), want, "{m} {pq}");
+        }
+        let k = || "k".to_string();
+        for (m, pq, want) in [
+            (
+                Method::GET,
+                "/bkt?acl",
+                Endpoint::GetBucketAcl { bucket: b() },
+            ),
+            (
+                Method::PUT,
+                "/bkt?acl",
+                Endpoint::PutBucketAcl { bucket: b() },
+            ),
+            (
+                Method::GET,
+                "/bkt/k?acl",
+                Endpoint::GetObjectAcl {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::PUT,
+                "/bkt/k?acl",
+                Endpoint::PutObjectAcl {
+                    bucket: b(),
+                    key: k(),
+                },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?ownershipControls",
+                Endpoint::DeleteBucketOwnershipControls { bucket: b() },
+            ),
+        ] {
+            assert_eq!(r(m.clone(), "h", pq), want, "{m} {pq}");
+        }
+        let q = Query::parse(Some("policy"));
+        let err = route(&Method::POST, Some(b()), None, &q, false).unwrap_err();
+        assert!(matches!(err, ApiError::MethodNotAllowed));
+    }
+
+    #[test]
+    fn actions() {
+        let k = || "k".to_string();
+        let b = || "bkt".to_string();
+        let get = Endpoint::GetObject {
+            bucket: b(),
+            key: k(),
+        };
+        assert_eq!(get.action(false), Some("s3:GetObject"));
+        assert_eq!(get.action(true), Some("s3:GetObjectVersion"));
+        let head = Endpoint::HeadBucket { bucket: b() };
+        assert_eq!(head.action(false), Some("s3:ListBucket"));
+        let abort = Endpoint::AbortMultipartUpload {
+            bucket: b(),
+            key: k(),
+        };
+        assert_eq!(abort.action(false), Some("s3:AbortMultipartUpload"));
+        let versions = Endpoint::ListObjectVersions { bucket: b() };
+        assert_eq!(versions.action(false), Some("s3:ListBucketVersions"));
+        assert_eq!(Endpoint::DeleteObjects { bucket: b() }.action(false), None);
+        // Every action named is a real S3 action.
+        for e in [get, head, abort, versions, Endpoint::ListBuckets] {
+            let a = e.action(false).unwrap();
+            assert!(crate::access::actions::is_valid_action_pattern(a), "{a}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,10 +20,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 
+use crate::access::{self, RequestEnv};
+use crate::admin;
 use crate::auth::{self, Trailers};
 use crate::error::{ApiError, ApiResult};
+use crate::handlers::object::copy_source;
 use crate::handlers::{Ctx, Req, Resp, dispatch, set_header};
-use crate::router::{Query, route, split_resource};
+use crate::router::{Endpoint, Query, route, split_resource};
 
 /// Serves the S3 API on `listener` until `shutdown` resolves, then waits (up to `grace`) for in-flight requests.
 pub async fn serve(
@@ -56,7 +60,7 @@ pub async fn serve(
         let io = TokioIo::new(WriteTimeout::new(stream, ctx.client_timeout));
         let service = service_fn(move |req| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+            async move { Ok::<_, Infallible>(handle(ctx, req, Some(peer)).await) }
         });
         let conn = builder
             .serve_connection_with_upgrades(io, service)
@@ -79,8 +83,8 @@ fn request_id() -> String {
     format!("{:016X}", rand::random::<u64>())
 }
 
-/// Runs one request to a response; never fails (errors become S3 error documents).
-pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+/// Runs one request from `peer` to a response; never fails (errors become S3 error documents).
+pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, peer: Option<SocketAddr>) -> Resp {
     let started = Instant::now();
     let id = request_id();
     let (parts, body) = req.into_parts();
@@ -88,7 +92,7 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let mut op = "unknown";
-    let result = handle_inner(&ctx, parts, body, &mut op).await;
+    let result = handle_inner(&ctx, parts, body, peer, &mut op).await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => error_response(&e, &path, &id, method == Method::HEAD),
@@ -109,6 +113,7 @@ async fn handle_inner(
     ctx: &Ctx,
     parts: http::request::Parts,
     body: Incoming,
+    peer: Option<SocketAddr>,
     op: &mut &'static str,
 ) -> ApiResult<Resp> {
     let outcome = auth::authenticate(&parts, ctx.creds.as_ref(), &ctx.region, chrono::Utc::now())?;
@@ -120,6 +125,22 @@ async fn handle_inner(
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .map(str::to_owned);
     let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
+    if bucket.as_deref() == Some(admin::SEGMENT) {
+        *op = "Admin";
+        let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
+        let env = RequestEnv::from_request(&parts.headers, peer, None, chrono::Utc::now());
+        let req = Req {
+            parts,
+            body: Some(body),
+            query,
+            identity: Some(identity),
+            env,
+            payload: outcome.payload,
+            decoded_content_length: outcome.decoded_content_length,
+            trailers: Trailers::default(),
+        };
+        return admin::handle(ctx, req, key.as_deref().unwrap_or_default()).await;
+    }
     let endpoint = route(
         &parts.method,
         bucket,
@@ -128,18 +149,55 @@ async fn handle_inner(
         parts.headers.contains_key("x-amz-copy-source"),
     )?;
     *op = endpoint.name();
-    // Anonymous access comes with bucket policies; until then every operation needs a signed request.
-    let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
+    let env = RequestEnv::from_request(
+        &parts.headers,
+        peer,
+        query.get("prefix"),
+        chrono::Utc::now(),
+    );
     let req = Req {
         parts,
         body: Some(body),
         query,
-        identity,
+        identity: outcome.identity,
+        env,
         payload: outcome.payload,
         decoded_content_length: outcome.decoded_content_length,
         trailers: Trailers::default(),
     };
+    authorize_endpoint(ctx, &endpoint, &req).await?;
     dispatch(ctx, endpoint, req).await
+}
+
+/// Asks [`access::authorize`] for the endpoint's action (and, for copies, s3:GetObject on the source).
+/// DeleteObjects is authorized key by key in its handler, and PostObject for the user who signed the form (the
+/// request head carries no signature); operations Strata does not implement need a signed caller.
+async fn authorize_endpoint(ctx: &Ctx, endpoint: &Endpoint, req: &Req) -> ApiResult<()> {
+    let identity = req.identity.as_ref();
+    let bucket = endpoint.bucket().unwrap_or_default();
+    let versioned = req.query.has("versionId");
+    let Some(action) = endpoint.action(versioned) else {
+        return match (endpoint, identity) {
+            (Endpoint::DeleteObjects { .. } | Endpoint::PostObject { .. }, _) | (_, Some(_)) => {
+                Ok(())
+            }
+            (_, None) => Err(ApiError::AccessDenied),
+        };
+    };
+    access::authorize(ctx, identity, action, bucket, endpoint.key(), &req.env).await?;
+    if matches!(
+        endpoint,
+        Endpoint::CopyObject { .. } | Endpoint::UploadPartCopy { .. }
+    ) {
+        let (src_bucket, src_key, version) = copy_source(req)?;
+        let action = if version.is_some() {
+            "s3:GetObjectVersion"
+        } else {
+            "s3:GetObject"
+        };
+        access::authorize(ctx, identity, action, &src_bucket, Some(&src_key), &req.env).await?;
+    }
+    Ok(())
 }
 
 /// Renders an error as S3 does: XML body (none for HEAD), the status, and no internal detail.

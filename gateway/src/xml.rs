@@ -49,6 +49,12 @@ impl XmlWriter {
         self.close(name)
     }
 
+    /// Appends markup as is (for elements with attributes); the caller escapes.
+    pub fn raw(&mut self, markup: &str) -> &mut Self {
+        self.out.push_str(markup);
+        self
+    }
+
     /// Closes the root and returns the document.
     pub fn finish(mut self, root: &str) -> String {
         self.close(root);
@@ -346,4 +352,47 @@ mod tests {
         w.elem("Key", "a<&>\"b");
         assert!(w.finish("R").contains("<Key>a&lt;&amp;&gt;&quot;b</Key>"));
     }
+}
+
+/// PutPublicAccessBlock's body (a missing flag is false, as S3).
+#[derive(Debug, Deserialize)]
+#[serde(rename = "PublicAccessBlockConfiguration")]
+pub struct PublicAccessBlockXml {
+    /// Refuse public ACLs.
+    #[serde(rename = "BlockPublicAcls", default)]
+    pub block_public_acls: Option<bool>,
+    /// Ignore public ACLs in access decisions.
+    #[serde(rename = "IgnorePublicAcls", default)]
+    pub ignore_public_acls: Option<bool>,
+    /// Refuse public bucket policies.
+    #[serde(rename = "BlockPublicPolicy", default)]
+    pub block_public_policy: Option<bool>,
+    /// A public policy grants nothing to anonymous or other users.
+    #[serde(rename = "RestrictPublicBuckets", default)]
+    pub restrict_public_buckets: Option<bool>,
+}
+
+impl XmlDoc for PublicAccessBlockXml {
+    const ROOT: &'static str = "PublicAccessBlockConfiguration";
+}
+
+/// PutBucketOwnershipControls' body.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "OwnershipControls")]
+pub struct OwnershipControlsXml {
+    /// The rules (exactly one is valid).
+    #[serde(rename = "Rule", default)]
+    pub rules: Vec<OwnershipRuleXml>,
+}
+
+/// One ownership rule.
+#[derive(Debug, Deserialize)]
+pub struct OwnershipRuleXml {
+    /// BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter.
+    #[serde(rename = "ObjectOwnership")]
+    pub object_ownership: String,
+}
+
+impl XmlDoc for OwnershipControlsXml {
+    const ROOT: &'static str = "OwnershipControls";
 }

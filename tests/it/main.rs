@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `strata` binary on an ephemeral port, driven by the official AWS SDK for Rust and
 //! by raw HTTP where an SDK would hide the wire. One test binary, one module per topic.
 
+mod access;
 mod bench_smoke;
 mod bucket;
 mod cksum;
@@ -13,9 +14,11 @@ mod list;
 mod multipart;
 mod object;
 mod object_lock;
+mod presigned_post;
 mod sigv4;
 mod smoke;
 mod tagging;
 mod timeouts;
+mod users;
 mod versioning;
 mod wire;

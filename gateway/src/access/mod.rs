@@ -2,9 +2,35 @@
 //! action on a bucket or key. Handlers and the website endpoint ask [`authorize`]; nothing else reads bucket
 //! policies, public access blocks or ACLs to make an access decision.
 
+//!
+//! The decision, in order:
+//! - a missing bucket: any caller may go on (the handler answers NoSuchBucket), except that CreateBucket needs a
+//!   signed caller, and a user's identity policy may still deny;
+//! - an explicit Deny in the bucket policy or the caller's identity policy refuses (root: except
+//!   Get/Put/DeleteBucketPolicy, which root may always do, as AWS);
+//! - root may do anything else; a user may act on buckets they own;
+//! - otherwise an Allow in the bucket policy (anonymous callers included) or, for users, in their identity
+//!   policy allows. With RestrictPublicBuckets, a public bucket policy allows nothing to anyone but the owner.
+//! - when the bucket's ACLs are enabled (ownership other than BucketOwnerEnforced), what the policies left
+//!   undecided may be granted by the bucket's or the object's canned ACL (unless IgnorePublicAcls), or by
+//!   owning the object.
+//! - everything else is refused (implicit deny).
+
+pub mod acl;
+pub mod actions;
+pub mod cache;
+pub mod condition;
+pub mod env;
+pub mod policy;
+pub mod public_block;
+
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+
+pub use cache::{AccessCache, BucketAccess};
+pub use policy::{Decision, Policy, Scope};
+pub use public_block::PublicAccessBlock;
 
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
@@ -43,11 +69,18 @@ pub struct RequestEnv {
     pub now: DateTime<Utc>,
 }
 
+/// Actions root may always perform on its buckets, whatever the bucket policy says (so a policy that denies
+/// everyone cannot lock the account out).
+const ROOT_ALWAYS: &[&str] = &[
+    "s3:GetBucketPolicy",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+];
+
 /// Decides whether `identity` (None: anonymous) may perform `action` (an IAM action name such as
 /// `s3:GetObject`) on `bucket` and, for object actions, `key`. AccessDenied otherwise.
 ///
-/// Today every signed request is allowed and anonymous ones are refused; bucket policies, Block Public Access
-/// and ACLs refine this.
+/// `bucket` is empty for requests that name no bucket (ListBuckets): those need a signed caller.
 pub async fn authorize(
     ctx: &Ctx,
     identity: Option<&Identity>,
@@ -56,9 +89,100 @@ pub async fn authorize(
     key: Option<&str>,
     env: &RequestEnv,
 ) -> ApiResult<()> {
-    let _ = (ctx, action, bucket, key, env);
-    match identity {
-        Some(_) => Ok(()),
-        None => Err(ApiError::AccessDenied),
+    let resource = if bucket.is_empty() {
+        "*".to_owned()
+    } else {
+        policy::resource_arn(bucket, key)
+    };
+    let user_policy = match identity {
+        Some(id) if !id.is_root => identity_policy(ctx, id).await?,
+        _ => None,
+    };
+    let user_decision = user_policy.as_ref().map_or(Decision::Implicit, |p| {
+        p.evaluate(identity, action, &resource, env)
+    });
+    if user_decision == Decision::Deny {
+        return Err(ApiError::AccessDenied);
+    }
+    let access = if bucket.is_empty() || action == "s3:CreateBucket" {
+        None
+    } else {
+        ctx.access.bucket(&ctx.engine, bucket).await?
+    };
+    let Some(access) = access else {
+        // No bucket to protect (or one being created, which the handler checks): signed callers go on; an
+        // anonymous caller may learn that a bucket does not exist, but never create one or list buckets.
+        let anonymous_ok = !bucket.is_empty() && action != "s3:CreateBucket";
+        return if identity.is_some() || anonymous_ok {
+            Ok(())
+        } else {
+            Err(ApiError::AccessDenied)
+        };
+    };
+    let is_owner = identity.is_some_and(|id| id.is_root || id.access_key == access.owner);
+    let bucket_decision = match &access.policy {
+        None => Decision::Implicit,
+        Some(p) => match p.evaluate(identity, action, &resource, env) {
+            Decision::Allow
+                if access.policy_public && access.block.restrict_public_buckets && !is_owner =>
+            {
+                Decision::Implicit
+            }
+            d => d,
+        },
+    };
+    let mut allowed = match identity {
+        Some(id) if id.is_root => {
+            bucket_decision != Decision::Deny || ROOT_ALWAYS.contains(&action)
+        }
+        _ if bucket_decision == Decision::Deny => false,
+        _ if is_owner => true,
+        _ => bucket_decision == Decision::Allow || user_decision == Decision::Allow,
+    };
+    if !allowed && bucket_decision != Decision::Deny && access.ownership.acls_enabled() {
+        allowed = acl_allows(ctx, &access, identity, action, bucket, key).await?;
+    }
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::AccessDenied)
+    }
+}
+
+/// What ACLs grant: the bucket's canned ACL, the object's, or owning the object (FULL_CONTROL). Object ACLs are
+/// read from the key's current version.
+async fn acl_allows(
+    ctx: &Ctx,
+    access: &BucketAccess,
+    identity: Option<&Identity>,
+    action: &str,
+    bucket: &str,
+    key: Option<&str>,
+) -> ApiResult<bool> {
+    let public_ok = !access.block.ignore_public_acls;
+    let signed = identity.is_some();
+    if public_ok && access.acl.grants(true, action, signed) {
+        return Ok(true);
+    }
+    let Some(key) = key else {
+        return Ok(false);
+    };
+    let record = match ctx.engine.head_object(bucket, key).await {
+        Ok(r) => r,
+        Err(strata_storage::Error::NoSuchKey) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if identity.is_some_and(|id| id.access_key == record.owner) {
+        return Ok(true);
+    }
+    let canned = acl::CannedAcl::from_stored(record.header(acl::OBJECT_ACL_HEADER));
+    Ok(public_ok && canned.grants(false, action, signed))
+}
+
+/// A user's identity policy (None: the user has none, or is not in the user store).
+async fn identity_policy(ctx: &Ctx, id: &Identity) -> ApiResult<Option<std::sync::Arc<Policy>>> {
+    match ctx.creds.policy(&id.access_key) {
+        None => Ok(None),
+        Some(text) => ctx.access.user_policy(&id.access_key, &text).map(Some),
     }
 }

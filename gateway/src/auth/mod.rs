@@ -6,11 +6,13 @@
 //! body matches what was signed. Deciding what an identity may do happens elsewhere.
 //!
 //! Layout: `canonical` holds the pure SigV4 pieces, `header` the Authorization-header flavour, `presigned` the
-//! query-string flavour and `chunked` the aws-chunked decoder and the verified body stream.
+//! query-string flavour, `post_form` the browser-upload (POST form) flavour and `chunked` the aws-chunked decoder
+//! and the verified body stream.
 
 mod canonical;
 mod chunked;
 mod header;
+mod post_form;
 mod presigned;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +24,7 @@ use http::header::AUTHORIZATION;
 use crate::error::{ApiError, ApiResult};
 
 pub use chunked::ChunkSigner;
+pub use post_form::{FormSignature, authenticate_form};
 
 /// Who is making the request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,16 +19,14 @@ fn check_name(bucket: &str) -> ApiResult<()> {
 
 /// GET / : the caller's buckets.
 pub async fn handle_list_buckets(ctx: &Ctx, req: &Req) -> ApiResult<Resp> {
+    let caller = req.identity.as_ref().ok_or(ApiError::AccessDenied)?;
     let buckets = ctx.engine.list_buckets().await?;
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
-    w.open("Owner")
-        .elem("ID", &req.identity.access_key)
-        .elem("DisplayName", &req.identity.display_name)
-        .close("Owner");
+    super::owner_xml(ctx, &mut w, "Owner", &caller.access_key);
     w.open("Buckets");
     for b in buckets
         .iter()
-        .filter(|b| req.identity.is_root || b.record.owner == req.identity.access_key)
+        .filter(|b| caller.is_root || b.record.owner == caller.access_key)
     {
         let created =
             chrono::DateTime::from_timestamp_millis(b.record.created_ms).unwrap_or_default();
@@ -66,9 +64,13 @@ pub async fn handle_create_bucket(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiR
             return Err(ApiError::IllegalLocationConstraint(loc));
         }
     }
+    let owner = req.identity.as_ref().ok_or(ApiError::AccessDenied)?;
+    let (ownership, acl) = super::acl::bucket_settings_for_create(&req)?;
     ctx.engine
-        .create_bucket(bucket, &req.identity.access_key, &ctx.region, lock_enabled)
+        .create_bucket(bucket, &owner.access_key, &ctx.region, lock_enabled)
         .await?;
+    ctx.access.invalidate(bucket);
+    super::acl::apply_bucket_settings(ctx, bucket, ownership, acl).await?;
     let mut resp = empty(StatusCode::OK);
     set_header(&mut resp, "location", &format!("/{bucket}"));
     Ok(resp)
@@ -85,6 +87,7 @@ pub async fn handle_head_bucket(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
 /// DELETE /bucket
 pub async fn handle_delete_bucket(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
     ctx.engine.delete_bucket(bucket).await?;
+    ctx.access.invalidate(bucket);
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -104,10 +104,7 @@ pub async fn handle_list_objects(ctx: &Ctx, req: &Req, bucket: &str, v2: bool) -
         }
         w.elem("StorageClass", &r.storage_class);
         if fetch_owner {
-            w.open("Owner")
-                .elem("ID", &r.owner)
-                .elem("DisplayName", &r.owner)
-                .close("Owner");
+            super::owner_xml(ctx, &mut w, "Owner", &r.owner);
         }
         w.close("Contents");
     }

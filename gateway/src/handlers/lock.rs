@@ -87,7 +87,7 @@ pub(crate) fn requested_lock(req: &Req) -> ApiResult<Option<VersionLock>> {
 pub(crate) fn bypass_governance(req: &Req) -> bool {
     req.header("x-amz-bypass-governance-retention")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        && req.identity.is_root
+        && req.identity.as_ref().is_some_and(|i| i.is_root)
 }
 
 /// The x-amz-object-lock-* response headers of a version.

@@ -3,11 +3,14 @@
 //! One module per operation family ([`bucket`], [`object`], [`list`], [`tagging`]), each a set of
 //! `handle_<op>` functions called from the single dispatch `match` in [`dispatch`].
 
+pub mod acl;
 pub mod bucket;
 pub mod list;
 pub mod lock;
 pub mod multipart;
 pub mod object;
+pub mod policy;
+pub mod post_object;
 pub mod tagging;
 pub mod versioning;
 
@@ -21,7 +24,9 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use strata_storage::{BodyStream, BoxError, Engine};
 
-use crate::auth::{CredentialStore, Identity, Payload, Trailers, verified_body};
+use crate::access::{AccessCache, RequestEnv};
+use crate::auth::{Identity, Payload, Trailers, verified_body};
+use crate::credentials::UserStore;
 use crate::error::{ApiError, ApiResult};
 use crate::router::{Endpoint, Query};
 
@@ -29,14 +34,16 @@ use crate::router::{Endpoint, Query};
 pub struct Ctx {
     /// The storage engine.
     pub engine: Arc<Engine>,
-    /// Access keys and secrets.
-    pub creds: Arc<dyn CredentialStore>,
+    /// Access keys and secrets: root and the stored users.
+    pub creds: Arc<UserStore>,
     /// This region's name.
     pub region: String,
     /// Domains under which `<bucket>.<domain>` hosts mean virtual-hosted-style requests.
     pub vhost_domains: Vec<String>,
     /// How long a client may stall while sending a body.
     pub client_timeout: Duration,
+    /// Per-bucket access state (owner, policy, Block Public Access) for access decisions.
+    pub access: AccessCache,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -58,8 +65,10 @@ pub struct Req {
     pub body: Option<Incoming>,
     /// Query parameters.
     pub query: Query,
-    /// Who is calling.
-    pub identity: Identity,
+    /// Who is calling (None: anonymous, allowed here by a bucket policy).
+    pub identity: Option<Identity>,
+    /// What policy conditions look at (source address, TLS, Referer, ...).
+    pub env: RequestEnv,
     /// How the body is verified.
     pub payload: Payload,
     /// x-amz-decoded-content-length, for aws-chunked bodies.
@@ -72,6 +81,13 @@ impl Req {
     /// A request header as a string.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The canonical id that owns what this request creates: the caller's access key, or `anonymous`.
+    pub fn owner_id(&self) -> &str {
+        self.identity
+            .as_ref()
+            .map_or("anonymous", |i| i.access_key.as_str())
     }
 
     /// The headers.
@@ -128,7 +144,7 @@ impl Req {
 }
 
 /// The raw body as frames of data, with an idle timeout between frames.
-fn raw_stream(
+pub(crate) fn raw_stream(
     body: Option<Incoming>,
     timeout: Duration,
 ) -> impl Stream<Item = ApiResult<Bytes>> + Send + Unpin + 'static {
@@ -153,6 +169,13 @@ fn raw_stream(
             }
         },
     ))
+}
+
+/// A whole in-memory body.
+pub fn full_body(data: impl Into<Bytes>) -> RespBody {
+    Full::new(data.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
 }
 
 /// A response with an empty body.
@@ -189,6 +212,15 @@ pub fn streaming(status: StatusCode, body: BodyStream) -> Resp {
     r
 }
 
+/// Writes `<tag><ID>id</ID><DisplayName>name</DisplayName></tag>` for an owner id (the access key of the user
+/// who owns the bucket or object, or who started the upload), with the display name from the user store.
+pub fn owner_xml(ctx: &Ctx, w: &mut crate::xml::XmlWriter, tag: &str, id: &str) {
+    w.open(tag)
+        .elem("ID", id)
+        .elem("DisplayName", &ctx.creds.display_name(id))
+        .close(tag);
+}
+
 /// Sets a header from a string, skipping values that are not valid header text.
 pub fn set_header(resp: &mut Resp, name: &str, value: &str) {
     if let (Ok(n), Ok(v)) = (
@@ -212,6 +244,7 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         ListObjects { bucket } => list::handle_list_objects(ctx, &req, &bucket, false).await,
         ListObjectsV2 { bucket } => list::handle_list_objects(ctx, &req, &bucket, true).await,
         DeleteObjects { bucket } => object::handle_delete_objects(ctx, req, &bucket).await,
+        PostObject { bucket } => post_object::handle_post_object(ctx, req, &bucket).await,
         PutObject { bucket, key } => object::handle_put_object(ctx, req, &bucket, &key).await,
         CopyObject { bucket, key } => object::handle_copy_object(ctx, req, &bucket, &key).await,
         GetObject { bucket, key } => {
@@ -276,6 +309,34 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         GetObjectLegalHold { bucket, key } => {
             lock::handle_get_object_legal_hold(ctx, &req, &bucket, &key).await
         }
+        PutBucketPolicy { bucket } => policy::handle_put_bucket_policy(ctx, req, &bucket).await,
+        GetBucketPolicy { bucket } => policy::handle_get_bucket_policy(ctx, &bucket).await,
+        DeleteBucketPolicy { bucket } => policy::handle_delete_bucket_policy(ctx, &bucket).await,
+        GetBucketPolicyStatus { bucket } => {
+            policy::handle_get_bucket_policy_status(ctx, &bucket).await
+        }
+        PutPublicAccessBlock { bucket } => {
+            policy::handle_put_public_access_block(ctx, req, &bucket).await
+        }
+        GetPublicAccessBlock { bucket } => {
+            policy::handle_get_public_access_block(ctx, &bucket).await
+        }
+        DeletePublicAccessBlock { bucket } => {
+            policy::handle_delete_public_access_block(ctx, &bucket).await
+        }
+        PutBucketOwnershipControls { bucket } => {
+            acl::handle_put_bucket_ownership_controls(ctx, req, &bucket).await
+        }
+        GetBucketOwnershipControls { bucket } => {
+            acl::handle_get_bucket_ownership_controls(ctx, &bucket).await
+        }
+        DeleteBucketOwnershipControls { bucket } => {
+            acl::handle_delete_bucket_ownership_controls(ctx, &bucket).await
+        }
+        GetBucketAcl { bucket } => acl::handle_get_bucket_acl(ctx, &bucket).await,
+        PutBucketAcl { bucket } => acl::handle_put_bucket_acl(ctx, req, &bucket).await,
+        GetObjectAcl { bucket, key } => acl::handle_get_object_acl(ctx, &req, &bucket, &key).await,
+        PutObjectAcl { bucket, key } => acl::handle_put_object_acl(ctx, req, &bucket, &key).await,
         NotImplemented { .. } => Err(ApiError::NotImplemented),
     }
 }

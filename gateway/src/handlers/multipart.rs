@@ -15,7 +15,7 @@ use super::object::{
     checksum_text, copy_source, record_time, requested_checksum, stored_headers, tags_from_header,
     validate_key, verifier,
 };
-use super::{Ctx, Req, Resp, empty, set_header, xml};
+use super::{Ctx, Req, Resp, empty, owner_xml, set_header, xml};
 use crate::conditional::{Conditions, iso8601};
 use crate::error::{ApiError, ApiResult};
 use crate::xml::{CompleteMultipartUpload, XmlWriter, parse};
@@ -69,7 +69,9 @@ pub async fn handle_create_multipart_upload(
     key: &str,
 ) -> ApiResult<Resp> {
     validate_key(key)?;
-    let (headers, user_meta) = stored_headers(req)?;
+    let (mut headers, user_meta) = stored_headers(req)?;
+    let acl = super::acl::object_acl_for_write(ctx, req, bucket).await?;
+    super::acl::store_object_acl(&mut headers, acl);
     let tags = tags_from_header(req.header("x-amz-tagging"))?;
     let algorithm = match req.header("x-amz-checksum-algorithm") {
         None => None,
@@ -109,7 +111,7 @@ pub async fn handle_create_multipart_upload(
         user_meta,
         tags,
         checksum: algorithm,
-        owner: req.identity.access_key.clone(),
+        owner: req.owner_id().to_owned(),
         storage_class: req
             .header("x-amz-storage-class")
             .unwrap_or_default()
@@ -334,13 +336,6 @@ pub async fn handle_abort_multipart_upload(
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-fn owner(w: &mut XmlWriter, tag: &str, id: &str) {
-    w.open(tag)
-        .elem("ID", id)
-        .elem("DisplayName", id)
-        .close(tag);
-}
-
 /// GET /bucket/key?uploadId
 pub async fn handle_list_parts(ctx: &Ctx, req: &Req, bucket: &str, key: &str) -> ApiResult<Resp> {
     validate_key(key)?;
@@ -360,8 +355,8 @@ pub async fn handle_list_parts(ctx: &Ctx, req: &Req, bucket: &str, key: &str) ->
     w.elem("Bucket", bucket)
         .elem("Key", key)
         .elem("UploadId", upload);
-    owner(&mut w, "Initiator", &record.owner);
-    owner(&mut w, "Owner", &record.owner);
+    owner_xml(ctx, &mut w, "Initiator", &record.owner);
+    owner_xml(ctx, &mut w, "Owner", &record.owner);
     w.elem("StorageClass", &record.storage_class)
         .elem("PartNumberMarker", &marker.to_string());
     if let Some((n, _)) = parts.last() {
@@ -445,8 +440,8 @@ pub async fn handle_list_multipart_uploads(ctx: &Ctx, req: &Req, bucket: &str) -
     for (key, id, u) in &page.uploads {
         let initiated = chrono::DateTime::from_timestamp_millis(u.initiated_ms).unwrap_or_default();
         w.open("Upload").elem("Key", &enc(key)).elem("UploadId", id);
-        owner(&mut w, "Initiator", &u.owner);
-        owner(&mut w, "Owner", &u.owner);
+        owner_xml(ctx, &mut w, "Initiator", &u.owner);
+        owner_xml(ctx, &mut w, "Owner", &u.owner);
         w.elem("StorageClass", &u.storage_class)
             .elem("Initiated", &iso8601(initiated));
         if let Some((a, kind)) = u.checksum {

@@ -25,7 +25,7 @@ const STORED_HEADERS: [&str; 7] = [
     "x-amz-website-redirect-location",
 ];
 /// Most bytes of user metadata (names plus values), as AWS.
-const MAX_USER_META: usize = 2048;
+pub(crate) const MAX_USER_META: usize = 2048;
 /// Most keys in one DeleteObjects request.
 const MAX_DELETE_KEYS: usize = 1000;
 /// Largest object CopyObject may copy in one request, as AWS.
@@ -252,7 +252,9 @@ pub async fn handle_put_object(
     if len > ctx.engine.settings().max_put_size {
         return Err(ApiError::EntityTooLarge);
     }
-    let (headers, user_meta) = stored_headers(&req)?;
+    let (mut headers, user_meta) = stored_headers(&req)?;
+    let acl = super::acl::object_acl_for_write(ctx, &req, bucket).await?;
+    super::acl::store_object_acl(&mut headers, acl);
     let tags = tags_from_header(req.header("x-amz-tagging"))?;
     let checksum = requested_checksum(&req)?;
     let condition = precheck_write(ctx, bucket, key, write_condition(&req)?).await?;
@@ -264,7 +266,7 @@ pub async fn handle_put_object(
         checksum: checksum.map(|(a, _)| a),
         content_length: Some(len),
         condition,
-        owner: req.identity.access_key.clone(),
+        owner: req.owner_id().to_owned(),
         storage_class: req
             .header("x-amz-storage-class")
             .unwrap_or_default()
@@ -305,7 +307,7 @@ fn object_headers(resp: &mut Resp, record: &ObjectRecord) {
             .unwrap_or("binary/octet-stream"),
     );
     for (name, value) in &record.headers {
-        if name != "content-type" {
+        if name != "content-type" && name != crate::access::acl::OBJECT_ACL_HEADER {
             set_header(resp, name, value);
         }
     }
@@ -480,12 +482,30 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
         .objects
         .into_iter()
         .partition(|o| validate_key(&o.key).is_ok());
-    let entries: Vec<(String, Option<String>)> = valid
-        .iter()
-        .map(|o| (o.key.clone(), o.version_id.clone()))
-        .collect();
+    let mut entries: Vec<(String, Option<String>)> = Vec::with_capacity(valid.len());
+    let mut refused: Vec<(String, Option<String>)> = Vec::new();
+    for o in &valid {
+        let action = if o.version_id.is_some() {
+            "s3:DeleteObjectVersion"
+        } else {
+            "s3:DeleteObject"
+        };
+        let identity = req.identity.as_ref();
+        let entry = (o.key.clone(), o.version_id.clone());
+        match crate::access::authorize(ctx, identity, action, bucket, Some(&o.key), &req.env).await
+        {
+            Ok(()) => entries.push(entry),
+            Err(ApiError::AccessDenied) => refused.push(entry),
+            Err(e) => return Err(e),
+        }
+    }
     let bypass = super::lock::bypass_governance(&req);
-    let results = ctx.engine.delete_objects(bucket, &entries, bypass).await?;
+    let results = if entries.is_empty() {
+        ctx.engine.bucket(bucket).await?;
+        Vec::new()
+    } else {
+        ctx.engine.delete_objects(bucket, &entries, bypass).await?
+    };
     let mut w = XmlWriter::new("DeleteResult");
     for ((key, asked), result) in entries.iter().zip(results) {
         match result {
@@ -514,6 +534,16 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
                     .close("Error");
             }
         }
+    }
+    for (key, asked) in &refused {
+        let e = ApiError::AccessDenied;
+        w.open("Error").elem("Key", key);
+        if let Some(v) = asked {
+            w.elem("VersionId", v);
+        }
+        w.elem("Code", e.aws_code())
+            .elem("Message", &e.message())
+            .close("Error");
     }
     for o in &invalid {
         let err = validate_key(&o.key).expect_err("partitioned as invalid");
@@ -608,11 +638,14 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
         ));
     }
-    let (headers, user_meta) = if replace_meta {
+    let (mut headers, user_meta) = if replace_meta {
         stored_headers(&req)?
     } else {
         (source.headers.clone(), source.user_meta.clone())
     };
+    // A copy never inherits the source's ACL: it gets the one asked for, else private.
+    let acl = super::acl::object_acl_for_write(ctx, &req, bucket).await?;
+    super::acl::store_object_acl(&mut headers, acl);
     let tags = if replace_tags {
         tags_from_header(req.header("x-amz-tagging"))?
     } else {
@@ -631,7 +664,7 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
         checksum,
         content_length: None,
         condition: precheck_write(ctx, bucket, key, write_condition(&req)?).await?,
-        owner: req.identity.access_key.clone(),
+        owner: req.owner_id().to_owned(),
         storage_class: storage_class.unwrap_or_else(|| source.storage_class.clone()),
         lock: super::lock::requested_lock(&req)?,
     };

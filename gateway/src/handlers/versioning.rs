@@ -30,6 +30,7 @@ pub async fn handle_put_bucket_versioning(
 }
 
 fn version_entry(
+    ctx: &Ctx,
     w: &mut XmlWriter,
     key: &str,
     r: &ObjectRecord,
@@ -55,10 +56,7 @@ fn version_entry(
         }
         w.elem("StorageClass", &r.storage_class);
     }
-    w.open("Owner")
-        .elem("ID", &r.owner)
-        .elem("DisplayName", &r.owner)
-        .close("Owner");
+    super::owner_xml(ctx, w, "Owner", &r.owner);
     w.close(tag);
 }
 
@@ -120,7 +118,7 @@ pub async fn handle_list_object_versions(ctx: &Ctx, req: &Req, bucket: &str) -> 
     }
     w.elem("IsTruncated", if page.truncated { "true" } else { "false" });
     for (key, record, latest) in &page.versions {
-        version_entry(&mut w, key, record, *latest, &enc);
+        version_entry(ctx, &mut w, key, record, *latest, &enc);
     }
     for cp in &page.common_prefixes {
         w.open("CommonPrefixes")
