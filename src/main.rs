@@ -299,6 +299,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding S3 API on {}", cfg.server.s3_addr))?;
     let addr = listener.local_addr()?;
+    let website_listener = tokio::net::TcpListener::bind(cfg.server.website_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the website endpoint on {}",
+                cfg.server.website_addr
+            )
+        })?;
+    let website_addr = website_listener.local_addr()?;
     let users = strata_gateway::UserStore::load(&engine, &access, &secret)
         .await
         .map_err(|e| anyhow::anyhow!("loading users: {e}"))?;
@@ -307,6 +316,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         creds: Arc::new(users),
         region: cfg.server.region.clone(),
         vhost_domains: vec!["localhost".to_owned()],
+        website_domains: cfg.server.website_domains.clone(),
         client_timeout: Duration::from_secs(cfg.server.client_timeout_secs),
         access: Default::default(),
     });
@@ -316,7 +326,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         geometry = %format!("{}+{}", cfg.storage.data_shards, cfg.storage.parity_shards),
         "strata serving"
     );
-    let edge_cfg = serve_edge_config(&cfg, addr);
+    let edge_cfg = serve_edge_config(&cfg, addr, website_addr);
     let edge =
         strata_edge::EdgeServer::bind(&edge_cfg, &edge_state_dir(&cfg), log_sink(&edge_cfg)?)
             .await
@@ -327,10 +337,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
             let mut c = Config::from_file(&path)?;
             c.edge.listen = edge_cfg.listen;
             c.edge.tls_listen = edge_cfg.tls_listen;
-            Ok(serve_edge_config(&c, addr))
+            Ok(serve_edge_config(&c, addr, website_addr))
         });
     }
     println!("S3 API:      http://{addr}");
+    println!("Website:     http://{website_addr}");
     println!("Edge:        http://{edge_http}  https://{edge_https}  (admin http://{edge_admin})");
     println!("Edge admin token: {}", edge.admin_token());
     println!("Region:      {}", cfg.server.region);
@@ -344,27 +355,43 @@ async fn serve(args: ServeArgs) -> Result<()> {
     });
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     tokio::join!(
-        strata_gateway::serve(listener, ctx, stopped(stop_rx.clone()), grace),
+        strata_gateway::serve(listener, ctx.clone(), stopped(stop_rx.clone()), grace),
+        strata_gateway::server::serve_website(
+            website_listener,
+            ctx,
+            stopped(stop_rx.clone()),
+            grace
+        ),
         edge.run(stopped(stop_rx), grace),
     );
     Ok(())
 }
 
-/// The edge `strata serve` runs: the configured distributions, or one catch-all pass-through to the local S3 API.
-fn serve_edge_config(cfg: &Config, s3: SocketAddr) -> strata_config::EdgeConfig {
+/// The edge `strata serve` runs: the configured distributions, or one catch-all distribution "local" whose
+/// browser reads (anonymous GET, HEAD, OPTIONS) go to the local website endpoint with the viewer's Host, and
+/// whose API requests (signed ones and writes) pass through to the local S3 API.
+fn serve_edge_config(
+    cfg: &Config,
+    s3: SocketAddr,
+    website: SocketAddr,
+) -> strata_config::EdgeConfig {
     use strata_config::edge::{Distribution, Origin};
     let mut edge = cfg.edge.clone();
     if edge.distributions.is_empty() {
         edge.distributions.push(Distribution {
             id: "local".into(),
             hostnames: vec!["*".into()],
-            origin: Origin::S3 {
+            origin: Origin::Http {
+                url: format!("http://{website}"),
+                forward_host: true,
+            },
+            api_origin: Some(Origin::S3 {
                 endpoint: format!("http://{s3}"),
                 bucket: None,
                 region: cfg.server.region.clone(),
                 access_key: None,
                 secret_key: None,
-            },
+            }),
             viewer_protocol_policy: Default::default(),
             certificate: None,
             private_key: None,
@@ -413,6 +440,7 @@ async fn edge(args: EdgeArgs) -> Result<()> {
                         url: url.clone(),
                         forward_host: true,
                     },
+                    api_origin: None,
                     viewer_protocol_policy: Default::default(),
                     certificate: None,
                     private_key: None,

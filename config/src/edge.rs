@@ -161,6 +161,12 @@ pub struct Distribution {
     pub hostnames: Vec<String>,
     /// Where misses are fetched from.
     pub origin: Origin,
+    /// Where API requests go instead of `origin`: requests carrying SigV4 credentials (an Authorization header
+    /// or an X-Amz-Credential query parameter) and every method but GET, HEAD and OPTIONS. Unset: everything goes
+    /// to `origin`. `strata serve` uses it to put its edge in front of the website endpoint (`origin`) while
+    /// aws-cli and SDKs still reach the S3 API (`api_origin`) through the same listener.
+    #[serde(default)]
+    pub api_origin: Option<Origin>,
     /// What plain HTTP viewers get.
     #[serde(default)]
     pub viewer_protocol_policy: ViewerProtocolPolicy,
@@ -328,13 +334,11 @@ impl EdgeConfig {
                     d.id
                 ));
             }
-            if let Origin::S3 {
-                access_key,
-                secret_key,
-                ..
-            } = &d.origin
-                && access_key.is_some() != secret_key.is_some()
-            {
+            let half_keyed = |o: &Origin| {
+                matches!(o, Origin::S3 { access_key, secret_key, .. }
+                    if access_key.is_some() != secret_key.is_some())
+            };
+            if half_keyed(&d.origin) || d.api_origin.as_ref().is_some_and(half_keyed) {
                 return invalid(format!(
                     "distribution {:?}: origin access_key and secret_key go together",
                     d.id
@@ -391,6 +395,7 @@ mod tests {
                 url: "http://127.0.0.1:1".into(),
                 forward_host: false,
             },
+            api_origin: None,
             viewer_protocol_policy: ViewerProtocolPolicy::AllowAll,
             certificate: None,
             private_key: None,

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub edge_tls_addr: SocketAddr,
     /// Static website listener.
     pub website_addr: SocketAddr,
+    /// On the website endpoint, a Host `BUCKET.<domain>` for one of these names bucket BUCKET; any other Host
+    /// names the bucket called exactly like it.
+    pub website_domains: Vec<String>,
     /// Region name reported by GetBucketLocation and required in SigV4 scopes.
     pub region: String,
     /// Seconds a client may take to send request headers, or stay idle between body reads, before it is cut off.
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             edge_addr: ([127, 0, 0, 1], 8080).into(),
             edge_tls_addr: ([127, 0, 0, 1], 8443).into(),
             website_addr: ([127, 0, 0, 1], 9001).into(),
+            website_domains: vec!["s3-website.localhost".into()],
             region: "us-east-1".into(),
             client_timeout_secs: 60,
             shutdown_grace_secs: 30,

@@ -21,8 +21,49 @@ pub struct Site {
     pub viewer_protocol_policy: ViewerProtocolPolicy,
     /// Country restriction.
     pub geo: GeoRestriction,
+    /// The same distribution with `api_origin` as its origin: where API requests go (see [`is_api_request`]).
+    pub api: Option<Arc<Site>>,
     behaviors: Vec<CacheBehavior>,
     fallback: CacheBehavior,
+}
+
+/// Request headers an origin's CORS answer depends on: always forwarded on misses and part of every cache key
+/// (as CloudFront's CORS-S3Origin policies), so a response for one Origin is never served to another, and one
+/// without Access-Control-* headers never to a cross-origin viewer. Requests without them share one entry.
+pub const CORS_REQUEST_HEADERS: [&str; 3] = [
+    "origin",
+    "access-control-request-method",
+    "access-control-request-headers",
+];
+
+/// Whether a request is an API call rather than a browser read: it carries SigV4 credentials (Authorization
+/// header, or X-Amz-Credential / X-Amz-Signature in the query), uses a method other than GET, HEAD, OPTIONS, or
+/// is the CORS preflight of such a call (it asks for a write method, or for the Authorization or x-amz-* headers
+/// a signed request sends).
+pub fn is_api_request(method: &http::Method, headers: &HeaderMap, query: Option<&str>) -> bool {
+    use http::Method;
+    if *method == Method::OPTIONS {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let write = text("access-control-request-method")
+            .is_some_and(|m| !matches!(m.trim(), "GET" | "HEAD"));
+        let signed_headers = text("access-control-request-headers").is_some_and(|list| {
+            list.split(',').any(|h| {
+                let h = h.trim().to_ascii_lowercase();
+                h == "authorization" || h.starts_with("x-amz-")
+            })
+        });
+        if write || signed_headers {
+            return true;
+        }
+    }
+    let signed = headers.contains_key(http::header::AUTHORIZATION)
+        || query.is_some_and(|q| {
+            q.split('&').any(|p| {
+                let name = p.split('=').next().unwrap_or("");
+                name == "X-Amz-Credential" || name == "X-Amz-Signature"
+            })
+        });
+    signed || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// A compiled cache behaviour.
@@ -59,7 +100,7 @@ impl CacheBehavior {
         } else {
             QueryRule::Only(b.query_strings.clone())
         };
-        let headers = b
+        let mut headers = b
             .headers
             .iter()
             .map(|h| {
@@ -68,6 +109,12 @@ impl CacheBehavior {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        for h in CORS_REQUEST_HEADERS {
+            let h = HeaderName::from_static(h);
+            if !headers.contains(&h) {
+                headers.push(h);
+            }
+        }
         let pattern = if b.path_pattern == "*" || b.path_pattern.starts_with('/') {
             b.path_pattern.clone()
         } else {
@@ -109,11 +156,20 @@ impl Site {
             .iter()
             .map(CacheBehavior::compile)
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let api = match &d.api_origin {
+            None => None,
+            Some(o) => Some(Arc::new(Self::compile(&Distribution {
+                origin: o.clone(),
+                api_origin: None,
+                ..d.clone()
+            })?)),
+        };
         Ok(Self {
             id: d.id.clone(),
             origin: d.origin.clone(),
             viewer_protocol_policy: d.viewer_protocol_policy,
             geo: d.geo.clone(),
+            api,
             behaviors,
             fallback: CacheBehavior::compile(&Behavior::default())?,
         })
@@ -259,6 +315,45 @@ pub fn invalidation_matches(pattern: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_requests_are_signed_ones_and_writes() {
+        use http::Method;
+        let none = HeaderMap::new();
+        assert!(!is_api_request(&Method::GET, &none, None));
+        assert!(!is_api_request(&Method::OPTIONS, &none, Some("a=1")));
+        assert!(is_api_request(&Method::PUT, &none, None));
+        assert!(is_api_request(&Method::POST, &none, None));
+        assert!(is_api_request(
+            &Method::GET,
+            &none,
+            Some("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2Fb")
+        ));
+        let mut signed = HeaderMap::new();
+        signed.insert(
+            http::header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 x".parse().unwrap(),
+        );
+        assert!(is_api_request(&Method::HEAD, &signed, None));
+        let preflight = |method: &str, headers: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("access-control-request-method", method.parse().unwrap());
+            h.insert("access-control-request-headers", headers.parse().unwrap());
+            is_api_request(&Method::OPTIONS, &h, None)
+        };
+        assert!(!preflight("GET", "range"));
+        assert!(preflight("PUT", "content-type"));
+        assert!(preflight("GET", "authorization, x-amz-date"));
+        assert!(preflight("GET", "X-Amz-Content-Sha256"));
+    }
+
+    #[test]
+    fn cors_request_headers_are_always_in_the_key() {
+        let c = CacheBehavior::compile(&Behavior::default()).unwrap();
+        for h in CORS_REQUEST_HEADERS {
+            assert!(c.headers.iter().any(|n| n == h), "{h}");
+        }
+    }
 
     #[test]
     fn glob_patterns() {

@@ -21,7 +21,7 @@ use crate::ResultType;
 use crate::access_log::{AccessLog, LogRecord};
 use crate::cache::{Cache, Entry};
 use crate::coalesce::{Flights, Outcome, Role};
-use crate::distribution::{CacheBehavior, Routing, Site, cache_key, strip_port};
+use crate::distribution::{CacheBehavior, Routing, Site, cache_key, is_api_request, strip_port};
 use crate::geo::{GeoDb, TrustedProxies};
 use crate::metrics::Metrics;
 use crate::origin::{
@@ -164,6 +164,10 @@ async fn route(
             return error_response(edge, ask, StatusCode::FORBIDDEN, crate::pages::GEO_BLOCKED);
         }
     }
+    let site = match &site.api {
+        Some(api) if is_api_request(&ask.method, &ask.headers, ask.query.as_deref()) => api.clone(),
+        _ => site,
+    };
     if let Some(reason) = refused_by_signing_origin(&site, ask) {
         return error_response(edge, ask, StatusCode::FORBIDDEN, reason);
     }

@@ -123,6 +123,25 @@ pub enum ApiError {
     /// The bucket's state does not allow the request.
     #[error("{0}")]
     InvalidBucketState(String),
+    /// GetBucketWebsite, or the website endpoint, on a bucket without a website configuration.
+    #[error("The specified bucket does not have a website configuration")]
+    NoSuchWebsiteConfiguration,
+    /// GetBucketCors on a bucket without CORS rules.
+    #[error("The CORS configuration does not exist")]
+    NoSuchCorsConfiguration,
+    /// A CORS preflight that no rule allows, or for a bucket without CORS or without existence.
+    #[error("{message}")]
+    CorsForbidden {
+        /// Why.
+        message: &'static str,
+        /// The method asked for (Access-Control-Request-Method, else OPTIONS).
+        method: String,
+        /// OBJECT when rules were evaluated for a key, else BUCKET.
+        resource_type: &'static str,
+    },
+    /// A CORS preflight missing Origin or Access-Control-Request-Method.
+    #[error("{0}")]
+    CorsBadRequest(String),
     /// The version does not exist.
     #[error("The specified version does not exist.")]
     NoSuchVersion,
@@ -259,6 +278,10 @@ impl ApiError {
             NoSuchObjectLockConfiguration => "NoSuchObjectLockConfiguration",
             ObjectLockConfigurationNotFound => "ObjectLockConfigurationNotFoundError",
             InvalidBucketState(_) => "InvalidBucketState",
+            NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
+            NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
+            CorsForbidden { .. } => "AccessForbidden",
+            CorsBadRequest(_) => "BadRequest",
             CurrentIsDeleteMarker { .. } => "NoSuchKey",
             VersionIsDeleteMarker { .. } => "MethodNotAllowed",
             InvalidPartOrder => "InvalidPartOrder",
@@ -292,6 +315,7 @@ impl ApiError {
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed
             | ExpiredPresignedRequest
+            | CorsForbidden { .. }
             | PostPolicyDenied(_) => StatusCode::FORBIDDEN,
             AuthorizationHeaderMalformed(_)
             | AuthorizationQueryParametersError(_)
@@ -312,6 +336,7 @@ impl ApiError {
             | InvalidPartOrder
             | EntityTooSmall
             | InvalidTag(_)
+            | CorsBadRequest(_)
             | MalformedPolicy(_)
             | AccessControlListNotSupported
             | InvalidBucketAclWithObjectOwnership
@@ -326,6 +351,8 @@ impl ApiError {
             | NoSuchVersion
             | NoSuchObjectLockConfiguration
             | ObjectLockConfigurationNotFound
+            | NoSuchWebsiteConfiguration
+            | NoSuchCorsConfiguration
             | NoSuchBucketPolicy
             | NoSuchPublicAccessBlockConfiguration
             | OwnershipControlsNotFound
@@ -368,9 +395,25 @@ impl ApiError {
         out.push_str(self.aws_code());
         out.push_str("</Code><Message>");
         out.push_str(&xml_escape(&self.message()));
-        out.push_str("</Message><Resource>");
-        out.push_str(&xml_escape(resource));
-        out.push_str("</Resource><RequestId>");
+        out.push_str("</Message>");
+        if let ApiError::CorsForbidden {
+            method,
+            resource_type,
+            ..
+        } = self
+        {
+            // S3's CORS refusals name the method and the kind of resource instead of the resource.
+            out.push_str("<Method>");
+            out.push_str(&xml_escape(method));
+            out.push_str("</Method><ResourceType>");
+            out.push_str(resource_type);
+            out.push_str("</ResourceType>");
+        } else {
+            out.push_str("<Resource>");
+            out.push_str(&xml_escape(resource));
+            out.push_str("</Resource>");
+        }
+        out.push_str("<RequestId>");
         out.push_str(request_id);
         out.push_str("</RequestId></Error>");
         out

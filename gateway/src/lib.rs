@@ -12,6 +12,7 @@ pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod conditional;
+pub mod cors;
 pub mod credentials;
 pub mod error;
 pub mod handlers;
@@ -19,6 +20,7 @@ pub mod post_policy;
 pub mod range;
 pub mod router;
 pub mod server;
+pub mod website;
 pub mod xml;
 
 pub use credentials::UserStore;

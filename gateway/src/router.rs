@@ -118,6 +118,18 @@ pub enum Endpoint {
     ListParts { bucket: String, key: String },
     /// GET /bucket/key?attributes
     GetObjectAttributes { bucket: String, key: String },
+    /// PUT /bucket?website
+    PutBucketWebsite { bucket: String },
+    /// GET /bucket?website
+    GetBucketWebsite { bucket: String },
+    /// DELETE /bucket?website
+    DeleteBucketWebsite { bucket: String },
+    /// PUT /bucket?cors
+    PutBucketCors { bucket: String },
+    /// GET /bucket?cors
+    GetBucketCors { bucket: String },
+    /// DELETE /bucket?cors
+    DeleteBucketCors { bucket: String },
     /// PUT /bucket?policy
     PutBucketPolicy { bucket: String },
     /// GET /bucket?policy
@@ -157,7 +169,6 @@ pub enum Endpoint {
 const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -168,7 +179,6 @@ const UNIMPLEMENTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "replication",
     "requestPayment",
     "tagging",
-    "website",
 ];
 const UNIMPLEMENTED_OBJECT_SUBRESOURCES: &[&str] = &["restore", "select", "torrent"];
 
@@ -212,6 +222,12 @@ impl Endpoint {
             | AbortMultipartUpload { bucket, .. }
             | ListParts { bucket, .. }
             | GetObjectAttributes { bucket, .. }
+            | PutBucketWebsite { bucket }
+            | GetBucketWebsite { bucket }
+            | DeleteBucketWebsite { bucket }
+            | PutBucketCors { bucket }
+            | GetBucketCors { bucket }
+            | DeleteBucketCors { bucket }
             | GetObjectAcl { bucket, .. }
             | PutObjectAcl { bucket, .. } => Some(bucket),
             PutBucketOwnershipControls { bucket } => Some(bucket),
@@ -267,6 +283,12 @@ impl Endpoint {
             AbortMultipartUpload { .. } => "AbortMultipartUpload",
             ListParts { .. } => "ListParts",
             GetObjectAttributes { .. } => "GetObjectAttributes",
+            PutBucketWebsite { .. } => "PutBucketWebsite",
+            GetBucketWebsite { .. } => "GetBucketWebsite",
+            DeleteBucketWebsite { .. } => "DeleteBucketWebsite",
+            PutBucketCors { .. } => "PutBucketCors",
+            GetBucketCors { .. } => "GetBucketCors",
+            DeleteBucketCors { .. } => "DeleteBucketCors",
             NotImplemented { operation, .. } => operation,
             PutBucketOwnershipControls { .. } => "PutBucketOwnershipControls",
             GetBucketOwnershipControls { .. } => "GetBucketOwnershipControls",
@@ -363,6 +385,11 @@ impl Endpoint {
                 "s3:PutBucketPublicAccessBlock"
             }
             GetPublicAccessBlock { .. } => "s3:GetBucketPublicAccessBlock",
+            PutBucketWebsite { .. } => "s3:PutBucketWebsite",
+            GetBucketWebsite { .. } => "s3:GetBucketWebsite",
+            DeleteBucketWebsite { .. } => "s3:DeleteBucketWebsite",
+            PutBucketCors { .. } | DeleteBucketCors { .. } => "s3:PutBucketCORS",
+            GetBucketCors { .. } => "s3:GetBucketCORS",
             PutBucketOwnershipControls { .. } | DeleteBucketOwnershipControls { .. } => {
                 "s3:PutBucketOwnershipControls"
             }
@@ -415,6 +442,30 @@ pub fn split_resource(
     Ok((bucket, key))
 }
 
+/// The website and CORS sub-resources of a bucket, if the query names one.
+fn bucket_config_endpoint(method: &Method, bucket: &str, q: &Query) -> Option<ApiResult<Endpoint>> {
+    use Endpoint::*;
+    let bucket = bucket.to_owned();
+    let ep = if q.has("website") {
+        match *method {
+            Method::PUT => PutBucketWebsite { bucket },
+            Method::GET => GetBucketWebsite { bucket },
+            Method::DELETE => DeleteBucketWebsite { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else if q.has("cors") {
+        match *method {
+            Method::PUT => PutBucketCors { bucket },
+            Method::GET => GetBucketCors { bucket },
+            Method::DELETE => DeleteBucketCors { bucket },
+            _ => return Some(Err(ApiError::MethodNotAllowed)),
+        }
+    } else {
+        return None;
+    };
+    Some(Ok(ep))
+}
+
 /// Routes a request to its endpoint.
 pub fn route(
     method: &Method,
@@ -431,6 +482,9 @@ pub fn route(
         };
     };
     let Some(key) = key else {
+        if let Some(ep) = bucket_config_endpoint(method, &bucket, q) {
+            return ep;
+        }
         if let Some(sub) = UNIMPLEMENTED_BUCKET_SUBRESOURCES.iter().find(|s| q.has(s)) {
             return Ok(NotImplemented {
                 bucket: Some(bucket),
@@ -776,6 +830,45 @@ mod tests {
     }
 
     #[test]
+    fn website_and_cors_subresources() {
+        let bucket = || "bkt".to_owned();
+        for (m, pq, want) in [
+            (
+                Method::PUT,
+                "/bkt?website",
+                Endpoint::PutBucketWebsite { bucket: bucket() },
+            ),
+            (
+                Method::GET,
+                "/bkt?website",
+                Endpoint::GetBucketWebsite { bucket: bucket() },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?website",
+                Endpoint::DeleteBucketWebsite { bucket: bucket() },
+            ),
+            (
+                Method::PUT,
+                "/bkt?cors",
+                Endpoint::PutBucketCors { bucket: bucket() },
+            ),
+            (
+                Method::GET,
+                "/bkt?cors",
+                Endpoint::GetBucketCors { bucket: bucket() },
+            ),
+            (
+                Method::DELETE,
+                "/bkt?cors",
+                Endpoint::DeleteBucketCors { bucket: bucket() },
+            ),
+        ] {
+            assert_eq!(r(m.clone(), "h", pq), want, "{m} {pq}");
+        }
+    }
+
+    #[test]
     fn traversal_keys_stay_keys() {
         let (b, k) = split_resource(Some("h"), "/bkt/..%2F..%2Fetc/passwd", &[]).unwrap();
         assert_eq!(b.as_deref(), Some("bkt"));
@@ -787,11 +880,11 @@ mod tests {
     #[test]
     fn unimplemented_subresources_say_so() {
         assert!(matches!(
-            r(Method::GET, "h", "/bkt?website"),
+            r(Method::GET, "h", "/bkt?analytics"),
             Endpoint::NotImplemented { .. }
         ));
         assert!(matches!(
-            r(Method::PUT, "h", "/bkt?cors"),
+            r(Method::PUT, "h", "/bkt?lifecycle"),
             Endpoint::NotImplemented { .. }
         ));
     }

@@ -1,5 +1,6 @@
 //! The HTTP server: accepts connections, runs each request through authenticate → route → dispatch, renders
 //! errors, stamps request ids, and shuts down gracefully (in-flight requests finish; new ones are refused).
+//! The same machinery runs the website endpoint ([`serve_website`]), which answers with [`crate::website`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,12 +29,41 @@ use crate::handlers::object::copy_source;
 use crate::handlers::{Ctx, Req, Resp, dispatch, set_header};
 use crate::router::{Endpoint, Query, route, split_resource};
 
+/// Which API a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frontend {
+    /// The S3 REST API.
+    S3,
+    /// The anonymous static website endpoint.
+    Website,
+}
+
 /// Serves the S3 API on `listener` until `shutdown` resolves, then waits (up to `grace`) for in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<Ctx>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
+) {
+    run(listener, ctx, shutdown, grace, Frontend::S3).await
+}
+
+/// Serves the static website endpoint on `listener`, with the same timeouts and shutdown as [`serve`].
+pub async fn serve_website(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    run(listener, ctx, shutdown, grace, Frontend::Website).await
+}
+
+async fn run(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    frontend: Frontend,
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -60,7 +90,12 @@ pub async fn serve(
         let io = TokioIo::new(WriteTimeout::new(stream, ctx.client_timeout));
         let service = service_fn(move |req| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(handle(ctx, req, Some(peer)).await) }
+            async move {
+                Ok::<_, Infallible>(match frontend {
+                    Frontend::S3 => handle(ctx, req, Some(peer)).await,
+                    Frontend::Website => handle_website(ctx, req, peer).await,
+                })
+            }
         });
         let conn = builder
             .serve_connection_with_upgrades(io, service)
@@ -83,6 +118,34 @@ fn request_id() -> String {
     format!("{:016X}", rand::random::<u64>())
 }
 
+/// The id every response carries, in `x-amz-request-id` and (doubled) `x-amz-id-2`, plus `Server`.
+fn stamp(resp: &mut Resp, id: &str) {
+    set_header(resp, "x-amz-request-id", id);
+    set_header(resp, "x-amz-id-2", &host_id(id));
+    resp.headers_mut()
+        .insert(http::header::SERVER, HeaderValue::from_static("Strata"));
+}
+
+/// The host id reported with a request id (`x-amz-id-2`, and HostId on website error pages).
+pub(crate) fn host_id(request_id: &str) -> String {
+    format!("{request_id}{request_id}")
+}
+
+/// Runs one website request to a response (HTML error pages, never XML).
+async fn handle_website(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let started = Instant::now();
+    let id = request_id();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let mut resp = crate::website::handle(&ctx, req, peer, &id).await;
+    stamp(&mut resp, &id);
+    tracing::info!(
+        target: "strata::access",
+        request_id = %id, %method, path, op = "Website", status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+    );
+    resp
+}
+
 /// Runs one request from `peer` to a response; never fails (errors become S3 error documents).
 pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, peer: Option<SocketAddr>) -> Resp {
     let started = Instant::now();
@@ -92,21 +155,56 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, peer: Option<SocketAd
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let mut op = "unknown";
-    let result = handle_inner(&ctx, parts, body, peer, &mut op).await;
+    // CORS: what the response's Access-Control-* headers depend on, kept before the request is consumed.
+    let cors = parts
+        .headers
+        .contains_key(http::header::ORIGIN)
+        .then(|| (parts.headers.clone(), request_resource(&ctx, &parts)));
+    let result = match (&method, &cors) {
+        (&Method::OPTIONS, Some((headers, (bucket, key)))) => {
+            op = "PreflightCors";
+            crate::cors::preflight(&ctx, bucket.as_deref(), *key, headers).await
+        }
+        (&Method::OPTIONS, None) => {
+            op = "PreflightCors";
+            crate::cors::preflight(&ctx, None, false, &parts.headers).await
+        }
+        _ => handle_inner(&ctx, parts, body, peer, &mut op).await,
+    };
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => error_response(&e, &path, &id, method == Method::HEAD),
     };
-    set_header(&mut resp, "x-amz-request-id", &id);
-    set_header(&mut resp, "x-amz-id-2", &format!("{id}{id}"));
-    resp.headers_mut()
-        .insert(http::header::SERVER, HeaderValue::from_static("Strata"));
+    if let Some((headers, (bucket, _))) = &cors
+        && method != Method::OPTIONS
+    {
+        crate::cors::decorate(&ctx, bucket.as_deref(), headers, &method, &mut resp).await;
+    }
+    stamp(&mut resp, &id);
     tracing::info!(
         target: "strata::access",
         request_id = %id, %method, path, query, op, status = resp.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
     );
     resp
+}
+
+/// The bucket a request addresses (path-style or virtual-hosted), if any, and whether it names a key.
+fn request_resource(ctx: &Ctx, parts: &http::request::Parts) -> (Option<String>, bool) {
+    let host = request_host(parts);
+    match split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains) {
+        Ok((bucket, key)) => (bucket, key.is_some()),
+        Err(_) => (None, false),
+    }
+}
+
+fn request_host(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .map(str::to_owned)
 }
 
 async fn handle_inner(
@@ -118,12 +216,7 @@ async fn handle_inner(
 ) -> ApiResult<Resp> {
     let outcome = auth::authenticate(&parts, ctx.creds.as_ref(), &ctx.region, chrono::Utc::now())?;
     let query = Query::parse(parts.uri.query());
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .map(str::to_owned);
+    let host = request_host(&parts);
     let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
     if bucket.as_deref() == Some(admin::SEGMENT) {
         *op = "Admin";
@@ -166,7 +259,34 @@ async fn handle_inner(
         trailers: Trailers::default(),
     };
     authorize_endpoint(ctx, &endpoint, &req).await?;
-    dispatch(ctx, endpoint, req).await
+    let missing_key_check = match &endpoint {
+        Endpoint::GetObject { bucket, .. } | Endpoint::HeadObject { bucket, .. } => {
+            Some((bucket.clone(), req.identity.clone(), req.env.clone()))
+        }
+        _ => None,
+    };
+    let result = dispatch(ctx, endpoint, req).await;
+    match (result, missing_key_check) {
+        (Err(e @ (ApiError::NoSuchKey | ApiError::CurrentIsDeleteMarker { .. })), Some(check)) => {
+            Err(hide_missing_key(ctx, e, check).await)
+        }
+        (result, _) => result,
+    }
+}
+
+/// As S3: a caller who may read a key but not list its bucket learns nothing about keys that do not exist,
+/// so a missing key is AccessDenied (403) for them, not NoSuchKey (404).
+async fn hide_missing_key(
+    ctx: &Ctx,
+    missing: ApiError,
+    (bucket, identity, env): (String, Option<auth::Identity>, RequestEnv),
+) -> ApiError {
+    let list =
+        access::authorize(ctx, identity.as_ref(), "s3:ListBucket", &bucket, None, &env).await;
+    match list {
+        Ok(()) => missing,
+        Err(e) => e,
+    }
 }
 
 /// Asks [`access::authorize`] for the endpoint's action (and, for copies, s3:GetObject on the source).

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Client-compatibility suite for the edge (our CloudFront), in two parts.
-#  1. The edge that `strata serve` runs (one catch-all distribution passing everything
-#     through to the local S3 API with the viewer's Host header): aws-cli (mb, cp of a
-#     small file and of a 64 MiB file as an 8 MiB-part multipart upload, up and down,
-#     ls, rm, rb) and rclone (copy of a tree, rclone check) pointed at the edge's http
-#     URL must work exactly as against the S3 API.
+#  1. The edge that `strata serve` runs (one catch-all distribution: browser reads go to
+#     the website endpoint with the viewer's Host header, signed requests and writes pass
+#     through to the local S3 API): aws-cli (mb, cp of a small file and of a 64 MiB file
+#     as an 8 MiB-part multipart upload, up and down, ls, rm, rb) and rclone (copy of a
+#     tree, rclone check) pointed at the edge's http URL must work exactly as against the
+#     S3 API; and a static site (public-read policy, s3 website, s3 sync) read with curl at
+#     the website endpoint and through the edge over HTTPS.
 #  2. A `strata edge` started by this suite with its own config file in front of a
 #     private bucket (origin access control: the edge signs its origin requests), with
 #     curl: redirect-to-https, HTTPS with HTTP/2 and HTTP/1.1, TLS 1.2 and 1.3, x-cache
@@ -93,11 +95,15 @@ find_serve_edge() {
     local a http admin
     a="$(addrs_of_banner "$SERVER_LOG")"
     [ -n "$a" ] || { echo "no Edge: line in $SERVER_LOG"; return 1; }
-    read -r http _ admin <<<"$a"
+    read -r http https admin <<<"$a"
     EDGE_URL="http://$http"
+    SERVE_EDGE_TLS="$https"
     SERVE_EDGE_ADMIN="http://$admin"
-    echo "serve's edge: $EDGE_URL, admin $SERVE_EDGE_ADMIN"
+    WEBSITE_URL="$(sed -n 's|^Website: *\(http://[^ ]*\).*|\1|p' "$SERVER_LOG" | head -n 1)"
+    echo "serve's edge: $EDGE_URL, https $SERVE_EDGE_TLS, admin $SERVE_EDGE_ADMIN; website endpoint $WEBSITE_URL"
 }
+SERVE_EDGE_TLS=""
+WEBSITE_URL=""
 find_serve_edge >"$WORK/find.out" 2>&1 || { record FAIL setup:find-serve-edge; sed 's/^/    /' "$WORK/find.out"; summary; exit 1; }
 cat "$WORK/find.out"
 export RCLONE_CONFIG_EDGE_ENDPOINT="$EDGE_URL"
@@ -331,17 +337,59 @@ metric() {
 
 # ---- part 1: serve's edge ----
 
+# A static site as AWS's guides publish one: public-read policy, `aws s3 website`, `aws s3 sync`; then curl at
+# the website endpoint (Host names the bucket) and through serve's edge over HTTPS (a hosts-file name, --resolve).
+t_website() {
+    [ -n "$WEBSITE_URL" ] && [ -n "$SERVE_EDGE_TLS" ] || { echo "external server: skipped"; return 0; }
+    local site="$WORK/site" name="site.example.test" r port
+    mkdir -p "$site/docs"
+    printf '<h1>home</h1>\n' >"$site/index.html"
+    printf '<h1>docs</h1>\n' >"$site/docs/index.html"
+    printf '<h1>not here</h1>\n' >"$site/error.html"
+    printf 'body { color: red }\n' >"$site/style.css"
+    s3c s3 mb "s3://$name"
+    s3c s3api delete-public-access-block --bucket "$name"
+    s3c s3api put-bucket-policy --bucket "$name" --policy "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::$name/*\"}]}"
+    s3c s3 website "s3://$name" --index-document index.html --error-document error.html
+    s3c s3api get-bucket-website --bucket "$name" | grep -F '"Suffix": "index.html"' >/dev/null || fail "get-bucket-website"
+    s3c s3 sync --no-progress "$site" "s3://$name"
+    r="$(get web-home -H "Host: $name" "$WEBSITE_URL/")"
+    show web-home
+    expect_eq "website endpoint /" "$r" "200 1.1"
+    same_file "$WORK/web-home.body" "$site/index.html"
+    r="$(get web-dir -H "Host: $name" "$WEBSITE_URL/docs")"
+    expect_eq "website endpoint /docs" "$r" "302 1.1"
+    expect_eq "redirect to the directory" "$(hdr web-dir location)" "/docs/"
+    r="$(get web-css -H "Host: $name" "$WEBSITE_URL/style.css")"
+    expect_eq "website endpoint /style.css" "$r" "200 1.1"
+    expect_eq "css content type" "$(hdr web-css content-type)" "text/css"
+    # Only s3:GetObject is public: as on AWS a missing page is then 403, answered with the error document.
+    r="$(get web-404 -H "Host: $name" "$WEBSITE_URL/missing.html")"
+    expect_eq "website endpoint, missing page" "$r" "403 1.1"
+    same_file "$WORK/web-404.body" "$site/error.html"
+    port="${SERVE_EDGE_TLS##*:}"
+    r="$(get edge-web-1 -k --resolve "$name:$port:127.0.0.1" "https://$name:$port/docs/")"
+    show edge-web-1
+    expect_eq "through the edge over HTTPS" "$r" "200 2"
+    same_file "$WORK/edge-web-1.body" "$site/docs/index.html"
+    r="$(get edge-web-2 -k --resolve "$name:$port:127.0.0.1" "https://$name:$port/docs/")"
+    expect_eq "again through the edge" "$r" "200 2"
+    expect_eq "second read is a hit" "$(hdr edge-web-2 x-cache)" "Hit from strata"
+    s3c s3 rb --force "s3://$name"
+}
+
 t_serve_edge_answers() {
     local r
     r="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$SERVE_EDGE_ADMIN/health")"
     expect_eq "serve's edge admin /health" "$r" 200
-    # anonymous GET through the edge: the gateway's 403, with the edge's headers on it
+    # anonymous GET through the edge goes to the website endpoint: Host 127.0.0.1 names no bucket, so its HTML
+    # 404 page, with the edge's headers on it
     r="$(get anon-serve -H "Host: 127.0.0.1" "$EDGE_URL/no-such-bucket/key")"
     show anon-serve
     cat "$WORK/anon-serve.body"
     echo
-    expect_eq "anonymous GET through serve's edge" "$r" "403 1.1"
-    grep -F '<Code>AccessDenied</Code>' "$WORK/anon-serve.body" >/dev/null || fail "no AccessDenied in the body"
+    expect_eq "anonymous GET through serve's edge" "$r" "404 1.1"
+    grep -F '<li>Code: NoSuchBucket</li>' "$WORK/anon-serve.body" >/dev/null || fail "no NoSuchBucket in the page"
     [ -n "$(hdr anon-serve via)" ] || fail "no via header: the response did not come through the edge"
 }
 
@@ -691,7 +739,8 @@ if not any(r[23] == "HTTP/2.0" for r in rows):
 EOF
 }
 
-step serve-edge-answers-403-anonymous t_serve_edge_answers
+step serve-edge-answers-anonymous t_serve_edge_answers
+step website-aws-cli-sync-then-curl-endpoint-and-edge-https t_website
 step edge-aws-s3-mb t_mb
 step edge-aws-s3-cp-small-up-down t_cp_small
 step edge-aws-s3-cp-64MiB-multipart-up-down-md5 t_cp_big

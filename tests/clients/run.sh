@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole client-compatibility suite: installs the clients when missing
 # (install.sh), builds target/release/strata only if it is not there, then runs
-# aws.sh, rclone.sh, s5cmd.sh, aws-versioning.sh and edge.sh (each starts its own
+# aws.sh, rclone.sh, s5cmd.sh, aws-versioning.sh, edge.sh and website.sh (each starts its own
 # server on 127.0.0.1) and prints the combined final line `N passed, M failed`.
 # Exits non-zero on any failure.
 # Per-suite server logs and step outputs stay in target/client-tests/.
@@ -14,6 +14,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 SUITES="aws rclone s5cmd"
 SUITES="$SUITES aws-versioning" # versioning and object lock through aws-cli s3api
 SUITES="$SUITES edge" # aws-cli, rclone and curl through the edge (serve's and a strata edge with OAC, TLS, SNI)
+SUITES="$SUITES website" # a static site published with aws-cli, read with curl and headless Chromium
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1200}" # seconds per suite
 PASSED=0
 FAILED=0

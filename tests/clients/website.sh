@@ -99,9 +99,12 @@ publish() {
     s3 mb "s3://$SITE"
     # New buckets block public policies (as AWS since 2023): lift that deliberately.
     s3api delete-public-access-block --bucket "$SITE"
+    # s3:ListBucket too: as on AWS, without it a missing page is 403 (with the error document), not 404.
     cat >"$WORK/policy.json" <<EOF
 {"Version": "2012-10-17", "Statement": [{"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
-  "Action": "s3:GetObject", "Resource": "arn:aws:s3:::$SITE/*"}]}
+  "Action": "s3:GetObject", "Resource": "arn:aws:s3:::$SITE/*"},
+  {"Sid": "PublicList", "Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+  "Resource": "arn:aws:s3:::$SITE"}]}
 EOF
     s3api put-bucket-policy --bucket "$SITE" --policy "file://$WORK/policy.json"
     s3api get-bucket-policy --bucket "$SITE" --query Policy --output text | grep -q PublicRead

@@ -86,11 +86,13 @@ async fn public_read_policy_lets_anonymous_read_only() {
     assert_status(&resp, 200, None);
     assert_eq!(resp.body, b"<h1>hello</h1>");
     assert_status(&anon(&server, "HEAD", "/site/index.html"), 200, None);
+    // Without s3:ListBucket a missing key is indistinguishable from a forbidden one, as on S3.
     assert_status(
         &anon(&server, "GET", "/site/missing"),
-        404,
-        Some("NoSuchKey"),
+        403,
+        Some("AccessDenied"),
     );
+    assert_status(&anon(&server, "HEAD", "/site/missing"), 403, None);
     assert_status(&anon(&server, "GET", "/site"), 403, Some("AccessDenied"));
     assert_status(&anon(&server, "GET", "/"), 403, Some("AccessDenied"));
     assert_status(
@@ -192,6 +194,12 @@ async fn deny_wins_and_wildcards_match() {
         &anon(&server, "GET", "/denywild/secret/key.txt"),
         403,
         Some("AccessDenied"),
+    );
+    // With s3:ListBucket it is NoSuchKey.
+    assert_status(
+        &anon(&server, "GET", "/denywild/missing"),
+        404,
+        Some("NoSuchKey"),
     );
     assert_status(
         &anon(&server, "GET", "/denywild/index.html?tagging"),
@@ -662,9 +670,29 @@ async fn secure_transport_through_the_edge() {
             "Resource": "arn:aws:s3:::tls-only/*", "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}),
     )
     .await;
+    // serve's edge sends anonymous reads to the website endpoint, which picks the bucket by Host.
+    s3.put_bucket_website()
+        .bucket("tls-only")
+        .website_configuration(
+            aws_sdk_s3::types::WebsiteConfiguration::builder()
+                .index_document(
+                    aws_sdk_s3::types::IndexDocument::builder()
+                        .suffix("index.html")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let site = "tls-only.s3-website.localhost";
+    let addr =
+        |url: &str| -> std::net::SocketAddr { url.rsplit_once("//").unwrap().1.parse().unwrap() };
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .timeout(std::time::Duration::from_secs(30))
+        .resolve(site, addr(&server.edge_https))
         .build()
         .unwrap();
     let status = |url: String, proto: Option<&'static str>| {
@@ -682,14 +710,29 @@ async fn secure_transport_through_the_edge() {
         }
     };
     // Over the edge's TLS listener the gateway sees aws:SecureTransport = true...
-    let https = status(format!("{}/tls-only/index.html", server.edge_https), None).await;
-    assert_eq!(https, 200);
-    // ...over its plain listener false, whatever the viewer claims.
-    let http = status(
-        format!("{}/tls-only/plain.html", server.edge_http),
-        Some("https"),
+    let port = |url: &str| addr(url).port();
+    let https = status(
+        format!("https://{site}:{}/index.html", port(&server.edge_https)),
+        None,
     )
     .await;
+    assert_eq!(https, 200);
+    // ...over its plain listener false, whatever the viewer claims.
+    let client_http = reqwest::Client::builder()
+        .resolve(site, addr(&server.edge_http))
+        .build()
+        .unwrap();
+    let http = client_http
+        .get(format!(
+            "http://{site}:{}/plain.html",
+            port(&server.edge_http)
+        ))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("request through the edge")
+        .status()
+        .as_u16();
     assert_eq!(http, 403);
 }
 

@@ -2153,9 +2153,31 @@ async fn sdk_through_the_serve_edge_writes_and_reads_the_bucket() {
     let passed = metric(&after, "strata_edge_requests_total{result=\"Miss\"}")
         - metric(&before, "strata_edge_requests_total{result=\"Miss\"}");
     assert!(passed >= 7.0, "requests through the edge: {passed}");
-    // Anonymous access stays denied: the gateway's 403 passes through.
+    // Anonymous reads go to the website endpoint, which serves no bucket here: nothing leaks.
     let r = get(&client(), &server.edge_http, "/via-edge/small", &[]).await;
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("<li>Code: NoSuchBucket</li>"));
+    let r = get(
+        &client(),
+        &server.edge_http,
+        "/small",
+        &[("host", "via-edge")],
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("<li>Code: NoSuchWebsiteConfiguration</li>")
+    );
+    // An anonymous write still reaches the S3 API, which refuses it.
+    let r = send(
+        client()
+            .put(format!("{}/via-edge/evil", server.edge_http))
+            .body("anonymous"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("<Code>AccessDenied</Code>"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -20,6 +20,8 @@ pub(crate) struct Server {
     pub(crate) endpoint: String,
     /// The data directory (kept across restarts).
     pub(crate) data: PathBuf,
+    /// The website endpoint, `http://127.0.0.1:PORT`.
+    pub(crate) website: String,
     /// The edge's plain HTTP listener, `http://127.0.0.1:PORT`.
     pub(crate) edge_http: String,
     /// The edge's HTTPS listener, `https://127.0.0.1:PORT`.
@@ -83,6 +85,7 @@ impl Server {
                 .s3
                 .expect("the S3 API line comes before the edge lines"),
             data: data.to_owned(),
+            website: banner.website.unwrap_or_default(),
             edge_http: banner.edge_http,
             edge_https: banner.edge_https,
             edge_admin: banner.edge_admin,
@@ -149,6 +152,8 @@ impl Drop for Server {
 struct Banner {
     /// `S3 API:` line (serve only).
     s3: Option<String>,
+    /// `Website:` line (serve only).
+    website: Option<String>,
     edge_http: String,
     edge_https: String,
     edge_admin: String,
@@ -168,6 +173,8 @@ fn read_banner(stdout: std::process::ChildStdout, token_prefix: &'static str) ->
             }
             if let Some(url) = line.strip_prefix("S3 API:") {
                 banner.s3 = Some(url.trim().to_owned());
+            } else if let Some(url) = line.strip_prefix("Website:") {
+                banner.website = Some(url.trim().to_owned());
             } else if let Some(rest) = line.strip_prefix("Edge:") {
                 // `Edge:        http://A  https://B  (admin http://C)`
                 let words: Vec<&str> = rest.split_whitespace().collect();

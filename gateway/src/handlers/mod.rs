@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod bucket;
+pub mod cors;
 pub mod list;
 pub mod lock;
 pub mod multipart;
@@ -13,6 +14,7 @@ pub mod policy;
 pub mod post_object;
 pub mod tagging;
 pub mod versioning;
+pub mod website;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,8 @@ pub struct Ctx {
     pub region: String,
     /// Domains under which `<bucket>.<domain>` hosts mean virtual-hosted-style requests.
     pub vhost_domains: Vec<String>,
+    /// Domains under which `<bucket>.<domain>` hosts name a bucket on the website endpoint.
+    pub website_domains: Vec<String>,
     /// How long a client may stall while sending a body.
     pub client_timeout: Duration,
     /// Per-bucket access state (owner, policy, Block Public Access) for access decisions.
@@ -309,6 +313,12 @@ pub async fn dispatch(ctx: &Ctx, endpoint: Endpoint, req: Req) -> ApiResult<Resp
         GetObjectLegalHold { bucket, key } => {
             lock::handle_get_object_legal_hold(ctx, &req, &bucket, &key).await
         }
+        PutBucketWebsite { bucket } => website::handle_put_bucket_website(ctx, req, &bucket).await,
+        GetBucketWebsite { bucket } => website::handle_get_bucket_website(ctx, &bucket).await,
+        DeleteBucketWebsite { bucket } => website::handle_delete_bucket_website(ctx, &bucket).await,
+        PutBucketCors { bucket } => cors::handle_put_bucket_cors(ctx, req, &bucket).await,
+        GetBucketCors { bucket } => cors::handle_get_bucket_cors(ctx, &bucket).await,
+        DeleteBucketCors { bucket } => cors::handle_delete_bucket_cors(ctx, &bucket).await,
         PutBucketPolicy { bucket } => policy::handle_put_bucket_policy(ctx, req, &bucket).await,
         GetBucketPolicy { bucket } => policy::handle_get_bucket_policy(ctx, &bucket).await,
         DeleteBucketPolicy { bucket } => policy::handle_delete_bucket_policy(ctx, &bucket).await,
