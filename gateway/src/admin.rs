@@ -20,7 +20,6 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use strata_storage::UserRecord;
 
-use crate::access::{Policy, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{Ctx, Req, Resp, empty};
 
@@ -53,7 +52,7 @@ struct UserView {
 
 /// Serves one admin request; `rest` is the path after `/_strata/` (already percent-decoded).
 pub async fn handle(ctx: &Ctx, mut req: Req, rest: &str) -> ApiResult<Resp> {
-    if !req.identity.as_ref().is_some_and(|id| id.is_root) {
+    if !req.identity.as_ref().is_some_and(|i| i.is_root) {
         return Err(ApiError::AccessDenied);
     }
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
@@ -154,12 +153,13 @@ fn view(access_key: String, r: &UserRecord, with_secret: bool) -> UserView {
     }
 }
 
-/// Checks that `body` is a valid IAM identity policy (the access module's parser, with AWS's MalformedPolicy
-/// messages) and returns it as text, stored as given.
+/// Checks that `body` is a valid identity policy (the access module's parser: JSON, Statement, actions,
+/// resources, conditions, no Principal) and returns it as text.
 pub fn validate_policy(body: &[u8]) -> ApiResult<String> {
-    Policy::parse(body, Scope::Identity)?;
-    String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::MalformedPolicy("Policies must be valid UTF-8".into()))
+    crate::access::Policy::parse(body, crate::access::Scope::Identity)?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::MalformedPolicy("Policy is not valid UTF-8".into()))?;
+    Ok(text.to_owned())
 }
 
 fn check_display_name(name: &str) -> ApiResult<()> {

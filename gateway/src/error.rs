@@ -194,6 +194,21 @@ pub enum ApiError {
     /// A bucket or identity policy is not valid JSON or not a valid policy (AWS's message).
     #[error("{0}")]
     MalformedPolicy(String),
+    /// The bucket has no policy.
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    /// The bucket has no Block Public Access configuration.
+    #[error("The public access block configuration was not found")]
+    NoSuchPublicAccessBlockConfiguration,
+    /// The bucket has no ownership controls.
+    #[error("The bucket ownership controls were not found")]
+    OwnershipControlsNotFound,
+    /// An ACL other than private / bucket-owner-full-control on a bucket whose ACLs are disabled.
+    #[error("The bucket does not allow ACLs")]
+    AccessControlListNotSupported,
+    /// A bucket ACL together with BucketOwnerEnforced (CreateBucket, PutBucketOwnershipControls).
+    #[error("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")]
+    InvalidBucketAclWithObjectOwnership,
     /// Admin API: the user does not exist.
     #[error("{0}")]
     NoSuchEntity(String),
@@ -212,21 +227,6 @@ pub enum ApiError {
     /// POST Object: the form fields before the file are too large.
     #[error("Your POST request fields preceeding the upload file was too large.")]
     MaxPostPreDataLengthExceeded,
-    /// The bucket has no policy.
-    #[error("The bucket policy does not exist")]
-    NoSuchBucketPolicy,
-    /// The bucket has no Block Public Access configuration.
-    #[error("The public access block configuration was not found")]
-    NoSuchPublicAccessBlockConfiguration,
-    /// The bucket has no ownership controls.
-    #[error("The bucket ownership controls were not found")]
-    OwnershipControlsNotFound,
-    /// An ACL other than private / bucket-owner-full-control on a bucket whose ACLs are disabled.
-    #[error("The bucket does not allow ACLs")]
-    AccessControlListNotSupported,
-    /// A bucket ACL together with BucketOwnerEnforced (CreateBucket, PutBucketOwnershipControls).
-    #[error("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")]
-    InvalidBucketAclWithObjectOwnership,
     /// Anything else. The cause is logged, not sent.
     #[error("We encountered an internal error. Please try again.")]
     Internal(String),
@@ -291,17 +291,17 @@ impl ApiError {
             SlowDown => "SlowDown",
             ServiceUnavailable => "ServiceUnavailable",
             MalformedPolicy(_) => "MalformedPolicy",
+            NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
+            AccessControlListNotSupported => "AccessControlListNotSupported",
+            InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
             NoSuchEntity(_) => "NoSuchEntity",
             EntityAlreadyExists(_) => "EntityAlreadyExists",
             MalformedPostRequest(_) => "MalformedPOSTRequest",
             PostPolicyDenied(_) => "AccessDenied",
             InvalidPolicyDocument(_) => "InvalidPolicyDocument",
             MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
-            NoSuchBucketPolicy => "NoSuchBucketPolicy",
-            NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
-            OwnershipControlsNotFound => "OwnershipControlsNotFoundError",
-            AccessControlListNotSupported => "AccessControlListNotSupported",
-            InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
             Internal(_) => "InternalError",
         }
     }
@@ -338,11 +338,11 @@ impl ApiError {
             | InvalidTag(_)
             | CorsBadRequest(_)
             | MalformedPolicy(_)
+            | AccessControlListNotSupported
+            | InvalidBucketAclWithObjectOwnership
             | MalformedPostRequest(_)
             | InvalidPolicyDocument(_)
             | MaxPostPreDataLengthExceeded
-            | AccessControlListNotSupported
-            | InvalidBucketAclWithObjectOwnership
             | RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NoSuchBucket
@@ -351,12 +351,12 @@ impl ApiError {
             | NoSuchVersion
             | NoSuchObjectLockConfiguration
             | ObjectLockConfigurationNotFound
-            | NoSuchEntity(_)
             | NoSuchWebsiteConfiguration
             | NoSuchCorsConfiguration
             | NoSuchBucketPolicy
             | NoSuchPublicAccessBlockConfiguration
             | OwnershipControlsNotFound
+            | NoSuchEntity(_)
             | CurrentIsDeleteMarker { .. } => StatusCode::NOT_FOUND,
             VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyOwnedByYou

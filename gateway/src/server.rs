@@ -218,18 +218,30 @@ async fn handle_inner(
     let query = Query::parse(parts.uri.query());
     let host = request_host(&parts);
     let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
-    let admin_path = bucket.as_deref() == Some(admin::SEGMENT);
-    let endpoint = if admin_path {
-        None
-    } else {
-        Some(route(
-            &parts.method,
-            bucket,
-            key.clone(),
-            &query,
-            parts.headers.contains_key("x-amz-copy-source"),
-        )?)
-    };
+    if bucket.as_deref() == Some(admin::SEGMENT) {
+        *op = "Admin";
+        let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
+        let env = RequestEnv::from_request(&parts.headers, peer, None, chrono::Utc::now());
+        let req = Req {
+            parts,
+            body: Some(body),
+            query,
+            identity: Some(identity),
+            env,
+            payload: outcome.payload,
+            decoded_content_length: outcome.decoded_content_length,
+            trailers: Trailers::default(),
+        };
+        return admin::handle(ctx, req, key.as_deref().unwrap_or_default()).await;
+    }
+    let endpoint = route(
+        &parts.method,
+        bucket,
+        key,
+        &query,
+        parts.headers.contains_key("x-amz-copy-source"),
+    )?;
+    *op = endpoint.name();
     let env = RequestEnv::from_request(
         &parts.headers,
         peer,
@@ -247,11 +259,6 @@ async fn handle_inner(
         decoded_content_length: outcome.decoded_content_length,
         trailers: Trailers::default(),
     };
-    let Some(endpoint) = endpoint else {
-        *op = "Admin";
-        return admin::handle(ctx, req, key.as_deref().unwrap_or_default()).await;
-    };
-    *op = endpoint.name();
     authorize_endpoint(ctx, &endpoint, &req).await?;
     let missing_key_check = match &endpoint {
         Endpoint::GetObject { bucket, .. } | Endpoint::HeadObject { bucket, .. } => {

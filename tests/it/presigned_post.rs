@@ -661,3 +661,71 @@ async fn content_md5_is_checked() {
     let (status, _, body) = signed(&right).post(&server, "forms").await;
     assert_eq!(status, 204, "{body}");
 }
+
+#[tokio::test]
+async fn the_acl_field_follows_the_bucket_ownership_settings() {
+    use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+    let server = setup("forms").await;
+    let form = |acl: &str| {
+        PostForm::signed(
+            ROOT,
+            "forms",
+            hour(),
+            &[
+                serde_json::json!(["eq", "$key", "shared.txt"]),
+                serde_json::json!({ "acl": acl }),
+            ],
+            &[("key", "shared.txt"), ("acl", acl)],
+        )
+    };
+    // ACLs are disabled by default (BucketOwnerEnforced).
+    let (status, _, body) = form("public-read").post(&server, "forms").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (400, "AccessControlListNotSupported"),
+        "{body}"
+    );
+    let (status, _, body) = form("private").post(&server, "forms").await;
+    assert_eq!(status, 204, "{body}");
+
+    let root = server.client();
+    root.put_bucket_ownership_controls()
+        .bucket("forms")
+        .ownership_controls(
+            OwnershipControls::builder()
+                .rules(
+                    OwnershipControlsRule::builder()
+                        .object_ownership(ObjectOwnership::ObjectWriter)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    root.delete_public_access_block()
+        .bucket("forms")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = form("public-read").post(&server, "forms").await;
+    assert_eq!(status, 204, "{body}");
+    let resp = http()
+        .get(format!("{}/forms/shared.txt", server.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "anonymous read of a public-read object"
+    );
+    let (status, _, body) = form("public-read-write-bogus").post(&server, "forms").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (400, "InvalidArgument"),
+        "{body}"
+    );
+}

@@ -255,3 +255,16 @@ pub async fn handle_put_object_acl(
     version_header(&mut resp, &record, version.is_some());
     Ok(resp)
 }
+
+/// The object ACL of a browser upload's `acl` form field, checked like `x-amz-acl` on PutObject.
+pub(crate) async fn form_acl_for_write(
+    ctx: &Ctx,
+    bucket: &str,
+    value: Option<&str>,
+) -> ApiResult<Option<CannedAcl>> {
+    let Some(acl) = value.map(CannedAcl::parse).transpose()? else {
+        return Ok(None);
+    };
+    check_for_bucket(ctx, bucket, acl).await?;
+    Ok(Some(acl))
+}

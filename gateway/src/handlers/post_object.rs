@@ -17,7 +17,6 @@ use strata_storage::{BodyStream, BoxError, Condition, Digests, ObjectRecord, Put
 use super::object::{MAX_USER_META, Pairs, validate_key, version_header};
 use super::{Ctx, Req, Resp, empty, raw_stream, set_header, xml};
 use crate::access;
-use crate::access::acl::CannedAcl;
 use crate::auth::{FormSignature, Identity, authenticate_form};
 use crate::error::{ApiError, ApiResult, xml_escape};
 use crate::post_policy::PostPolicy;
@@ -84,10 +83,6 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
         k.1 = key.clone();
     }
     let (identity, range) = check_signature_and_policy(ctx, &form, bucket)?;
-    let acl = form.get("acl").map(CannedAcl::parse).transpose()?;
-    if let Some(a) = acl {
-        super::acl::check_for_bucket(ctx, bucket, a).await?;
-    }
     if form.get("tagging").is_some() {
         return Err(ApiError::NotImplemented);
     }
@@ -105,6 +100,7 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
         None => ctx.engine.bucket(bucket).await?.owner,
     };
     let (mut headers, user_meta) = stored_fields(&form.fields)?;
+    let acl = super::acl::form_acl_for_write(ctx, bucket, form.get("acl")).await?;
     super::acl::store_object_acl(&mut headers, acl);
     let opts = PutOptions {
         headers,
