@@ -56,14 +56,30 @@ pub fn is_api_request(method: &http::Method, headers: &HeaderMap, query: Option<
             return true;
         }
     }
-    let signed = headers.contains_key(http::header::AUTHORIZATION)
+    viewer_signed(headers, query)
+        || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Whether a request carries S3 credentials of the viewer's own: an Authorization header, or any of the
+/// presigned-URL parameters, with names percent-decoded as the gateway decodes them (so `X-Amz-Credential` and
+/// `X%2DAmz%2DCredential` are the same parameter). Such a request is answered for that viewer only: never
+/// cached, never served from the cache.
+pub fn viewer_signed(headers: &HeaderMap, query: Option<&str>) -> bool {
+    const QUERY_AUTH: [&str; 5] = [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Algorithm",
+        "Signature",
+        "AWSAccessKeyId",
+    ];
+    headers.contains_key(http::header::AUTHORIZATION)
         || query.is_some_and(|q| {
-            q.split('&').any(|p| {
-                let name = p.split('=').next().unwrap_or("");
-                name == "X-Amz-Credential" || name == "X-Amz-Signature"
+            q.split('&').any(|pair| {
+                let raw = pair.split('=').next().unwrap_or("").replace('+', " ");
+                let name = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
+                QUERY_AUTH.contains(&name.as_ref())
             })
-        });
-    signed || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        })
 }
 
 /// A compiled cache behaviour.
@@ -261,22 +277,42 @@ pub fn strip_port(host: &str) -> &str {
         .map_or(host, |(h, _)| h)
 }
 
-/// The cache key of a request: distribution, host, path, kept query and named headers.
+/// The cache key of a request: distribution, viewer protocol and host, path, kept query and named headers.
+///
+/// The protocol is in the key because the edge forwards it to the origin (X-Forwarded-Proto), and so is the
+/// whole Host, port included, when the origin receives the viewer's Host header: an origin may answer from them
+/// (the website endpoint's redirects name the host and scheme they were asked on). Without them one viewer could
+/// fill the cache with a redirect to another port, or a downgrade to http, that every viewer would then get.
+/// Origins that do not see the viewer's Host are keyed on the host name alone.
 ///
 /// Fields are joined with NUL, which cannot occur in any of them, so two requests share a key only when they
 /// agree on every field. [`key_path`] recovers the path for invalidation.
 pub fn cache_key(
     site: &Site,
     behavior: &CacheBehavior,
+    https: bool,
     host: &str,
     path: &str,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> String {
-    let mut key = String::with_capacity(site.id.len() + host.len() + path.len() + 16);
+    let mut key = String::with_capacity(site.id.len() + host.len() + path.len() + 24);
     key.push_str(&site.id);
     key.push('\0');
-    key.push_str(&strip_port(host).to_ascii_lowercase());
+    key.push_str(if https { "https://" } else { "http://" });
+    let origin_sees_host = matches!(
+        site.origin,
+        Origin::Http {
+            forward_host: true,
+            ..
+        }
+    );
+    let host = if origin_sees_host {
+        host
+    } else {
+        strip_port(host)
+    };
+    key.push_str(&host.to_ascii_lowercase());
     key.push('\0');
     key.push_str(path);
     key.push('\0');
@@ -315,6 +351,34 @@ pub fn invalidation_matches(pattern: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presigned_parameters_count_however_they_are_encoded() {
+        let none = HeaderMap::new();
+        for q in [
+            "X-Amz-Credential=x",
+            "a=1&X-Amz-Signature=abc",
+            "X%2DAmz%2DCredential=x",
+            "x-id=GetObject&X-Amz-Algorithm",
+            "Signature=s&AWSAccessKeyId=k",
+        ] {
+            assert!(viewer_signed(&none, Some(q)), "{q}");
+        }
+        for q in [
+            "",
+            "x-amz-credential=x",
+            "X-Amz-Credentials=x",
+            "v=X-Amz-Signature",
+        ] {
+            assert!(!viewer_signed(&none, Some(q)), "{q}");
+        }
+        let mut auth = HeaderMap::new();
+        auth.insert(
+            http::header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 x".parse().unwrap(),
+        );
+        assert!(viewer_signed(&auth, None));
+    }
 
     #[test]
     fn api_requests_are_signed_ones_and_writes() {

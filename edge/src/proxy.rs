@@ -21,7 +21,9 @@ use crate::ResultType;
 use crate::access_log::{AccessLog, LogRecord};
 use crate::cache::{Cache, Entry};
 use crate::coalesce::{Flights, Outcome, Role};
-use crate::distribution::{CacheBehavior, Routing, Site, cache_key, is_api_request, strip_port};
+use crate::distribution::{
+    CacheBehavior, Routing, Site, cache_key, is_api_request, strip_port, viewer_signed,
+};
 use crate::geo::{GeoDb, TrustedProxies};
 use crate::metrics::Metrics;
 use crate::origin::{
@@ -164,15 +166,19 @@ async fn route(
             return error_response(edge, ask, StatusCode::FORBIDDEN, crate::pages::GEO_BLOCKED);
         }
     }
-    let site = match &site.api {
-        Some(api) if is_api_request(&ask.method, &ask.headers, ask.query.as_deref()) => api.clone(),
-        _ => site,
+    // API requests (signed, writes, their preflights) go to the distribution's API origin and are never cached:
+    // that origin reads paths as S3 paths, so its answers must not land under the website's cache keys.
+    let (site, to_api) = match &site.api {
+        Some(api) if is_api_request(&ask.method, &ask.headers, ask.query.as_deref()) => {
+            (api.clone(), true)
+        }
+        _ => (site, false),
     };
     if let Some(reason) = refused_by_signing_origin(&site, ask) {
         return error_response(edge, ask, StatusCode::FORBIDDEN, reason);
     }
     let behavior = site.behavior(&ask.path).clone();
-    if is_cacheable_request(&site, ask) {
+    if !to_api && is_cacheable_request(&site, ask) {
         cached_get(edge, &site, &behavior, ask).await
     } else {
         pass_through(edge, &site, ask, body, None).await
@@ -220,12 +226,7 @@ fn is_cacheable_request(site: &Site, ask: &Ask) -> bool {
             ..
         }
     );
-    let viewer_signed = ask.headers.contains_key(header::AUTHORIZATION)
-        || ask
-            .query
-            .as_deref()
-            .is_some_and(|q| q.contains("X-Amz-Signature=") || q.contains("Signature="));
-    edge_signs || !viewer_signed
+    edge_signs || !viewer_signed(&ask.headers, ask.query.as_deref())
 }
 
 async fn cached_get(
@@ -238,6 +239,7 @@ async fn cached_get(
     let primary = cache_key(
         site,
         behavior,
+        ask.conn.https,
         &ask.host,
         &ask.path,
         kept_query.as_deref(),

@@ -802,3 +802,83 @@ async fn a_public_site_through_the_serve_edge_over_https() {
     let fresh = client.get(format!("{base}/new.html")).send().await.unwrap();
     assert_eq!(fresh.text().await.unwrap(), "fresh");
 }
+
+/// What one viewer sends through the edge must not decide what the next viewer gets: a request dressed as a
+/// presigned URL goes to the S3 API uncached (it reads the path as bucket/key, so its answer would be another
+/// bucket's object under the site's key), and a redirect built from the Host's port or the viewer's protocol is
+/// cached per port and protocol.
+#[tokio::test]
+async fn viewers_cannot_poison_the_edge_cache_of_a_site() {
+    let server = Server::start();
+    let s3 = public_site(&server, "site", None).await;
+    put_typed(&s3, "site", "assets/app.js", b"legit()", "text/javascript").await;
+    // Another public bucket whose name is the site's first path segment.
+    s3.create_bucket().bucket("assets").send().await.unwrap();
+    put_typed(&s3, "assets", "app.js", b"pwned()", "text/javascript").await;
+    public_read(&s3, "assets").await;
+    let rule = RoutingRule::builder()
+        .condition(Condition::builder().key_prefix_equals("old/").build())
+        .redirect(Redirect::builder().replace_key_prefix_with("new/").build())
+        .build();
+    set_website(
+        &s3,
+        "site",
+        WebsiteConfiguration::builder()
+            .index_document(index("index.html"))
+            .routing_rules(rule)
+            .build(),
+    )
+    .await;
+    let edge = &server.edge_http;
+    let get = |host: &'static str, path: String| async move {
+        let resp = http()
+            .get(format!("{edge}{path}"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, location, resp.text().await.unwrap())
+    };
+    for param in [
+        "X-Amz-Credential=x",
+        "X%2DAmz%2DCredential=x",
+        "Signature=x",
+    ] {
+        let _ = get("site", format!("/assets/app.js?{param}")).await;
+        let (status, _, body) = get("site", "/assets/app.js".into()).await;
+        assert_eq!((status, body.as_str()), (200, "legit()"), "after ?{param}");
+    }
+    let (status, location, _) = get("site:1", "/old/page".into()).await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (301, Some("http://site:1/new/page"))
+    );
+    let (_, location, _) = get("site", "/old/page".into()).await;
+    assert_eq!(location.as_deref(), Some("http://site/new/page"));
+    // The same path over HTTPS gets an https redirect, not the cached http one.
+    let addr: std::net::SocketAddr = server
+        .edge_https
+        .rsplit_once("//")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let tls = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("site", addr)
+        .build()
+        .unwrap();
+    let resp = tls
+        .get(format!("https://site:{}/old/page", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    let location = resp.headers().get("location").unwrap().to_str().unwrap();
+    assert!(location.starts_with("https://site:"), "{location}");
+}
