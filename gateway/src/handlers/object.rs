@@ -492,8 +492,8 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
         };
         let identity = req.identity.as_ref();
         let entry = (o.key.clone(), o.version_id.clone());
-        match crate::access::authorize(ctx, identity, action, bucket, Some(&o.key), &req.env).await
-        {
+        let env = req.env.clone().with_version(o.version_id.as_deref());
+        match crate::access::authorize(ctx, identity, action, bucket, Some(&o.key), &env).await {
             Ok(()) => entries.push(entry),
             Err(ApiError::AccessDenied) => refused.push(entry),
             Err(e) => return Err(e),
