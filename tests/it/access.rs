@@ -1387,3 +1387,109 @@ async fn object_acls_are_read_from_the_named_version() {
         None,
     );
 }
+
+#[tokio::test]
+async fn acl_headers_need_put_object_acl() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership};
+    let server = Server::start();
+    let root = server.client();
+    let bob = crate::users::add_user(
+        &server,
+        "bob",
+        "BOBKEY00000000000001",
+        "bob-secret-0123456789",
+    );
+    root.create_bucket().bucket("aclw").send().await.unwrap();
+    root.put_bucket_ownership_controls()
+        .bucket("aclw")
+        .ownership_controls(ownership_controls(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .unwrap();
+    put(&root, "aclw", "src", b"source").await;
+    let grant = |actions: &[&str]| {
+        json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/bob"},
+             "Action": actions, "Resource": "arn:aws:s3:::aclw/*"}
+        ]})
+    };
+    set_policy(&root, "aclw", grant(&["s3:PutObject", "s3:GetObject"])).await;
+    let body = || aws_sdk_s3::primitives::ByteStream::from_static(b"data");
+    let acl = ObjectCannedAcl::Private;
+
+    // Each write with x-amz-acl is refused without s3:PutObjectAcl; the same write without it goes through.
+    let put_acl = bob
+        .put_object()
+        .bucket("aclw")
+        .key("p")
+        .acl(acl.clone())
+        .body(body())
+        .send()
+        .await;
+    assert_eq!(
+        status_and_code(&put_acl.unwrap_err()),
+        (403, "AccessDenied".into())
+    );
+    let copy_acl = bob
+        .copy_object()
+        .bucket("aclw")
+        .key("c")
+        .copy_source("aclw/src")
+        .acl(acl.clone())
+        .send()
+        .await;
+    assert_eq!(
+        status_and_code(&copy_acl.unwrap_err()),
+        (403, "AccessDenied".into())
+    );
+    let mpu_acl = bob
+        .create_multipart_upload()
+        .bucket("aclw")
+        .key("m")
+        .acl(acl.clone())
+        .send()
+        .await;
+    assert_eq!(
+        status_and_code(&mpu_acl.unwrap_err()),
+        (403, "AccessDenied".into())
+    );
+    assert_eq!(put_status(&bob, "aclw", "p").await, 200);
+    bob.copy_object()
+        .bucket("aclw")
+        .key("c")
+        .copy_source("aclw/src")
+        .send()
+        .await
+        .unwrap();
+
+    // With s3:PutObjectAcl as well, all three may set the ACL.
+    set_policy(
+        &root,
+        "aclw",
+        grant(&["s3:PutObject", "s3:GetObject", "s3:PutObjectAcl"]),
+    )
+    .await;
+    bob.put_object()
+        .bucket("aclw")
+        .key("p")
+        .acl(acl.clone())
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    bob.copy_object()
+        .bucket("aclw")
+        .key("c")
+        .copy_source("aclw/src")
+        .acl(acl.clone())
+        .send()
+        .await
+        .unwrap();
+    bob.create_multipart_upload()
+        .bucket("aclw")
+        .key("m")
+        .acl(acl)
+        .send()
+        .await
+        .unwrap();
+}

@@ -267,7 +267,7 @@ pub async fn handle_put_object(
         return Err(ApiError::EntityTooLarge);
     }
     let (mut headers, user_meta) = stored_headers(&req)?;
-    let acl = super::acl::object_acl_for_write(ctx, &req, bucket).await?;
+    let acl = super::acl::object_acl_for_write(ctx, &req, bucket, key).await?;
     super::acl::store_object_acl(&mut headers, acl);
     let tags = tags_from_header(req.header("x-amz-tagging"))?;
     let checksum = requested_checksum(&req)?;
@@ -659,7 +659,7 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
         (source.headers.clone(), source.user_meta.clone())
     };
     // A copy never inherits the source's ACL: it gets the one asked for, else private.
-    let acl = super::acl::object_acl_for_write(ctx, &req, bucket).await?;
+    let acl = super::acl::object_acl_for_write(ctx, &req, bucket, key).await?;
     super::acl::store_object_acl(&mut headers, acl);
     let tags = if replace_tags {
         tags_from_header(req.header("x-amz-tagging"))?
