@@ -139,7 +139,9 @@ impl UserStore {
             .map(|(k, u)| (k, &u.display_name))
             .chain(std::iter::once(root));
         if access_key == self.root.access_key || users.contains_key(access_key) {
-            return Some(format!("A user with access key {access_key} already exists."));
+            return Some(format!(
+                "A user with access key {access_key} already exists."
+            ));
         }
         others.find_map(|(key, other)| {
             if name == other || name == key {

@@ -75,9 +75,7 @@ pub enum ApiError {
     #[error("Your key is too long")]
     KeyTooLong,
     /// `x-amz-website-redirect-location` is neither a path nor an http(s) URL.
-    #[error(
-        "The website redirect location must have a prefix of 'http://' or 'https://' or '/'."
-    )]
+    #[error("The website redirect location must have a prefix of 'http://' or 'https://' or '/'.")]
     InvalidRedirectLocation,
     /// The Range header cannot be satisfied.
     #[error("The requested range is not satisfiable")]

@@ -178,7 +178,10 @@ async fn admin_api_refuses_non_root_and_bad_input() {
         assert!(err.contains("EntityAlreadyExists"), "{args:?}: {err}");
     }
     let list = admin(&server, &["user", "list"]);
-    assert!(!list.contains("mallory") && !list.contains("CAROL2KEY"), "{list}");
+    assert!(
+        !list.contains("mallory") && !list.contains("CAROL2KEY"),
+        "{list}"
+    );
     let err = admin_err(&server, root, &["user", "add", "bad name"], None);
     assert!(err.contains("InvalidArgument"), "{err}");
     let err = admin_err(&server, root, &["user", "remove", "NOBODY"], None);

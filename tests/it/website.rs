@@ -241,7 +241,12 @@ async fn host_names_and_redirect_locations_are_validated() {
     // A HostName goes into a Location header: it must be a host (and optional port), nothing else.
     let all = |host: &str| {
         WebsiteConfiguration::builder()
-            .redirect_all_requests_to(RedirectAllRequestsTo::builder().host_name(host).build().unwrap())
+            .redirect_all_requests_to(
+                RedirectAllRequestsTo::builder()
+                    .host_name(host)
+                    .build()
+                    .unwrap(),
+            )
             .build()
     };
     let rule = |host: &str| {
@@ -269,7 +274,11 @@ async fn host_names_and_redirect_locations_are_validated() {
             .send()
             .await
             .unwrap_err();
-        assert_eq!(status_and_code(&err), (400, "InvalidArgument".into()), "{cfg:?}");
+        assert_eq!(
+            status_and_code(&err),
+            (400, "InvalidArgument".into()),
+            "{cfg:?}"
+        );
     }
     for cfg in [all("example.com:8080"), rule("www.example.com")] {
         s3.put_bucket_website()

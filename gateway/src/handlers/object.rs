@@ -717,7 +717,13 @@ mod tests {
         for ok in ["/other.html", "http://example.com/x", "https://example.com"] {
             assert!(valid_redirect_location(ok), "{ok}");
         }
-        for bad in ["", "other.html", "javascript:alert(1)", "ftp://x", "example.com/"] {
+        for bad in [
+            "",
+            "other.html",
+            "javascript:alert(1)",
+            "ftp://x",
+            "example.com/",
+        ] {
             assert!(!valid_redirect_location(bad), "{bad}");
         }
     }

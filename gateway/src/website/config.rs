@@ -168,7 +168,9 @@ fn valid_host_name(h: &str) -> bool {
         Some(rest) => match rest.split_once(']') {
             Some((v6, after)) => {
                 let ok = !v6.is_empty()
-                    && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                    && v6
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
                 if !ok {
                     return false;
                 }
@@ -194,9 +196,8 @@ fn valid_host_name(h: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
     });
-    let port_ok = port.is_none_or(|p| {
-        (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
-    });
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
 
@@ -485,7 +486,9 @@ mod tests {
             "<RedirectAllRequestsTo><HostName>evil.com/x</HostName></RedirectAllRequestsTo>",
             "<IndexDocument><Suffix>i</Suffix></IndexDocument><RoutingRules><RoutingRule><Redirect><HostName>a b</HostName></Redirect></RoutingRule></RoutingRules>",
         ] {
-            let (code, _) = err(&format!("<WebsiteConfiguration>{place}</WebsiteConfiguration>"));
+            let (code, _) = err(&format!(
+                "<WebsiteConfiguration>{place}</WebsiteConfiguration>"
+            ));
             assert_eq!(code, "InvalidArgument", "{place}");
         }
     }
