@@ -86,7 +86,8 @@ impl UserStore {
         }
     }
 
-    /// Adds a new user, durably. EntityAlreadyExists when the access key is taken (root's included).
+    /// Adds a new user, durably. EntityAlreadyExists when the access key is taken (root's included), or when
+    /// the new user could be confused with another in a policy (see [`Self::conflict`]).
     pub async fn add(
         &self,
         engine: &Engine,
@@ -94,10 +95,8 @@ impl UserStore {
         record: UserRecord,
     ) -> ApiResult<()> {
         let _guard = self.writes.lock().await;
-        if access_key == self.root.access_key || self.user(access_key).is_some() {
-            return Err(ApiError::EntityAlreadyExists(format!(
-                "A user with access key {access_key} already exists."
-            )));
+        if let Some(message) = self.conflict(access_key, &record.display_name) {
+            return Err(ApiError::EntityAlreadyExists(message));
         }
         engine.put_user(access_key, record.clone()).await?;
         self.mirror(access_key, Some(record));
@@ -126,6 +125,35 @@ impl UserStore {
         engine.put_user(access_key, record.clone()).await?;
         self.mirror(access_key, Some(record));
         Ok(())
+    }
+
+    /// Why a user with this access key and display name may not be added, if it may not. Policies name users
+    /// (`arn:aws:iam::…:user/NAME`) by display name or access key, so every name and key must stand for one
+    /// user only: the access key must be new, the display name must be no other user's display name or access
+    /// key, and the access key no other user's display name (root's name, `root`, is reserved).
+    fn conflict(&self, access_key: &str, name: &str) -> Option<String> {
+        let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
+        let root = (&self.root.access_key, &self.root.display_name);
+        let mut others = users
+            .iter()
+            .map(|(k, u)| (k, &u.display_name))
+            .chain(std::iter::once(root));
+        if access_key == self.root.access_key || users.contains_key(access_key) {
+            return Some(format!(
+                "A user with access key {access_key} already exists."
+            ));
+        }
+        others.find_map(|(key, other)| {
+            if name == other || name == key {
+                Some(format!("A user named {name} already exists."))
+            } else if access_key == other {
+                Some(format!(
+                    "The access key {access_key} is another user's name."
+                ))
+            } else {
+                None
+            }
+        })
     }
 
     fn existing(&self, access_key: &str) -> ApiResult<UserRecord> {
@@ -194,5 +222,26 @@ mod tests {
         assert_eq!(store.display_name("GONE"), "GONE");
         store.mirror("ALICE", None);
         assert!(store.lookup("ALICE").is_none());
+    }
+
+    #[test]
+    fn names_and_keys_stand_for_one_user() {
+        let store = UserStore::with_root("ROOTKEY", "rootsecret");
+        store.mirror("ALICEKEY", Some(record("alice")));
+        assert_eq!(store.conflict("BOBKEY", "bob"), None);
+        // The user's own access key may double as its name.
+        assert_eq!(store.conflict("bob", "bob"), None);
+        for (key, name) in [
+            ("ALICEKEY", "alice2"),
+            ("ROOTKEY", "someone"),
+            ("OTHERKEY", "alice"),
+            ("OTHERKEY", "ALICEKEY"),
+            ("OTHERKEY", "ROOTKEY"),
+            ("OTHERKEY", "root"),
+            ("alice", "mallory"),
+            ("root", "mallory"),
+        ] {
+            assert!(store.conflict(key, name).is_some(), "{key} {name}");
+        }
     }
 }

@@ -74,6 +74,9 @@ pub enum ApiError {
     /// The key is longer than 1024 bytes.
     #[error("Your key is too long")]
     KeyTooLong,
+    /// `x-amz-website-redirect-location` is neither a path nor an http(s) URL.
+    #[error("The website redirect location must have a prefix of 'http://' or 'https://' or '/'.")]
+    InvalidRedirectLocation,
     /// The Range header cannot be satisfied.
     #[error("The requested range is not satisfiable")]
     InvalidRange,
@@ -260,6 +263,7 @@ impl ApiError {
             IllegalLocationConstraint(_) => "IllegalLocationConstraintException",
             MetadataTooLarge => "MetadataTooLarge",
             KeyTooLong => "KeyTooLongError",
+            InvalidRedirectLocation => "InvalidRedirectLocation",
             InvalidRange => "InvalidRange",
             PreconditionFailed => "PreconditionFailed",
             NotModified => "NotModified",
@@ -327,6 +331,7 @@ impl ApiError {
             | IllegalLocationConstraint(_)
             | MetadataTooLarge
             | KeyTooLong
+            | InvalidRedirectLocation
             | EntityTooLarge
             | IncompleteBody
             | MalformedXml

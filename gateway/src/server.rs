@@ -248,7 +248,8 @@ async fn handle_inner(
         query.get("prefix"),
         chrono::Utc::now(),
     )
-    .with_listing(query.get("delimiter"), query.get("max-keys"));
+    .with_listing(query.get("delimiter"), query.get("max-keys"))
+    .with_version(query.get("versionId"));
     let req = Req {
         parts,
         body: Some(body),
@@ -316,7 +317,8 @@ async fn authorize_endpoint(ctx: &Ctx, endpoint: &Endpoint, req: &Req) -> ApiRes
         } else {
             "s3:GetObject"
         };
-        access::authorize(ctx, identity, action, &src_bucket, Some(&src_key), &req.env).await?;
+        let env = req.env.clone().with_version(version.as_deref());
+        access::authorize(ctx, identity, action, &src_bucket, Some(&src_key), &env).await?;
     }
     Ok(())
 }

@@ -1187,3 +1187,309 @@ async fn acls_and_ownership_controls() {
     );
     assert_status(&anon(&server, "GET", "/acl-b/pub.txt"), 200, None);
 }
+
+/// Puts `data` at `bucket/key` and returns the new version id.
+async fn put_version(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    acl: Option<aws_sdk_s3::types::ObjectCannedAcl>,
+) -> String {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .set_acl(acl)
+        .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+    out.version_id().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn object_acls_are_read_from_the_named_version() {
+    use aws_sdk_s3::types::{
+        BucketVersioningStatus, ObjectCannedAcl, ObjectOwnership, VersioningConfiguration,
+    };
+    let server = Server::start();
+    let root = server.client();
+    let bob = crate::users::add_user(
+        &server,
+        "bob",
+        "BOBKEY00000000000001",
+        "bob-secret-0123456789",
+    );
+    root.create_bucket().bucket("vbk").send().await.unwrap();
+    root.put_bucket_versioning()
+        .bucket("vbk")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    root.put_bucket_ownership_controls()
+        .bucket("vbk")
+        .ownership_controls(ownership_controls(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .unwrap();
+    root.delete_public_access_block()
+        .bucket("vbk")
+        .send()
+        .await
+        .unwrap();
+    set_policy(
+        &root,
+        "vbk",
+        json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/bob"},
+             "Action": "s3:PutObject", "Resource": "arn:aws:s3:::vbk/*"}
+        ]}),
+    )
+    .await;
+
+    // Owning the current version grants nothing on root's older one.
+    let v1 = put_version(&root, "vbk", "doc", b"root's", None).await;
+    let v2 = put_version(&bob, "vbk", "doc", b"bob's", None).await;
+    assert_eq!(get_status(&bob, "vbk", "doc").await, 200);
+    let get_v = |who: &Client, v: &str| {
+        who.get_object()
+            .bucket("vbk")
+            .key("doc")
+            .version_id(v)
+            .send()
+    };
+    assert!(get_v(&bob, &v2).await.is_ok());
+    let err = get_v(&bob, &v1).await.unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+    let err = bob
+        .get_object_acl()
+        .bucket("vbk")
+        .key("doc")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+    // Ownership is FULL_CONTROL on the object: reading it and its ACL, not deleting or tagging it.
+    bob.get_object_acl()
+        .bucket("vbk")
+        .key("doc")
+        .version_id(&v2)
+        .send()
+        .await
+        .unwrap();
+    for v in [&v1, &v2] {
+        let err = bob
+            .delete_object()
+            .bucket("vbk")
+            .key("doc")
+            .version_id(v)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_and_code(&err), (403, "AccessDenied".into()), "{v}");
+    }
+    let err = bob
+        .delete_object()
+        .bucket("vbk")
+        .key("doc")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+    let del = bob
+        .delete_objects()
+        .bucket("vbk")
+        .delete(
+            Delete::builder()
+                .objects(
+                    ObjectIdentifier::builder()
+                        .key("doc")
+                        .version_id(&v1)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.errors().len(), 1, "{del:?}");
+    let err = bob
+        .put_object_tagging()
+        .bucket("vbk")
+        .key("doc")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("k")
+                        .value("v")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err).0, 403);
+    // Copying an older version bob does not own is refused too.
+    let err = bob
+        .copy_object()
+        .bucket("vbk")
+        .key("stolen")
+        .copy_source(format!("vbk/doc?versionId={v1}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), (403, "AccessDenied".into()));
+    assert_eq!(
+        get_v(&root, &v1).await.unwrap().version_id(),
+        Some(v1.as_str())
+    );
+
+    // A public-read current version does not publish the private versions before it.
+    let p1 = put_version(&root, "vbk", "pub", b"private", None).await;
+    let p2 = put_version(
+        &root,
+        "vbk",
+        "pub",
+        b"public",
+        Some(ObjectCannedAcl::PublicRead),
+    )
+    .await;
+    assert_status(&anon(&server, "GET", "/vbk/pub"), 200, None);
+    assert_status(
+        &anon(&server, "GET", &format!("/vbk/pub?versionId={p2}")),
+        200,
+        None,
+    );
+    assert_status(
+        &anon(&server, "GET", &format!("/vbk/pub?versionId={p1}")),
+        403,
+        Some("AccessDenied"),
+    );
+    // ...and a public older version stays readable by its id after a private one replaces it.
+    put_version(&root, "vbk", "pub", b"private again", None).await;
+    assert_status(&anon(&server, "GET", "/vbk/pub"), 403, Some("AccessDenied"));
+    assert_status(
+        &anon(&server, "GET", &format!("/vbk/pub?versionId={p2}")),
+        200,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn acl_headers_need_put_object_acl() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership};
+    let server = Server::start();
+    let root = server.client();
+    let bob = crate::users::add_user(
+        &server,
+        "bob",
+        "BOBKEY00000000000001",
+        "bob-secret-0123456789",
+    );
+    root.create_bucket().bucket("aclw").send().await.unwrap();
+    root.put_bucket_ownership_controls()
+        .bucket("aclw")
+        .ownership_controls(ownership_controls(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .unwrap();
+    put(&root, "aclw", "src", b"source").await;
+    let grant = |actions: &[&str]| {
+        json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/bob"},
+             "Action": actions, "Resource": "arn:aws:s3:::aclw/*"}
+        ]})
+    };
+    set_policy(&root, "aclw", grant(&["s3:PutObject", "s3:GetObject"])).await;
+    let body = || aws_sdk_s3::primitives::ByteStream::from_static(b"data");
+    let acl = ObjectCannedAcl::Private;
+
+    // Each write with x-amz-acl is refused without s3:PutObjectAcl; the same write without it goes through.
+    let put_acl = bob
+        .put_object()
+        .bucket("aclw")
+        .key("p")
+        .acl(acl.clone())
+        .body(body())
+        .send()
+        .await;
+    assert_eq!(
+        status_and_code(&put_acl.unwrap_err()),
+        (403, "AccessDenied".into())
+    );
+    let copy_acl = bob
+        .copy_object()
+        .bucket("aclw")
+        .key("c")
+        .copy_source("aclw/src")
+        .acl(acl.clone())
+        .send()
+        .await;
+    assert_eq!(
+        status_and_code(&copy_acl.unwrap_err()),
+        (403, "AccessDenied".into())
+    );
+    let mpu_acl = bob
+        .create_multipart_upload()
+        .bucket("aclw")
+        .key("m")
+        .acl(acl.clone())
+        .send()
+        .await;
+    assert_eq!(
+        status_and_code(&mpu_acl.unwrap_err()),
+        (403, "AccessDenied".into())
+    );
+    assert_eq!(put_status(&bob, "aclw", "p").await, 200);
+    bob.copy_object()
+        .bucket("aclw")
+        .key("c")
+        .copy_source("aclw/src")
+        .send()
+        .await
+        .unwrap();
+
+    // With s3:PutObjectAcl as well, all three may set the ACL.
+    set_policy(
+        &root,
+        "aclw",
+        grant(&["s3:PutObject", "s3:GetObject", "s3:PutObjectAcl"]),
+    )
+    .await;
+    bob.put_object()
+        .bucket("aclw")
+        .key("p")
+        .acl(acl.clone())
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    bob.copy_object()
+        .bucket("aclw")
+        .key("c")
+        .copy_source("aclw/src")
+        .acl(acl.clone())
+        .send()
+        .await
+        .unwrap();
+    bob.create_multipart_upload()
+        .bucket("aclw")
+        .key("m")
+        .acl(acl)
+        .send()
+        .await
+        .unwrap();
+}

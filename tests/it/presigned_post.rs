@@ -728,4 +728,36 @@ async fn the_acl_field_follows_the_bucket_ownership_settings() {
         (400, "InvalidArgument"),
         "{body}"
     );
+
+    // A signer allowed s3:PutObject but not s3:PutObjectAcl may upload, but not with an acl field.
+    let carol = ("CAROLKEY000000000001", "carol-secret-0123456789");
+    crate::users::add_user(&server, "carol", carol.0, carol.1);
+    root.put_bucket_policy()
+        .bucket("forms")
+        .policy(
+            serde_json::json!({"Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/carol"},
+                "Action": "s3:PutObject", "Resource": "arn:aws:s3:::forms/*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let carol_form = |acl: Option<&str>| {
+        let mut conditions = vec![serde_json::json!(["eq", "$key", "carol.txt"])];
+        let mut fields = vec![("key", "carol.txt")];
+        if let Some(a) = acl {
+            conditions.push(serde_json::json!({ "acl": a }));
+            fields.push(("acl", a));
+        }
+        PostForm::signed(carol, "forms", hour(), &conditions, &fields)
+    };
+    let (status, _, body) = carol_form(Some("private")).post(&server, "forms").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (403, "AccessDenied"),
+        "{body}"
+    );
+    let (status, _, body) = carol_form(None).post(&server, "forms").await;
+    assert_eq!(status, 204, "{body}");
 }

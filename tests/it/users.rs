@@ -165,6 +165,23 @@ async fn admin_api_refuses_non_root_and_bad_input() {
         None,
     );
     assert!(err.contains("EntityAlreadyExists"), "{err}");
+    // Policies name users by display name or access key, so neither may stand for two users.
+    for args in [
+        ["carol", "--access-key", "CAROL2KEY"],
+        ["CAROLKEY", "--access-key", "CAROL3KEY"],
+        ["root", "--access-key", "ROOTNAMEKEY"],
+        [ACCESS_KEY, "--access-key", "ROOTKEYNAME"],
+        ["mallory", "--access-key", "carol"],
+        ["mallory", "--access-key", "root"],
+    ] {
+        let err = admin_err(&server, root, &[&["user", "add"][..], &args].concat(), None);
+        assert!(err.contains("EntityAlreadyExists"), "{args:?}: {err}");
+    }
+    let list = admin(&server, &["user", "list"]);
+    assert!(
+        !list.contains("mallory") && !list.contains("CAROL2KEY"),
+        "{list}"
+    );
     let err = admin_err(&server, root, &["user", "add", "bad name"], None);
     assert!(err.contains("InvalidArgument"), "{err}");
     let err = admin_err(&server, root, &["user", "remove", "NOBODY"], None);

@@ -234,6 +234,117 @@ async fn invalid_website_configurations_are_refused_as_aws() {
 }
 
 #[tokio::test]
+async fn host_names_and_redirect_locations_are_validated() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("site").send().await.unwrap();
+    // A HostName goes into a Location header: it must be a host (and optional port), nothing else.
+    let all = |host: &str| {
+        WebsiteConfiguration::builder()
+            .redirect_all_requests_to(
+                RedirectAllRequestsTo::builder()
+                    .host_name(host)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let rule = |host: &str| {
+        WebsiteConfiguration::builder()
+            .index_document(index("index.html"))
+            .routing_rules(
+                RoutingRule::builder()
+                    .redirect(Redirect::builder().host_name(host).build())
+                    .build(),
+            )
+            .build()
+    };
+    for cfg in [
+        all("evil.com/phish"),
+        all("evil.com\tx"),
+        all("a b.com"),
+        all("user@evil.com"),
+        rule("evil.com/x"),
+        rule("evil.com?x=1"),
+    ] {
+        let err = s3
+            .put_bucket_website()
+            .bucket("site")
+            .website_configuration(cfg.clone())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status_and_code(&err),
+            (400, "InvalidArgument".into()),
+            "{cfg:?}"
+        );
+    }
+    for cfg in [all("example.com:8080"), rule("www.example.com")] {
+        s3.put_bucket_website()
+            .bucket("site")
+            .website_configuration(cfg)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // x-amz-website-redirect-location must be a path or an http(s) URL.
+    let invalid = (400, "InvalidRedirectLocation".to_owned());
+    for bad in ["new.html", "javascript:alert(1)", "HTTPS//example.com"] {
+        let err = s3
+            .put_object()
+            .bucket("site")
+            .key("p.html")
+            .website_redirect_location(bad)
+            .body(Vec::new().into())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_and_code(&err), invalid, "{bad}");
+    }
+    put(&s3, "site", "src.html", b"x").await;
+    let err = s3
+        .copy_object()
+        .bucket("site")
+        .key("c.html")
+        .copy_source("site/src.html")
+        .website_redirect_location("ftp://example.com/")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), invalid);
+    let err = s3
+        .copy_object()
+        .bucket("site")
+        .key("c.html")
+        .copy_source("site/src.html")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .website_redirect_location("example.com")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), invalid);
+    let err = s3
+        .create_multipart_upload()
+        .bucket("site")
+        .key("m.html")
+        .website_redirect_location("example.com/x")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_and_code(&err), invalid);
+    s3.put_object()
+        .bucket("site")
+        .key("p.html")
+        .website_redirect_location("http://example.com/")
+        .body(Vec::new().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn website_redirect_location_is_stored_by_put_copy_and_multipart() {
     let server = Server::start();
     let s3 = server.client();

@@ -338,6 +338,7 @@ fn context_value(key: &str, caller: Option<&Identity>, env: &RequestEnv) -> Opti
         "s3:delimiter" => env.delimiter.clone(),
         "s3:max-keys" => env.max_keys.clone(),
         "s3:x-amz-acl" => env.acl.clone(),
+        "s3:versionid" => env.version_id.clone(),
         _ => None,
     }
 }
@@ -357,6 +358,7 @@ mod tests {
             delimiter: Some("/".into()),
             max_keys: Some("100".into()),
             acl: Some("public-read".into()),
+            version_id: None,
             now: DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),

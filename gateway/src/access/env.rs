@@ -68,8 +68,16 @@ impl RequestEnv {
             delimiter: None,
             max_keys: None,
             acl: header(headers, "x-amz-acl").map(|a| a.trim().to_owned()),
+            version_id: None,
             now,
         }
+    }
+
+    /// Names the object version the request acts on (`?versionId=`; s3:versionid). Object ACLs and ownership
+    /// are read from that version.
+    pub fn with_version(mut self, version_id: Option<&str>) -> Self {
+        self.version_id = version_id.map(str::to_owned);
+        self
     }
 
     /// Adds a listing's `delimiter` and `max-keys` parameters (s3:delimiter, s3:max-keys).

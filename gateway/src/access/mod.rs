@@ -13,7 +13,8 @@
 //!   policy allows. With RestrictPublicBuckets, a public bucket policy allows nothing to anyone but the owner.
 //! - when the bucket's ACLs are enabled (ownership other than BucketOwnerEnforced), what the policies left
 //!   undecided may be granted by the bucket's or the object's canned ACL (unless IgnorePublicAcls), or by
-//!   owning the object.
+//!   owning the object (which grants what the owner's FULL_CONTROL grant does: reading the object and its ACL,
+//!   writing its ACL). Both are read from the version the request names (`RequestEnv::version_id`).
 //! - everything else is refused (implicit deny).
 
 pub mod acl;
@@ -71,6 +72,9 @@ pub struct RequestEnv {
     pub max_keys: Option<String>,
     /// The `x-amz-acl` header (s3:x-amz-acl).
     pub acl: Option<String>,
+    /// The object version the request names (`?versionId=`, or a copy source's or a DeleteObjects entry's
+    /// version; s3:versionid); set with [`RequestEnv::with_version`]. None: the current version.
+    pub version_id: Option<String>,
     /// When the request arrived (aws:CurrentTime).
     pub now: DateTime<Utc>,
 }
@@ -146,7 +150,7 @@ pub async fn authorize(
         _ => bucket_decision == Decision::Allow || user_decision == Decision::Allow,
     };
     if !allowed && bucket_decision != Decision::Deny && access.ownership.acls_enabled() {
-        allowed = acl_allows(ctx, &access, identity, action, bucket, key).await?;
+        allowed = acl_allows(ctx, &access, identity, action, bucket, key, env).await?;
     }
     if allowed {
         Ok(())
@@ -155,8 +159,20 @@ pub async fn authorize(
     }
 }
 
-/// What ACLs grant: the bucket's canned ACL, the object's, or owning the object (FULL_CONTROL). Object ACLs are
-/// read from the key's current version.
+/// What owning an object grants through ACLs: the owner's implicit FULL_CONTROL grant on the object, which in
+/// AWS covers reading the object and reading and writing its ACL, nothing else (not deleting it, nor its
+/// tags, retention or legal hold).
+const OWNER_FULL_CONTROL: &[&str] = &[
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAcl",
+    "s3:GetObjectVersionAcl",
+    "s3:PutObjectAcl",
+    "s3:PutObjectVersionAcl",
+];
+
+/// What ACLs grant: the bucket's canned ACL, the object's, or owning the object (FULL_CONTROL). Object ACLs and
+/// owners are read from the version the request names (`env.version_id`), or the current version.
 async fn acl_allows(
     ctx: &Ctx,
     access: &BucketAccess,
@@ -164,6 +180,7 @@ async fn acl_allows(
     action: &str,
     bucket: &str,
     key: Option<&str>,
+    env: &RequestEnv,
 ) -> ApiResult<bool> {
     let public_ok = !access.block.ignore_public_acls;
     let signed = identity.is_some();
@@ -173,16 +190,30 @@ async fn acl_allows(
     let Some(key) = key else {
         return Ok(false);
     };
-    let record = match ctx.engine.head_object(bucket, key).await {
+    let record = match ctx
+        .engine
+        .head_version(bucket, key, env.version_id.as_deref())
+        .await
+    {
+        Ok(r) if r.is_delete_marker() => return Ok(false),
         Ok(r) => r,
-        Err(strata_storage::Error::NoSuchKey) => return Ok(false),
+        Err(
+            strata_storage::Error::NoSuchKey
+            | strata_storage::Error::NoSuchVersion
+            | strata_storage::Error::InvalidVersion,
+        ) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    if identity.is_some_and(|id| id.access_key == record.owner) {
+    if identity.is_some_and(|id| id.access_key == record.owner) && owner_grants(action) {
         return Ok(true);
     }
     let canned = acl::CannedAcl::from_stored(record.header(acl::OBJECT_ACL_HEADER));
     Ok(public_ok && canned.grants(false, action, signed))
+}
+
+/// Whether owning an object grants `action` on it.
+fn owner_grants(action: &str) -> bool {
+    OWNER_FULL_CONTROL.contains(&action)
 }
 
 /// A user's identity policy (None: the user has none, or is not in the user store).
@@ -191,5 +222,30 @@ async fn identity_policy(ctx: &Ctx, id: &Identity) -> ApiResult<Option<std::sync
     match ctx.creds.policy(&id.access_key) {
         None => Ok(None),
         Some(text) => ctx.access.user_policy(&id.access_key, &text).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_grants_only_what_full_control_does() {
+        for a in OWNER_FULL_CONTROL {
+            assert!(owner_grants(a), "{a}");
+        }
+        for a in [
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:PutObject",
+            "s3:PutObjectRetention",
+            "s3:PutObjectLegalHold",
+            "s3:PutObjectTagging",
+            "s3:GetObjectTagging",
+            "s3:DeleteObjectTagging",
+            "s3:ListBucket",
+        ] {
+            assert!(!owner_grants(a), "{a}");
+        }
     }
 }

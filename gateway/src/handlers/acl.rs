@@ -10,7 +10,8 @@ use http::StatusCode;
 use super::object::{current_or_version, validate_key, version_header};
 use super::{Ctx, Req, Resp, empty, xml};
 use crate::access::acl::{CannedAcl, OBJECT_ACL_HEADER, ObjectOwnership, parse_ownership_controls};
-use crate::access::{BucketAccess, PublicAccessBlock, kinds};
+use crate::access::{BucketAccess, PublicAccessBlock, RequestEnv, kinds};
+use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
 
 const GRANT_HEADERS: &[&str] = &[
@@ -53,18 +54,33 @@ fn check_allowed(
     Ok(())
 }
 
-/// The object ACL a write asks for, checked against the bucket's settings (None: no `x-amz-acl`, or a missing
-/// bucket, which the write itself reports).
+/// The object ACL a write of `bucket/key` asks for (None: no `x-amz-acl`), checked against the bucket's
+/// settings (a missing bucket is left to the write to report). Setting an ACL needs s3:PutObjectAcl besides the
+/// write's own permission, as AWS.
 pub(crate) async fn object_acl_for_write(
     ctx: &Ctx,
     req: &Req,
     bucket: &str,
+    key: &str,
 ) -> ApiResult<Option<CannedAcl>> {
     let Some(acl) = requested(req)? else {
         return Ok(None);
     };
+    authorize_acl(ctx, req.identity.as_ref(), &req.env, bucket, key).await?;
     check_for_bucket(ctx, bucket, acl).await?;
     Ok(Some(acl))
+}
+
+/// Whether the caller of a write may also set the new object's ACL (s3:PutObjectAcl); AccessDenied otherwise.
+async fn authorize_acl(
+    ctx: &Ctx,
+    identity: Option<&Identity>,
+    env: &RequestEnv,
+    bucket: &str,
+    key: &str,
+) -> ApiResult<()> {
+    let env = env.clone().with_version(None);
+    crate::access::authorize(ctx, identity, "s3:PutObjectAcl", bucket, Some(key), &env).await
 }
 
 /// Checks an object ACL against the bucket's ownership and Block Public Access settings (a missing bucket is
@@ -256,15 +272,19 @@ pub async fn handle_put_object_acl(
     Ok(resp)
 }
 
-/// The object ACL of a browser upload's `acl` form field, checked like `x-amz-acl` on PutObject.
+/// The object ACL of a browser upload's `acl` form field, checked like `x-amz-acl` on PutObject (for the user
+/// who signed the form).
 pub(crate) async fn form_acl_for_write(
     ctx: &Ctx,
+    (identity, env): (Option<&Identity>, &RequestEnv),
     bucket: &str,
+    key: &str,
     value: Option<&str>,
 ) -> ApiResult<Option<CannedAcl>> {
     let Some(acl) = value.map(CannedAcl::parse).transpose()? else {
         return Ok(None);
     };
+    authorize_acl(ctx, identity, env, bucket, key).await?;
     check_for_bucket(ctx, bucket, acl).await?;
     Ok(Some(acl))
 }

@@ -70,7 +70,7 @@ pub async fn handle_create_multipart_upload(
 ) -> ApiResult<Resp> {
     validate_key(key)?;
     let (mut headers, user_meta) = stored_headers(req)?;
-    let acl = super::acl::object_acl_for_write(ctx, req, bucket).await?;
+    let acl = super::acl::object_acl_for_write(ctx, req, bucket, key).await?;
     super::acl::store_object_acl(&mut headers, acl);
     let tags = tags_from_header(req.header("x-amz-tagging"))?;
     let algorithm = match req.header("x-amz-checksum-algorithm") {

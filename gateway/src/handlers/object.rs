@@ -50,6 +50,7 @@ pub(crate) fn record_time(record: &ObjectRecord) -> DateTime<Utc> {
 pub(crate) type Pairs = Vec<(String, String)>;
 
 pub(crate) fn stored_headers(req: &Req) -> ApiResult<(Pairs, Pairs)> {
+    check_redirect_location(req)?;
     let mut headers = Vec::new();
     for name in STORED_HEADERS {
         let Some(value) = req.header(name) else {
@@ -84,6 +85,19 @@ pub(crate) fn stored_headers(req: &Req) -> ApiResult<(Pairs, Pairs)> {
         return Err(ApiError::MetadataTooLarge);
     }
     Ok((headers, meta))
+}
+
+/// Refuses an `x-amz-website-redirect-location` that is neither a path in the bucket (`/…`) nor an http(s) URL
+/// (InvalidRedirectLocation, as AWS): the website endpoint sends it back as a Location header.
+pub(crate) fn check_redirect_location(req: &Req) -> ApiResult<()> {
+    match req.header("x-amz-website-redirect-location") {
+        Some(v) if !valid_redirect_location(v) => Err(ApiError::InvalidRedirectLocation),
+        _ => Ok(()),
+    }
+}
+
+fn valid_redirect_location(v: &str) -> bool {
+    v.starts_with('/') || v.starts_with("http://") || v.starts_with("https://")
 }
 
 /// Tags from an `x-amz-tagging` header (URL query form).
@@ -253,7 +267,7 @@ pub async fn handle_put_object(
         return Err(ApiError::EntityTooLarge);
     }
     let (mut headers, user_meta) = stored_headers(&req)?;
-    let acl = super::acl::object_acl_for_write(ctx, &req, bucket).await?;
+    let acl = super::acl::object_acl_for_write(ctx, &req, bucket, key).await?;
     super::acl::store_object_acl(&mut headers, acl);
     let tags = tags_from_header(req.header("x-amz-tagging"))?;
     let checksum = requested_checksum(&req)?;
@@ -492,8 +506,8 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
         };
         let identity = req.identity.as_ref();
         let entry = (o.key.clone(), o.version_id.clone());
-        match crate::access::authorize(ctx, identity, action, bucket, Some(&o.key), &req.env).await
-        {
+        let env = req.env.clone().with_version(o.version_id.as_deref());
+        match crate::access::authorize(ctx, identity, action, bucket, Some(&o.key), &env).await {
             Ok(()) => entries.push(entry),
             Err(ApiError::AccessDenied) => refused.push(entry),
             Err(e) => return Err(e),
@@ -628,6 +642,7 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
     let replace_tags = directive(&req, "x-amz-tagging-directive")?;
     let storage_class = req.header("x-amz-storage-class").map(str::to_owned);
     // Copying an older version over its own key is how a version is restored, so that is not "onto itself".
+    check_redirect_location(&req)?;
     let same = src_bucket == bucket && src_key == key && src_version.is_none();
     if same
         && !replace_meta
@@ -644,7 +659,7 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
         (source.headers.clone(), source.user_meta.clone())
     };
     // A copy never inherits the source's ACL: it gets the one asked for, else private.
-    let acl = super::acl::object_acl_for_write(ctx, &req, bucket).await?;
+    let acl = super::acl::object_acl_for_write(ctx, &req, bucket, key).await?;
     super::acl::store_object_acl(&mut headers, acl);
     let tags = if replace_tags {
         tags_from_header(req.header("x-amz-tagging"))?
@@ -691,4 +706,25 @@ pub async fn handle_copy_object(ctx: &Ctx, req: Req, bucket: &str, key: &str) ->
         );
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_redirect_location;
+
+    #[test]
+    fn redirect_locations_are_paths_or_http_urls() {
+        for ok in ["/other.html", "http://example.com/x", "https://example.com"] {
+            assert!(valid_redirect_location(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "other.html",
+            "javascript:alert(1)",
+            "ftp://x",
+            "example.com/",
+        ] {
+            assert!(!valid_redirect_location(bad), "{bad}");
+        }
+    }
 }

@@ -100,7 +100,8 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
         None => ctx.engine.bucket(bucket).await?.owner,
     };
     let (mut headers, user_meta) = stored_fields(&form.fields)?;
-    let acl = super::acl::form_acl_for_write(ctx, bucket, form.get("acl")).await?;
+    let caller = (identity.as_ref(), &env);
+    let acl = super::acl::form_acl_for_write(ctx, caller, bucket, &key, form.get("acl")).await?;
     super::acl::store_object_acl(&mut headers, acl);
     let opts = PutOptions {
         headers,

@@ -143,6 +143,64 @@ fn check_protocol(p: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
+/// Longest HostName accepted: a DNS name (253) plus a port.
+const MAX_HOST_NAME: usize = 253 + 6;
+
+/// Refuses a HostName that is not a host (a DNS name or IPv4 address, or a bracketed IPv6 address), optionally
+/// with `:port`: the website endpoint puts it into a Location header, so it may hold no whitespace, control
+/// characters, `/`, `@` or anything else that would change the URL's meaning.
+fn check_host_name(h: &str) -> ApiResult<()> {
+    if valid_host_name(h) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidArgument(
+            "The HostName is not valid: it must be a host name or IP address, optionally with a port."
+                .into(),
+        ))
+    }
+}
+
+fn valid_host_name(h: &str) -> bool {
+    if h.len() > MAX_HOST_NAME {
+        return false;
+    }
+    let (host, port) = match h.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, after)) => {
+                let ok = !v6.is_empty()
+                    && v6
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !ok {
+                    return false;
+                }
+                match after {
+                    "" => return true,
+                    a => match a.strip_prefix(':') {
+                        Some(p) => (None, Some(p)),
+                        None => return false,
+                    },
+                }
+            }
+            None => return false,
+        },
+        None => match h.split_once(':') {
+            Some((host, p)) => (Some(host), Some(p)),
+            None => (Some(h), None),
+        },
+    };
+    let host_ok = host.is_none_or(|host| {
+        !host.is_empty()
+            && !host.starts_with(['.', '-'])
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    });
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
 /// A non-empty value, or MalformedXML (the schema has no empty strings here).
 fn non_empty(v: Option<String>) -> ApiResult<Option<String>> {
     match v {
@@ -178,6 +236,7 @@ impl WebsiteConfig {
                 ));
             }
             let host_name = non_empty(all.host_name)?.ok_or(ApiError::MalformedXml)?;
+            check_host_name(&host_name)?;
             return Ok(Self {
                 redirect_all: Some(RedirectAll {
                     host_name,
@@ -341,9 +400,13 @@ fn validate_rule(rule: RoutingRuleXml) -> ApiResult<RoutingRule> {
                 })?,
         ),
     };
+    let host_name = non_empty(r.host_name)?;
+    if let Some(h) = &host_name {
+        check_host_name(h)?;
+    }
     out.redirect = Redirect {
         protocol: check_protocol(r.protocol)?,
-        host_name: non_empty(r.host_name)?,
+        host_name,
         replace_key_prefix_with: r.replace_key_prefix_with,
         replace_key_with: r.replace_key_with,
         http_redirect_code: code,
@@ -385,6 +448,49 @@ mod tests {
         assert_eq!(c.rules[1].redirect.http_redirect_code, Some(302));
         let again = WebsiteConfig::from_stored(c.to_xml().as_bytes()).unwrap();
         assert_eq!(again, c);
+    }
+
+    #[test]
+    fn host_names_must_be_hosts() {
+        for ok in [
+            "example.com",
+            "ec2-11-22-333-44.compute-1.amazonaws.com",
+            "example.com:8080",
+            "192.0.2.1",
+            "[2001:db8::1]",
+            "[2001:db8::1]:443",
+            "localhost",
+        ] {
+            assert!(valid_host_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "example.com/path",
+            "evil.com\r\nSet-Cookie: a=b",
+            "evil.com\tx",
+            "a b",
+            "user@evil.com",
+            "evil.com?x",
+            "evil.com#x",
+            "example.com:",
+            "example.com:80:80",
+            "example.com:http",
+            "[::1",
+            "[::1]x",
+            "[zz]",
+            ".example.com",
+        ] {
+            assert!(!valid_host_name(bad), "{bad:?}");
+        }
+        for place in [
+            "<RedirectAllRequestsTo><HostName>evil.com/x</HostName></RedirectAllRequestsTo>",
+            "<IndexDocument><Suffix>i</Suffix></IndexDocument><RoutingRules><RoutingRule><Redirect><HostName>a b</HostName></Redirect></RoutingRule></RoutingRules>",
+        ] {
+            let (code, _) = err(&format!(
+                "<WebsiteConfiguration>{place}</WebsiteConfiguration>"
+            ));
+            assert_eq!(code, "InvalidArgument", "{place}");
+        }
     }
 
     #[test]
