@@ -259,7 +259,7 @@ pub fn requested_headers(headers: &HeaderMap) -> Vec<String> {
 
 /// The bucket's CORS configuration; NoSuchBucket when the bucket does not exist.
 pub async fn load(ctx: &Ctx, bucket: &str) -> ApiResult<Option<CorsConfig>> {
-    ctx.engine.bucket(bucket).await?;
+    ctx.access.existing(&ctx.engine, bucket).await?;
     match ctx.engine.bucket_config(bucket, kinds::CORS).await? {
         Some(doc) => Ok(Some(CorsConfig::from_xml(&doc)?)),
         None => Ok(None),

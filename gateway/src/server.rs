@@ -198,7 +198,8 @@ fn request_resource(ctx: &Ctx, parts: &http::request::Parts) -> (Option<String>,
     }
 }
 
-fn request_host(parts: &http::request::Parts) -> Option<String> {
+/// The Host header, or the URI's authority (HTTP/2).
+pub(crate) fn request_host(parts: &http::request::Parts) -> Option<String> {
     parts
         .headers
         .get(http::header::HOST)
@@ -269,25 +270,11 @@ async fn handle_inner(
     };
     let result = dispatch(ctx, endpoint, req).await;
     match (result, missing_key_check) {
-        (Err(e @ (ApiError::NoSuchKey | ApiError::CurrentIsDeleteMarker { .. })), Some(check)) => {
-            Err(hide_missing_key(ctx, e, check).await)
-        }
+        (
+            Err(e @ (ApiError::NoSuchKey | ApiError::CurrentIsDeleteMarker { .. })),
+            Some((bucket, identity, env)),
+        ) => Err(access::hide_missing_key(ctx, identity.as_ref(), &bucket, &env, e).await),
         (result, _) => result,
-    }
-}
-
-/// As S3: a caller who may read a key but not list its bucket learns nothing about keys that do not exist,
-/// so a missing key is AccessDenied (403) for them, not NoSuchKey (404).
-async fn hide_missing_key(
-    ctx: &Ctx,
-    missing: ApiError,
-    (bucket, identity, env): (String, Option<auth::Identity>, RequestEnv),
-) -> ApiError {
-    let list =
-        access::authorize(ctx, identity.as_ref(), "s3:ListBucket", &bucket, None, &env).await;
-    match list {
-        Ok(()) => missing,
-        Err(e) => e,
     }
 }
 

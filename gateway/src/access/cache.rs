@@ -94,6 +94,14 @@ impl AccessCache {
         Ok(Some(access))
     }
 
+    /// The access state of a bucket that must exist: NoSuchBucket otherwise. Also the cheap way to learn that a
+    /// bucket exists on a per-request path (no metadata read once cached).
+    pub async fn existing(&self, engine: &Engine, bucket: &str) -> ApiResult<Arc<BucketAccess>> {
+        self.bucket(engine, bucket)
+            .await?
+            .ok_or(ApiError::NoSuchBucket)
+    }
+
     /// A user's identity policy, parsed once per text.
     pub fn user_policy(&self, access_key: &str, text: &str) -> ApiResult<Arc<Policy>> {
         if let Some((cached_text, p)) = lock(&self.users).get(access_key)

@@ -225,6 +225,22 @@ async fn identity_policy(ctx: &Ctx, id: &Identity) -> ApiResult<Option<std::sync
     }
 }
 
+/// As S3: a caller who may read a key but not list its bucket learns nothing about keys that do not exist, so
+/// `missing` (NoSuchKey, or a delete marker's error) becomes AccessDenied for them. The REST and website
+/// endpoints both answer missing keys through this.
+pub async fn hide_missing_key(
+    ctx: &Ctx,
+    identity: Option<&Identity>,
+    bucket: &str,
+    env: &RequestEnv,
+    missing: ApiError,
+) -> ApiError {
+    match authorize(ctx, identity, "s3:ListBucket", bucket, None, env).await {
+        Ok(()) => missing,
+        Err(e) => e,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,14 +3,12 @@
 //! CreateMultipartUpload. Only canned ACLs are supported; an AccessControlPolicy body or `x-amz-grant-*`
 //! headers are NotImplemented.
 
-use std::sync::Arc;
-
 use http::StatusCode;
 
 use super::object::{current_or_version, validate_key, version_header};
 use super::{Ctx, Req, Resp, empty, xml};
 use crate::access::acl::{CannedAcl, OBJECT_ACL_HEADER, ObjectOwnership, parse_ownership_controls};
-use crate::access::{BucketAccess, PublicAccessBlock, RequestEnv, kinds};
+use crate::access::{PublicAccessBlock, RequestEnv, kinds};
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
 
@@ -21,13 +19,6 @@ const GRANT_HEADERS: &[&str] = &[
     "x-amz-grant-write-acp",
     "x-amz-grant-full-control",
 ];
-
-async fn bucket_access(ctx: &Ctx, bucket: &str) -> ApiResult<Arc<BucketAccess>> {
-    ctx.access
-        .bucket(&ctx.engine, bucket)
-        .await?
-        .ok_or(ApiError::NoSuchBucket)
-}
 
 /// The `x-amz-acl` of a request (None when absent); explicit grants are not supported.
 fn requested(req: &Req) -> ApiResult<Option<CannedAcl>> {
@@ -151,7 +142,7 @@ pub async fn handle_put_bucket_ownership_controls(
     mut req: Req,
     bucket: &str,
 ) -> ApiResult<Resp> {
-    let access = bucket_access(ctx, bucket).await?;
+    let access = ctx.access.existing(&ctx.engine, bucket).await?;
     let body = req.read_small_body(ctx.client_timeout, 64 * 1024).await?;
     let ownership = parse_ownership_controls(&body)?;
     if !ownership.acls_enabled() && !access.acl.allowed_when_enforced() {
@@ -167,7 +158,7 @@ pub async fn handle_put_bucket_ownership_controls(
 
 /// GET /bucket?ownershipControls: BucketOwnerEnforced when never set; 404 after a delete.
 pub async fn handle_get_bucket_ownership_controls(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    bucket_access(ctx, bucket).await?;
+    ctx.access.existing(&ctx.engine, bucket).await?;
     let doc = ctx.engine.bucket_config(bucket, kinds::OWNERSHIP).await?;
     match ObjectOwnership::from_stored(doc.as_deref()) {
         (o, true) => Ok(xml(StatusCode::OK, o.to_xml())),
@@ -177,7 +168,7 @@ pub async fn handle_get_bucket_ownership_controls(ctx: &Ctx, bucket: &str) -> Ap
 
 /// DELETE /bucket?ownershipControls: ACLs count afterwards (as for buckets older than ownership controls).
 pub async fn handle_delete_bucket_ownership_controls(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    bucket_access(ctx, bucket).await?;
+    ctx.access.existing(&ctx.engine, bucket).await?;
     ctx.engine
         .set_bucket_config(bucket, kinds::OWNERSHIP, Some(Vec::new()))
         .await?;
@@ -187,7 +178,7 @@ pub async fn handle_delete_bucket_ownership_controls(ctx: &Ctx, bucket: &str) ->
 
 /// GET /bucket?acl
 pub async fn handle_get_bucket_acl(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    let access = bucket_access(ctx, bucket).await?;
+    let access = ctx.access.existing(&ctx.engine, bucket).await?;
     let name = ctx.creds.display_name(&access.owner);
     let doc = access.acl.to_xml((&access.owner, &name), None, true);
     Ok(xml(StatusCode::OK, doc))
@@ -209,7 +200,7 @@ async fn acl_to_put(ctx: &Ctx, req: &mut Req) -> ApiResult<CannedAcl> {
 
 /// PUT /bucket?acl (x-amz-acl)
 pub async fn handle_put_bucket_acl(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiResult<Resp> {
-    let access = bucket_access(ctx, bucket).await?;
+    let access = ctx.access.existing(&ctx.engine, bucket).await?;
     let acl = acl_to_put(ctx, &mut req).await?;
     check_allowed(acl, access.ownership, access.block)?;
     let doc = (acl != CannedAcl::Private).then(|| acl.name().as_bytes().to_vec());
@@ -228,7 +219,7 @@ pub async fn handle_get_object_acl(
     key: &str,
 ) -> ApiResult<Resp> {
     validate_key(key)?;
-    let access = bucket_access(ctx, bucket).await?;
+    let access = ctx.access.existing(&ctx.engine, bucket).await?;
     let version = req.query.get("versionId");
     let record = current_or_version(ctx, bucket, key, version).await?;
     let owner = if access.ownership.acls_enabled() {
@@ -257,7 +248,7 @@ pub async fn handle_put_object_acl(
     key: &str,
 ) -> ApiResult<Resp> {
     validate_key(key)?;
-    let access = bucket_access(ctx, bucket).await?;
+    let access = ctx.access.existing(&ctx.engine, bucket).await?;
     let acl = acl_to_put(ctx, &mut req).await?;
     check_allowed(acl, access.ownership, access.block)?;
     let version = req.query.get("versionId");

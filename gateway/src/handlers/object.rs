@@ -537,37 +537,28 @@ pub async fn handle_delete_objects(ctx: &Ctx, mut req: Req, bucket: &str) -> Api
                 w.close("Deleted");
             }
             Ok(_) => {}
-            Err(e) => {
-                let e = ApiError::from(e);
-                w.open("Error").elem("Key", key);
-                if let Some(v) = asked {
-                    w.elem("VersionId", v);
-                }
-                w.elem("Code", e.aws_code())
-                    .elem("Message", &e.message())
-                    .close("Error");
-            }
+            Err(e) => delete_error(&mut w, key, asked.as_deref(), &ApiError::from(e)),
         }
     }
     for (key, asked) in &refused {
-        let e = ApiError::AccessDenied;
-        w.open("Error").elem("Key", key);
-        if let Some(v) = asked {
-            w.elem("VersionId", v);
-        }
-        w.elem("Code", e.aws_code())
-            .elem("Message", &e.message())
-            .close("Error");
+        delete_error(&mut w, key, asked.as_deref(), &ApiError::AccessDenied);
     }
     for o in &invalid {
         let err = validate_key(&o.key).expect_err("partitioned as invalid");
-        w.open("Error")
-            .elem("Key", &o.key)
-            .elem("Code", err.aws_code())
-            .elem("Message", &err.message())
-            .close("Error");
+        delete_error(&mut w, &o.key, None, &err);
     }
     Ok(xml(StatusCode::OK, w.finish("DeleteResult")))
+}
+
+/// One `<Error>` entry of a DeleteResult.
+fn delete_error(w: &mut XmlWriter, key: &str, version: Option<&str>, e: &ApiError) {
+    w.open("Error").elem("Key", key);
+    if let Some(v) = version {
+        w.elem("VersionId", v);
+    }
+    w.elem("Code", e.aws_code())
+        .elem("Message", &e.message())
+        .close("Error");
 }
 
 /// The record a copy source names: the current version, or the one `?versionId=` asks for (never a delete

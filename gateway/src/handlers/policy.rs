@@ -2,26 +2,17 @@
 //! Put/Get/DeletePublicAccessBlock. The documents are stored with the bucket; every change drops the bucket's
 //! cached access state so the next request sees it.
 
-use std::sync::Arc;
-
 use http::{HeaderValue, StatusCode};
 
 use super::{Ctx, Req, Resp, empty, xml};
 use crate::access::policy::MAX_BUCKET_POLICY_BYTES;
-use crate::access::{BucketAccess, Policy, PublicAccessBlock, Scope, kinds};
+use crate::access::{Policy, PublicAccessBlock, Scope, kinds};
 use crate::error::{ApiError, ApiResult};
 use crate::xml::XmlWriter;
 
-async fn bucket_access(ctx: &Ctx, bucket: &str) -> ApiResult<Arc<BucketAccess>> {
-    ctx.access
-        .bucket(&ctx.engine, bucket)
-        .await?
-        .ok_or(ApiError::NoSuchBucket)
-}
-
 /// PUT /bucket?policy
 pub async fn handle_put_bucket_policy(ctx: &Ctx, mut req: Req, bucket: &str) -> ApiResult<Resp> {
-    let access = bucket_access(ctx, bucket).await?;
+    let access = ctx.access.existing(&ctx.engine, bucket).await?;
     let body = req
         .read_small_body(ctx.client_timeout, 4 * MAX_BUCKET_POLICY_BYTES)
         .await?;
@@ -44,7 +35,7 @@ pub async fn handle_put_bucket_policy(ctx: &Ctx, mut req: Req, bucket: &str) -> 
 
 /// GET /bucket?policy: the document as it was put.
 pub async fn handle_get_bucket_policy(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    bucket_access(ctx, bucket).await?;
+    ctx.access.existing(&ctx.engine, bucket).await?;
     let doc = ctx
         .engine
         .bucket_config(bucket, kinds::POLICY)
@@ -60,7 +51,7 @@ pub async fn handle_get_bucket_policy(ctx: &Ctx, bucket: &str) -> ApiResult<Resp
 
 /// DELETE /bucket?policy
 pub async fn handle_delete_bucket_policy(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    bucket_access(ctx, bucket).await?;
+    ctx.access.existing(&ctx.engine, bucket).await?;
     ctx.engine
         .set_bucket_config(bucket, kinds::POLICY, None)
         .await?;
@@ -70,7 +61,7 @@ pub async fn handle_delete_bucket_policy(ctx: &Ctx, bucket: &str) -> ApiResult<R
 
 /// GET /bucket?policyStatus
 pub async fn handle_get_bucket_policy_status(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    let access = bucket_access(ctx, bucket).await?;
+    let access = ctx.access.existing(&ctx.engine, bucket).await?;
     if access.policy.is_none() {
         return Err(ApiError::NoSuchBucketPolicy);
     }
@@ -92,7 +83,7 @@ pub async fn handle_put_public_access_block(
     mut req: Req,
     bucket: &str,
 ) -> ApiResult<Resp> {
-    bucket_access(ctx, bucket).await?;
+    ctx.access.existing(&ctx.engine, bucket).await?;
     let body = req.read_small_body(ctx.client_timeout, 64 * 1024).await?;
     let block = PublicAccessBlock::parse(&body)?;
     ctx.engine
@@ -108,7 +99,7 @@ pub async fn handle_put_public_access_block(
 
 /// GET /bucket?publicAccessBlock: all four flags on when none was ever put; 404 after a delete.
 pub async fn handle_get_public_access_block(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    bucket_access(ctx, bucket).await?;
+    ctx.access.existing(&ctx.engine, bucket).await?;
     let doc = ctx
         .engine
         .bucket_config(bucket, kinds::PUBLIC_ACCESS_BLOCK)
@@ -121,7 +112,7 @@ pub async fn handle_get_public_access_block(ctx: &Ctx, bucket: &str) -> ApiResul
 
 /// DELETE /bucket?publicAccessBlock: nothing is blocked afterwards.
 pub async fn handle_delete_public_access_block(ctx: &Ctx, bucket: &str) -> ApiResult<Resp> {
-    bucket_access(ctx, bucket).await?;
+    ctx.access.existing(&ctx.engine, bucket).await?;
     ctx.engine
         .set_bucket_config(bucket, kinds::PUBLIC_ACCESS_BLOCK, Some(Vec::new()))
         .await?;

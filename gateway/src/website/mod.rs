@@ -18,7 +18,7 @@ use strata_storage::{BodyStream, ObjectRecord};
 use self::config::WebsiteConfig;
 use self::pages::PageError;
 use self::routing::{Origin, Redirection};
-use crate::access::{RequestEnv, authorize, kinds};
+use crate::access::{RequestEnv, authorize, hide_missing_key, kinds};
 use crate::conditional::{Conditions, http_date};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::object::record_time;
@@ -49,13 +49,7 @@ struct Visit<'a> {
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr, request_id: &str) -> Resp {
     let (parts, _body) = req.into_parts();
     let head = parts.method == Method::HEAD;
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("")
-        .to_owned();
+    let host = crate::server::request_host(&parts).unwrap_or_default();
     let Some(bucket) = routing::bucket_for_host(&host, &ctx.website_domains) else {
         let e = ApiError::InvalidArgument("A Host header naming the bucket is required.".into());
         return page(&e, vec![], request_id, head);
@@ -164,27 +158,17 @@ impl Visit<'_> {
         }
     }
 
-    /// As S3 (and the REST endpoint): a visitor who may not list the bucket learns nothing about keys that do
-    /// not exist, so a missing key is AccessDenied (403) unless the policy grants s3:ListBucket too.
+    /// A missing key as the visitor may learn of it ([`hide_missing_key`]).
     async fn hide_missing(&self, missing: ApiError) -> ApiError {
-        match authorize(
-            self.ctx,
-            None,
-            "s3:ListBucket",
-            &self.bucket,
-            None,
-            &self.env,
-        )
-        .await
-        {
-            Ok(()) => missing,
-            Err(e) => e,
-        }
+        hide_missing_key(self.ctx, None, &self.bucket, &self.env, missing).await
     }
 
     /// The bucket's website configuration; NoSuchBucket or NoSuchWebsiteConfiguration when there is none.
     async fn config(&self) -> ApiResult<WebsiteConfig> {
-        self.ctx.engine.bucket(&self.bucket).await?;
+        self.ctx
+            .access
+            .existing(&self.ctx.engine, &self.bucket)
+            .await?;
         match self
             .ctx
             .engine
