@@ -90,6 +90,12 @@ enum ChecksumState {
 /// Incremental MD5 plus an optional flexible checksum.
 pub struct BodyHasher {
     md5: Md5,
+    rest: ChecksumHasher,
+}
+
+/// The length and optional flexible checksum of a body, for callers that compute its MD5 elsewhere (the write
+/// path hands MD5 to [`crate::md5_lanes`]).
+pub(crate) struct ChecksumHasher {
     checksum: Option<(ChecksumAlgorithm, ChecksumState)>,
     len: u64,
 }
@@ -108,6 +114,37 @@ pub struct Digests {
 impl BodyHasher {
     /// A hasher computing MD5 and, if given, one flexible checksum.
     pub fn new(algorithm: Option<ChecksumAlgorithm>) -> Self {
+        Self {
+            md5: Md5::new(),
+            rest: ChecksumHasher::new(algorithm),
+        }
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.md5.update(data);
+        self.rest.update(data);
+    }
+
+    /// Bytes fed so far.
+    pub fn len(&self) -> u64 {
+        self.rest.len
+    }
+
+    /// True before any byte was fed.
+    pub fn is_empty(&self) -> bool {
+        self.rest.len == 0
+    }
+
+    /// Finishes every digest.
+    pub fn finish(self) -> Digests {
+        self.rest.finish(self.md5.finalize())
+    }
+}
+
+impl ChecksumHasher {
+    /// Counts bytes and computes `algorithm`'s checksum, if given.
+    pub(crate) fn new(algorithm: Option<ChecksumAlgorithm>) -> Self {
         let checksum = algorithm.map(|a| {
             let state = match a {
                 ChecksumAlgorithm::Crc32 => ChecksumState::Crc32(crc32fast::Hasher::new()),
@@ -118,16 +155,11 @@ impl BodyHasher {
             };
             (a, state)
         });
-        Self {
-            md5: Md5::new(),
-            checksum,
-            len: 0,
-        }
+        Self { checksum, len: 0 }
     }
 
     /// Feeds bytes.
-    pub fn update(&mut self, data: &[u8]) {
-        self.md5.update(data);
+    pub(crate) fn update(&mut self, data: &[u8]) {
         self.len += data.len() as u64;
         if let Some((_, state)) = &mut self.checksum {
             match state {
@@ -141,17 +173,12 @@ impl BodyHasher {
     }
 
     /// Bytes fed so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
-    /// True before any byte was fed.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Finishes every digest.
-    pub fn finish(self) -> Digests {
+    /// Finishes the checksum; `md5` is the body's MD5, computed by the caller.
+    pub(crate) fn finish(self, md5: [u8; 16]) -> Digests {
         let checksum = self.checksum.map(|(a, state)| {
             let raw = match state {
                 ChecksumState::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
@@ -163,7 +190,7 @@ impl BodyHasher {
             (a, raw)
         });
         Digests {
-            md5: self.md5.finalize(),
+            md5,
             checksum,
             len: self.len,
         }

@@ -18,6 +18,7 @@ pub mod layout;
 pub mod list;
 pub mod lock;
 pub mod md5;
+mod md5_lanes;
 pub mod meta;
 pub mod multipart;
 pub mod names;

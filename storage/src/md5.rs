@@ -12,7 +12,7 @@
 //! ETags are what the S3 API returns; this is not used for anything that needs collision resistance.
 
 /// Per-step additive constants, `floor(abs(sin(i + 1)) * 2^32)`.
-const K: [u32; 64] = [
+pub(crate) const K: [u32; 64] = [
     0xd76a_a478,
     0xe8c7_b756,
     0x2420_70db,
@@ -115,7 +115,7 @@ fn step_i(a: u32, b: u32, c: u32, d: u32, mk: u32, s: u32) -> u32 {
 }
 
 /// Runs the compression function over whole 64-byte blocks.
-fn compress(state: &mut [u32; 4], blocks: &[u8]) {
+pub(crate) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
     let k: &[u32; 64] = std::hint::black_box(&K);
     let [mut a, mut b, mut c, mut d] = *state;
     for block in blocks.chunks_exact(64) {
@@ -219,6 +219,28 @@ impl Md5 {
             o.copy_from_slice(&w.to_le_bytes());
         }
         out
+    }
+
+    /// The chaining state (meaningful to [`crate::md5_lanes`] only while [`Self::is_block_aligned`]).
+    pub(crate) fn state(&self) -> [u32; 4] {
+        self.state
+    }
+
+    /// Sets the chaining state computed elsewhere for the bytes counted by [`Self::count_whole_blocks`].
+    pub(crate) fn set_state(&mut self, state: [u32; 4]) {
+        self.state = state;
+    }
+
+    /// No partial block is waiting: the next bytes start a block.
+    pub(crate) fn is_block_aligned(&self) -> bool {
+        self.pending_len == 0
+    }
+
+    /// Counts `bytes` (whole blocks) hashed elsewhere from [`Self::state`]; their resulting state must be
+    /// given to [`Self::set_state`] before any further block is compressed here.
+    pub(crate) fn count_whole_blocks(&mut self, bytes: u64) {
+        debug_assert!(self.is_block_aligned() && bytes.is_multiple_of(64));
+        self.len = self.len.wrapping_add(bytes);
     }
 
     /// MD5 of `data` in one call.

@@ -14,11 +14,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::buffers;
-use crate::checksum::{BodyHasher, ChecksumAlgorithm, Digests};
+use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Digests};
 use crate::disk::{DataId, Disk};
 use crate::engine::{BodyStream, Engine};
 use crate::error::{Error, Result};
 use crate::layout::ShardHeader;
+use crate::md5_lanes::Md5Stream;
 use crate::meta::{ObjectData, Segment};
 
 /// Batches queued per disk writer before the encoder waits: with [`BATCH`], bounds memory per upload (at most
@@ -253,7 +254,8 @@ pub(crate) async fn write_body(
     let settings = engine.settings();
     let block_size = settings.block_size;
     let rotation = engine.rotation_for(&target.bucket, &target.key);
-    let mut hasher = BodyHasher::new(algorithm);
+    let mut hasher = ChecksumHasher::new(algorithm);
+    let mut md5 = Md5Stream::new();
     let first_cap = expected_len.map_or(block_size, |l| (l as usize).min(block_size));
     let mut block = buffers::take(first_cap.max(1));
     let mut writers: Option<SegmentWriters> = None;
@@ -277,8 +279,11 @@ pub(crate) async fn write_body(
                     let w = writers.get_or_insert_with(|| {
                         SegmentWriters::start(engine, target, rotation, expected_len.unwrap_or(0))
                     });
-                    let full = std::mem::replace(&mut block, buffers::take(block_size));
-                    let shards = engine.codec().encode(buffers::freeze(full))?;
+                    let full =
+                        buffers::freeze(std::mem::replace(&mut block, buffers::take(block_size)));
+                    // Hashed by the MD5 lanes while this task encodes and receives the next block.
+                    md5.feed(full.clone()).await;
+                    let shards = engine.codec().encode(full)?;
                     w.send(shards).await;
                 }
             }
@@ -304,7 +309,7 @@ pub(crate) async fn write_body(
             got: total,
         });
     }
-    let digests = hasher.finish();
+    let digests = hasher.finish(md5.finish(&block).await);
     if allow_inline && writers.is_none() && (total as usize) <= settings.inline_threshold {
         let bytes = Bytes::from(block);
         let data = ObjectData::Inline {
