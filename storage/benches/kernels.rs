@@ -12,8 +12,15 @@
 //! lost), so a bench cannot report the speed of a wrong answer. Under `cargo test` criterion runs each bench once
 //! in test mode, which is what keeps those checks honest in CI without costing time.
 //!
+//! Times are CPU time of the benchmarking thread (`benches/support/thread_cpu.rs`), not wall time: the kernels are single-threaded
+//! and the machine is shared, so this is the cost per core that a busy neighbour cannot inflate.
+//!
 //! Run: `cargo bench -p strata-storage --bench kernels -- --warm-up-time 1 --measurement-time 3`; results and
 //! what they mean per GiB are in bench/KERNELS.md.
+
+mod support {
+    pub(crate) mod thread_cpu;
+}
 
 use std::hint::black_box;
 
@@ -23,6 +30,7 @@ use md5_reference::Digest;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 use strata_storage::erasure::{Codec, Geometry};
 use strata_storage::md5::Md5;
+use support::thread_cpu::ThreadCpuTime;
 
 /// `storage.block_size` default (config/src/lib.rs).
 const BLOCK: usize = 1024 * 1024;
@@ -132,7 +140,7 @@ fn rse(g: Geometry) -> reed_solomon_erasure::galois_8::ReedSolomon {
         .expect("rse geometry")
 }
 
-fn erasure_encode(c: &mut Criterion) {
+fn erasure_encode(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("erasure_encode");
     group.throughput(Throughput::Bytes(BLOCK as u64));
     for (data, parity) in GEOMETRIES {
@@ -168,7 +176,7 @@ fn erasure_encode(c: &mut Criterion) {
     group.finish();
 }
 
-fn erasure_reconstruct(c: &mut Criterion) {
+fn erasure_reconstruct(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("erasure_reconstruct");
     group.throughput(Throughput::Bytes(BLOCK as u64));
     for (data, parity) in GEOMETRIES {
@@ -184,7 +192,7 @@ fn erasure_reconstruct(c: &mut Criterion) {
     group.finish();
 }
 
-type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+type Group<'a> = criterion::BenchmarkGroup<'a, ThreadCpuTime>;
 
 fn bench_codec_reconstruct(group: &mut Group<'_>, f: &Fixture, lost: &[usize], name: &str) {
     let codec = Codec::new(f.geometry).expect("geometry supported");
@@ -304,7 +312,7 @@ fn rse_restore(
 
 /// BLAKE3 over one shard block at each geometry (what write.rs hashes per shard and read.rs checks), and over
 /// a whole 1 MiB block for scale.
-fn blake3_blocks(c: &mut Criterion) {
+fn blake3_blocks(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("blake3");
     let data = pseudo_random(BLOCK, 0xb1a3e);
     let mut sizes: Vec<(String, usize)> = GEOMETRIES
@@ -326,7 +334,7 @@ fn blake3_blocks(c: &mut Criterion) {
 
 /// Strata's MD5 against the md-5 crate. The crate's `asm` backend is measured by running again with
 /// `--features md5_reference/asm` (features unify, so one build cannot hold both).
-fn md5_etag(c: &mut Criterion) {
+fn md5_etag(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("md5");
     let data = pseudo_random(BLOCK, 0x3d5);
     for (name, len) in [("64KiB", 64 * 1024), ("1MiB", BLOCK)] {
@@ -344,11 +352,9 @@ fn md5_etag(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    kernels,
-    erasure_encode,
-    erasure_reconstruct,
-    blake3_blocks,
-    md5_etag
-);
+criterion_group! {
+    name = kernels;
+    config = Criterion::default().with_measurement(ThreadCpuTime::default());
+    targets = erasure_encode, erasure_reconstruct, blake3_blocks, md5_etag
+}
 criterion_main!(kernels);
