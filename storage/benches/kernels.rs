@@ -9,11 +9,12 @@
 //! 1.5 MiB of shards it produces.
 //!
 //! Every engine's output is checked once before it is timed (reconstruction must give back the shards that were
-//! lost), so a bench cannot report the speed of a wrong answer. Under `cargo test` criterion runs each bench once
-//! in test mode, which is what keeps those checks honest in CI without costing time.
+//! lost), so a bench cannot report the speed of a wrong answer. `cargo test -p strata-storage --benches` runs
+//! each bench once in criterion's test mode (under a second): the checks without the timing.
 //!
-//! Times are CPU time of the benchmarking thread (`benches/support/thread_cpu.rs`), not wall time: the kernels are single-threaded
-//! and the machine is shared, so this is the cost per core that a busy neighbour cannot inflate.
+//! Times are CPU time of the benchmarking thread (`benches/support/thread_cpu.rs`), not wall time: the kernels
+//! are single-threaded and the machine is shared, so this is the cost per core that a busy neighbour cannot
+//! inflate.
 //!
 //! Run: `cargo bench -p strata-storage --bench kernels -- --warm-up-time 1 --measurement-time 3`; results and
 //! what they mean per GiB are in bench/KERNELS.md.
