@@ -1,0 +1,361 @@
+//! Criterion benches for the CPU kernels that bound the storage data path (issue #7): Reed-Solomon encode and
+//! reconstruct of one block, BLAKE3 over shard blocks, MD5 for ETags.
+//!
+//! Reed-Solomon runs at every geometry we expect to configure, with the default 1 MiB block, three ways: through
+//! Strata's own [`Codec`] (what the PUT and GET paths call, copies and buffer pool included), directly through
+//! reed-solomon-simd (the engine `Codec` wraps; encoder and decoder reused, no copy out) and through
+//! reed-solomon-erasure with its C SIMD kernels (a dev-dependency, only here to compare engines). Throughput is
+//! bytes of object data, so numbers compare across geometries: an encode of 1 MiB at 8+4 counts 1 MiB, not the
+//! 1.5 MiB of shards it produces.
+//!
+//! Every engine's output is checked once before it is timed (reconstruction must give back the shards that were
+//! lost), so a bench cannot report the speed of a wrong answer. `cargo test -p strata-storage --benches` runs
+//! each bench once in criterion's test mode (under a second): the checks without the timing.
+//!
+//! Times are CPU time of the benchmarking thread (`benches/support/thread_cpu.rs`), not wall time: the kernels
+//! are single-threaded and the machine is shared, so this is the cost per core that a busy neighbour cannot
+//! inflate.
+//!
+//! Run: `cargo bench -p strata-storage --bench kernels -- --warm-up-time 1 --measurement-time 3`; results and
+//! what they mean per GiB are in bench/KERNELS.md.
+
+mod support {
+    pub(crate) mod thread_cpu;
+}
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use md5_reference::Digest;
+use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
+use strata_storage::erasure::{Codec, Geometry};
+use strata_storage::md5::Md5;
+use support::thread_cpu::ThreadCpuTime;
+
+/// `storage.block_size` default (config/src/lib.rs).
+const BLOCK: usize = 1024 * 1024;
+
+/// The default geometry first, then the others an operator is likely to pick.
+const GEOMETRIES: [(u8, u8); 4] = [(4, 2), (2, 1), (8, 4), (12, 4)];
+
+/// Deterministic incompressible-looking bytes (xorshift64*), so no engine gets an easy all-zero input.
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn label(g: Geometry) -> String {
+    format!("{}+{}", g.data, g.parity)
+}
+
+/// Which shards a reconstruction bench loses: always `m` of them, as many as the geometry tolerates.
+#[derive(Clone, Copy)]
+enum Loss {
+    /// All `m` from the data shards: a GET that lost disks decodes these.
+    Data,
+    /// Half data, half parity (data rounded up): what a repair of a block restores.
+    Mixed,
+}
+
+impl Loss {
+    fn name(self) -> &'static str {
+        match self {
+            Loss::Data => "lose-data",
+            Loss::Mixed => "lose-mixed",
+        }
+    }
+
+    /// Indices of the lost shards.
+    fn lost(self, g: Geometry) -> Vec<usize> {
+        let (k, m) = (usize::from(g.data), usize::from(g.parity));
+        let from_data = match self {
+            Loss::Data => m.min(k),
+            Loss::Mixed => m.div_ceil(2).min(k),
+        };
+        (0..from_data).chain(k..k + (m - from_data)).collect()
+    }
+
+    /// The losses worth measuring for `g`: with one parity shard a mix is the same as a data loss.
+    fn cases(g: Geometry) -> &'static [Loss] {
+        if g.parity >= 2 {
+            &[Loss::Data, Loss::Mixed]
+        } else {
+            &[Loss::Data]
+        }
+    }
+}
+
+/// One block cut and encoded the way each engine wants it, shared by the encode and reconstruct benches.
+struct Fixture {
+    geometry: Geometry,
+    shard_len: usize,
+    block: Bytes,
+    /// Strata's shards (data then parity) for the block.
+    codec_shards: Vec<Bytes>,
+    /// reed-solomon-erasure's shards for the same data (its parity differs: another code).
+    rse_shards: Vec<Vec<u8>>,
+}
+
+impl Fixture {
+    fn new(geometry: Geometry) -> Self {
+        let block = Bytes::from(pseudo_random(BLOCK, 0x5eed));
+        let shard_len = geometry.shard_len(BLOCK);
+        let codec_shards = Codec::new(geometry)
+            .expect("geometry supported")
+            .encode(block.clone())
+            .expect("encode");
+        let (k, m) = (usize::from(geometry.data), usize::from(geometry.parity));
+        let mut rse_shards: Vec<Vec<u8>> = codec_shards[..k].iter().map(|s| s.to_vec()).collect();
+        rse_shards.extend((0..m).map(|_| vec![0u8; shard_len]));
+        let (data, parity) = rse_shards.split_at_mut(k);
+        rse(geometry).encode_sep(data, parity).expect("rse encode");
+        Fixture {
+            geometry,
+            shard_len,
+            block,
+            codec_shards,
+            rse_shards,
+        }
+    }
+
+    fn k(&self) -> usize {
+        usize::from(self.geometry.data)
+    }
+
+    fn m(&self) -> usize {
+        usize::from(self.geometry.parity)
+    }
+}
+
+fn rse(g: Geometry) -> reed_solomon_erasure::galois_8::ReedSolomon {
+    reed_solomon_erasure::galois_8::ReedSolomon::new(usize::from(g.data), usize::from(g.parity))
+        .expect("rse geometry")
+}
+
+fn erasure_encode(c: &mut Criterion<ThreadCpuTime>) {
+    let mut group = c.benchmark_group("erasure_encode");
+    group.throughput(Throughput::Bytes(BLOCK as u64));
+    for (data, parity) in GEOMETRIES {
+        let f = Fixture::new(Geometry { data, parity });
+        let name = label(f.geometry);
+        let codec = Codec::new(f.geometry).expect("geometry supported");
+        group.bench_function(BenchmarkId::new("strata-codec", &name), |b| {
+            b.iter(|| codec.encode(black_box(f.block.clone())).expect("encode"))
+        });
+
+        let mut encoder = ReedSolomonEncoder::new(f.k(), f.m(), f.shard_len).expect("encoder");
+        group.bench_function(BenchmarkId::new("rs-simd", &name), |b| {
+            b.iter(|| {
+                encoder.reset(f.k(), f.m(), f.shard_len).expect("reset");
+                for shard in &f.codec_shards[..f.k()] {
+                    encoder.add_original_shard(shard).expect("add");
+                }
+                let result = encoder.encode().expect("encode");
+                black_box(result.recovery(0).map(<[u8]>::len));
+            })
+        });
+
+        let rs = rse(f.geometry);
+        let mut parity_out = vec![vec![0u8; f.shard_len]; f.m()];
+        group.bench_function(BenchmarkId::new("rs-erasure", &name), |b| {
+            b.iter(|| {
+                rs.encode_sep(&f.rse_shards[..f.k()], &mut parity_out)
+                    .expect("encode");
+                black_box(&parity_out);
+            })
+        });
+    }
+    group.finish();
+}
+
+fn erasure_reconstruct(c: &mut Criterion<ThreadCpuTime>) {
+    let mut group = c.benchmark_group("erasure_reconstruct");
+    group.throughput(Throughput::Bytes(BLOCK as u64));
+    for (data, parity) in GEOMETRIES {
+        let f = Fixture::new(Geometry { data, parity });
+        for &loss in Loss::cases(f.geometry) {
+            let name = format!("{}/{}", label(f.geometry), loss.name());
+            let lost = loss.lost(f.geometry);
+            bench_codec_reconstruct(&mut group, &f, &lost, &name);
+            bench_simd_reconstruct(&mut group, &f, &lost, &name);
+            bench_rse_reconstruct(&mut group, &f, &lost, &name);
+        }
+    }
+    group.finish();
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, ThreadCpuTime>;
+
+fn bench_codec_reconstruct(group: &mut Group<'_>, f: &Fixture, lost: &[usize], name: &str) {
+    let codec = Codec::new(f.geometry).expect("geometry supported");
+    let damaged = || {
+        let mut shards: Vec<Option<Bytes>> = f.codec_shards.iter().cloned().map(Some).collect();
+        for &i in lost {
+            shards[i] = None;
+        }
+        shards
+    };
+    let mut check = damaged();
+    codec
+        .reconstruct(&mut check, f.shard_len)
+        .expect("reconstruct");
+    assert!(
+        check
+            .iter()
+            .zip(&f.codec_shards)
+            .all(|(got, want)| got.as_ref() == Some(want))
+    );
+
+    group.bench_function(BenchmarkId::new("strata-codec", name), |b| {
+        b.iter(|| {
+            let mut shards = damaged();
+            codec
+                .reconstruct(&mut shards, f.shard_len)
+                .expect("reconstruct");
+            shards
+        })
+    });
+}
+
+/// reed-solomon-simd used as well as it can be: decoder and encoder reused, restored shards left in place.
+/// Parity that was lost is re-encoded from the data, as `Codec::reconstruct` does.
+fn bench_simd_reconstruct(group: &mut Group<'_>, f: &Fixture, lost: &[usize], name: &str) {
+    let (k, m, len) = (f.k(), f.m(), f.shard_len);
+    let mut decoder = ReedSolomonDecoder::new(k, m, len).expect("decoder");
+    let mut encoder = ReedSolomonEncoder::new(k, m, len).expect("encoder");
+    let mut run = |check: bool| {
+        decoder.reset(k, m, len).expect("reset");
+        for (i, shard) in f.codec_shards.iter().enumerate() {
+            if lost.contains(&i) {
+                continue;
+            }
+            if i < k {
+                decoder.add_original_shard(i, shard).expect("add");
+            } else {
+                decoder.add_recovery_shard(i - k, shard).expect("add");
+            }
+        }
+        let restored = decoder.decode().expect("decode");
+        if check {
+            for (i, shard) in restored.restored_original_iter() {
+                assert_eq!(
+                    shard,
+                    &f.codec_shards[i][..],
+                    "rs-simd restored data shard {i}"
+                );
+            }
+        }
+        let mut data: Vec<&[u8]> = f.codec_shards[..k].iter().map(|s| &s[..]).collect();
+        for (i, shard) in restored.restored_original_iter() {
+            data[i] = shard;
+        }
+        if lost.iter().any(|&i| i >= k) {
+            encoder.reset(k, m, len).expect("reset");
+            for shard in &data {
+                encoder.add_original_shard(shard).expect("add");
+            }
+            let parity = encoder.encode().expect("encode");
+            if check {
+                for (j, shard) in parity.recovery_iter().enumerate() {
+                    assert_eq!(shard, &f.codec_shards[k + j][..], "rs-simd parity {j}");
+                }
+            }
+        }
+    };
+    run(true);
+    group.bench_function(BenchmarkId::new("rs-simd", name), |b| b.iter(|| run(false)));
+}
+
+/// reed-solomon-erasure restoring into preallocated buffers: only the lost shards are written.
+fn bench_rse_reconstruct(group: &mut Group<'_>, f: &Fixture, lost: &[usize], name: &str) {
+    let rs = rse(f.geometry);
+    let mut buffers = f.rse_shards.clone();
+    for &i in lost {
+        buffers[i].fill(0);
+    }
+    rse_restore(&rs, &mut buffers, lost, f.k());
+    assert_eq!(
+        buffers, f.rse_shards,
+        "rs-erasure restored every lost shard"
+    );
+    group.bench_function(BenchmarkId::new("rs-erasure", name), |b| {
+        b.iter(|| rse_restore(&rs, &mut buffers, lost, f.k()))
+    });
+}
+
+/// Marks `lost` shards missing and restores them in place; data only when no parity was lost, as `Codec` does.
+fn rse_restore(
+    rs: &reed_solomon_erasure::galois_8::ReedSolomon,
+    buffers: &mut [Vec<u8>],
+    lost: &[usize],
+    k: usize,
+) {
+    let mut shards: Vec<(&mut [u8], bool)> = buffers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| (s.as_mut_slice(), !lost.contains(&i)))
+        .collect();
+    if lost.iter().all(|&i| i < k) {
+        rs.reconstruct_data(&mut shards).expect("reconstruct");
+    } else {
+        rs.reconstruct(&mut shards).expect("reconstruct");
+    }
+}
+
+/// BLAKE3 over one shard block at each geometry (what write.rs hashes per shard and read.rs checks), and over
+/// a whole 1 MiB block for scale.
+fn blake3_blocks(c: &mut Criterion<ThreadCpuTime>) {
+    let mut group = c.benchmark_group("blake3");
+    let data = pseudo_random(BLOCK, 0xb1a3e);
+    let mut sizes: Vec<(String, usize)> = GEOMETRIES
+        .iter()
+        .map(|&(data, parity)| {
+            let g = Geometry { data, parity };
+            (format!("shard-{}", label(g)), g.shard_len(BLOCK))
+        })
+        .collect();
+    sizes.push(("block-1MiB".into(), BLOCK));
+    for (name, len) in sizes {
+        group.throughput(Throughput::Bytes(len as u64));
+        group.bench_with_input(BenchmarkId::new(name, len), &data[..len], |b, bytes| {
+            b.iter(|| blake3::hash(bytes))
+        });
+    }
+    group.finish();
+}
+
+/// Strata's MD5 against the md-5 crate. The crate's `asm` backend is measured by running again with
+/// `--features md5_reference/asm` (features unify, so one build cannot hold both).
+fn md5_etag(c: &mut Criterion<ThreadCpuTime>) {
+    let mut group = c.benchmark_group("md5");
+    let data = pseudo_random(BLOCK, 0x3d5);
+    for (name, len) in [("64KiB", 64 * 1024), ("1MiB", BLOCK)] {
+        let bytes = &data[..len];
+        let want: [u8; 16] = md5_reference::Md5::digest(bytes).into();
+        assert_eq!(Md5::digest(bytes), want, "strata md5 agrees with md-5");
+        group.throughput(Throughput::Bytes(len as u64));
+        group.bench_with_input(BenchmarkId::new("strata", name), bytes, |b, bytes| {
+            b.iter(|| Md5::digest(bytes))
+        });
+        group.bench_with_input(BenchmarkId::new("md-5-crate", name), bytes, |b, bytes| {
+            b.iter(|| md5_reference::Md5::digest(bytes))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = kernels;
+    config = Criterion::default().with_measurement(ThreadCpuTime::default());
+    targets = erasure_encode, erasure_reconstruct, blake3_blocks, md5_etag
+}
+criterion_main!(kernels);
