@@ -15,7 +15,9 @@ pub(crate) fn open_disks(
     requested: IoBackend,
     paths: &[PathBuf],
 ) -> io::Result<(Vec<Arc<dyn Disk>>, IoBackend)> {
-    open_disks_with(requested, paths, UringDisk::open)
+    let opened = open_disks_with(requested, paths, UringDisk::open)?;
+    tracing::info!(backend = ?opened.1, disks = paths.len(), "disks opened");
+    Ok(opened)
 }
 
 /// [`open_disks`] with the io_uring opener given, so a refusing kernel can be stood in for in tests.
@@ -79,7 +81,9 @@ mod tests {
                 libc::EACCES,
             )))
         };
-        let err = open_disks_with(IoBackend::Uring, &paths(dir.path()), broken).unwrap_err();
+        let err = open_disks_with(IoBackend::Uring, &paths(dir.path()), broken)
+            .err()
+            .expect("a broken disk is an error");
         assert_eq!(err.raw_os_error(), Some(libc::EACCES));
     }
 

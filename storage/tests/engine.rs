@@ -66,6 +66,24 @@ async fn open(dir: &Path, io: IoBackend) -> Arc<Engine> {
     engine
 }
 
+/// Opens the engine again after its runtime was dropped: the metadata committer thread of the previous
+/// engine lets go of the files a moment later.
+async fn reopen(dir: &Path, io: IoBackend) -> Arc<Engine> {
+    for _ in 0..100 {
+        match Engine::open(settings(dir, io)).await {
+            Ok(engine) => {
+                assert_eq!(engine.io_backend(), io);
+                return engine;
+            }
+            Err(Error::Meta(m)) if m.contains("already open") => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("reopening: {e}"),
+        }
+    }
+    open(dir, io).await
+}
+
 async fn open_with_bucket(dir: &Path, io: IoBackend) -> Arc<Engine> {
     let engine = open(dir, io).await;
     engine
@@ -315,7 +333,7 @@ fn restart_rolls_committed_staged_files_forward(io: IoBackend) {
         staged = paths;
     });
     runtime().block_on(async {
-        let engine = open(dir.path(), io).await;
+        let engine = reopen(dir.path(), io).await;
         for published in &staged {
             assert!(published.exists(), "{} rolled forward", published.display());
         }
