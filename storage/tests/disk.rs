@@ -37,6 +37,7 @@ both_backends!(
     publish_replaces_and_recreates_a_missing_fan_out_directory,
     reading_past_the_end_is_an_error,
     a_file_system_refusing_direct_io_still_gets_the_bytes,
+    concurrent_writers_and_readers_share_one_disk,
 );
 
 /// The sink's buffer (1 MiB): sizes around it matter.
@@ -213,4 +214,38 @@ fn a_file_system_refusing_direct_io_still_gets_the_bytes(open: Opener) {
             "{total} bytes on tmpfs"
         );
     }
+}
+
+fn concurrent_writers_and_readers_share_one_disk(open: Opener) {
+    // Many callers at once on one disk: the io_uring backend batches their requests into shared submissions.
+    let dir = tempfile::tempdir().unwrap();
+    let disk: std::sync::Arc<dyn Disk> = open(0, dir.path()).into();
+    let threads: Vec<_> = (0..8u8)
+        .map(|t| {
+            let disk = disk.clone();
+            std::thread::spawn(move || {
+                for round in 0..3u8 {
+                    let id = DataId::random();
+                    let data = pattern(MIB + 1000 * usize::from(t) + 1, t ^ round);
+                    write_shard(disk.as_ref(), id, false, &data, true);
+                    disk.publish(id, false, true).unwrap();
+                    let src = disk.open(id).unwrap();
+                    for at in (0..data.len()).step_by(4096 * 13) {
+                        let len = (data.len() - at).min(5000);
+                        let mut buf = vec![0u8; len];
+                        src.read_exact_at(&mut buf, at as u64).unwrap();
+                        assert!(
+                            buf == data[at..at + len],
+                            "thread {t} round {round} at {at}"
+                        );
+                    }
+                    disk.remove(id).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(disk.staged().unwrap().is_empty());
 }
