@@ -6,8 +6,7 @@
 //! armed in the ring so that a caller queueing a request wakes it. Each time it wakes it takes every queued
 //! request before one submission, so concurrent callers share system calls.
 //!
-//! Memory safety rests on one rule: an [`Op`] owns (or, for reads, borrows from a caller that blocks until
-//! the reply) everything the kernel touches, and the thread keeps the `Op` until that operation's
+//! Memory safety rests on one rule: an [`Op`] owns everything the kernel touches, and the thread keeps the `Op` until that operation's
 //! completion has arrived. The thread never exits while an operation is in flight.
 
 use std::collections::VecDeque;
@@ -29,13 +28,6 @@ const ENTRIES: u32 = 256;
 /// `user_data` of the eventfd read that wakes the thread.
 const WAKE: u64 = u64::MAX;
 
-/// A caller's buffer for a read: the caller blocks until the reply, so the memory outlives the operation.
-pub(super) struct ReadTarget(pub(super) *mut u8);
-
-// SAFETY: the pointer is only dereferenced by the kernel while the caller that owns the memory is blocked
-// waiting for this operation's reply.
-unsafe impl Send for ReadTarget {}
-
 /// One operation for the ring, owning what the kernel reads or writes.
 pub(super) enum Op {
     /// `pwrite` of `buf[start..start + len]` at `offset`.
@@ -46,19 +38,10 @@ pub(super) enum Op {
         len: u32,
         offset: u64,
     },
-    /// `pread` of `len` bytes at `offset` into the caller's memory.
-    Read {
-        fd: RawFd,
-        target: ReadTarget,
-        len: u32,
-        offset: u64,
-    },
     /// `fdatasync` (or `fsync` when not `data_only`).
     Fsync { file: Arc<File>, data_only: bool },
     /// `ftruncate`.
     Ftruncate { file: Arc<File>, len: u64 },
-    /// `openat(AT_FDCWD, path, flags)`; the result is the new descriptor.
-    Open { path: CString, flags: i32 },
     /// `renameat(AT_FDCWD, from, AT_FDCWD, to)`.
     Rename { from: CString, to: CString },
     /// `unlinkat(AT_FDCWD, path, 0)`.
@@ -81,15 +64,10 @@ impl Op {
                 *len,
             )
             .offset(*offset)
-            .build(),
-            Op::Read {
-                fd,
-                target,
-                len,
-                offset,
-            } => opcode::Read::new(types::Fd(*fd), target.0, *len)
-                .offset(*offset)
-                .build(),
+            .build()
+            // ext4 refuses a non-blocking O_DIRECT write that extends the file (EAGAIN) and io_uring then
+            // retries it on a worker: go to the worker at once instead of paying for the failed try.
+            .flags(squeue::Flags::ASYNC),
             Op::Fsync { file, data_only } => opcode::Fsync::new(types::Fd(file.as_raw_fd()))
                 .flags(if *data_only {
                     types::FsyncFlags::DATASYNC
@@ -100,10 +78,6 @@ impl Op {
             Op::Ftruncate { file, len } => {
                 opcode::Ftruncate::new(types::Fd(file.as_raw_fd()), *len).build()
             }
-            Op::Open { path, flags } => opcode::OpenAt::new(cwd, path.as_ptr())
-                .flags(*flags | libc::O_CLOEXEC)
-                .mode(0o644)
-                .build(),
             Op::Rename { from, to } => {
                 opcode::RenameAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build()
             }
@@ -155,7 +129,6 @@ impl Pending {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Supported {
     pub(super) ftruncate: bool,
-    pub(super) open: bool,
     pub(super) rename: bool,
     pub(super) unlink: bool,
 }
@@ -178,7 +151,7 @@ impl std::fmt::Debug for Ring {
 
 impl Ring {
     /// Sets up a ring on a new thread named `name`. Fails when the kernel refuses io_uring (ENOSYS, EPERM
-    /// under seccomp or `io_uring_disabled`) or lacks the read, write or fsync opcodes.
+    /// under seccomp or `io_uring_disabled`) or lacks the write or fsync opcodes, or read (of the eventfd).
     pub(super) fn start(name: String) -> io::Result<Self> {
         // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we now own.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
@@ -288,7 +261,6 @@ fn setup() -> io::Result<(IoUring, Supported)> {
     }
     let supported = Supported {
         ftruncate: probe.is_supported(opcode::Ftruncate::CODE),
-        open: probe.is_supported(opcode::OpenAt::CODE),
         rename: probe.is_supported(opcode::RenameAt::CODE),
         unlink: probe.is_supported(opcode::UnlinkAt::CODE),
     };
@@ -432,8 +404,8 @@ impl Driver {
                 entry = entry.flags(squeue::Flags::IO_LINK);
             }
             // SAFETY: everything the entry points at (buffers, paths, files) is owned by `req.ops`, which is
-            // kept in `slots` until the entry's completion is reaped; read targets belong to a caller blocked
-            // on the reply. Room for all `n` entries was checked by the caller.
+            // kept in `slots` until the entry's completion is reaped. Room for all `n` entries was checked by
+            // the caller.
             let pushed = unsafe { sq.push(&entry) };
             debug_assert!(pushed.is_ok(), "room was checked");
         }

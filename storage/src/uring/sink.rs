@@ -18,9 +18,9 @@ use std::sync::Arc;
 use super::ring::{Op, Pending, Ring};
 use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink};
 
-/// Buffers per sink: one filling while one is being written. More did not pay: the writer fills a buffer
-/// (a memcpy of 1 MiB) faster than the device writes it, so a third buffer only waits in the queue, and
-/// memory per upload grows by one buffer per disk.
+/// Buffers per sink: one filling while the other is written. io_uring runs the writes to one regular file
+/// one at a time on its workers (hashed by inode), so a third buffer would only queue behind them while
+/// adding a buffer per disk per upload (not measured).
 const BUFFERS: usize = 2;
 
 /// A write handed to the ring.
