@@ -100,9 +100,9 @@ impl Default for ServerConfig {
 #[serde(rename_all = "lowercase")]
 pub enum IoBackend {
     /// io_uring where the kernel allows it (falls back to portable with a log line).
+    #[default]
     Uring,
     /// std::fs on a blocking thread pool.
-    #[default]
     Portable,
 }
 
@@ -142,7 +142,7 @@ impl Default for StorageConfig {
             block_size: 1024 * 1024,
             inline_threshold: 16 * 1024,
             fsync: true,
-            io: IoBackend::Portable,
+            io: IoBackend::Uring,
             max_put_size: 5 * 1024 * 1024 * 1024,
             meta_cache_bytes: 32 * 1024 * 1024,
             max_object_size: 5 * 1024 * 1024 * 1024 * 1024,

@@ -93,7 +93,7 @@ impl PortableDisk {
         })
     }
 
-    fn staged_path(&self, id: DataId, repair: bool) -> PathBuf {
+    pub(crate) fn staged_path(&self, id: DataId, repair: bool) -> PathBuf {
         let mut name = id.to_hex();
         if repair {
             name.push_str(".repair");
@@ -101,7 +101,7 @@ impl PortableDisk {
         self.root.join("tmp").join(name)
     }
 
-    fn data_path(&self, id: DataId) -> PathBuf {
+    pub(crate) fn data_path(&self, id: DataId) -> PathBuf {
         let hex = id.to_hex();
         self.root.join("data").join(&hex[..2]).join(hex)
     }
@@ -110,11 +110,11 @@ impl PortableDisk {
 /// Bytes a shard sink gathers before one write: about four shard frames of a 1 MiB block at 4+2 (256 KiB + 32
 /// each). Each direct write pins pages and kicks the device once (a VM exit on virtio), so fewer, larger
 /// writes cost less; 1 MiB per disk writer keeps memory per upload small.
-const SINK_BUFFER: usize = 1024 * 1024;
+pub(crate) const SINK_BUFFER: usize = 1024 * 1024;
 
 /// What `O_DIRECT` needs aligned: buffer address, file offset and length (the page size covers every
 /// common device's logical block size).
-const DIRECT_ALIGN: usize = 4096;
+pub(crate) const DIRECT_ALIGN: usize = 4096;
 
 /// A staged shard file written through an aligned buffer, with `O_DIRECT` where the file system allows it.
 ///

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::checksum::{ChecksumAlgorithm, Digests};
-use crate::disk::{DataId, Disk, PortableDisk};
+use crate::disk::{DataId, Disk};
 use crate::erasure::{Codec, Geometry};
 use crate::error::{BoxError, Error, Result};
 use crate::list::{ListPage, ListQuery};
@@ -47,6 +47,8 @@ pub struct Settings {
     pub meta_cache_bytes: usize,
     /// Largest object a multipart upload may assemble.
     pub max_object_size: u64,
+    /// Disk I/O backend asked for (io_uring falls back to portable where the kernel refuses it).
+    pub io: strata_config::IoBackend,
 }
 
 impl Settings {
@@ -67,6 +69,7 @@ impl Settings {
             max_put_size: cfg.storage.max_put_size,
             meta_cache_bytes: cfg.storage.meta_cache_bytes,
             max_object_size: cfg.storage.max_object_size,
+            io: cfg.storage.io,
         })
     }
 }
@@ -108,6 +111,7 @@ pub struct Engine {
     settings: Settings,
     codec: Codec,
     disks: Vec<Arc<dyn Disk>>,
+    io: strata_config::IoBackend,
     meta: Arc<ReplicatedMeta>,
     repairs: tokio::sync::mpsc::UnboundedSender<RepairJob>,
     write_quorum: usize,
@@ -140,14 +144,11 @@ impl Engine {
         // With k == m a k-disk write could split into two disjoint halves; require one more.
         let write_quorum = if k == m { k + 1 } else { k };
         let s = settings.clone();
-        let (disks, meta) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut disks: Vec<Arc<dyn Disk>> = Vec::with_capacity(n);
-            for (i, path) in s.disks.iter().enumerate() {
-                disks.push(Arc::new(PortableDisk::open(i, path)?));
-            }
+        let (disks, io, meta) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let (disks, io) = crate::backend::open_disks(s.io, &s.disks)?;
             let meta = ReplicatedMeta::open(&s.disks, write_quorum, s.fsync, s.meta_cache_bytes)?;
             sweep::recover_staged(&disks, &meta, s.fsync)?;
-            Ok((disks, meta))
+            Ok((disks, io, meta))
         })
         .await
         .map_err(|e| Error::Meta(e.to_string()))??;
@@ -156,6 +157,7 @@ impl Engine {
             settings,
             codec,
             disks,
+            io,
             meta: Arc::new(meta),
             repairs,
             write_quorum,
@@ -168,6 +170,11 @@ impl Engine {
     /// Engine settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The disk I/O backend in use (portable when io_uring was asked for but refused).
+    pub fn io_backend(&self) -> strata_config::IoBackend {
+        self.io
     }
 
     pub(crate) fn codec(&self) -> &Codec {

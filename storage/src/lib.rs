@@ -5,9 +5,10 @@
 //! replicated embedded KV store. Nothing here knows about HTTP, S3 XML or signatures.
 //!
 //! Modules: [`engine`] (the public API), [`write`] and [`read`] (data paths), [`erasure`], [`layout`] (shard file
-//! format), [`disk`] (I/O backends), [`meta`] (metadata store), [`checksum`], [`md5`], [`names`], [`sweep`] (start-up
+//! format), [`disk`] (the disk trait and portable backend), [`uring`] (the io_uring backend), [`meta`] (metadata store), [`checksum`], [`md5`], [`names`], [`sweep`] (start-up
 //! recovery and garbage collection).
 
+mod backend;
 mod buffers;
 pub mod checksum;
 pub mod disk;
@@ -24,6 +25,7 @@ pub mod multipart;
 pub mod names;
 mod read;
 mod sweep;
+pub mod uring;
 mod write;
 
 pub use checksum::{ChecksumAlgorithm, Digests};

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Issue #7's figures: the io_uring disk backend against the portable one, side by side in one run. Each round
+# starts a fresh server per backend (`storage.io` set by a config file) and measures PUT and GET of 64 MiB at
+# concurrency 8 and of 4 KiB at concurrency 32, with MiB/s, ops/s and the server's CPU seconds per GiB and per
+# 1,000 operations (from `strata bench --server-pid`). Payloads are UNSIGNED-PAYLOAD (no SHA-256 on the server).
+#
+# Usage: bash bench/compare/io-backends.sh [ROUNDS (default 2)] [SECONDS per row (default 15)]
+# Needs target/release/strata. Data goes under $TMPDIR (default /tmp): put it on a real disk, not tmpfs,
+# or O_DIRECT is refused and both backends write through the page cache.
+set -euo pipefail
+
+ROUNDS="${1:-2}"
+SECS="${2:-15}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STRATA="${STRATA_BIN:-$ROOT/target/release/strata}"
+[ -x "$STRATA" ] || { echo "no $STRATA: cargo build --release" >&2; exit 1; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/strata-io-bench.XXXXXX")"
+SERVER=""
+cleanup() {
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+export AWS_ACCESS_KEY_ID=benchbenchbenchbench AWS_SECRET_ACCESS_KEY=benchbenchbenchbenchbenchbenchbenchbench
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start() { # start BACKEND: a fresh server with empty data; sets SERVER and ENDPOINT
+    rm -rf "$WORK/data"
+    printf '[storage]\nio = "%s"\n' "$1" >"$WORK/strata.toml"
+    local port
+    port=$(free_port)
+    STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY RUST_LOG=warn \
+        "$STRATA" serve --config "$WORK/strata.toml" --data "$WORK/data" --s3-addr "127.0.0.1:$port" \
+        --edge-addr 127.0.0.1:0 --edge-tls-addr 127.0.0.1:0 --edge-admin-addr 127.0.0.1:0 \
+        --website-addr 127.0.0.1:0 >"$WORK/server-$1.log" 2>&1 &
+    SERVER=$!
+    ENDPOINT="http://127.0.0.1:$port"
+    for _ in $(seq 100); do curl -s -o /dev/null "$ENDPOINT/" && return 0; sleep 0.1; done
+    echo "server did not start" >&2; tail "$WORK/server-$1.log" >&2; exit 1
+}
+stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+bench() {
+    "$STRATA" bench --endpoint "$ENDPOINT" --server-pid "$SERVER" --quiet --json --unsigned-payload \
+        --duration "${SECS}s" "$@"
+}
+row() { # row BACKEND ROUND LABEL JSON
+    python3 - "$@" <<'PY'
+import json, sys
+backend, rnd, label, path = sys.argv[1:5]
+d = json.load(open(path)); o = d["ops"][0]; c = d["server_cpu"]
+gib = c.get("per_gib_s"); k = c.get("per_1000_ops_s")
+print(f"{backend:<9} {rnd:>5} {label:<14} {o['mib_per_s']:>9.1f} {o['ops_per_s']:>9.1f} {o['errors']:>6} "
+      f"{gib if gib is not None else float('nan'):>9.2f} {k if k is not None else float('nan'):>9.3f}")
+PY
+}
+
+printf '%-9s %5s %-14s %9s %9s %6s %9s %9s\n' backend round row "MiB/s" "ops/s" errors "CPU-s/GiB" "CPU-s/1k"
+for round in $(seq "$ROUNDS"); do
+    for backend in portable uring; do
+        start "$backend"
+        bench --mode put --size 64MiB --concurrency 8 --bucket big-put >"$WORK/a.json"
+        row "$backend" "$round" "PUT 64MiB c8" "$WORK/a.json"
+        bench --mode get --size 64MiB --concurrency 8 --objects 16 --bucket big-get >"$WORK/a.json"
+        row "$backend" "$round" "GET 64MiB c8" "$WORK/a.json"
+        bench --mode put --size 4KiB --concurrency 32 --bucket small-put >"$WORK/a.json"
+        row "$backend" "$round" "PUT 4KiB c32" "$WORK/a.json"
+        bench --mode get --size 4KiB --concurrency 32 --objects 1000 --bucket small-get >"$WORK/a.json"
+        row "$backend" "$round" "GET 4KiB c32" "$WORK/a.json"
+        if [ "$backend" = uring ] && grep -q "io_uring unavailable" "$WORK/server-uring.log"; then
+            echo "warning: the uring server fell back to portable" >&2
+        fi
+        stop
+    done
+done

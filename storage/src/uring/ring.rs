@@ -1,0 +1,452 @@
+//! One io_uring instance and the thread that drives it: callers hand it batches of operations over a channel
+//! and get every operation's result back when the last one has completed.
+//!
+//! The thread owns the ring (so the ring is single-issuer and its completions run as deferred task work in
+//! that thread only). It sleeps in `io_uring_enter` waiting for a completion; a read of an eventfd is kept
+//! armed in the ring so that a caller queueing a request wakes it. Each time it wakes it takes every queued
+//! request before one submission, so concurrent callers share system calls.
+//!
+//! Memory safety rests on one rule: an [`Op`] owns everything the kernel touches, and the thread keeps the `Op` until that operation's
+//! completion has arrived. The thread never exits while an operation is in flight.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use io_uring::{IoUring, Probe, opcode, squeue, types};
+
+/// Submission queue entries per ring. A disk has at most a few operations per concurrent request in flight
+/// (a sink's writes, a read per shard block); the completion queue is twice this and the kernel keeps
+/// overflowing completions (IORING_FEAT_NODROP) rather than dropping them.
+const ENTRIES: u32 = 256;
+
+/// `user_data` of the eventfd read that wakes the thread.
+const WAKE: u64 = u64::MAX;
+
+/// One operation for the ring, owning what the kernel reads or writes.
+pub(super) enum Op {
+    /// `pwrite` of `buf[start..start + len]` at `offset`.
+    Write {
+        file: Arc<File>,
+        buf: Vec<u8>,
+        start: usize,
+        len: u32,
+        offset: u64,
+    },
+    /// `fdatasync` (or `fsync` when not `data_only`).
+    Fsync { file: Arc<File>, data_only: bool },
+    /// `ftruncate`.
+    Ftruncate { file: Arc<File>, len: u64 },
+    /// `renameat(AT_FDCWD, from, AT_FDCWD, to)`.
+    Rename { from: CString, to: CString },
+    /// `unlinkat(AT_FDCWD, path, 0)`.
+    Unlink { path: CString },
+}
+
+impl Op {
+    fn entry(&self) -> squeue::Entry {
+        let cwd = types::Fd(libc::AT_FDCWD);
+        match self {
+            Op::Write {
+                file,
+                buf,
+                start,
+                len,
+                offset,
+            } => opcode::Write::new(
+                types::Fd(file.as_raw_fd()),
+                buf[*start..*start + *len as usize].as_ptr(),
+                *len,
+            )
+            .offset(*offset)
+            .build()
+            // ext4 refuses a non-blocking O_DIRECT write that extends the file (EAGAIN) and io_uring then
+            // retries it on a worker: go to the worker at once instead of paying for the failed try.
+            .flags(squeue::Flags::ASYNC),
+            Op::Fsync { file, data_only } => opcode::Fsync::new(types::Fd(file.as_raw_fd()))
+                .flags(if *data_only {
+                    types::FsyncFlags::DATASYNC
+                } else {
+                    types::FsyncFlags::empty()
+                })
+                .build(),
+            Op::Ftruncate { file, len } => {
+                opcode::Ftruncate::new(types::Fd(file.as_raw_fd()), *len).build()
+            }
+            Op::Rename { from, to } => {
+                opcode::RenameAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build()
+            }
+            Op::Unlink { path } => opcode::UnlinkAt::new(cwd, path.as_ptr()).build(),
+        }
+    }
+}
+
+/// Operations submitted together; the first `chain` of them run in order, each only if the one before
+/// succeeded (IOSQE_IO_LINK), the rest independently.
+struct Request {
+    ops: Vec<Op>,
+    chain: usize,
+    reply: mpsc::SyncSender<Completed>,
+}
+
+/// A request's operations handed back (with their buffers) and their results: the byte count or descriptor,
+/// or `-errno` (`-ECANCELED` for a chained operation skipped because an earlier one failed).
+pub(super) struct Completed {
+    pub(super) ops: Vec<Op>,
+    pub(super) results: Vec<i32>,
+}
+
+impl Completed {
+    /// The result of operation `i` as an `io::Result` of its non-negative value.
+    pub(super) fn result(&self, i: usize) -> io::Result<u32> {
+        let r = self.results[i];
+        if r < 0 {
+            Err(io::Error::from_raw_os_error(-r))
+        } else {
+            Ok(r as u32)
+        }
+    }
+}
+
+/// A reply still to come.
+pub(super) struct Pending(mpsc::Receiver<Completed>);
+
+impl Pending {
+    /// Blocks until the request's operations have all completed.
+    pub(super) fn wait(self) -> io::Result<Completed> {
+        self.0
+            .recv()
+            .map_err(|_| io::Error::other("io_uring thread stopped"))
+    }
+}
+
+/// Which optional opcodes the kernel has (the probe at start); the rest are done with plain system calls.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Supported {
+    pub(super) ftruncate: bool,
+    pub(super) rename: bool,
+    pub(super) unlink: bool,
+}
+
+/// A ring and its thread. Dropping it stops the thread once every operation in flight has completed.
+pub(super) struct Ring {
+    tx: Option<mpsc::Sender<Request>>,
+    wake: Arc<OwnedFd>,
+    thread: Option<JoinHandle<()>>,
+    supported: Supported,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("supported", &self.supported)
+            .finish()
+    }
+}
+
+impl Ring {
+    /// Sets up a ring on a new thread named `name`. Fails when the kernel refuses io_uring (ENOSYS, EPERM
+    /// under seccomp or `io_uring_disabled`) or lacks the write or fsync opcodes, or read (of the eventfd).
+    pub(super) fn start(name: String) -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we now own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by eventfd and nothing else owns it.
+        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let thread_wake = wake.clone();
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            // The ring is built on its own thread: a single-issuer ring only accepts its creator's submissions.
+            let ring = match setup() {
+                Ok((ring, supported)) => {
+                    let _ = ready_tx.send(Ok(supported));
+                    ring
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let driver = Driver::new(ring, thread_wake.as_raw_fd());
+            // Unwinding would drop the ring with operations in flight, whose buffers their owners may then
+            // free while the kernel still writes into them: stop the process instead.
+            let run = std::panic::AssertUnwindSafe(|| driver.run(&rx));
+            if std::panic::catch_unwind(run).is_err() {
+                std::process::abort();
+            }
+        })?;
+        let supported = ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("io_uring thread died during setup"))?;
+        match supported {
+            Ok(supported) => Ok(Self {
+                tx: Some(tx),
+                wake,
+                thread: Some(thread),
+                supported,
+            }),
+            Err(e) => {
+                let _ = thread.join();
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) fn supported(&self) -> Supported {
+        self.supported
+    }
+
+    /// Queues `ops` (the first `chain` linked in order) and returns without waiting.
+    pub(super) fn submit(&self, ops: Vec<Op>, chain: usize) -> io::Result<Pending> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        let tx = self.tx.as_ref().expect("sender lives until drop");
+        tx.send(Request { ops, chain, reply })
+            .map_err(|_| io::Error::other("io_uring thread stopped"))?;
+        wake(self.wake.as_raw_fd());
+        Ok(Pending(rx))
+    }
+
+    /// Runs `ops` (the first `chain` linked in order) and waits for all of them.
+    pub(super) fn run(&self, ops: Vec<Op>, chain: usize) -> io::Result<Completed> {
+        self.submit(ops, chain)?.wait()
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.tx.take();
+        wake(self.wake.as_raw_fd());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn wake(fd: RawFd) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live local array to an eventfd we own. A failure (counter saturated)
+    // means a wake-up is pending anyway.
+    unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
+}
+
+fn setup() -> io::Result<(IoUring, Supported)> {
+    let ring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(ENTRIES * 2)
+        .build(ENTRIES)
+        // Kernels before 6.1 refuse these flags: a plain ring works there too.
+        .or_else(|_| IoUring::builder().setup_cqsize(ENTRIES * 2).build(ENTRIES))?;
+    let mut probe = Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    for (code, name) in [
+        (opcode::Write::CODE, "write"),
+        (opcode::Read::CODE, "read"),
+        (opcode::Fsync::CODE, "fsync"),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring lacks the {name} operation"),
+            ));
+        }
+    }
+    let supported = Supported {
+        ftruncate: probe.is_supported(opcode::Ftruncate::CODE),
+        rename: probe.is_supported(opcode::RenameAt::CODE),
+        unlink: probe.is_supported(opcode::UnlinkAt::CODE),
+    };
+    Ok((ring, supported))
+}
+
+/// A request whose operations are in the ring.
+struct InFlight {
+    ops: Vec<Op>,
+    results: Vec<i32>,
+    left: usize,
+    reply: mpsc::SyncSender<Completed>,
+}
+
+/// The loop of the ring thread.
+struct Driver {
+    ring: IoUring,
+    wake_fd: RawFd,
+    /// Where the armed eventfd read puts the counter; lives as long as the driver, which outlasts the read.
+    wake_buf: Box<u64>,
+    wake_armed: bool,
+    slots: Vec<Option<InFlight>>,
+    free: Vec<usize>,
+    in_flight: usize,
+    /// Requests taken from the channel that did not fit in the submission queue yet.
+    backlog: VecDeque<Request>,
+}
+
+impl Driver {
+    fn new(ring: IoUring, wake_fd: RawFd) -> Self {
+        Self {
+            ring,
+            wake_fd,
+            wake_buf: Box::new(0),
+            wake_armed: false,
+            slots: Vec::new(),
+            free: Vec::new(),
+            in_flight: 0,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Request>) {
+        let mut open = true;
+        loop {
+            if open && !self.wake_armed {
+                self.arm_wake();
+            }
+            while open {
+                match rx.try_recv() {
+                    Ok(r) => self.backlog.push_back(r),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            self.push_backlog();
+            if !open && self.in_flight == 0 && self.backlog.is_empty() {
+                if !self.wake_armed {
+                    return;
+                }
+                // The armed read must complete before its buffer may go away: feed it.
+                wake(self.wake_fd);
+            }
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "io_uring submit failed; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            self.reap();
+        }
+    }
+
+    fn arm_wake(&mut self) {
+        let entry = opcode::Read::new(
+            types::Fd(self.wake_fd),
+            std::ptr::from_mut::<u64>(&mut *self.wake_buf).cast(),
+            8,
+        )
+        .build()
+        .user_data(WAKE);
+        // SAFETY: the eventfd and `wake_buf` live as long as this driver, and `run` does not return while the
+        // read is armed.
+        if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+            self.wake_armed = true;
+        }
+    }
+
+    /// Moves queued requests into the submission queue, submitting first when one does not fit.
+    fn push_backlog(&mut self) {
+        while let Some(req) = self.backlog.front() {
+            let need = req.ops.len();
+            if need > self.ring.params().sq_entries() as usize {
+                let req = self.backlog.pop_front().expect("front exists");
+                let results = vec![-libc::EINVAL; req.ops.len()];
+                let _ = req.reply.send(Completed {
+                    ops: req.ops,
+                    results,
+                });
+                continue;
+            }
+            let room = {
+                let sq = self.ring.submission();
+                sq.capacity() - sq.len()
+            };
+            if room < need {
+                match self.ring.submit() {
+                    Ok(_) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return,
+                    Err(_) => return,
+                }
+                let sq = self.ring.submission();
+                if sq.capacity() - sq.len() < need {
+                    return;
+                }
+            }
+            let req = self.backlog.pop_front().expect("front exists");
+            self.push(req);
+        }
+    }
+
+    fn push(&mut self, req: Request) {
+        if req.ops.is_empty() {
+            let _ = req.reply.send(Completed {
+                ops: Vec::new(),
+                results: Vec::new(),
+            });
+            return;
+        }
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let n = req.ops.len();
+        let mut sq = self.ring.submission();
+        for (i, op) in req.ops.iter().enumerate() {
+            let mut entry = op.entry().user_data(((slot as u64) << 16) | i as u64);
+            if i + 1 < req.chain.min(n) {
+                entry = entry.flags(squeue::Flags::IO_LINK);
+            }
+            // SAFETY: everything the entry points at (buffers, paths, files) is owned by `req.ops`, which is
+            // kept in `slots` until the entry's completion is reaped. Room for all `n` entries was checked by
+            // the caller.
+            let pushed = unsafe { sq.push(&entry) };
+            debug_assert!(pushed.is_ok(), "room was checked");
+        }
+        drop(sq);
+        self.in_flight += 1;
+        self.slots[slot] = Some(InFlight {
+            ops: req.ops,
+            results: vec![0; n],
+            left: n,
+            reply: req.reply,
+        });
+    }
+
+    fn reap(&mut self) {
+        let done: Vec<(u64, i32)> = self
+            .ring
+            .completion()
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
+        for (user_data, result) in done {
+            if user_data == WAKE {
+                self.wake_armed = false;
+                continue;
+            }
+            let slot = (user_data >> 16) as usize;
+            let i = (user_data & 0xffff) as usize;
+            let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            entry.results[i] = result;
+            entry.left -= 1;
+            if entry.left == 0 {
+                let f = self.slots[slot].take().expect("slot in use");
+                self.free.push(slot);
+                self.in_flight -= 1;
+                // The caller may have gone (its sink dropped); the buffers are then freed here.
+                let _ = f.reply.send(Completed {
+                    ops: f.ops,
+                    results: f.results,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The io_uring shard sink: the portable sink's aligned `O_DIRECT` buffers, but written by the disk's ring
+//! while the writer goes on filling the next buffer.
+//!
+//! `write_all` hands a full buffer to the ring and carries on with a spare one; it waits only when all
+//! [`BUFFERS`] are with the device. `finish` sends the tail write, the truncation back to the real length
+//! (the tail goes out padded to the alignment), the `fdatasync` of the file (all three linked, so each runs
+//! only after the one before succeeded) and the `fsync` of the staging directory, in one submission.
+//! Anything the fast path cannot do (a file system refusing `O_DIRECT` writes, a short write, a kernel
+//! without `IORING_OP_FTRUNCATE`) is finished with plain system calls, as the portable sink does.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::ring::{Op, Pending, Ring};
+use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink};
+
+/// Buffers per sink: one filling while the other is written. io_uring runs the writes to one regular file
+/// one at a time on its workers (hashed by inode), so a third buffer would only queue behind them while
+/// adding a buffer per disk per upload (not measured).
+const BUFFERS: usize = 2;
+
+/// A write handed to the ring.
+struct InFlight {
+    pending: Pending,
+    offset: u64,
+    len: usize,
+}
+
+/// A staged shard file written through the disk's ring.
+pub(super) struct UringSink {
+    ring: Arc<Ring>,
+    file: Arc<File>,
+    path: PathBuf,
+    /// The staging directory, kept open by the disk so its `fsync` needs no `open`.
+    dir: Arc<File>,
+    /// The buffer being filled: `SINK_BUFFER + DIRECT_ALIGN` bytes, aligned from `start`.
+    buf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    spare: Vec<Vec<u8>>,
+    /// Buffers this sink has taken from the pool (filling, spare or with the ring).
+    taken: usize,
+    in_flight: VecDeque<InFlight>,
+    /// Bytes handed to the ring so far (a multiple of `DIRECT_ALIGN` while `direct`).
+    written: u64,
+    direct: bool,
+}
+
+fn aligned_buffer() -> (Vec<u8>, usize) {
+    let mut buf = crate::buffers::take(SINK_BUFFER + DIRECT_ALIGN);
+    buf.resize(SINK_BUFFER + DIRECT_ALIGN, 0);
+    let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+    (buf, start)
+}
+
+impl UringSink {
+    pub(super) fn create(ring: Arc<Ring>, path: PathBuf, dir: Arc<File>) -> io::Result<Self> {
+        let open = |direct: bool| {
+            let mut o = OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            if direct {
+                o.custom_flags(libc::O_DIRECT);
+            }
+            o.open(&path)
+        };
+        let (file, direct) = match open(true) {
+            Ok(f) => (f, true),
+            // tmpfs and some FUSE file systems refuse O_DIRECT: write through the page cache there.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(false)?, false),
+            Err(e) => return Err(e),
+        };
+        let (buf, start) = aligned_buffer();
+        Ok(Self {
+            ring,
+            file: Arc::new(file),
+            path,
+            dir,
+            buf,
+            start,
+            filled: 0,
+            spare: Vec::new(),
+            taken: 1,
+            in_flight: VecDeque::new(),
+            written: 0,
+            direct,
+        })
+    }
+
+    /// Hands the full buffer to the ring and takes the next one, waiting for the device if none is free.
+    fn send_full(&mut self) -> io::Result<()> {
+        let next = match self.spare.pop() {
+            Some(b) => b,
+            None if self.taken < BUFFERS => {
+                self.taken += 1;
+                aligned_buffer().0
+            }
+            None => {
+                self.reap_oldest()?;
+                self.spare
+                    .pop()
+                    .expect("a reaped write gives its buffer back")
+            }
+        };
+        let buf = std::mem::replace(&mut self.buf, next);
+        let op = Op::Write {
+            file: self.file.clone(),
+            buf,
+            start: self.start,
+            len: SINK_BUFFER as u32,
+            offset: self.written,
+        };
+        self.start = self.buf.as_ptr().align_offset(DIRECT_ALIGN);
+        self.in_flight.push_back(InFlight {
+            pending: self.ring.submit(vec![op], 1)?,
+            offset: self.written,
+            len: SINK_BUFFER,
+        });
+        self.written += SINK_BUFFER as u64;
+        self.filled = 0;
+        Ok(())
+    }
+
+    /// Waits for the oldest write, finishing it with a plain `pwrite` if the ring could not do it all.
+    fn reap_oldest(&mut self) -> io::Result<()> {
+        let Some(w) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let done = w.pending.wait()?;
+        let result = done.result(0);
+        let Some(Op::Write { buf, start, .. }) = done.ops.into_iter().next() else {
+            unreachable!("a write request holds one write");
+        };
+        let outcome = match result {
+            Ok(n) if n as usize == w.len => Ok(()),
+            Ok(n) => {
+                let n = n as usize;
+                self.write_plain(&buf[start + n..start + w.len], w.offset + n as u64)
+            }
+            Err(e) => self.write_after_error(e, &buf[start..start + w.len], w.offset),
+        };
+        self.spare.push(buf);
+        outcome
+    }
+
+    /// The ring's write failed: if the file system refused `O_DIRECT`, carry on through the page cache.
+    fn write_after_error(&mut self, e: io::Error, chunk: &[u8], offset: u64) -> io::Result<()> {
+        if !(self.direct && e.raw_os_error() == Some(libc::EINVAL)) {
+            return Err(e);
+        }
+        tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; writing buffered");
+        self.file = Arc::new(OpenOptions::new().write(true).open(&self.path)?);
+        self.direct = false;
+        self.file.write_all_at(chunk, offset)
+    }
+
+    fn write_plain(&mut self, chunk: &[u8], offset: u64) -> io::Result<()> {
+        match self.file.write_all_at(chunk, offset) {
+            Err(e) => self.write_after_error(e, chunk, offset),
+            ok => ok,
+        }
+    }
+
+    /// The tail write, truncation and syncs in one submission; `Ok(false)` when the fast path did not
+    /// complete and the plain path must finish the job.
+    fn finish_on_ring(&mut self, out: usize, len: u64, fsync: bool) -> io::Result<bool> {
+        let mut ops = Vec::with_capacity(4);
+        if out > 0 {
+            let buf = std::mem::take(&mut self.buf);
+            ops.push(Op::Write {
+                file: self.file.clone(),
+                buf,
+                start: self.start,
+                len: out as u32,
+                offset: self.written,
+            });
+        }
+        if self.written + out as u64 != len {
+            ops.push(Op::Ftruncate {
+                file: self.file.clone(),
+                len,
+            });
+        }
+        if fsync {
+            ops.push(Op::Fsync {
+                file: self.file.clone(),
+                data_only: true,
+            });
+        }
+        let chain = ops.len();
+        if chain == 0 {
+            return Ok(true);
+        }
+        if fsync {
+            // Independent of the chain: the staging directory's entry for this file.
+            ops.push(Op::Fsync {
+                file: self.dir.clone(),
+                data_only: false,
+            });
+        }
+        let done = self.ring.run(ops, chain)?;
+        let results: Vec<io::Result<u32>> =
+            (0..done.results.len()).map(|i| done.result(i)).collect();
+        if let Some(Op::Write { buf, .. }) = done.ops.into_iter().next() {
+            self.buf = buf;
+        }
+        let tail_ok = out == 0 || matches!(results[0], Ok(n) if n as usize == out);
+        if !tail_ok {
+            return Ok(false);
+        }
+        for r in results {
+            match r {
+                Ok(_) => {}
+                // The chain stopped early: only a refused O_DIRECT tail leads here, handled by the plain path.
+                Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The portable sink's ending, with plain system calls.
+    fn finish_plain(&mut self, out: usize, len: u64, fsync: bool) -> io::Result<()> {
+        if out > 0 {
+            let buf = std::mem::take(&mut self.buf);
+            let r = self.write_plain(&buf[self.start..self.start + out], self.written);
+            self.buf = buf;
+            r?;
+        }
+        if self.file.metadata()?.len() != len {
+            self.file.set_len(len)?;
+        }
+        if fsync {
+            self.file.sync_data()?;
+            self.dir.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl ShardSink for UringSink {
+    fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let take = (SINK_BUFFER - self.filled).min(data.len());
+            let at = self.start + self.filled;
+            self.buf[at..at + take].copy_from_slice(&data[..take]);
+            self.filled += take;
+            data = &data[take..];
+            if self.filled == SINK_BUFFER {
+                self.send_full()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, fsync: bool) -> io::Result<()> {
+        while !self.in_flight.is_empty() {
+            self.reap_oldest()?;
+        }
+        let len = self.written + self.filled as u64;
+        let mut out = self.filled;
+        if self.direct && out > 0 {
+            // The tail goes out padded to the alignment and the file is cut back to its length.
+            out = self.filled.next_multiple_of(DIRECT_ALIGN);
+            let at = self.start + self.filled;
+            self.buf[at..self.start + out].fill(0);
+        }
+        let needs_truncate = self.written + out as u64 != len;
+        if !needs_truncate || self.ring.supported().ftruncate {
+            // A refused O_DIRECT tail write falls through to the plain path, which reopens buffered.
+            if self.finish_on_ring(out, len, fsync)? {
+                return Ok(());
+            }
+        }
+        self.finish_plain(out, len, fsync)
+    }
+}
+
+impl Drop for UringSink {
+    fn drop(&mut self) {
+        // An abandoned sink may still have writes in the ring: wait for them and take their buffers back.
+        for w in self.in_flight.drain(..) {
+            if let Ok(done) = w.pending.wait() {
+                for op in done.ops {
+                    if let Op::Write { buf, .. } = op {
+                        crate::buffers::give_back(buf);
+                    }
+                }
+            }
+        }
+        crate::buffers::give_back(std::mem::take(&mut self.buf));
+        for b in self.spare.drain(..) {
+            crate::buffers::give_back(b);
+        }
+    }
+}
