@@ -70,6 +70,11 @@ fn table(pa: &Path, a: &Report, pb: &Path, b: &Report) -> String {
         let count = |r: &Report| r.errors.get(label).copied().unwrap_or(0) as f64;
         rows.figure(&format!("errors {label}"), count(a), count(b), 0);
     }
+    if let (Some(ca), Some(cb)) = (&a.edge_cache, &b.edge_cache)
+        && let (Some(ra), Some(rb)) = (ca.hit_ratio(), cb.hit_ratio())
+    {
+        rows.figure("edge hit %", ra * 100.0, rb * 100.0, 1);
+    }
     cpu_rows(
         &mut rows,
         "generator",

@@ -5,7 +5,7 @@
 //! (`bucket = "..."` in the origin). Bodies are counted and dropped, never buffered.
 
 use anyhow::{Context as _, bail};
-use http::{Method, Request, StatusCode, Uri};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 
 use crate::client::{OpError, read_doc, transport};
@@ -58,8 +58,14 @@ impl EdgeClient {
         format!("{}{}", self.base, sigv4::uri_encode(&path, true))
     }
 
-    /// GETs `key` of `bucket`; it must answer 200 with exactly `expected` bytes. Returns the bytes received.
-    pub(crate) async fn get(&self, bucket: &str, key: &str, expected: u64) -> Result<u64, OpError> {
+    /// GETs `key` of `bucket`; it must answer 200 with exactly `expected` bytes. Returns the bytes received
+    /// and the `X-Cache` header (how the cache says it answered), when there is one.
+    pub(crate) async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: u64,
+    ) -> Result<(u64, Option<HeaderValue>), OpError> {
         let req = Request::builder()
             .method(Method::GET)
             .uri(self.url(bucket, key))
@@ -72,6 +78,7 @@ impl EdgeClient {
             let _ = read_doc(resp.into_body()).await;
             return Err(OpError::Http { status, code: None });
         }
+        let x_cache = resp.headers().get("x-cache").cloned();
         let mut body = resp.into_body();
         let mut got = 0u64;
         while let Some(frame) = body.frame().await {
@@ -83,7 +90,7 @@ impl EdgeClient {
         if got != expected {
             return Err(OpError::ShortBody { expected, got });
         }
-        Ok(got)
+        Ok((got, x_cache))
     }
 }
 

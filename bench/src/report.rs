@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cpu::{CpuTimes, Memory};
-use crate::stats::{KindStats, Stats};
+use crate::stats::{CacheCounts, KindStats, Stats};
 use crate::units::OpKind;
 
 const MIB: f64 = (1u64 << 20) as f64;
@@ -41,6 +41,9 @@ pub(crate) struct Report {
     /// Edge-get mode: the edge's base URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) edge_url: Option<String>,
+    /// Edge-get mode: successful GETs by the edge's `X-Cache` answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) edge_cache: Option<CacheCounts>,
     pub(crate) concurrency: usize,
     /// Multipart mode: size of every part but the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,6 +280,18 @@ impl Report {
         }
         for (label, n) in &self.errors {
             let _ = writeln!(out, "errors: {n} x {label}");
+        }
+        if let Some(c) = &self.edge_cache {
+            let ratio = c
+                .hit_ratio()
+                .map_or("no X-Cache hit/miss answers".to_owned(), |r| {
+                    format!("{:.1}% hits", r * 100.0)
+                });
+            let _ = writeln!(
+                out,
+                "edge X-Cache: {} hit, {} miss, {} other, {} without the header ({ratio})",
+                c.hit, c.miss, c.other, c.absent
+            );
         }
         write_cpu(&mut out, "generator", &self.generator_cpu);
         if let Some(server) = &self.server_cpu {

@@ -204,7 +204,12 @@ impl Worker {
                     .as_ref()
                     .ok_or_else(|| OpError::Transport("edge-get without an edge client".into()))?;
                 let bucket = ctx.clients[obj.bucket].bucket();
-                edge.get(bucket, &obj.key, obj.size).await
+                let (bytes, x_cache) = edge.get(bucket, &obj.key, obj.size).await?;
+                if record {
+                    let x_cache = x_cache.as_ref().map(|v| v.to_str().unwrap_or("(not text)"));
+                    self.stats.edge_cache.count(x_cache);
+                }
+                Ok(bytes)
             }
             OpKind::Stat => {
                 let obj = self.pick(ctx);

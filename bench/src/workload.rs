@@ -322,6 +322,7 @@ impl Bench<'_> {
             buckets: args.buckets,
             prefixes: args.prefixes,
             edge_url: args.edge_url.clone(),
+            edge_cache: (args.mode == Mode::EdgeGet).then_some(stats.edge_cache),
             concurrency: args.concurrency(),
             part_size: (args.mode == Mode::Multipart).then(|| args.part_size()),
             parts_parallel: (args.mode == Mode::Multipart).then(|| args.parts_parallel()),
