@@ -1,10 +1,10 @@
 //! A minimal S3 client for load generation: path-style requests over a pooled keep-alive hyper 1 connection
-//! pool, signed with [`crate::sigv4`]. It speaks only what the benchmark needs (put, get, head, delete, list,
+//! pool (HTTP or HTTPS, [`crate::transport`]), signed with [`crate::sigv4`]. It speaks only what the benchmark needs (put, get, head, delete, list,
 //! list versions, multi-delete, multipart create/upload part/complete/abort, bucket create/head/delete) and
 //! never buffers object bodies: downloads are counted and dropped.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -12,13 +12,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use md5::Digest as _;
 
 use crate::payload::PayloadBody;
 use crate::sigv4::{self, EMPTY_SHA256, SignInput, Signer, UNSIGNED_PAYLOAD};
+use crate::transport::{self, HttpClient, TlsOptions};
 
 /// Largest error or listing document read into memory.
 const MAX_DOC: usize = 16 << 20;
@@ -65,6 +63,7 @@ pub(crate) struct ClientConfig<'a> {
     pub(crate) unsigned_payload: bool,
     /// Idle connections kept per host (the concurrency).
     pub(crate) pool_size: usize,
+    pub(crate) tls: &'a TlsOptions,
 }
 
 /// One page of a listing.
@@ -79,9 +78,9 @@ pub(crate) struct ListPage {
 
 /// Signs and sends S3 requests to one bucket of one endpoint.
 pub(crate) struct S3Client {
-    http: Client<HttpConnector, PayloadBody>,
-    signer: Signer,
-    /// `http://host:port`, no trailing slash.
+    http: HttpClient,
+    signer: Arc<Signer>,
+    /// `http(s)://host:port`, no trailing slash.
     base: String,
     /// The `Host` header value (authority of the endpoint).
     host: String,
@@ -95,11 +94,14 @@ impl S3Client {
             .endpoint
             .parse()
             .with_context(|| format!("invalid endpoint {:?}", cfg.endpoint))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => bail!("https endpoints are not supported yet; use http://"),
-            _ => bail!("endpoint must start with http:// (got {:?})", cfg.endpoint),
-        }
+        let default_port = match uri.scheme_str() {
+            Some("http") => 80,
+            Some("https") => 443,
+            _ => bail!(
+                "endpoint must start with http:// or https:// (got {:?})",
+                cfg.endpoint
+            ),
+        };
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             bail!(
                 "endpoint must not have a path or query (got {:?})",
@@ -108,27 +110,37 @@ impl S3Client {
         }
         let authority = uri.authority().context("endpoint has no host")?;
         let host = match authority.port_u16() {
-            Some(80) => authority.host().to_owned(),
+            Some(p) if p == default_port => authority.host().to_owned(),
             _ => authority.as_str().to_owned(),
         };
         if cfg.bucket.is_empty() || cfg.bucket.contains('/') {
             bail!("invalid bucket name {:?}", cfg.bucket);
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        let http = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(cfg.pool_size.max(1))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
         Ok(S3Client {
-            http,
-            signer: Signer::new(cfg.access_key, cfg.secret_key, cfg.region),
-            base: format!("http://{authority}"),
+            http: transport::http_client(cfg.tls, cfg.pool_size)?,
+            signer: Arc::new(Signer::new(cfg.access_key, cfg.secret_key, cfg.region)),
+            base: format!("{}://{authority}", uri.scheme_str().unwrap_or("http")),
             host,
             bucket: cfg.bucket.to_owned(),
             unsigned_payload: cfg.unsigned_payload,
         })
+    }
+
+    /// The same client (and connection pool) for another bucket.
+    pub(crate) fn with_bucket(&self, bucket: &str) -> S3Client {
+        S3Client {
+            http: self.http.clone(),
+            signer: self.signer.clone(),
+            base: self.base.clone(),
+            host: self.host.clone(),
+            bucket: bucket.to_owned(),
+            unsigned_payload: self.unsigned_payload,
+        }
+    }
+
+    /// The bucket this client addresses.
+    pub(crate) fn bucket(&self) -> &str {
+        &self.bucket
     }
 
     /// Uploads `body`; `sha256` is its hex SHA-256 (ignored with `--unsigned-payload`).
@@ -550,7 +562,7 @@ fn header_value(v: &str) -> OpResult<HeaderValue> {
     HeaderValue::from_str(v).map_err(|_| OpError::Transport(format!("invalid header value {v:?}")))
 }
 
-fn transport(e: impl std::error::Error) -> OpError {
+pub(crate) fn transport(e: impl std::error::Error) -> OpError {
     let mut msg = e.to_string();
     let mut source = e.source();
     // Bounded: error chains are short, but never follow more than a few links.
@@ -580,7 +592,7 @@ async fn expect_success(resp: Response<Incoming>) -> OpResult<Bytes> {
     read_doc(resp.into_body()).await
 }
 
-async fn read_doc(mut body: Incoming) -> OpResult<Bytes> {
+pub(crate) async fn read_doc(mut body: Incoming) -> OpResult<Bytes> {
     let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(transport)?;
@@ -704,6 +716,7 @@ mod tests {
 
     #[test]
     fn endpoint_validation() {
+        let tls = TlsOptions::default();
         let cfg = |endpoint| ClientConfig {
             endpoint,
             access_key: "a",
@@ -712,6 +725,7 @@ mod tests {
             bucket: "b",
             unsigned_payload: false,
             pool_size: 1,
+            tls: &tls,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -723,7 +737,18 @@ mod tests {
             S3Client::new(&cfg("http://localhost:80/")).unwrap().host,
             "localhost"
         );
-        assert!(S3Client::new(&cfg("https://s3.amazonaws.com")).is_err());
+        assert_eq!(
+            S3Client::new(&cfg("https://s3.amazonaws.com:443"))
+                .unwrap()
+                .host,
+            "s3.amazonaws.com"
+        );
+        let tls_on_8443 = S3Client::new(&cfg("https://127.0.0.1:8443")).unwrap();
+        assert_eq!(
+            (tls_on_8443.host.as_str(), tls_on_8443.base.as_str()),
+            ("127.0.0.1:8443", "https://127.0.0.1:8443")
+        );
+        assert!(S3Client::new(&cfg("ftp://127.0.0.1")).is_err());
         assert!(S3Client::new(&cfg("127.0.0.1:9000")).is_err());
         assert!(S3Client::new(&cfg("http://h/path")).is_err());
     }

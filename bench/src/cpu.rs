@@ -53,7 +53,7 @@ fn parse_stat(stat: &str, ticks_per_sec: u64) -> Option<CpuTimes> {
 }
 
 /// Resident memory of a process: current (`VmRSS`) and peak (`VmHWM`), in KiB.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Memory {
     pub(crate) rss_kib: u64,
     pub(crate) hwm_kib: u64,

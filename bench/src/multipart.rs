@@ -188,6 +188,7 @@ pub async fn smoke(
         bucket,
         unsigned_payload: false,
         pool_size: 4,
+        tls: &crate::transport::TlsOptions::default(),
     })?);
     let created = setup::ensure_bucket(&client, "us-east-1").await?;
     let outcome = smoke_checks(&client).await;

@@ -4,8 +4,11 @@
 //!
 //! Each upload starts at one of a fixed set of offsets (a "variant"). When payloads are signed, the SHA-256 of
 //! every variant (of every part of it, for multipart uploads) is computed once before the measured phase, so
-//! signing a request never hashes its body.
+//! signing a request never hashes its body. Payloads for drawn sizes ([`Payload::for_sizes`]) keep a SHA-256
+//! state every KiB of each variant instead ([`crate::prefix_hash`]), so a body of any size is signed after
+//! hashing at most 1 KiB of it.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,6 +17,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
+
+use crate::prefix_hash::PrefixHashes;
 
 /// Largest buffer kept in memory; bigger objects wrap around it.
 const MAX_BUFFER: u64 = 64 << 20;
@@ -35,10 +40,11 @@ pub(crate) struct Payload {
 }
 
 /// One of the fixed bodies: where in the buffer it starts, and the hex SHA-256 of each of its parts (empty
-/// strings when unsigned).
+/// strings when unsigned), or for drawn sizes the saved states that hash any prefix of it.
 struct Variant {
     offset: u64,
     hashes: Vec<String>,
+    prefixes: Option<PrefixHashes>,
 }
 
 impl Payload {
@@ -74,7 +80,11 @@ impl Payload {
                         }
                     })
                     .collect();
-                Variant { offset, hashes }
+                Variant {
+                    offset,
+                    hashes,
+                    prefixes: None,
+                }
             })
             .collect();
         Payload {
@@ -83,6 +93,52 @@ impl Payload {
             parts,
             variants,
         }
+    }
+
+    /// A payload for objects of any size up to `max`, drawn per upload ([`Payload::body_sized`]). With
+    /// `signed`, every variant is hashed once over `max` bytes, keeping a SHA-256 state every KiB (32 bytes
+    /// of memory per KiB of `max` per variant); fewer variants the larger `max` is.
+    pub(crate) fn for_sizes(max: u64, signed: bool) -> Payload {
+        let len = max.min(MAX_BUFFER) + SLACK;
+        let mut data = vec![0u8; len as usize];
+        rand::rng().fill_bytes(&mut data);
+        let buf = Bytes::from(data);
+        let count = ((256u64 << 20) / max.max(1)).clamp(1, 256);
+        let variants = (0..count)
+            .map(|i| {
+                let offset = (i * VARIANT_STEP) % len;
+                let prefixes = signed
+                    .then(|| PrefixHashes::new(max, &|pos, out| fill(&buf, offset + pos, out)));
+                Variant {
+                    offset,
+                    hashes: vec![String::new()],
+                    prefixes,
+                }
+            })
+            .collect();
+        Payload {
+            buf,
+            size: max,
+            parts: vec![(0, max)],
+            variants,
+        }
+    }
+
+    /// The first `size` bytes (at most the payload's size) of variant `i` (taken modulo the count) and its
+    /// hex SHA-256 (empty when unsigned).
+    pub(crate) fn body_sized(&self, i: usize, size: u64) -> (PayloadBody, Cow<'_, str>) {
+        debug_assert!(size <= self.size);
+        let v = &self.variants[i % self.variants.len()];
+        let body = PayloadBody::new(self.buf.clone(), v.offset, size);
+        let hash = match &v.prefixes {
+            Some(p) => Cow::Owned(p.hex(size, &|pos, out| fill(&self.buf, v.offset + pos, out))),
+            // unsigned, or a fixed-size payload (whose one size was hashed whole)
+            None => {
+                debug_assert!(size == self.size || v.hashes[0].is_empty());
+                Cow::Borrowed(v.hashes[0].as_str())
+            }
+        };
+        (body, hash)
     }
 
     /// The object size every body has.
@@ -105,23 +161,25 @@ impl Payload {
         self.parts[n].1
     }
 
-    /// The whole body of variant `i` (taken modulo the count) and its hex SHA-256 (empty when unsigned). Only
-    /// for payloads of one part.
-    pub(crate) fn body(&self, i: usize) -> (PayloadBody, &str) {
-        debug_assert_eq!(self.parts.len(), 1, "whole bodies of a multipart payload");
-        let v = &self.variants[i % self.variants.len()];
-        (
-            PayloadBody::new(self.buf.clone(), v.offset, self.size),
-            &v.hashes[0],
-        )
-    }
-
     /// Part `n` (0-based) of variant `i` (taken modulo the count) and its hex SHA-256 (empty when unsigned).
     pub(crate) fn part(&self, i: usize, n: usize) -> (PayloadBody, &str) {
         let v = &self.variants[i % self.variants.len()];
         let (off, len) = self.parts[n];
         let pos = (v.offset + off) % self.buf.len() as u64;
         (PayloadBody::new(self.buf.clone(), pos, len), &v.hashes[n])
+    }
+}
+
+/// Fills `out` with the buffer's bytes from `pos`, wrapping around (as a [`PayloadBody`] reads them).
+fn fill(buf: &Bytes, pos: u64, out: &mut [u8]) {
+    let len = buf.len();
+    let mut at = (pos % len as u64) as usize;
+    let mut done = 0;
+    while done < out.len() {
+        let n = (out.len() - done).min(len - at);
+        out[done..done + n].copy_from_slice(&buf[at..at + n]);
+        done += n;
+        at = 0;
     }
 }
 
@@ -223,11 +281,11 @@ mod tests {
     fn small_bodies_are_slices_with_hashes() {
         let p = Payload::new(4096, true);
         assert_eq!(p.variants(), 1024);
-        let (body, hash) = p.body(3);
+        let (body, hash) = p.body_sized(3, 4096);
         let data = collect(body);
         assert_eq!(data.len(), 4096);
         assert_eq!(hash, crate::sigv4::sha256_hex(&data));
-        let (other, _) = p.body(4);
+        let (other, _) = p.body_sized(4, 4096);
         assert_ne!(data, collect(other));
     }
 
@@ -235,7 +293,7 @@ mod tests {
     fn large_bodies_wrap_around() {
         let p = Payload::new(200 << 20, false);
         assert_eq!(p.variants(), 1);
-        let (body, hash) = p.body(0);
+        let (body, hash) = p.body_sized(0, 200 << 20);
         assert!(hash.is_empty());
         assert_eq!(body.size_hint().exact(), Some(200 << 20));
         let data = collect(body);
@@ -257,6 +315,7 @@ mod tests {
             variants: vec![Variant {
                 offset: whole.variants[0].offset,
                 hashes: vec![String::new(); 3],
+                prefixes: None,
             }],
         };
         assert_eq!(mp.parts(), 3);
@@ -265,7 +324,7 @@ mod tests {
             let (body, _) = mp.part(0, n);
             joined.extend(collect(body));
         }
-        assert_eq!(joined, collect(whole.body(0).0));
+        assert_eq!(joined, collect(whole.body_sized(0, size).0));
     }
 
     #[test]
@@ -280,6 +339,37 @@ mod tests {
             assert_eq!(data.len(), if n == 2 { 5 } else { 1 << 20 });
             assert_eq!(hash, crate::sigv4::sha256_hex(&data));
         }
+    }
+
+    #[test]
+    fn drawn_sizes_are_signed_with_their_own_hashes() {
+        let p = Payload::for_sizes(3 << 20, true);
+        assert_eq!(p.variants(), 85);
+        for (i, size) in [
+            (0, 0),
+            (1, 1),
+            (2, 1000),
+            (3, 4097),
+            (84, 3 << 20),
+            (85, (3 << 20) - 7),
+        ] {
+            let (body, hash) = p.body_sized(i, size);
+            let data = collect(body);
+            assert_eq!(data.len() as u64, size);
+            assert_eq!(
+                hash,
+                crate::sigv4::sha256_hex(&data),
+                "variant {i}, {size} bytes"
+            );
+        }
+        // past the end of the buffer, fill() wraps around as a body does
+        let (body, _) = p.body_sized(0, 3 << 20);
+        let mut wrapped = vec![0u8; 100];
+        fill(&p.buf, p.buf.len() as u64 - 40, &mut wrapped);
+        assert_eq!(wrapped[..40], p.buf[p.buf.len() - 40..]);
+        assert_eq!(wrapped[40..], collect(body)[..60]);
+        let unsigned = Payload::for_sizes(1 << 20, false);
+        assert_eq!(unsigned.body_sized(5, 12345).1, "");
     }
 
     #[test]

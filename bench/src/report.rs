@@ -2,36 +2,54 @@
 //! a `multipart` row per object and a `part` row per UploadPart, outside any total) with ops, errors,
 //! ops/s, MiB/s and latency percentiles, the errors by type, and the CPU cost of the generator and, when its
 //! pid was given, of the server, per 1,000 operations and per GiB moved. Printed as a table or as one JSON
-//! object (`--json`).
+//! object (`--json`), which `--compare` reads back.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cpu::{CpuTimes, Memory};
-use crate::stats::{KindStats, Stats};
+use crate::stats::{CacheCounts, KindStats, Stats};
 use crate::units::OpKind;
 
 const MIB: f64 = (1u64 << 20) as f64;
 const GIB: f64 = (1u64 << 30) as f64;
 
-/// Everything a run measured.
-#[derive(Serialize)]
+/// Everything a run measured. Fields added after the first version have serde defaults, so `--compare`
+/// reads older reports too.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Report {
     pub(crate) endpoint: String,
     pub(crate) bucket: String,
     pub(crate) mode: String,
     /// Only for mixed runs: the ratio used.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) mix: Option<String>,
+    /// The fixed object size, or the median of the size distribution.
     pub(crate) object_size: u64,
+    /// How sizes were drawn: `4KiB`, `uniform 4KiB..1MiB`, `lognormal median 64KiB sigma 1 max 1.4MiB`.
+    #[serde(default)]
+    pub(crate) sizes: String,
+    /// Which pool objects reads picked: `uniform`, `seq`, `zipf s=1.1` (modes that read a pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) keys: Option<String>,
+    #[serde(default = "one")]
+    pub(crate) buckets: u32,
+    #[serde(default = "one")]
+    pub(crate) prefixes: u32,
+    /// Edge-get mode: the edge's base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) edge_url: Option<String>,
+    /// Edge-get mode: successful GETs by the edge's `X-Cache` answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) edge_cache: Option<CacheCounts>,
     pub(crate) concurrency: usize,
     /// Multipart mode: size of every part but the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) part_size: Option<u64>,
     /// Multipart mode: UploadPart requests in flight per object.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) parts_parallel: Option<usize>,
     /// The requested duration of the measured phase, when run by time.
     pub(crate) duration_s: Option<f64>,
@@ -47,17 +65,21 @@ pub(crate) struct Report {
     /// Failed operations by type, all kinds together.
     pub(crate) errors: BTreeMap<String, u64>,
     pub(crate) generator_cpu: CpuCost,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) server_pid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) server_cpu: Option<CpuCost>,
     /// The server's resident memory right after the measured phase.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) server_memory: Option<Memory>,
 }
 
+fn one() -> u32 {
+    1
+}
+
 /// The figures of one operation kind.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct OpRow {
     pub(crate) op: String,
     pub(crate) ops: u64,
@@ -69,7 +91,7 @@ pub(crate) struct OpRow {
 }
 
 /// Latency percentiles of successful operations, in milliseconds.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Latency {
     pub(crate) mean: f64,
     pub(crate) p50: f64,
@@ -80,7 +102,7 @@ pub(crate) struct Latency {
 }
 
 /// CPU time of a process during the measured phase and what it comes to per unit of work.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct CpuCost {
     pub(crate) user_s: f64,
     pub(crate) system_s: f64,
@@ -162,6 +184,15 @@ fn row(name: &str, s: &KindStats, elapsed_s: f64) -> OpRow {
 }
 
 impl Report {
+    /// The sizes as given: the distribution, or (reports without one) the object size.
+    pub(crate) fn describe_sizes(&self) -> String {
+        if self.sizes.is_empty() {
+            crate::units::format_size(self.object_size)
+        } else {
+            self.sizes.clone()
+        }
+    }
+
     /// The report as one line of JSON.
     pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("the report serialises")
@@ -177,14 +208,18 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "strata bench: {} mode={}{} size={}{} concurrency={} {limit} warmup={}s payload={}",
+            "strata bench: {} mode={}{} size={}{}{} concurrency={} {limit} warmup={}s payload={}",
             self.endpoint,
             self.mode,
             self.mix
                 .as_deref()
                 .map(|m| format!(" mix={m}"))
                 .unwrap_or_default(),
-            crate::units::format_size(self.object_size),
+            self.describe_sizes(),
+            self.keys
+                .as_deref()
+                .map(|k| format!(" keys={k}"))
+                .unwrap_or_default(),
             match (self.part_size, self.parts_parallel) {
                 (Some(p), Some(n)) => format!(
                     " part-size={} parts-parallel={n}",
@@ -202,8 +237,21 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "measured {:.2}s, bucket {}",
-            self.elapsed_s, self.bucket
+            "measured {:.2}s, bucket {}{}{}{}",
+            self.elapsed_s,
+            self.bucket,
+            match self.buckets {
+                1 => String::new(),
+                n => format!("-0..{} ({n} buckets)", n - 1),
+            },
+            match self.prefixes {
+                1 => String::new(),
+                n => format!(", {n} prefixes"),
+            },
+            self.edge_url
+                .as_deref()
+                .map(|u| format!(", through edge {u}"))
+                .unwrap_or_default()
         );
         let _ = writeln!(
             out,
@@ -227,8 +275,23 @@ impl Report {
                 r.op, r.ops, r.errors, r.ops_per_s, r.mib_per_s, l.p50, l.p90, l.p99, l.p999, l.max
             );
         }
+        if self.errors.is_empty() {
+            let _ = writeln!(out, "errors: none");
+        }
         for (label, n) in &self.errors {
             let _ = writeln!(out, "errors: {n} x {label}");
+        }
+        if let Some(c) = &self.edge_cache {
+            let ratio = c
+                .hit_ratio()
+                .map_or("no X-Cache hit/miss answers".to_owned(), |r| {
+                    format!("{:.1}% hits", r * 100.0)
+                });
+            let _ = writeln!(
+                out,
+                "edge X-Cache: {} hit, {} miss, {} other, {} without the header ({ratio})",
+                c.hit, c.miss, c.other, c.absent
+            );
         }
         write_cpu(&mut out, "generator", &self.generator_cpu);
         if let Some(server) = &self.server_cpu {

@@ -1,5 +1,6 @@
-//! What happens around the measured phase: making sure the bucket exists, uploading the object pool that
-//! get, mixed, list and delete runs read from (not measured), and deleting everything the run created.
+//! What happens around the measured phase: making sure the buckets exist, uploading the object pool that
+//! get, mixed, edge-get, list and delete runs read from (not measured), and deleting everything the run
+//! created.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -8,7 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::client::{OpError, S3Client};
+use crate::layout::Object;
 use crate::payload::Payload;
+use crate::progress::{Length, Output, PhaseBar};
+use crate::stats::Progress;
 
 /// Keys per DeleteObjects request (the S3 maximum).
 const DELETE_BATCH: usize = 1000;
@@ -36,70 +40,129 @@ pub(crate) async fn ensure_bucket(client: &S3Client, region: &str) -> anyhow::Re
     }
 }
 
-/// Uploads `keys` with `concurrency` parallel PUTs (the prepare phase). Fails on the first error.
-pub(crate) async fn upload_all(
-    client: &Arc<S3Client>,
-    payload: &Arc<Payload>,
-    keys: &Arc<Vec<String>>,
-    concurrency: usize,
+/// Creates every bucket that does not exist; returns, per bucket, whether this run created it. When one
+/// fails, the buckets created so far are deleted again (best effort) before the error is returned.
+pub(crate) async fn ensure_buckets(
+    clients: &[Arc<S3Client>],
+    region: &str,
+    verbose: bool,
     timeout: Duration,
-    stop: &Arc<AtomicBool>,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let next = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicU64::new(0));
-    let progress = (!quiet).then(|| {
-        let (done, total) = (done.clone(), keys.len());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                eprintln!(
-                    "prepare: uploaded {}/{total} objects",
-                    done.load(Ordering::Relaxed)
-                );
-            }
-        })
-    });
-    let mut tasks = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency.min(keys.len()) {
-        let (client, payload, keys) = (client.clone(), payload.clone(), keys.clone());
-        let (next, done, stop) = (next.clone(), done.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= keys.len() || stop.load(Ordering::Relaxed) {
-                    return Ok(());
+) -> anyhow::Result<Vec<bool>> {
+    let mut created = Vec::with_capacity(clients.len());
+    for client in clients {
+        match ensure_bucket(client, region).await {
+            Ok(c) => {
+                if c && verbose {
+                    eprintln!("created bucket {}", client.bucket());
                 }
-                let (body, hash) = payload.body(i);
-                let put = client.put_object(&keys[i], body, hash);
-                match tokio::time::timeout(timeout, put).await {
-                    Ok(Ok(())) => done.fetch_add(1, Ordering::Relaxed),
-                    Ok(Err(e)) => return Err(anyhow::anyhow!("prepare PUT {}: {e}", keys[i])),
-                    Err(_) => return Err(anyhow::anyhow!("prepare PUT {}: timeout", keys[i])),
-                };
+                created.push(c);
             }
-        }));
-    }
-    let mut result = Ok(());
-    for t in tasks {
-        let r = t.await.context("prepare task panicked").and_then(|r| r);
-        if result.is_ok() {
-            result = r;
+            Err(e) => {
+                for (c, _) in clients.iter().zip(&created).filter(|(_, made)| **made) {
+                    let _ = tokio::time::timeout(timeout, c.delete_bucket()).await;
+                }
+                return Err(e).with_context(|| format!("bucket {}", client.bucket()));
+            }
         }
     }
-    if let Some(p) = progress {
-        p.abort();
+    Ok(created)
+}
+
+/// The prepare phase: uploads `objects` (each to its bucket, with its size) with `concurrency` parallel
+/// PUTs. Fails on the first error.
+pub(crate) struct Prepare<'a> {
+    pub(crate) clients: &'a [Arc<S3Client>],
+    pub(crate) payload: &'a Arc<Payload>,
+    pub(crate) objects: &'a Arc<Vec<Object>>,
+    pub(crate) concurrency: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) stop: &'a Arc<AtomicBool>,
+    pub(crate) out: Output,
+}
+
+impl Prepare<'_> {
+    pub(crate) async fn upload_all(&self) -> anyhow::Result<()> {
+        let objects = self.objects;
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let next = Arc::new(AtomicUsize::new(0));
+        let progress = Arc::new(Progress::default());
+        let counters = progress.clone();
+        let bar = PhaseBar::start(
+            self.out,
+            "prepare",
+            Length::Count(objects.len() as u64),
+            Arc::new(move || counters.snapshot()),
+        );
+        let mut tasks = Vec::with_capacity(self.concurrency);
+        for _ in 0..self.concurrency.min(objects.len()) {
+            let clients = self.clients.to_vec();
+            let (payload, objects) = (self.payload.clone(), objects.clone());
+            let (next, progress, stop) = (next.clone(), progress.clone(), self.stop.clone());
+            let timeout = self.timeout;
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(obj) = objects.get(i) else {
+                        return Ok(());
+                    };
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    let (body, hash) = payload.body_sized(i, obj.size);
+                    let put = clients[obj.bucket].put_object(&obj.key, body, &hash);
+                    let failed = |why: String| {
+                        let bucket = clients[obj.bucket].bucket();
+                        anyhow::anyhow!("prepare PUT {bucket}/{}: {why}", obj.key)
+                    };
+                    match tokio::time::timeout(timeout, put).await {
+                        Ok(Ok(())) => progress.add(&Ok(obj.size)),
+                        Ok(Err(e)) => return Err(failed(e.to_string())),
+                        Err(_) => return Err(failed("timeout".into())),
+                    };
+                }
+            }));
+        }
+        let mut result = Ok(());
+        for t in tasks {
+            let r = t.await.context("prepare task panicked").and_then(|r| r);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        bar.finish();
+        result?;
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("interrupted during prepare");
+        }
+        if self.out.lines {
+            eprintln!("prepare: uploaded {} objects", objects.len());
+        }
+        Ok(())
     }
-    result?;
-    if stop.load(Ordering::Relaxed) {
-        bail!("interrupted during prepare");
+}
+
+/// Cleans up every bucket: its `keys[i]`, then the bucket itself when `created[i]`. Goes on after a failure
+/// and returns the first error.
+pub(crate) async fn cleanup_all(
+    clients: &[Arc<S3Client>],
+    keys: Vec<Vec<String>>,
+    created: &[bool],
+    timeout: Duration,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    let mut first_error = Ok(());
+    for ((client, keys), &created) in clients.iter().zip(keys).zip(created) {
+        let r = cleanup(client, keys, created, timeout, !verbose).await;
+        if let Err(e) = r {
+            eprintln!("cleanup of bucket {}: {e:#}", client.bucket());
+            if first_error.is_ok() {
+                first_error = Err(e);
+            }
+        }
     }
-    Ok(())
+    first_error
 }
 
 /// Deletes `keys` (DeleteObjects in batches of 1,000; per-key DELETE when the server lacks it), then the
@@ -154,7 +217,7 @@ pub(crate) async fn cleanup(
             .await
             .context("cleanup: DeleteBucket")?;
         if !quiet {
-            eprintln!("cleanup: deleted bucket");
+            eprintln!("cleanup: deleted bucket {}", client.bucket());
         }
     }
     Ok(())

@@ -56,6 +56,50 @@ impl KindStats {
 #[derive(Default)]
 pub(crate) struct Stats {
     kinds: BTreeMap<OpKind, KindStats>,
+    /// Edge-get mode: how the edge says it answered successful GETs.
+    pub(crate) edge_cache: CacheCounts,
+}
+
+/// Successful edge GETs by their `X-Cache` header: hits (`Hit from ...`, `RefreshHit ...`, `TCP_HIT`), misses,
+/// other values, and answers without the header (a cache that does not say).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CacheCounts {
+    pub(crate) hit: u64,
+    pub(crate) miss: u64,
+    pub(crate) other: u64,
+    pub(crate) absent: u64,
+}
+
+impl CacheCounts {
+    /// Counts one answer with this `X-Cache` value (`None`: no header).
+    pub(crate) fn count(&mut self, x_cache: Option<&str>) {
+        let Some(v) = x_cache else {
+            self.absent += 1;
+            return;
+        };
+        let v = v.to_ascii_lowercase();
+        // "Miss" is checked first: no miss value contains "hit", but be safe with odd ones like "hit-miss"
+        if v.contains("miss") {
+            self.miss += 1;
+        } else if v.contains("hit") {
+            self.hit += 1;
+        } else {
+            self.other += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &CacheCounts) {
+        self.hit += other.hit;
+        self.miss += other.miss;
+        self.other += other.other;
+        self.absent += other.absent;
+    }
+
+    /// Hits over the answers that said hit or miss; `None` when none did.
+    pub(crate) fn hit_ratio(&self) -> Option<f64> {
+        let said = self.hit + self.miss;
+        (said > 0).then(|| self.hit as f64 / said as f64)
+    }
 }
 
 impl Stats {
@@ -80,6 +124,7 @@ impl Stats {
 
     /// Adds another worker's measurements.
     pub(crate) fn merge(&mut self, other: &Stats) {
+        self.edge_cache.merge(&other.edge_cache);
         for (kind, s) in &other.kinds {
             self.kinds
                 .entry(*kind)
@@ -175,5 +220,31 @@ mod tests {
         p.add(&Ok(10));
         p.add(&Err(OpError::Timeout));
         assert_eq!(p.snapshot(), (1, 10, 1));
+    }
+
+    #[test]
+    fn x_cache_values_are_classified() {
+        let mut c = CacheCounts::default();
+        for v in [
+            Some("Hit from strata"),
+            Some("RefreshHit from cloudfront"),
+            Some("TCP_HIT"),
+            Some("Miss from strata"),
+            Some("BYPASS"),
+            None,
+        ] {
+            c.count(v);
+        }
+        assert_eq!(
+            c,
+            CacheCounts {
+                hit: 3,
+                miss: 1,
+                other: 1,
+                absent: 1
+            }
+        );
+        assert_eq!(c.hit_ratio(), Some(0.75));
+        assert_eq!(CacheCounts::default().hit_ratio(), None);
     }
 }

@@ -117,6 +117,8 @@ pub(crate) enum OpKind {
     Multipart,
     /// One UploadPart of a multipart upload; reported on its own row, outside the totals.
     Part,
+    /// One unsigned GET through the edge.
+    EdgeGet,
 }
 
 impl OpKind {
@@ -130,6 +132,7 @@ impl OpKind {
             OpKind::ListVersions => "list-versions",
             OpKind::Multipart => "multipart",
             OpKind::Part => "part",
+            OpKind::EdgeGet => "edge-get",
         }
     }
 }

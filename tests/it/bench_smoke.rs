@@ -1,13 +1,18 @@
 //! `strata bench` works end to end against a real server: a few hundred operations in each basic mode, with
-//! the JSON report parsed and checked for errors. No timing assertions: the figures are only read, not judged.
+//! size and key distributions over several buckets and prefixes, through a real `strata edge` (HTTP and
+//! HTTPS), and `--compare` on the reports. The JSON reports are parsed and checked for errors. No timing
+//! assertions: the figures are only read, not judged.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
-use crate::harness::{ACCESS_KEY, SECRET_KEY, Server};
+use crate::harness::{ACCESS_KEY, EdgeProcess, SECRET_KEY, Server};
 
-fn bench(server: &Server, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("bench")
+/// Runs `strata bench` against `server` with `--json --quiet`; the bucket is `bench-smoke` unless `args`
+/// names one.
+fn run_bench(server: &Server, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.arg("bench")
         .args([
             "--endpoint",
             &server.endpoint,
@@ -16,10 +21,15 @@ fn bench(server: &Server, args: &[&str]) -> serde_json::Value {
             "--secret-key",
             SECRET_KEY,
         ])
-        .args(["--json", "--quiet", "--bucket", "bench-smoke"])
-        .args(args)
-        .output()
-        .expect("run strata bench");
+        .args(["--json", "--quiet"]);
+    if !args.contains(&"--bucket") {
+        cmd.args(["--bucket", "bench-smoke"]);
+    }
+    cmd.args(args).output().expect("run strata bench")
+}
+
+fn bench(server: &Server, args: &[&str]) -> serde_json::Value {
+    let out = run_bench(server, args);
     assert!(
         out.status.success(),
         "bench {args:?} failed: {}",
@@ -110,14 +120,295 @@ fn bench_smoke_runs_every_basic_mode_cleanly() {
         assert_eq!(errors, 0, "{args:?} had errors: {}", report["errors"]);
     }
     // Cleanup (no --keep) removed the bucket the runs created.
-    let listed = server.client();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let buckets = rt.block_on(listed.list_buckets().send()).unwrap();
-    assert!(
-        buckets
-            .buckets()
-            .iter()
-            .all(|b| b.name() != Some("bench-smoke")),
+    assert_eq!(
+        bucket_names(&server),
+        Vec::<String>::new(),
         "bench left its bucket behind"
     );
+}
+
+fn bucket_names(server: &Server) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let buckets = rt.block_on(server.client().list_buckets().send()).unwrap();
+    buckets
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect()
+}
+
+/// The report row of `op`.
+fn row<'a>(report: &'a serde_json::Value, op: &str) -> &'a serde_json::Value {
+    report["ops"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["op"] == op))
+        .unwrap_or_else(|| panic!("no {op} row in {report}"))
+}
+
+/// Runs `strata bench --compare a b`.
+fn compare(a: &Path, b: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["bench", "--compare"])
+        .args([a, b])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .expect("run strata bench --compare")
+}
+
+#[test]
+fn bench_smoke_distributions_buckets_prefixes_and_compare() {
+    let server = Server::start();
+    // Sizes drawn from a range, Zipf keys, objects spread over 3 buckets and 4 prefixes.
+    let zipf = bench(
+        &server,
+        &[
+            "--mode",
+            "get",
+            "--size",
+            "4KiB..64KiB",
+            "--keys",
+            "zipf",
+            "--zipf-s",
+            "1.2",
+            "--objects",
+            "30",
+            "--buckets",
+            "3",
+            "--prefixes",
+            "4",
+            "--concurrency",
+            "8",
+            "--count",
+            "300",
+        ],
+    );
+    assert_eq!(total_ops_and_errors(&zipf), (300, 0), "{zipf}");
+    assert_eq!(zipf["sizes"], "uniform 4KiB..64KiB");
+    assert_eq!(zipf["keys"], "zipf s=1.2");
+    assert_eq!(
+        (zipf["buckets"].as_u64(), zipf["prefixes"].as_u64()),
+        (Some(3), Some(4))
+    );
+    let get = row(&zipf, "get");
+    let bytes = get["bytes"].as_u64().unwrap();
+    assert!(
+        (300 * 4096..=300 * 65536).contains(&bytes),
+        "bytes moved are the drawn sizes: {bytes}"
+    );
+    // Log-normal sizes (signed payloads of many sizes), sequential keys, mixed operations.
+    let mixed = bench(
+        &server,
+        &[
+            "--mode",
+            "mixed",
+            "--size-dist",
+            "lognormal",
+            "--size",
+            "8KiB",
+            "--size-sigma",
+            "0.8",
+            "--size-max",
+            "128KiB",
+            "--keys",
+            "seq",
+            "--objects",
+            "20",
+            "--buckets",
+            "2",
+            "--prefixes",
+            "3",
+            "--concurrency",
+            "4",
+            "--count",
+            "300",
+        ],
+    );
+    assert_eq!(total_ops_and_errors(&mixed).1, 0, "{mixed}");
+    assert_eq!(mixed["keys"], "seq");
+    // PUTs of drawn sizes, spread too.
+    let put = bench(
+        &server,
+        &[
+            "--mode",
+            "put",
+            "--size",
+            "1..20KiB",
+            "--buckets",
+            "2",
+            "--prefixes",
+            "5",
+            "--concurrency",
+            "6",
+            "--count",
+            "200",
+        ],
+    );
+    assert_eq!(total_ops_and_errors(&put), (200, 0), "{put}");
+    assert_eq!(
+        bucket_names(&server),
+        Vec::<String>::new(),
+        "every bucket the runs created was deleted"
+    );
+    // --compare on two of the reports.
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.json"), tmp.path().join("b.json"));
+    std::fs::write(&a, zipf.to_string()).unwrap();
+    std::fs::write(&b, mixed.to_string()).unwrap();
+    let out = compare(&a, &b);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for figure in [
+        "get ops/s",
+        "get MiB/s",
+        "get p50 ms",
+        "get p99.9 ms",
+        "get max ms",
+        "get errors",
+        "generator CPU s/1k ops",
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(figure))
+            .unwrap_or_else(|| panic!("no {figure:?} row:\n{table}"));
+        assert!(
+            line.ends_with('x') || line.ends_with('=') || line.ends_with('-'),
+            "{figure}: no ratio in {line:?}"
+        );
+    }
+    assert!(table.contains("stat: only in B"), "{table}");
+    // A file that is not a report is refused with its name.
+    let junk = tmp.path().join("junk.json");
+    std::fs::write(&junk, "{\"not\": \"a report\"}").unwrap();
+    let out = compare(&a, &junk);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("junk.json is not a `strata bench --json` report"),
+        "{err}"
+    );
+}
+
+/// The sample value of `series` on the edge's metrics page.
+async fn edge_metric(admin: &str, series: &str) -> f64 {
+    let page = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn bench_smoke_edge_get_through_a_real_edge_over_http_and_https() {
+    let server = Server::start();
+    // A signing S3 origin without a bucket: the viewer's path names the bucket, as the bench's URLs do.
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         edge_id = \"BENCH1\"\n[[distribution]]\nid = \"s3\"\nhostnames = [\"*\"]\n\
+         [distribution.origin]\ntype = \"s3\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
+         access_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n",
+        server.endpoint
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let edge = EdgeProcess::start(&config, tmp.path());
+    let ca = tmp.path().join("self-signed.pem");
+    let ca = ca.to_str().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hits_before = rt.block_on(edge_metric(
+        &edge.admin,
+        "strata_edge_requests_total{result=\"Hit\"}",
+    ));
+    let mut reported_hits = 0;
+    let runs: [&[&str]; 3] = [
+        &[
+            "--edge-url",
+            &edge.http,
+            "--keys",
+            "zipf",
+            "--buckets",
+            "2",
+            "--prefixes",
+            "2",
+        ],
+        &[
+            "--edge-url",
+            &edge.https,
+            "--ca-cert",
+            ca,
+            "--keys",
+            "uniform",
+        ],
+        &["--edge-url", &edge.https, "--insecure", "--keys", "seq"],
+    ];
+    for extra in runs {
+        let mut args = vec![
+            "--mode",
+            "edge-get",
+            "--size",
+            "1KiB..32KiB",
+            "--objects",
+            "12",
+            "--concurrency",
+            "6",
+            "--count",
+            "200",
+            "--bucket",
+            "bench-edge",
+        ];
+        args.extend_from_slice(extra);
+        let report = bench(&server, &args);
+        assert_eq!(
+            total_ops_and_errors(&report),
+            (200, 0),
+            "{extra:?}: {report}"
+        );
+        assert_eq!(row(&report, "edge-get")["ops"], 200);
+        assert!(report["edge_url"].as_str().unwrap().starts_with("http"));
+        let cache = &report["edge_cache"];
+        let answered: u64 = ["hit", "miss", "other", "absent"]
+            .iter()
+            .map(|k| cache[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(answered, 200, "every GET's X-Cache was counted: {cache}");
+        reported_hits += cache["hit"].as_u64().unwrap();
+    }
+    assert!(reported_hits > 0, "the bench saw X-Cache hits");
+    let hits = rt.block_on(edge_metric(
+        &edge.admin,
+        "strata_edge_requests_total{result=\"Hit\"}",
+    )) - hits_before;
+    assert!(hits > 0.0, "the edge answered from its cache");
+    // Without trusting the self-signed certificate, HTTPS fails: verification is on by default.
+    let out = run_bench(
+        &server,
+        &[
+            "--mode",
+            "edge-get",
+            "--edge-url",
+            &edge.https,
+            "--objects",
+            "2",
+            "--count",
+            "4",
+            "--size",
+            "1KiB",
+            "--bucket",
+            "bench-edge",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = report["errors"].as_object().unwrap();
+    assert!(
+        errors.keys().any(|e| e.starts_with("transport:")),
+        "an unverified certificate is an error: {report}"
+    );
+    assert_eq!(bucket_names(&server), Vec::<String>::new());
 }
