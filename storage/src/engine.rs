@@ -204,10 +204,10 @@ impl Engine {
     }
 
     pub(crate) async fn commit(&self, batch: Batch) -> Result<Applied> {
-        let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || meta.commit(batch))
+        self.meta
+            .enqueue(batch)?
             .await
-            .map_err(|e| Error::Meta(e.to_string()))?
+            .map_err(|_| Error::Meta("metadata committer stopped".into()))?
     }
 
     pub(crate) async fn read_meta<T: Send + 'static>(

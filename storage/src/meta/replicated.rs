@@ -58,7 +58,24 @@ struct Replica {
 
 struct Pending {
     batch: Batch,
-    reply: mpsc::SyncSender<Result<Applied>>,
+    reply: Reply,
+}
+
+/// Where a batch's outcome goes: a blocked thread ([`MetaStore::commit`]) or a task
+/// ([`ReplicatedMeta::enqueue`], which spares the async write path a blocking-pool hand-over per commit).
+enum Reply {
+    Blocking(mpsc::SyncSender<Result<Applied>>),
+    Task(tokio::sync::oneshot::Sender<Result<Applied>>),
+}
+
+impl Reply {
+    fn send(self, outcome: Result<Applied>) {
+        // The caller may be gone (a dropped request): the outcome is durable either way.
+        match self {
+            Reply::Blocking(tx) => drop(tx.send(outcome)),
+            Reply::Task(tx) => drop(tx.send(outcome)),
+        }
+    }
 }
 
 /// The replicated redb metadata store.
@@ -162,6 +179,22 @@ impl ReplicatedMeta {
             .spawn(move || committer.run(queue))
             .map_err(Error::Io)?;
         Ok(Self { replicas, submit })
+    }
+
+    /// Queues `batch` for the next group commit without blocking; the receiver gets its outcome once a
+    /// quorum of replicas committed it (the async form of [`MetaStore::commit`]).
+    pub(crate) fn enqueue(
+        &self,
+        batch: Batch,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Applied>>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit
+            .send(Pending {
+                batch,
+                reply: Reply::Task(reply),
+            })
+            .map_err(|_| Error::Meta("metadata committer stopped".into()))?;
+        Ok(answer)
     }
 
     fn with_replica<T>(&self, mut f: impl FnMut(&Database) -> Result<T>) -> Result<T> {
@@ -455,7 +488,10 @@ impl MetaStore for ReplicatedMeta {
     fn commit(&self, batch: Batch) -> Result<Applied> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.submit
-            .send(Pending { batch, reply })
+            .send(Pending {
+                batch,
+                reply: Reply::Blocking(reply),
+            })
             .map_err(|_| Error::Meta("metadata committer stopped".into()))?;
         answer
             .recv()
@@ -469,8 +505,19 @@ struct Committer {
     fsync: bool,
 }
 
+/// One group of batches, handed to every online replica's thread.
+struct GroupJob {
+    batches: Vec<Batch>,
+    now: i64,
+}
+
+/// A replica's result for one group: its index and the per-batch outcomes.
+type ReplicaOutcome = (usize, Result<Vec<Result<Applied>>>);
+
 impl Committer {
     fn run(self, queue: mpsc::Receiver<Pending>) {
+        let (done_tx, done) = mpsc::channel::<ReplicaOutcome>();
+        let appliers = self.start_appliers(&done_tx);
         while let Ok(first) = queue.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -479,17 +526,17 @@ impl Committer {
                     Err(_) => break,
                 }
             }
-            let batches: Vec<&Batch> = group.iter().map(|p| &p.batch).collect();
-            let outcomes = self.commit_group(&batches);
-            match outcomes {
+            let (batches, replies): (Vec<Batch>, Vec<Reply>) =
+                group.into_iter().map(|p| (p.batch, p.reply)).unzip();
+            match self.commit_group(&appliers, &done, batches) {
                 Ok(per_batch) => {
-                    for (p, outcome) in group.into_iter().zip(per_batch) {
-                        let _ = p.reply.send(outcome);
+                    for (reply, outcome) in replies.into_iter().zip(per_batch) {
+                        reply.send(outcome);
                     }
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    for p in group {
+                    for reply in replies {
                         let err = match &e {
                             Error::QuorumLost { needed, available } => Error::QuorumLost {
                                 needed: *needed,
@@ -497,19 +544,59 @@ impl Committer {
                             },
                             _ => Error::Meta(msg.clone()),
                         };
-                        let _ = p.reply.send(Err(err));
+                        reply.send(Err(err));
                     }
                 }
             }
         }
     }
 
-    /// Applies the group on every online replica in parallel; per-batch outcomes from the first that succeeded.
-    fn commit_group(&self, batches: &[&Batch]) -> Result<Vec<Result<Applied>>> {
-        let online: Vec<&Replica> = self
-            .replicas
-            .iter()
-            .filter(|r| r.online.load(Ordering::Relaxed))
+    /// Starts one thread per replica, kept for the life of the store: spawning them for every group cost
+    /// more CPU than a small group's commit. `None` where a thread could not start (that replica is offline).
+    fn start_appliers(
+        &self,
+        done: &mpsc::Sender<ReplicaOutcome>,
+    ) -> Vec<Option<mpsc::Sender<Arc<GroupJob>>>> {
+        (0..self.replicas.len())
+            .map(|i| {
+                let (tx, rx) = mpsc::channel::<Arc<GroupJob>>();
+                let (replicas, done, fsync) = (self.replicas.clone(), done.clone(), self.fsync);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("strata-meta-{i}"))
+                    .spawn(move || {
+                        while let Ok(job) = rx.recv() {
+                            let batches: Vec<&Batch> = job.batches.iter().collect();
+                            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                apply_group(&replicas[i].db, &batches, job.now, fsync)
+                            }))
+                            .unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())));
+                            if done.send((i, outcome)).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                match spawned {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        tracing::error!(disk = i, error = %e, "cannot start the metadata replica's thread; replica offline");
+                        self.replicas[i].online.store(false, Ordering::Relaxed);
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Applies the group on every online replica in parallel; per-batch outcomes from the first replica (in
+    /// disk order) that succeeded.
+    fn commit_group(
+        &self,
+        appliers: &[Option<mpsc::Sender<Arc<GroupJob>>>],
+        done: &mpsc::Receiver<ReplicaOutcome>,
+        batches: Vec<Batch>,
+    ) -> Result<Vec<Result<Applied>>> {
+        let online: Vec<usize> = (0..self.replicas.len())
+            .filter(|&i| self.replicas[i].online.load(Ordering::Relaxed) && appliers[i].is_some())
             .collect();
         if online.len() < self.write_quorum {
             return Err(Error::QuorumLost {
@@ -517,31 +604,38 @@ impl Committer {
                 available: online.len(),
             });
         }
-        let now = chrono::Utc::now().timestamp_millis();
-        let results: Vec<Result<Vec<Result<Applied>>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = online
-                .iter()
-                .map(|r| s.spawn(|| apply_group(&r.db, batches, now, self.fsync)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())))
-                })
-                .collect()
+        let job = Arc::new(GroupJob {
+            batches,
+            now: chrono::Utc::now().timestamp_millis(),
         });
-        let mut first_ok = None;
+        let mut sent = 0;
+        for &i in &online {
+            let delivered = appliers[i]
+                .as_ref()
+                .is_some_and(|tx| tx.send(job.clone()).is_ok());
+            if delivered {
+                sent += 1;
+            } else {
+                tracing::error!(
+                    disk = i,
+                    "metadata replica's thread is gone; replica offline until restart"
+                );
+                self.replicas[i].online.store(false, Ordering::Relaxed);
+            }
+        }
+        let mut outcomes: Vec<Option<Vec<Result<Applied>>>> = Vec::new();
+        outcomes.resize_with(self.replicas.len(), || None);
         let mut ok = 0;
-        for (r, res) in online.iter().zip(results) {
+        for _ in 0..sent {
+            let Ok((i, res)) = done.recv() else { break };
             match res {
-                Ok(outcomes) => {
+                Ok(per_batch) => {
                     ok += 1;
-                    first_ok.get_or_insert(outcomes);
+                    outcomes[i] = Some(per_batch);
                 }
                 Err(e) => {
-                    tracing::error!(disk = r.index, error = %e, "metadata commit failed; replica offline until restart");
-                    r.online.store(false, Ordering::Relaxed);
+                    tracing::error!(disk = i, error = %e, "metadata commit failed; replica offline until restart");
+                    self.replicas[i].online.store(false, Ordering::Relaxed);
                 }
             }
         }
@@ -551,7 +645,11 @@ impl Committer {
                 available: ok,
             });
         }
-        Ok(first_ok.expect("at least one replica committed"))
+        outcomes
+            .into_iter()
+            .flatten()
+            .next()
+            .ok_or_else(|| Error::Meta("no replica outcome".into()))
     }
 }
 
