@@ -77,7 +77,7 @@ impl Engine {
         upload_id: &str,
     ) -> Result<UploadRecord> {
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        match self.read_meta(move |m| m.upload(&b, &k, &u)).await? {
+        match self.lookup_meta(move |m| m.upload(&b, &k, &u)).await? {
             Some(r) => Ok(r),
             None => {
                 self.bucket(bucket).await?;

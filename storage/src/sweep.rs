@@ -165,7 +165,7 @@ pub(crate) async fn repair_loop(
 /// Rewrites every shard of the segment that is missing or fails verification; returns how many were rewritten.
 pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Result<usize> {
     let (b, k) = (job.bucket.clone(), job.key.clone());
-    let record = engine.read_meta(move |m| m.object(&b, &k)).await?;
+    let record = engine.lookup_meta(move |m| m.object(&b, &k)).await?;
     let Some(record) = record else { return Ok(0) };
     let ObjectData::Segments(segments) = &record.data else {
         return Ok(0);
