@@ -30,7 +30,7 @@ enum Command {
     /// Run a CDN edge node in front of an S3 endpoint or any HTTP origin.
     Edge(EdgeArgs),
     /// Measure throughput and latency of any S3 endpoint.
-    Bench(strata_bench::BenchArgs),
+    Bench(Box<strata_bench::BenchArgs>),
     /// Administer a running server as root: users and their policies.
     Admin(admin::AdminArgs),
 }
@@ -112,7 +112,7 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(strata_bench::run(args))
+            rt.block_on(strata_bench::run(*args))
         }
         Command::Admin(args) => {
             let rt = tokio::runtime::Builder::new_current_thread()
