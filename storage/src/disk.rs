@@ -137,22 +137,28 @@ struct FileSink {
     direct: bool,
 }
 
+/// Creates (truncating) a staged shard file for writing, with `O_DIRECT` where the file system allows it;
+/// the flag says whether it did.
+pub(crate) fn create_staged_file(path: &Path) -> io::Result<(File, bool)> {
+    let open = |direct: bool| {
+        let mut o = OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        if direct {
+            o.custom_flags(libc::O_DIRECT);
+        }
+        o.open(path)
+    };
+    match open(true) {
+        Ok(f) => Ok((f, true)),
+        // tmpfs and some FUSE file systems refuse O_DIRECT: write through the page cache there.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((open(false)?, false)),
+        Err(e) => Err(e),
+    }
+}
+
 impl FileSink {
     fn create(path: PathBuf, dir: PathBuf) -> io::Result<Self> {
-        let open = |direct: bool| {
-            let mut o = OpenOptions::new();
-            o.write(true).create(true).truncate(true);
-            if direct {
-                o.custom_flags(libc::O_DIRECT);
-            }
-            o.open(&path)
-        };
-        let (file, direct) = match open(true) {
-            Ok(f) => (f, true),
-            // tmpfs and some FUSE file systems refuse O_DIRECT: write through the page cache there.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(false)?, false),
-            Err(e) => return Err(e),
-        };
+        let (file, direct) = create_staged_file(&path)?;
         let mut buf = crate::buffers::take(SINK_BUFFER + DIRECT_ALIGN);
         buf.resize(SINK_BUFFER + DIRECT_ALIGN, 0);
         let start = buf.as_ptr().align_offset(DIRECT_ALIGN);

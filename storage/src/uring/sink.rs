@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -59,20 +59,7 @@ fn aligned_buffer() -> (Vec<u8>, usize) {
 
 impl UringSink {
     pub(super) fn create(ring: Arc<Ring>, path: PathBuf, dir: Arc<File>) -> io::Result<Self> {
-        let open = |direct: bool| {
-            let mut o = OpenOptions::new();
-            o.write(true).create(true).truncate(true);
-            if direct {
-                o.custom_flags(libc::O_DIRECT);
-            }
-            o.open(&path)
-        };
-        let (file, direct) = match open(true) {
-            Ok(f) => (f, true),
-            // tmpfs and some FUSE file systems refuse O_DIRECT: write through the page cache there.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(false)?, false),
-            Err(e) => return Err(e),
-        };
+        let (file, direct) = crate::disk::create_staged_file(&path)?;
         let (buf, start) = aligned_buffer();
         Ok(Self {
             ring,
