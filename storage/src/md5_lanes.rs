@@ -58,15 +58,18 @@ impl Md5Stream {
     /// Feeds the next bytes of the body; large inputs are hashed by the workers while the caller goes on.
     pub(crate) async fn feed(&mut self, data: Bytes) {
         self.settle().await;
-        if data.len() < MIN_OFFLOAD || !self.md5.is_block_aligned() {
-            self.md5.update(&data);
-            return;
-        }
+        let workers = match workers() {
+            Some(w) if data.len() >= MIN_OFFLOAD && self.md5.is_block_aligned() => w,
+            _ => {
+                self.md5.update(&data);
+                return;
+            }
+        };
         let whole = data.len() / 64 * 64;
         let from = self.md5.state();
         let (tx, reply) = oneshot::channel();
         let blocks = data.slice(..whole);
-        workers().submit(from, blocks.clone(), tx);
+        workers.submit(from, blocks.clone(), tx);
         self.md5.count_whole_blocks(whole as u64);
         // Fewer than 64 bytes: they only wait in the partial block, no compression runs before `settle`.
         self.md5.update(&data[whole..]);
@@ -92,7 +95,9 @@ impl Md5Stream {
                 self.md5.set_state(state);
                 return;
             }
-            workers().hurry();
+            if let Some(w) = workers() {
+                w.hurry();
+            }
             let state = match job.reply.await {
                 Ok(state) => state,
                 // The worker is gone (it cannot panic on valid input, but a lost hash is never acceptable).
@@ -138,27 +143,30 @@ struct Workers {
 }
 
 /// The process's lane workers, started on first use: one per two cores (each keeps four lanes busy, and the
-/// rest of a PUT's work needs the other cores), at least one.
-fn workers() -> &'static Arc<Workers> {
-    static WORKERS: OnceLock<Arc<Workers>> = OnceLock::new();
-    WORKERS.get_or_init(|| {
+/// rest of a PUT's work needs the other cores), at least one. `None` if no thread could be started: streams
+/// then hash on their own task.
+fn workers() -> Option<&'static Arc<Workers>> {
+    static WORKERS: OnceLock<Option<Arc<Workers>>> = OnceLock::new();
+    let workers = WORKERS.get_or_init(|| {
         let workers = Arc::new(Workers {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
         });
         let count = std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2));
+        let mut started = 0;
         for i in 0..count {
             let w = workers.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("strata-md5-{i}"))
                 .spawn(move || w.run());
-            if let Err(e) = spawned {
-                // Jobs still complete: a stream whose reply never comes hashes its block itself.
-                tracing::error!(error = %e, "could not start an MD5 lane worker");
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::error!(error = %e, "could not start an MD5 lane worker"),
             }
         }
-        workers
-    })
+        (started > 0).then_some(workers)
+    });
+    workers.as_ref()
 }
 
 impl Workers {
