@@ -107,7 +107,7 @@ publish() {
   "Resource": "arn:aws:s3:::$SITE"}]}
 EOF
     s3api put-bucket-policy --bucket "$SITE" --policy "file://$WORK/policy.json"
-    s3api get-bucket-policy --bucket "$SITE" --query Policy --output text | grep -q PublicRead
+    s3api get-bucket-policy --bucket "$SITE" --query Policy --output text | grep PublicRead >/dev/null  # not -q: an early exit breaks aws-cli's pipe
     s3 website "s3://$SITE" --index-document index.html --error-document error.html
     s3api get-bucket-website --bucket "$SITE" >"$WORK/website.json"
     expect_eq "index suffix" "$(json_get "$WORK/website.json" 'd["IndexDocument"]["Suffix"]')" index.html
@@ -117,7 +117,7 @@ EOF
 EOF
     s3api put-bucket-cors --bucket "$SITE" --cors-configuration "file://$WORK/cors.json"
     s3 sync "$WORK/site" "s3://$SITE"
-    s3 ls "s3://$SITE/docs/" | grep -q index.html
+    s3 ls "s3://$SITE/docs/" | grep index.html >/dev/null
 }
 step publish-site publish
 
