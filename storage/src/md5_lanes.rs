@@ -13,6 +13,7 @@
 //! hashed in place, since a hand-over costs more than hashing a few KiB.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,20 @@ const GATHER: Duration = Duration::from_millis(4);
 pub(crate) struct Md5Stream {
     md5: Md5,
     inflight: Option<Inflight>,
+    /// Counted in [`STREAMS`] (from its first hand-over to its drop).
+    counted: bool,
+}
+
+/// Streams that hand blocks to the workers now. A worker waits for others to fill the lanes only when there
+/// are other streams to wait for: a lone upload's block is hashed at once, in parallel with its next block.
+static STREAMS: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Md5Stream {
+    fn drop(&mut self) {
+        if self.counted {
+            STREAMS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A job handed to the workers: what it started from, so it can be redone here if the workers are gone.
@@ -52,6 +67,7 @@ impl Md5Stream {
         Self {
             md5: Md5::new(),
             inflight: None,
+            counted: false,
         }
     }
 
@@ -65,6 +81,10 @@ impl Md5Stream {
                 return;
             }
         };
+        if !self.counted {
+            self.counted = true;
+            STREAMS.fetch_add(1, Ordering::Relaxed);
+        }
         let whole = data.len() / 64 * 64;
         let from = self.md5.state();
         let (tx, reply) = oneshot::channel();
@@ -84,7 +104,7 @@ impl Md5Stream {
     pub(crate) async fn finish(mut self, tail: &[u8]) -> [u8; 16] {
         self.settle().await;
         self.md5.update(tail);
-        self.md5.finalize()
+        self.md5.clone().finalize()
     }
 
     /// Takes the state of the job in flight, telling the workers to start at once if it is still queued (a
@@ -205,7 +225,8 @@ impl Workers {
                         continue;
                     };
                     let waited = oldest.elapsed();
-                    if queue.jobs.len() >= LANES || waited >= GATHER || queue.hurry {
+                    let expected = STREAMS.load(Ordering::Relaxed).clamp(1, LANES);
+                    if queue.jobs.len() >= expected || waited >= GATHER || queue.hurry {
                         break;
                     }
                     queue = self
