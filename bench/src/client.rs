@@ -288,14 +288,7 @@ impl S3Client {
             )
             .await?;
         let resp = check_status(resp).await?;
-        let mut body = resp.into_body();
-        let mut got = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(transport)?;
-            if let Some(data) = frame.data_ref() {
-                got += data.len() as u64;
-            }
-        }
+        let got = drain_counting(resp.into_body()).await?;
         match expected {
             Some(e) if e != got => Err(OpError::ShortBody { expected: e, got }),
             _ => Ok(got),
@@ -590,6 +583,18 @@ async fn check_status(resp: Response<Incoming>) -> OpResult<Response<Incoming>> 
 async fn expect_success(resp: Response<Incoming>) -> OpResult<Bytes> {
     let resp = check_status(resp).await?;
     read_doc(resp.into_body()).await
+}
+
+/// Reads a response body to its end without keeping it; returns its length.
+pub(crate) async fn drain_counting(mut body: Incoming) -> OpResult<u64> {
+    let mut got = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(transport)?;
+        if let Some(data) = frame.data_ref() {
+            got += data.len() as u64;
+        }
+    }
+    Ok(got)
 }
 
 pub(crate) async fn read_doc(mut body: Incoming) -> OpResult<Bytes> {

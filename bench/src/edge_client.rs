@@ -6,9 +6,8 @@
 
 use anyhow::{Context as _, bail};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
-use http_body_util::BodyExt as _;
 
-use crate::client::{OpError, read_doc, transport};
+use crate::client::{OpError, drain_counting, read_doc, transport};
 use crate::payload::PayloadBody;
 use crate::sigv4;
 use crate::transport::{HttpClient, TlsOptions, http_client};
@@ -79,14 +78,7 @@ impl EdgeClient {
             return Err(OpError::Http { status, code: None });
         }
         let x_cache = resp.headers().get("x-cache").cloned();
-        let mut body = resp.into_body();
-        let mut got = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(transport)?;
-            if let Some(data) = frame.data_ref() {
-                got += data.len() as u64;
-            }
-        }
+        let got = drain_counting(resp.into_body()).await?;
         if got != expected {
             return Err(OpError::ShortBody { expected, got });
         }
