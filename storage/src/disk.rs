@@ -28,6 +28,19 @@ impl DataId {
         Self(rand::random())
     }
 
+    /// A fresh id that sorts after those made before it: microseconds since the epoch, then random bytes.
+    ///
+    /// For data kept in the metadata B-trees (inline objects): consecutive inserts then land in the same
+    /// rightmost leaf instead of dirtying a random leaf and its branch path each. Shard files keep
+    /// [`DataId::random`], whose first byte spreads them over the disks' fan-out directories.
+    pub fn ordered() -> Self {
+        let micros = chrono::Utc::now().timestamp_micros().max(0) as u64;
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&micros.to_be_bytes());
+        id[8..].copy_from_slice(&rand::random::<[u8; 8]>());
+        Self(id)
+    }
+
     /// Lowercase hex form, used as the file name.
     pub fn to_hex(self) -> String {
         hex::encode(self.0)

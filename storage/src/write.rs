@@ -313,7 +313,7 @@ pub(crate) async fn write_body(
     if allow_inline && writers.is_none() && (total as usize) <= settings.inline_threshold {
         let bytes = Bytes::from(block);
         let data = ObjectData::Inline {
-            data_id: DataId::random(),
+            data_id: DataId::ordered(),
             hash: *blake3::hash(&bytes).as_bytes(),
         };
         return Ok(Staged {
