@@ -8,6 +8,12 @@ use std::time::Duration;
 
 mod admin;
 
+/// mimalloc rather than glibc malloc: the data path and the metadata replicas' threads allocate and free on
+/// many threads at once, where glibc's arenas spent about 12% of a 4 KiB PUT's server CPU (`_int_malloc`,
+/// `unlink_chunk`, `malloc_consolidate`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use strata_config::Config;
