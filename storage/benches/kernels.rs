@@ -1,10 +1,11 @@
 //! Criterion benches for the CPU kernels that bound the storage data path (issue #7): Reed-Solomon encode and
 //! reconstruct of one block, BLAKE3 over shard blocks, MD5 for ETags.
 //!
-//! Reed-Solomon runs at every geometry we expect to configure, with the default 1 MiB block, three ways: through
-//! Strata's own [`Codec`] (what the PUT and GET paths call, copies and buffer pool included), directly through
-//! reed-solomon-simd (the engine `Codec` wraps; encoder and decoder reused, no copy out) and through
-//! reed-solomon-erasure with its C SIMD kernels (a dev-dependency, only here to compare engines). Throughput is
+//! Reed-Solomon runs at every geometry we expect to configure, with the default 1 MiB block, four ways: through
+//! Strata's own [`Codec`] with each of its two codes (what the PUT and GET paths call, copies and buffer pool
+//! included: `strata-leopard`, `strata-vandermonde`), directly through reed-solomon-simd (the Leopard engine;
+//! encoder and decoder reused, no copy out) and directly through reed-solomon-erasure with its C SIMD kernels (the
+//! Vandermonde engine, restoring in place). Throughput is
 //! bytes of object data, so numbers compare across geometries: an encode of 1 MiB at 8+4 counts 1 MiB, not the
 //! 1.5 MiB of shards it produces.
 //!
@@ -29,7 +30,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use md5_reference::Digest;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
-use strata_storage::erasure::{Codec, Geometry};
+use strata_storage::erasure::{Codec, ErasureCode, Geometry};
 use strata_storage::md5::Md5;
 use support::thread_cpu::ThreadCpuTime;
 
@@ -99,17 +100,39 @@ struct Fixture {
     geometry: Geometry,
     shard_len: usize,
     block: Bytes,
-    /// Strata's shards (data then parity) for the block.
+    /// Strata's Leopard shards (data then parity) for the block: what reed-solomon-simd computes.
     codec_shards: Vec<Bytes>,
     /// reed-solomon-erasure's shards for the same data (its parity differs: another code).
     rse_shards: Vec<Vec<u8>>,
 }
 
+/// The bench name of Strata's `Codec` running `code`.
+fn strata_engine(code: ErasureCode) -> &'static str {
+    match code {
+        ErasureCode::Leopard => "strata-leopard",
+        ErasureCode::Vandermonde => "strata-vandermonde",
+    }
+}
+
 impl Fixture {
+    /// Each code this CPU runs, with the shards its engine computes for the block (data then parity).
+    fn codes(&self) -> Vec<(ErasureCode, Vec<Bytes>)> {
+        let mut codes = vec![(ErasureCode::Leopard, self.codec_shards.clone())];
+        if ErasureCode::Vandermonde.usable() {
+            let rse = self
+                .rse_shards
+                .iter()
+                .map(|s| Bytes::copy_from_slice(s))
+                .collect();
+            codes.push((ErasureCode::Vandermonde, rse));
+        }
+        codes
+    }
+
     fn new(geometry: Geometry) -> Self {
         let block = Bytes::from(pseudo_random(BLOCK, 0x5eed));
         let shard_len = geometry.shard_len(BLOCK);
-        let codec_shards = Codec::new(geometry)
+        let codec_shards = Codec::new(geometry.with(ErasureCode::Leopard))
             .expect("geometry supported")
             .encode(block.clone())
             .expect("encode");
@@ -145,12 +168,19 @@ fn erasure_encode(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("erasure_encode");
     group.throughput(Throughput::Bytes(BLOCK as u64));
     for (data, parity) in GEOMETRIES {
-        let f = Fixture::new(Geometry { data, parity });
+        let f = Fixture::new(Geometry::with_code(data, parity, ErasureCode::Leopard));
         let name = label(f.geometry);
-        let codec = Codec::new(f.geometry).expect("geometry supported");
-        group.bench_function(BenchmarkId::new("strata-codec", &name), |b| {
-            b.iter(|| codec.encode(black_box(f.block.clone())).expect("encode"))
-        });
+        for (code, want) in f.codes() {
+            let codec = Codec::new(f.geometry.with(code)).expect("geometry supported");
+            let got = codec.encode(f.block.clone()).expect("encode");
+            assert!(
+                got.iter().zip(&want).all(|(g, w)| g[..] == w[..]),
+                "{code:?} encodes as its engine does"
+            );
+            group.bench_function(BenchmarkId::new(strata_engine(code), &name), |b| {
+                b.iter(|| codec.encode(black_box(f.block.clone())).expect("encode"))
+            });
+        }
 
         let mut encoder = ReedSolomonEncoder::new(f.k(), f.m(), f.shard_len).expect("encoder");
         group.bench_function(BenchmarkId::new("rs-simd", &name), |b| {
@@ -181,7 +211,7 @@ fn erasure_reconstruct(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("erasure_reconstruct");
     group.throughput(Throughput::Bytes(BLOCK as u64));
     for (data, parity) in GEOMETRIES {
-        let f = Fixture::new(Geometry { data, parity });
+        let f = Fixture::new(Geometry::with_code(data, parity, ErasureCode::Leopard));
         for &loss in Loss::cases(f.geometry) {
             let name = format!("{}/{}", label(f.geometry), loss.name());
             let lost = loss.lost(f.geometry);
@@ -196,34 +226,37 @@ fn erasure_reconstruct(c: &mut Criterion<ThreadCpuTime>) {
 type Group<'a> = criterion::BenchmarkGroup<'a, ThreadCpuTime>;
 
 fn bench_codec_reconstruct(group: &mut Group<'_>, f: &Fixture, lost: &[usize], name: &str) {
-    let codec = Codec::new(f.geometry).expect("geometry supported");
-    let damaged = || {
-        let mut shards: Vec<Option<Bytes>> = f.codec_shards.iter().cloned().map(Some).collect();
-        for &i in lost {
-            shards[i] = None;
-        }
-        shards
-    };
-    let mut check = damaged();
-    codec
-        .reconstruct(&mut check, f.shard_len)
-        .expect("reconstruct");
-    assert!(
-        check
-            .iter()
-            .zip(&f.codec_shards)
-            .all(|(got, want)| got.as_ref() == Some(want))
-    );
+    for (code, shards) in f.codes() {
+        let codec = Codec::new(f.geometry.with(code)).expect("geometry supported");
+        let damaged = || {
+            let mut damaged: Vec<Option<Bytes>> = shards.iter().cloned().map(Some).collect();
+            for &i in lost {
+                damaged[i] = None;
+            }
+            damaged
+        };
+        let mut check = damaged();
+        codec
+            .reconstruct(&mut check, f.shard_len)
+            .expect("reconstruct");
+        assert!(
+            check
+                .iter()
+                .zip(&shards)
+                .all(|(got, want)| got.as_ref() == Some(want)),
+            "{code:?} restores what was lost"
+        );
 
-    group.bench_function(BenchmarkId::new("strata-codec", name), |b| {
-        b.iter(|| {
-            let mut shards = damaged();
-            codec
-                .reconstruct(&mut shards, f.shard_len)
-                .expect("reconstruct");
-            shards
-        })
-    });
+        group.bench_function(BenchmarkId::new(strata_engine(code), name), |b| {
+            b.iter(|| {
+                let mut restored = damaged();
+                codec
+                    .reconstruct(&mut restored, f.shard_len)
+                    .expect("reconstruct");
+                restored
+            })
+        });
+    }
 }
 
 /// reed-solomon-simd used as well as it can be: decoder and encoder reused, restored shards left in place.
@@ -319,7 +352,7 @@ fn blake3_blocks(c: &mut Criterion<ThreadCpuTime>) {
     let mut sizes: Vec<(String, usize)> = GEOMETRIES
         .iter()
         .map(|&(data, parity)| {
-            let g = Geometry { data, parity };
+            let g = Geometry::new(data, parity);
             (format!("shard-{}", label(g)), g.shard_len(BLOCK))
         })
         .collect();

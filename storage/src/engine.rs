@@ -54,12 +54,12 @@ pub struct Settings {
 impl Settings {
     /// Settings from the typed configuration.
     pub fn from_config(cfg: &strata_config::Config) -> Result<Self> {
-        let geometry = Geometry {
-            data: u8::try_from(cfg.storage.data_shards)
+        let geometry = Geometry::new(
+            u8::try_from(cfg.storage.data_shards)
                 .map_err(|_| Error::Config("data_shards too large".into()))?,
-            parity: u8::try_from(cfg.storage.parity_shards)
+            u8::try_from(cfg.storage.parity_shards)
                 .map_err(|_| Error::Config("parity_shards too large".into()))?,
-        };
+        );
         Ok(Self {
             disks: cfg.disk_paths(),
             geometry,

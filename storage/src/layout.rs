@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn block_map_arithmetic() {
         let map = BlockMap {
-            geometry: Geometry { data: 4, parity: 2 },
+            geometry: Geometry::new(4, 2),
             block_size: 1 << 20,
             size: (5 << 20) + 10,
         };

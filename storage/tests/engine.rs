@@ -8,8 +8,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use strata_config::{Config, IoBackend};
+use strata_storage::erasure::{ErasureCode, Geometry};
 use strata_storage::multipart::MIN_PART_SIZE;
-use strata_storage::{BodyStream, CompletePart, Engine, Error, ObjectRecord, PutOptions, Settings};
+use strata_storage::{
+    BodyStream, CompletePart, Engine, Error, ObjectData, ObjectRecord, PutOptions, Settings,
+};
 
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
@@ -30,6 +33,7 @@ both_backends!(
     a_corrupted_shard_is_rebuilt_not_served,
     data_survives_losing_parity_many_disks,
     restart_rolls_committed_staged_files_forward,
+    segments_of_either_erasure_code_are_rebuilt_after_an_upgrade,
 );
 
 /// Small blocks so that multi-block objects stay small.
@@ -306,6 +310,42 @@ fn data_survives_losing_parity_many_disks(io: IoBackend) {
             std::fs::remove_dir_all(disk_root).unwrap();
         }
         assert!(get(&engine, "lost").await == data);
+    });
+}
+
+/// A store written with Leopard Reed-Solomon (every segment before the code was recorded), reopened by a build
+/// that writes Vandermonde: old and new segments each rebuild lost data shards with their own code.
+fn segments_of_either_erasure_code_are_rebuilt_after_an_upgrade(io: IoBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let old_data = pattern(3 * BLOCK + 5, 8);
+    let new_data = pattern(2 * BLOCK + 77, 9);
+    runtime().block_on(async {
+        let mut old = settings(dir.path(), io);
+        old.geometry = Geometry::with_code(4, 2, ErasureCode::Leopard);
+        let engine = Engine::open(old).await.unwrap();
+        engine
+            .create_bucket(BUCKET, "owner", "us-east-1", false)
+            .await
+            .unwrap();
+        put(&engine, "old", &old_data).await;
+    });
+    runtime().block_on(async {
+        let engine = reopen(dir.path(), io).await;
+        let new = put(&engine, "new", &new_data).await;
+        let old = engine.head_object(BUCKET, "old").await.unwrap();
+        let code = |r: &ObjectRecord| match &r.data {
+            ObjectData::Segments(segs) => segs[0].geometry.code,
+            other => panic!("expected segments, got {other:?}"),
+        };
+        assert_eq!(code(&old), ErasureCode::Leopard);
+        assert_eq!(code(&new), ErasureCode::preferred(4, 2));
+        for (key, record, data) in [("old", &old, &old_data), ("new", &new, &new_data)] {
+            // Two data shards (= m) of every block are gone.
+            let (_, paths) = &engine.shard_paths(record)[0];
+            std::fs::remove_file(&paths[0]).unwrap();
+            std::fs::remove_file(&paths[3]).unwrap();
+            assert!(&get(&engine, key).await == data, "{key}");
+        }
     });
 }
 
