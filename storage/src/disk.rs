@@ -66,6 +66,57 @@ pub trait ShardSink: Send {
 pub trait ShardSource: Send + Sync {
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Like [`ShardSource::read_exact_at`], but only if the bytes are all in the page cache: never waits for the
+    /// disk. `Ok(false)` when they are not (or the kernel cannot tell), and the caller reads them the blocking
+    /// way. This lets a reader on an async task skip the blocking-pool hand-off for cached data.
+    fn read_cached_at(&self, _buf: &mut [u8], _offset: u64) -> io::Result<bool> {
+        Ok(false)
+    }
+}
+
+/// [`ShardSource::read_cached_at`] for a file: `preadv2(RWF_NOWAIT)` on Linux, which fails with `EAGAIN`
+/// instead of starting disk I/O.
+pub(crate) fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        /// Cleared the first time the kernel or filesystem refuses `RWF_NOWAIT` on a buffered read.
+        static SUPPORTED: AtomicBool = AtomicBool::new(true);
+        if !SUPPORTED.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let mut filled = 0;
+        while filled < buf.len() {
+            let mut slice = [io::IoSliceMut::new(&mut buf[filled..])];
+            match rustix::io::preadv2(
+                file,
+                &mut slice,
+                offset + filled as u64,
+                rustix::io::ReadWriteFlags::NOWAIT,
+            ) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => filled += n,
+                Err(rustix::io::Errno::AGAIN) => return Ok(false),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(
+                    rustix::io::Errno::OPNOTSUPP
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::NOSYS,
+                ) => {
+                    SUPPORTED.store(false, Ordering::Relaxed);
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, buf, offset);
+        Ok(false)
+    }
 }
 
 /// One disk directory of the erasure set.
@@ -260,6 +311,10 @@ impl ShardSource for FileSource {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
     }
+
+    fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+        read_cached(&self.file, buf, offset)
+    }
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -358,6 +413,26 @@ mod tests {
 
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn cached_reads_return_the_bytes_or_decline_never_a_short_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data = pattern(300_000);
+        fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut buf = vec![0u8; 100_000];
+        // Just written, so in the page cache: on Linux the read is served; elsewhere it declines.
+        match read_cached(&file, &mut buf, 123_456).unwrap() {
+            true => assert!(buf[..] == data[123_456..223_456]),
+            false => assert!(!cfg!(target_os = "linux")),
+        }
+        // Past the end is an error, as for read_exact_at, not a short buffer taken for data.
+        let mut past = vec![0u8; 10];
+        if cfg!(target_os = "linux") {
+            assert!(read_cached(&file, &mut past, 299_995).is_err());
+        }
     }
 
     #[test]

@@ -100,14 +100,20 @@ impl SegmentReader {
         let map = self.map();
         let len = map.shard_len(block);
         let offset = shard.blocks_at + map.frame_offset(block);
-        let read = tokio::task::spawn_blocking(move || {
-            // A recycled buffer, not zeroed: the read overwrites all of it.
-            let mut buf = crate::buffers::take_len(HASH_LEN + len);
-            shard.src.read_exact_at(&mut buf, offset).map(|()| buf)
-        })
-        .await
-        .ok()?
-        .ok()?;
+        // A recycled buffer, not zeroed: the read overwrites all of it.
+        let mut buf = crate::buffers::take_len(HASH_LEN + len);
+        // From the page cache on this task when the block is there (a copy, no disk wait); otherwise on the
+        // blocking pool, so a disk read never holds up the runtime's threads.
+        let read = match shard.src.read_cached_at(&mut buf, offset) {
+            Ok(true) => buf,
+            Ok(false) => tokio::task::spawn_blocking(move || {
+                shard.src.read_exact_at(&mut buf, offset).map(|()| buf)
+            })
+            .await
+            .ok()?
+            .ok()?,
+            Err(_) => return None,
+        };
         let (hash, data) = read.split_at(HASH_LEN);
         if blake3::hash(data).as_bytes() != hash {
             tracing::warn!(slot, block, id = %self.segment.data_id.to_hex(), "shard block checksum mismatch");

@@ -204,4 +204,8 @@ impl ShardSource for UringSource {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
     }
+
+    fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+        crate::disk::read_cached(&self.file, buf, offset)
+    }
 }
