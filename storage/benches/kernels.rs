@@ -104,6 +104,8 @@ struct Fixture {
     codec_shards: Vec<Bytes>,
     /// reed-solomon-erasure's shards for the same data (its parity differs: another code).
     rse_shards: Vec<Vec<u8>>,
+    /// Distinct blocks, more than the last-level cache holds, encoded in turn by the `-cold` benches.
+    cold_blocks: Vec<Bytes>,
 }
 
 /// The bench name of Strata's `Codec` running `code`.
@@ -147,6 +149,10 @@ impl Fixture {
             block,
             codec_shards,
             rse_shards,
+            // 96 MiB: three times the 32 MiB L3 of the machine the results are from.
+            cold_blocks: (0..96u64)
+                .map(|i| Bytes::from(pseudo_random(BLOCK, 0xc01d + i)))
+                .collect(),
         }
     }
 
@@ -179,6 +185,17 @@ fn erasure_encode(c: &mut Criterion<ThreadCpuTime>) {
             );
             group.bench_function(BenchmarkId::new(strata_engine(code), &name), |b| {
                 b.iter(|| codec.encode(black_box(f.block.clone())).expect("encode"))
+            });
+            // As in the write path: each block encoded once, so it comes from memory, not from cache.
+            let mut next = 0;
+            let cold = format!("{}-cold", strata_engine(code));
+            group.bench_function(BenchmarkId::new(cold, &name), |b| {
+                b.iter(|| {
+                    next = (next + 1) % f.cold_blocks.len();
+                    codec
+                        .encode(black_box(f.cold_blocks[next].clone()))
+                        .expect("encode")
+                })
             });
         }
 
