@@ -77,7 +77,7 @@ pub trait ShardSource: Send + Sync {
 
 /// [`ShardSource::read_cached_at`] for a file: `preadv2(RWF_NOWAIT)` on Linux, which fails with `EAGAIN`
 /// instead of starting disk I/O.
-pub(crate) fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<bool> {
     #[cfg(target_os = "linux")]
     {
         use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,7 @@
 //! ([`sink`]): writes of one buffer overlap the filling of the next, and the tail write, truncation and
 //! syncs of a finished shard go in one linked submission. Publication is a rename linked to the fan-out
 //! directory's fsync (directories kept open, so no `open` per sync); unlinks go through the ring too. Opens
-//! and reads do not (see [`UringSource`]). An opcode the kernel lacks (from the probe at start) is done by
+//! and reads do not (see [`UringDisk::open`]). An opcode the kernel lacks (from the probe at start) is done by
 //! the portable backend, which this backend also uses for paths and for listing the staging directory
 //! (io_uring has no `getdents`).
 //!
@@ -22,7 +22,6 @@ use std::ffi::CString;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -146,16 +145,15 @@ impl Disk for UringDisk {
         Ok(())
     }
 
+    /// The portable backend's open and `pread`, on the caller's thread.
+    ///
+    /// Reads went through the ring at first (IORING_OP_READ, and the open with IORING_OP_OPENAT), but shard
+    /// reads mostly hit the page cache, where io_uring completes them inline on the ring thread: the ring only
+    /// added a hand-off and a wake-up each way per read (and per open, which completes inline as well).
+    /// Measured on GET 64 MiB at c8: 1.46-1.67 server CPU-s per GiB through the ring, 1.07-1.38 with `pread` on
+    /// the blocking-pool thread that asks, 0.97-1.28 for the portable backend.
     fn open(&self, id: DataId) -> io::Result<Box<dyn ShardSource>> {
-        // Plain `open` and `pread`, as the portable backend: see `UringSource`.
-        let file = match File::open(self.portable.data_path(id)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                File::open(self.portable.staged_path(id, false))?
-            }
-            Err(e) => return Err(e),
-        };
-        Ok(Box::new(UringSource { file }))
+        self.portable.open(id)
     }
 
     fn remove(&self, id: DataId) -> io::Result<()> {
@@ -187,25 +185,5 @@ impl Disk for UringDisk {
 
     fn sweep_foreign(&self) -> io::Result<usize> {
         self.portable.sweep_foreign()
-    }
-}
-
-/// A published shard file, read with `pread` on the caller's thread.
-///
-/// Reads went through the ring at first (IORING_OP_READ, and the open with IORING_OP_OPENAT), but shard
-/// reads mostly hit the page cache, where io_uring completes them inline on the ring thread: the ring only
-/// added a hand-off and a wake-up each way per read (and per open, which completes inline as well). Measured on GET 64 MiB at c8: 1.46-1.67 server CPU-s per GiB through the ring, 1.07-1.38 with
-/// `pread` on the blocking-pool thread that asks, 0.97-1.28 for the portable backend.
-struct UringSource {
-    file: File,
-}
-
-impl ShardSource for UringSource {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
-    }
-
-    fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
-        crate::disk::read_cached(&self.file, buf, offset)
     }
 }
