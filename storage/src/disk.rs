@@ -262,15 +262,26 @@ impl Drop for FileSink {
     }
 }
 
+/// Moves the front of `data` into a sink's aligned buffer, `buf[start..start + SINK_BUFFER]` of which
+/// `filled` bytes are taken, as far as it fits; true when the buffer is then full and must be written out.
+pub(crate) fn fill_sink_buffer(
+    buf: &mut [u8],
+    start: usize,
+    filled: &mut usize,
+    data: &mut &[u8],
+) -> bool {
+    let take = (SINK_BUFFER - *filled).min(data.len());
+    let at = start + *filled;
+    buf[at..at + take].copy_from_slice(&data[..take]);
+    *filled += take;
+    *data = &data[take..];
+    *filled == SINK_BUFFER
+}
+
 impl ShardSink for FileSink {
     fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let take = (SINK_BUFFER - self.filled).min(data.len());
-            let at = self.start + self.filled;
-            self.buf[at..at + take].copy_from_slice(&data[..take]);
-            self.filled += take;
-            data = &data[take..];
-            if self.filled == SINK_BUFFER {
+            if fill_sink_buffer(&mut self.buf, self.start, &mut self.filled, &mut data) {
                 self.write_out(SINK_BUFFER)?;
                 self.filled = 0;
             }

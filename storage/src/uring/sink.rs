@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::ring::{Op, Pending, Ring};
-use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink};
+use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink, fill_sink_buffer};
 
 /// Buffers per sink: one filling while the other is written. io_uring runs the writes to one regular file
 /// one at a time on its workers (hashed by inode), so a third buffer would only queue behind them while
@@ -231,12 +231,7 @@ impl UringSink {
 impl ShardSink for UringSink {
     fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let take = (SINK_BUFFER - self.filled).min(data.len());
-            let at = self.start + self.filled;
-            self.buf[at..at + take].copy_from_slice(&data[..take]);
-            self.filled += take;
-            data = &data[take..];
-            if self.filled == SINK_BUFFER {
+            if fill_sink_buffer(&mut self.buf, self.start, &mut self.filled, &mut data) {
                 self.send_full()?;
             }
         }
