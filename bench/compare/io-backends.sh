@@ -15,31 +15,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STRATA="${STRATA_BIN:-$ROOT/target/release/strata}"
 [ -x "$STRATA" ] || { echo "no $STRATA: cargo build --release" >&2; exit 1; }
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/strata-io-bench.XXXXXX")"
-SERVER=""
-cleanup() {
-    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-export AWS_ACCESS_KEY_ID=benchbenchbenchbench AWS_SECRET_ACCESS_KEY=benchbenchbenchbenchbenchbenchbenchbench
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start() { # start BACKEND: a fresh server with empty data; sets SERVER and ENDPOINT
-    rm -rf "$WORK/data"
-    printf '[storage]\nio = "%s"\n' "$1" >"$WORK/strata.toml"
-    local port
-    port=$(free_port)
-    STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY RUST_LOG=warn \
-        "$STRATA" serve --config "$WORK/strata.toml" --data "$WORK/data" --s3-addr "127.0.0.1:$port" \
-        --edge-addr 127.0.0.1:0 --edge-tls-addr 127.0.0.1:0 --edge-admin-addr 127.0.0.1:0 \
-        --website-addr 127.0.0.1:0 >"$WORK/server-$1.log" 2>&1 &
-    SERVER=$!
-    ENDPOINT="http://127.0.0.1:$port"
-    for _ in $(seq 100); do curl -s -o /dev/null "$ENDPOINT/" && return 0; sleep 0.1; done
-    echo "server did not start" >&2; tail "$WORK/server-$1.log" >&2; exit 1
-}
-stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+WORK_NAME=io-bench
+# shellcheck source=bench/compare/lib.sh
+source "$ROOT/bench/compare/lib.sh"
 bench() {
     "$STRATA" bench --endpoint "$ENDPOINT" --server-pid "$SERVER" --quiet --json --unsigned-payload \
         --duration "${SECS}s" "$@"

@@ -16,30 +16,9 @@ STRATA="${STRATA_BIN:-$ROOT/target/release/strata}"
 PAYLOAD=(--unsigned-payload)
 [ "${SIGNED:-0}" = 1 ] && PAYLOAD=()
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/strata-mp-bench.XXXXXX")"
-SERVER=""
-cleanup() {
-    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-export AWS_ACCESS_KEY_ID=benchbenchbenchbench AWS_SECRET_ACCESS_KEY=benchbenchbenchbenchbenchbenchbenchbench
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start() { # start: a fresh server with empty data; sets SERVER and ENDPOINT
-    rm -rf "$WORK/data"
-    local port
-    port=$(free_port)
-    STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY RUST_LOG=warn \
-        "$STRATA" serve --data "$WORK/data" --s3-addr "127.0.0.1:$port" --edge-addr 127.0.0.1:0 \
-        --edge-tls-addr 127.0.0.1:0 --edge-admin-addr 127.0.0.1:0 --website-addr 127.0.0.1:0 \
-        >"$WORK/server.log" 2>&1 &
-    SERVER=$!
-    ENDPOINT="http://127.0.0.1:$port"
-    for _ in $(seq 100); do curl -s -o /dev/null "$ENDPOINT/" && return 0; sleep 0.1; done
-    echo "server did not start" >&2; tail "$WORK/server.log" >&2; exit 1
-}
-stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+WORK_NAME=mp-bench
+# shellcheck source=bench/compare/lib.sh
+source "$ROOT/bench/compare/lib.sh"
 bench() { "$STRATA" bench --endpoint "$ENDPOINT" --server-pid "$SERVER" --quiet --json "${PAYLOAD[@]}" "$@"; }
 # field JSON EXPR: a value from bench's --json output
 field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
