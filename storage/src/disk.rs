@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! strata.redb          metadata replica (see meta/)
+//! strata.wal           that replica's write-ahead log (see meta/wal.rs)
 //! format.json          which shard slot of the erasure set this disk is
 //! tmp/<id>             shard files being written; rolled forward or swept at start
 //! tmp/<id>.repair      a repair in progress; always swept at start

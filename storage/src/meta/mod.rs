@@ -6,6 +6,7 @@
 
 pub mod records;
 pub mod replicated;
+mod wal;
 
 use std::ops::Bound;
 
@@ -17,7 +18,7 @@ pub use records::{
 };
 
 /// What must hold, at commit time, for an object write to apply.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Condition {
     /// Always apply.
     #[default]
@@ -31,7 +32,7 @@ pub enum Condition {
 }
 
 /// One change inside an atomic [`Batch`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// Create a bucket; fails if it exists.
     CreateBucket {
@@ -194,7 +195,7 @@ pub enum Op {
 }
 
 /// A change to a version's lock state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LockChange {
     /// New retention (`None` removes it) and whether GOVERNANCE may be bypassed.
     Retention(Option<crate::lock::Retention>, bool),
