@@ -6,9 +6,10 @@
 //! log ([`super::wal`]), which periodic checkpoints empty. The others finish the group in the background (a
 //! replica in a checkpoint may lag a few groups); reads go to a replica that has applied every acknowledged
 //! group. A replica that fails is taken offline until restart.
-//! At start, each replica replays its log; then replicas are compared by their commit sequence number and any
-//! that lag (or are missing or unreadable) are replaced by a copy of the newest before anything is served: that
-//! is the resync of a disk that comes back.
+//! At start, each replica replays its log; then replicas are compared by their commit sequence number. One that
+//! lags applies the missing groups from the newest replica's log when that still holds them; any other (further
+//! behind, missing or unreadable) is replaced by a copy of the newest. Both happen before anything is served:
+//! that is the resync of a disk that comes back.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,8 @@ struct Opened {
     db: Database,
     wal: Wal,
     seq: u64,
+    /// The log records replayed at open: they can bring a lagging replica up to this one.
+    replayed: Vec<wal::Record>,
 }
 
 /// Opens one replica: creates its tables, replays the groups its log holds past redb's durable state, and
@@ -181,27 +184,41 @@ fn create_tables(db: &Database) -> Result<()> {
 fn replay(root: &Path, db: Database) -> Result<Opened> {
     let durable = current_seq(&db)?;
     let (mut wal, records) = Wal::open(&root.join(WAL_FILE), durable).map_err(Error::Io)?;
-    let mut seq = durable;
-    for record in &records {
+    let seq = apply_logged(root, &db, durable, &records)?;
+    if !records.is_empty() {
+        tracing::info!(disk = %root.display(), groups = records.len(), seq, "metadata log replayed");
+        checkpoint(&db)?;
+    }
+    wal.restart();
+    Ok(Opened {
+        db,
+        wal,
+        seq,
+        replayed: records,
+    })
+}
+
+/// Applies the logged groups that follow `seq` (the database's commit sequence number) in order, from the
+/// replica's own log or from a peer's (see [`ReplicatedMeta::open`]); returns the number reached. The records
+/// must continue `seq` without a gap.
+fn apply_logged(root: &Path, db: &Database, seq: u64, records: &[wal::Record]) -> Result<u64> {
+    let start = seq;
+    let mut seq = seq;
+    for record in records.iter().filter(|r| r.seq > start) {
         let (now, batches): (i64, Vec<Batch>) = postcard::from_bytes(&record.payload)
-            .map_err(|e| Error::Meta(format!("metadata log in {}: {e}", root.display())))?;
+            .map_err(|e| Error::Meta(format!("metadata log for {}: {e}", root.display())))?;
         let batches: Vec<&Batch> = batches.iter().collect();
-        let (_, reached) = apply_group(&db, &batches, now)?;
+        let (_, reached) = apply_group(db, &batches, now)?;
         if reached != record.seq {
             return Err(Error::Meta(format!(
-                "metadata log in {}: replay reached commit {reached}, the log says {}",
+                "metadata log for {}: replay reached commit {reached}, the log says {}",
                 root.display(),
                 record.seq
             )));
         }
         seq = reached;
     }
-    if !records.is_empty() {
-        tracing::info!(disk = %root.display(), groups = records.len(), seq, "metadata log replayed");
-        checkpoint(&db)?;
-    }
-    wal.restart();
-    Ok(Opened { db, wal, seq })
+    Ok(seq)
 }
 
 fn current_seq(db: &Database) -> Result<u64> {
@@ -265,6 +282,38 @@ impl ReplicatedMeta {
             let have = opened[i].as_ref().map(|o| o.seq);
             if have == Some(best_seq) {
                 continue;
+            }
+            // A replica a few groups behind (the write quorum acknowledges without it) catches up from the
+            // newest replica's log when that still holds the groups it misses; copying the database is for
+            // the rest.
+            if let (Some(lagging), Some(newest)) = (opened[i].as_ref(), opened[best].as_ref())
+                && newest
+                    .replayed
+                    .first()
+                    .is_some_and(|r| r.seq <= lagging.seq + 1)
+            {
+                let caught_up = apply_logged(&roots[i], &lagging.db, lagging.seq, &newest.replayed)
+                    .and_then(|seq| checkpoint(&lagging.db).map(|()| seq));
+                match caught_up {
+                    Ok(seq) if seq == best_seq => {
+                        tracing::info!(
+                            disk = i,
+                            from = lagging.seq,
+                            to = seq,
+                            "metadata replica caught up from disk {best}'s log"
+                        );
+                        if let Some(o) = opened[i].as_mut() {
+                            o.seq = seq;
+                        }
+                        continue;
+                    }
+                    Ok(seq) => {
+                        tracing::warn!(disk = i, seq, "metadata replica's catch-up stopped short")
+                    }
+                    Err(e) => {
+                        tracing::warn!(disk = i, error = %e, "metadata replica's catch-up failed")
+                    }
+                }
             }
             tracing::warn!(
                 disk = i,
@@ -1704,7 +1753,20 @@ mod tests {
         }
         // One replica lost its database as well: it is rebuilt from the others once they replayed.
         std::fs::remove_file(roots[1].join(DB_FILE)).unwrap();
+        // Another lost the tail of its log (as if the quorum had acknowledged the last groups without it): it
+        // catches up from a peer's log, in place, rather than by a copy of the database.
+        let log = roots[2].join(WAL_FILE);
+        let len = std::fs::metadata(&log).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(len - 5000)
+            .unwrap();
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let before = inode(&roots[2].join(DB_FILE));
         let meta = ReplicatedMeta::open(&roots, 2, true, 1 << 20).unwrap();
+        assert_eq!(inode(&roots[2].join(DB_FILE)), before, "caught up in place");
         for i in 0..200 {
             let doc = meta.bucket_config("b", &format!("doc{i}")).unwrap();
             assert_eq!(doc, Some(vec![i as u8; 3000]), "doc{i}");
