@@ -381,23 +381,21 @@ impl ReplicatedMeta {
         Ok(answer)
     }
 
-    /// Online replicas, those holding every acknowledged write first (a lagging one is only a fallback), and
-    /// how many do.
-    fn readable(&self) -> (Vec<&Replica>, usize) {
-        let acked = self.acked.load(Ordering::Acquire);
-        let (mut current, lagging): (Vec<&Replica>, Vec<&Replica>) = self
-            .replicas
-            .iter()
-            .filter(|r| r.online.load(Ordering::Relaxed))
-            .partition(|r| r.applied.load(Ordering::Acquire) >= acked);
-        let n = current.len();
-        current.extend(lagging);
-        (current, n)
+    /// Online replicas, those that applied group `acked` (the last acknowledged, loaded once by the caller)
+    /// first; a lagging one is only a fallback. Allocation-free: every point lookup goes through it.
+    fn readable(&self, acked: u64) -> impl Iterator<Item = &Replica> {
+        let online = |r: &&Replica| r.online.load(Ordering::Relaxed);
+        let current = move |r: &&Replica| r.applied.load(Ordering::Acquire) >= acked;
+        let replicas = self.replicas.iter().filter(online);
+        replicas
+            .clone()
+            .filter(current)
+            .chain(replicas.filter(move |r| !current(r)))
     }
 
     fn with_replica<T>(&self, mut f: impl FnMut(&Database) -> Result<T>) -> Result<T> {
         let mut last = None;
-        for r in self.readable().0 {
+        for r in self.readable(self.acked.load(Ordering::Acquire)) {
             match f(&r.db) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -484,8 +482,16 @@ impl MetaStore for ReplicatedMeta {
     }
 
     fn inline(&self, id: DataId, replica_hint: usize) -> Result<Option<Vec<u8>>> {
-        let (readable, current) = self.readable();
-        let Some(r) = readable.get(replica_hint % current.max(1)) else {
+        // Spread over the replicas that hold every acknowledged write.
+        let acked = self.acked.load(Ordering::Acquire);
+        let current = self
+            .replicas
+            .iter()
+            .filter(|r| {
+                r.online.load(Ordering::Relaxed) && r.applied.load(Ordering::Acquire) >= acked
+            })
+            .count();
+        let Some(r) = self.readable(acked).nth(replica_hint % current.max(1)) else {
             return Err(Error::QuorumLost {
                 needed: 1,
                 available: 0,
@@ -717,6 +723,8 @@ impl Committer {
     fn run(mut self, queue: mpsc::Receiver<Pending>, wals: Vec<Wal>) {
         let (done_tx, done) = mpsc::channel::<ReplicaOutcome>();
         let appliers = self.start_appliers(&done_tx, wals);
+        // Only the appliers hold senders now: `done` reports it when none is left.
+        drop(done_tx);
         while let Ok(first) = queue.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -747,6 +755,13 @@ impl Committer {
                     }
                 }
             }
+        }
+        // Store closing: let the replicas that lag finish their groups (and checkpoint) rather than stop them
+        // mid-way, which would leave them to catch up at the next start.
+        drop(appliers);
+        while self.in_flight.iter().any(|&n| n > 0) {
+            let Ok(outcome) = done.recv() else { break };
+            self.settle(outcome);
         }
     }
 
