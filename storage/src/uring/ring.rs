@@ -37,6 +37,9 @@ pub(super) enum Op {
         start: usize,
         len: u32,
         offset: u64,
+        /// Whether the range is already allocated inside the file's size (an `O_DIRECT` write the kernel
+        /// can start without blocking, so the ring submits it itself rather than on a worker).
+        in_place: bool,
     },
     /// `fdatasync` (or `fsync` when not `data_only`).
     Fsync { file: Arc<File>, data_only: bool },
@@ -58,16 +61,23 @@ impl Op {
                 start,
                 len,
                 offset,
-            } => opcode::Write::new(
-                types::Fd(file.as_raw_fd()),
-                buf[*start..*start + *len as usize].as_ptr(),
-                *len,
-            )
-            .offset(*offset)
-            .build()
-            // ext4 refuses a non-blocking O_DIRECT write that extends the file (EAGAIN) and io_uring then
-            // retries it on a worker: go to the worker at once instead of paying for the failed try.
-            .flags(squeue::Flags::ASYNC),
+                in_place,
+            } => {
+                let write = opcode::Write::new(
+                    types::Fd(file.as_raw_fd()),
+                    buf[*start..*start + *len as usize].as_ptr(),
+                    *len,
+                )
+                .offset(*offset)
+                .build();
+                if *in_place {
+                    write
+                } else {
+                    // ext4 refuses a non-blocking O_DIRECT write that extends the file (EAGAIN) and io_uring
+                    // then retries it on a worker: go to the worker at once instead of paying for the try.
+                    write.flags(squeue::Flags::ASYNC)
+                }
+            }
             Op::Fsync { file, data_only } => opcode::Fsync::new(types::Fd(file.as_raw_fd()))
                 .flags(if *data_only {
                     types::FsyncFlags::DATASYNC

@@ -2,8 +2,9 @@
 //! while the writer goes on filling the next buffer.
 //!
 //! `write_all` hands a full buffer to the ring and carries on with a spare one; it waits only when all
-//! [`BUFFERS`] are with the device. `finish` sends the tail write, the truncation back to the real length
-//! (the tail goes out padded to the alignment), the `fdatasync` of the file (all three linked, so each runs
+//! [`BUFFERS`] are with the device. The file is allocated ahead of the writes so the ring can start them
+//! without a worker thread. `finish` sends the tail write, the truncation back to the real length (the tail
+//! goes out padded to the alignment, and the allocation may reach further), the `fdatasync` of the file (all three linked, so each runs
 //! only after the one before succeeded) and the `fsync` of the staging directory, in one submission.
 //! Anything the fast path cannot do (a file system refusing `O_DIRECT` writes, a short write, a kernel
 //! without `IORING_OP_FTRUNCATE`) is finished with plain system calls, as the portable sink does.
@@ -22,6 +23,10 @@ use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink, fill_sink_buffer};
 /// one at a time on its workers (hashed by inode), so a third buffer would only queue behind them while
 /// adding a buffer per disk per upload (not measured).
 const BUFFERS: usize = 2;
+
+/// How far ahead of the writes a sink allocates its file (`fallocate`, which also moves the file's size):
+/// an `O_DIRECT` write into allocated space inside the size needs no worker thread (see [`Op::Write`]).
+const PREALLOCATE: u64 = 4 * SINK_BUFFER as u64;
 
 /// A write handed to the ring.
 struct InFlight {
@@ -48,6 +53,10 @@ pub(super) struct UringSink {
     /// Bytes handed to the ring so far (a multiple of `DIRECT_ALIGN` while `direct`).
     written: u64,
     direct: bool,
+    /// Bytes allocated from the start of the file by `fallocate`; 0 where the file system refuses it.
+    allocated: u64,
+    /// False once `fallocate` was refused: the sink then extends the file as it writes.
+    preallocate: bool,
 }
 
 fn aligned_buffer() -> (Vec<u8>, usize) {
@@ -74,7 +83,39 @@ impl UringSink {
             in_flight: VecDeque::new(),
             written: 0,
             direct,
+            allocated: 0,
+            preallocate: direct,
         })
+    }
+
+    /// Allocates the file up to at least `end` (and `PREALLOCATE` beyond) unless already done; whether
+    /// `..end` is now allocated. The size this gives the file is cut back by `finish`.
+    fn allocate_to(&mut self, end: u64) -> bool {
+        if end <= self.allocated {
+            return true;
+        }
+        if !self.preallocate {
+            return false;
+        }
+        let to = end + PREALLOCATE;
+        // SAFETY: fallocate on a file descriptor this sink owns, with in-range arguments.
+        let r = unsafe {
+            libc::fallocate(
+                std::os::fd::AsRawFd::as_raw_fd(&*self.file),
+                0,
+                self.allocated as libc::off_t,
+                (to - self.allocated) as libc::off_t,
+            )
+        };
+        if r == 0 {
+            self.allocated = to;
+            true
+        } else {
+            // EOPNOTSUPP (no fallocate on this file system), ENOSPC...: a write that needs the space fails
+            // with its own error.
+            self.preallocate = false;
+            false
+        }
     }
 
     /// Hands the full buffer to the ring and takes the next one, waiting for the device if none is free.
@@ -93,12 +134,14 @@ impl UringSink {
             }
         };
         let buf = std::mem::replace(&mut self.buf, next);
+        let in_place = self.allocate_to(self.written + SINK_BUFFER as u64);
         let op = Op::Write {
             file: self.file.clone(),
             buf,
             start: self.start,
             len: SINK_BUFFER as u32,
             offset: self.written,
+            in_place,
         };
         self.start = self.buf.as_ptr().align_offset(DIRECT_ALIGN);
         self.in_flight.push_back(InFlight {
@@ -163,9 +206,10 @@ impl UringSink {
                 start: self.start,
                 len: out as u32,
                 offset: self.written,
+                in_place: self.written + out as u64 <= self.allocated,
             });
         }
-        if self.written + out as u64 != len {
+        if self.written + out as u64 != len || self.allocated > len {
             ops.push(Op::Ftruncate {
                 file: self.file.clone(),
                 len,
@@ -250,7 +294,7 @@ impl ShardSink for UringSink {
             let at = self.start + self.filled;
             self.buf[at..self.start + out].fill(0);
         }
-        let needs_truncate = self.written + out as u64 != len;
+        let needs_truncate = self.written + out as u64 != len || self.allocated > len;
         if !needs_truncate || self.ring.supported().ftruncate {
             // A refused O_DIRECT tail write falls through to the plain path, which reopens buffered.
             if self.finish_on_ring(out, len, fsync)? {
