@@ -61,6 +61,8 @@ const MAX_GROUP: usize = 512;
 /// Most groups a replica may have queued or in progress: past it the committer waits for the replica rather than
 /// queue more, which bounds the memory of a slow replica's backlog.
 const MAX_LAG: usize = 4;
+/// How long a read waits for a lagging replica when none that holds every acknowledged write is online.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Replica {
     index: usize,
@@ -101,6 +103,20 @@ pub struct ReplicatedMeta {
     replicas: Arc<Vec<Replica>>,
     acked: Acked,
     submit: mpsc::Sender<Pending>,
+    /// Joined on drop, so a closed store has finished every group and released its files.
+    committer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ReplicatedMeta {
+    fn drop(&mut self) {
+        // Closing the queue ends the committer, which ends every replica's thread (each checkpoints first).
+        drop(std::mem::replace(&mut self.submit, mpsc::channel().0));
+        if let Some(committer) = self.committer.take()
+            && committer.join().is_err()
+        {
+            tracing::error!("metadata committer panicked");
+        }
+    }
 }
 
 impl std::fmt::Debug for ReplicatedMeta {
@@ -278,6 +294,19 @@ impl ReplicatedMeta {
         let Some((best_seq, best)) = newest else {
             return Err(first_error.unwrap_or_else(|| Error::Meta("no metadata replicas".into())));
         };
+        // Every acknowledged group is in the logs of `write_quorum` replicas, so any `n - write_quorum + 1`
+        // of them include one that holds it. With fewer open, the newest may lack acknowledged writes that
+        // only the unreadable ones hold: copying it over them would lose those writes for good.
+        let readable = opened.iter().flatten().count();
+        let needed = roots.len().saturating_sub(write_quorum) + 1;
+        if readable < needed {
+            let why = first_error.map_or_else(String::new, |e| format!(": {e}"));
+            return Err(Error::Meta(format!(
+                "only {readable} of {} metadata replicas open, {needed} are needed to be sure of every \
+                 acknowledged write; refusing to resync from them{why}",
+                roots.len()
+            )));
+        }
         for i in 0..roots.len() {
             let have = opened[i].as_ref().map(|o| o.seq);
             if have == Some(best_seq) {
@@ -329,7 +358,7 @@ impl ReplicatedMeta {
                 Opening::Busy(e) | Opening::Unreadable(e) => e,
             })?);
         }
-        let (replicas, wals): (Vec<Replica>, Vec<Wal>) = opened
+        let (replicas, wals): (Vec<Replica>, Vec<(Wal, u64)>) = opened
             .into_iter()
             .flatten()
             .enumerate()
@@ -340,7 +369,7 @@ impl ReplicatedMeta {
                     online: AtomicBool::new(true),
                     applied: AtomicU64::new(0),
                 };
-                (replica, o.wal)
+                (replica, (o.wal, o.seq))
             })
             .unzip();
         let replicas = Arc::new(replicas);
@@ -354,7 +383,7 @@ impl ReplicatedMeta {
             fsync,
             groups: 0,
         };
-        std::thread::Builder::new()
+        let committer = std::thread::Builder::new()
             .name("strata-meta-commit".into())
             .spawn(move || committer.run(queue, wals))
             .map_err(Error::Io)?;
@@ -362,6 +391,7 @@ impl ReplicatedMeta {
             replicas,
             acked,
             submit,
+            committer: Some(committer),
         })
     }
 
@@ -381,21 +411,36 @@ impl ReplicatedMeta {
         Ok(answer)
     }
 
-    /// Online replicas, those that applied group `acked` (the last acknowledged, loaded once by the caller)
-    /// first; a lagging one is only a fallback. Allocation-free: every point lookup goes through it.
-    fn readable(&self, acked: u64) -> impl Iterator<Item = &Replica> {
-        let online = |r: &&Replica| r.online.load(Ordering::Relaxed);
-        let current = move |r: &&Replica| r.applied.load(Ordering::Acquire) >= acked;
-        let replicas = self.replicas.iter().filter(online);
-        replicas
-            .clone()
-            .filter(current)
-            .chain(replicas.filter(move |r| !current(r)))
+    /// Online replicas that applied every acknowledged group (`acked`, loaded once by the caller), so a read
+    /// from any of them sees every acknowledged write. Allocation-free: every point lookup goes through it.
+    fn current(&self, acked: u64) -> impl Iterator<Item = &Replica> {
+        self.replicas.iter().filter(move |r| {
+            r.online.load(Ordering::Relaxed) && r.applied.load(Ordering::Acquire) >= acked
+        })
+    }
+
+    /// The last acknowledged group, once some online replica has applied it. Normally at once: a group is
+    /// acknowledged when a write quorum applied it. If those replicas all went offline since, the others (at
+    /// most `MAX_LAG` groups behind, and working) are given a moment to catch up rather than serve a read
+    /// that could miss an acknowledged write.
+    fn acked_and_current(&self) -> Result<u64> {
+        let acked = self.acked.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + CATCH_UP_WAIT;
+        while self.current(acked).next().is_none() {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::QuorumLost {
+                    needed: 1,
+                    available: 0,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(acked)
     }
 
     fn with_replica<T>(&self, mut f: impl FnMut(&Database) -> Result<T>) -> Result<T> {
         let mut last = None;
-        for r in self.readable(self.acked.load(Ordering::Acquire)) {
+        for r in self.current(self.acked_and_current()?) {
             match f(&r.db) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -483,15 +528,13 @@ impl MetaStore for ReplicatedMeta {
 
     fn inline(&self, id: DataId, replica_hint: usize) -> Result<Option<Vec<u8>>> {
         // Spread over the replicas that hold every acknowledged write.
-        let acked = self.acked.load(Ordering::Acquire);
-        let current = self
-            .replicas
-            .iter()
-            .filter(|r| {
-                r.online.load(Ordering::Relaxed) && r.applied.load(Ordering::Acquire) >= acked
-            })
-            .count();
-        let Some(r) = self.readable(acked).nth(replica_hint % current.max(1)) else {
+        let acked = self.acked_and_current()?;
+        let count = self.current(acked).count().max(1);
+        let Some(r) = self
+            .current(acked)
+            .nth(replica_hint % count)
+            .or_else(|| self.current(acked).next())
+        else {
             return Err(Error::QuorumLost {
                 needed: 1,
                 available: 0,
@@ -719,8 +762,28 @@ struct GroupJob {
 /// A replica's result for one group: its index, the group's number and the per-batch outcomes.
 type ReplicaOutcome = (usize, u64, Result<Vec<Result<Applied>>>);
 
+/// The group number of the message a replica's thread sends as it ends (groups count from 1).
+const GONE: u64 = 0;
+
+/// Sends [`GONE`] when a replica's thread ends.
+struct Gone {
+    index: usize,
+    done: mpsc::Sender<ReplicaOutcome>,
+}
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        // At close the committer may be gone already: nobody waits then.
+        drop(self.done.send((
+            self.index,
+            GONE,
+            Err(Error::Meta("replica thread ended".into())),
+        )));
+    }
+}
+
 impl Committer {
-    fn run(mut self, queue: mpsc::Receiver<Pending>, wals: Vec<Wal>) {
+    fn run(mut self, queue: mpsc::Receiver<Pending>, wals: Vec<(Wal, u64)>) {
         let (done_tx, done) = mpsc::channel::<ReplicaOutcome>();
         let appliers = self.start_appliers(&done_tx, wals);
         // Only the appliers hold senders now: `done` reports it when none is left.
@@ -756,11 +819,11 @@ impl Committer {
                 }
             }
         }
-        // Store closing: let the replicas that lag finish their groups (and checkpoint) rather than stop them
-        // mid-way, which would leave them to catch up at the next start.
+        // Store closing: let the replicas that lag finish their groups and checkpoint rather than stop them
+        // mid-way (which would leave them to catch up at the next start), and wait for every replica's thread
+        // to end (`done` fails once none is left).
         drop(appliers);
-        while self.in_flight.iter().any(|&n| n > 0) {
-            let Ok(outcome) = done.recv() else { break };
+        while let Ok(outcome) = done.recv() {
             self.settle(outcome);
         }
     }
@@ -770,16 +833,17 @@ impl Committer {
     fn start_appliers(
         &self,
         done: &mpsc::Sender<ReplicaOutcome>,
-        wals: Vec<Wal>,
+        wals: Vec<(Wal, u64)>,
     ) -> Vec<Option<mpsc::Sender<Arc<GroupJob>>>> {
         wals.into_iter()
             .enumerate()
-            .map(|(i, wal)| {
+            .map(|(i, (wal, seq))| {
                 let (tx, rx) = mpsc::channel::<Arc<GroupJob>>();
                 let mut applier = Applier {
                     replicas: self.replicas.clone(),
                     index: i,
                     wal,
+                    seq,
                     fsync: self.fsync,
                     until_checkpoint: staggered(i, self.replicas.len()),
                     unsaved: false,
@@ -787,7 +851,17 @@ impl Committer {
                 let done = done.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("strata-meta-{i}"))
-                    .spawn(move || applier.run(&rx, &done));
+                    .spawn(move || {
+                        // Reports the thread's end however it ends (a panic included), so the committer never
+                        // waits for groups this replica will not answer.
+                        let _gone = Gone {
+                            index: i,
+                            done: done.clone(),
+                        };
+                        applier.run(&rx, &done);
+                        // Before `_gone` reports the end: the replica's files are released by then.
+                        drop((applier, rx, done));
+                    });
                 match spawned {
                     Ok(_) => Some(tx),
                     Err(e) => {
@@ -880,6 +954,12 @@ impl Committer {
         &mut self,
         (i, group, outcome): ReplicaOutcome,
     ) -> Option<(u64, Vec<Result<Applied>>)> {
+        if group == GONE {
+            if self.in_flight[i] > 0 {
+                self.take_offline(i, "its thread ended with groups unanswered");
+            }
+            return None;
+        }
         self.in_flight[i] = self.in_flight[i].saturating_sub(1);
         match outcome {
             Ok(per_batch) => Some((group, per_batch)),
@@ -922,6 +1002,8 @@ struct Applier {
     replicas: Arc<Vec<Replica>>,
     index: usize,
     wal: Wal,
+    /// The replica's commit sequence number: groups applied since it was created.
+    seq: u64,
     fsync: bool,
     /// Log bytes (counted without fsync too) left before the next checkpoint.
     until_checkpoint: u64,
@@ -945,11 +1027,15 @@ impl Applier {
                         return;
                     }
                     // After the outcome is sent, so the group need not wait for this replica's checkpoint.
-                    if self.until_checkpoint == 0 {
-                        self.checkpoint_if_unsaved();
+                    if self.until_checkpoint == 0 && !self.checkpoint_if_unsaved() {
+                        return;
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => self.checkpoint_if_unsaved(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !self.checkpoint_if_unsaved() {
+                        return;
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     // Shutting down: leave nothing to replay.
                     self.checkpoint_if_unsaved();
@@ -959,13 +1045,21 @@ impl Applier {
         }
     }
 
+    /// Logs the group, then applies it: readers of this replica never see a group its log does not hold.
     fn commit(&mut self, job: &GroupJob) -> Result<Vec<Result<Applied>>> {
-        let db = &self.replicas[self.index].db;
-        let batches: Vec<&Batch> = job.batches.iter().collect();
-        let (outcomes, seq) = apply_group(db, &batches, job.now)?;
+        let seq = self.seq + 1;
         if self.fsync {
             self.wal.append(seq, &job.record).map_err(Error::Io)?;
         }
+        let db = &self.replicas[self.index].db;
+        let batches: Vec<&Batch> = job.batches.iter().collect();
+        let (outcomes, reached) = apply_group(db, &batches, job.now)?;
+        if reached != seq {
+            return Err(Error::Meta(format!(
+                "commit reached sequence number {reached}, {seq} expected"
+            )));
+        }
+        self.seq = seq;
         self.replicas[self.index]
             .applied
             .store(job.group, Ordering::Release);
@@ -976,11 +1070,12 @@ impl Applier {
         Ok(outcomes)
     }
 
-    /// Makes redb durable and starts the log again; a failure is logged and retried a checkpoint later (the log
-    /// still holds every group, so nothing is lost).
-    fn checkpoint_if_unsaved(&mut self) {
+    /// Makes redb durable and starts the log again. False when that failed: the replica is then offline until
+    /// restart (the commit may have reached the disk without the log restarting, and the next start sorts that
+    /// out from the log or a peer), and its thread must stop.
+    fn checkpoint_if_unsaved(&mut self) -> bool {
         if !self.unsaved {
-            return;
+            return true;
         }
         let idle = self.until_checkpoint > 0;
         self.until_checkpoint = CHECKPOINT_BYTES;
@@ -993,8 +1088,15 @@ impl Applier {
                     self.until_checkpoint = staggered(self.index, self.replicas.len());
                 }
             }
-            Err(e) => tracing::error!(disk = self.index, error = %e, "metadata checkpoint failed"),
+            Err(e) => {
+                tracing::error!(disk = self.index, error = %e, "metadata checkpoint failed; replica offline until restart");
+                self.replicas[self.index]
+                    .online
+                    .store(false, Ordering::Relaxed);
+                return false;
+            }
         }
+        true
     }
 }
 
@@ -1808,6 +1910,47 @@ mod tests {
             Some(&b"x"[..])
         );
         assert_eq!(current_seq(&meta.replicas[2].db).unwrap(), 204);
+    }
+
+    /// With 3 replicas and a write quorum of 2, an acknowledged write may be on 2 of them only: if 2 cannot be
+    /// read, the third may lack it, and copying it over them would lose the write. The open refuses instead
+    /// and leaves the files alone.
+    #[test]
+    fn too_few_readable_replicas_refuse_to_resync() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
+        for r in &roots {
+            std::fs::create_dir_all(r).unwrap();
+        }
+        let meta = open_fsync(&roots);
+        meta.commit(vec![Op::CreateBucket {
+            name: "b".into(),
+            record: bucket(),
+        }])
+        .unwrap();
+        drop(meta);
+        // The drop waited for the replicas' threads: the files are released.
+        let garbage = vec![0x5a_u8; 64 * 1024];
+        for r in &roots[1..] {
+            std::fs::write(r.join(DB_FILE), &garbage).unwrap();
+        }
+        let err = ReplicatedMeta::open(&roots, 2, true, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("only 1 of 3"), "{err}");
+        for r in &roots[1..] {
+            assert_eq!(
+                std::fs::read(r.join(DB_FILE)).unwrap(),
+                garbage,
+                "left alone"
+            );
+        }
+        // One unreadable replica of three is resynced as before.
+        std::fs::remove_file(roots[2].join(DB_FILE)).unwrap();
+        std::fs::copy(roots[0].join(DB_FILE), roots[2].join(DB_FILE)).unwrap();
+        let meta = open_fsync(&roots);
+        assert!(meta.bucket("b").unwrap().is_some());
+        for r in meta.replicas.iter() {
+            assert_eq!(current_seq(&r.db).unwrap(), 1, "replica {}", r.index);
+        }
     }
 
     /// A commit is acknowledged once a write quorum logged it, so other replicas may lag behind it (a replica in

@@ -112,8 +112,12 @@ impl UringSink {
             true
         } else {
             // EOPNOTSUPP (no fallocate on this file system), ENOSPC...: a write that needs the space fails
-            // with its own error.
+            // with its own error. A refusal part-way may still have moved the size (ext4 allocates in
+            // steps): count it, so `finish` cuts the file back whatever happened.
             self.preallocate = false;
+            if let Ok(m) = self.file.metadata() {
+                self.allocated = self.allocated.max(m.len());
+            }
             false
         }
     }
