@@ -425,6 +425,9 @@ impl ReplicatedMeta {
     /// that could miss an acknowledged write.
     fn acked_and_current(&self) -> Result<u64> {
         let acked = self.acked.load(Ordering::Acquire);
+        if self.current(acked).next().is_some() {
+            return Ok(acked);
+        }
         let deadline = std::time::Instant::now() + CATCH_UP_WAIT;
         while self.current(acked).next().is_none() {
             if std::time::Instant::now() > deadline {
