@@ -1921,16 +1921,7 @@ mod tests {
     #[test]
     fn too_few_readable_replicas_refuse_to_resync() {
         let dir = tempfile::tempdir().unwrap();
-        let roots: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
-        for r in &roots {
-            std::fs::create_dir_all(r).unwrap();
-        }
-        let meta = open_fsync(&roots);
-        meta.commit(vec![Op::CreateBucket {
-            name: "b".into(),
-            record: bucket(),
-        }])
-        .unwrap();
+        let (roots, meta) = store_with_bucket(dir.path());
         drop(meta);
         // The drop waited for the replicas' threads: the files are released.
         let garbage = vec![0x5a_u8; 64 * 1024];
@@ -1961,16 +1952,7 @@ mod tests {
     #[test]
     fn a_read_after_an_acknowledged_write_sees_it_while_replicas_lag() {
         let dir = tempfile::tempdir().unwrap();
-        let roots: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
-        for r in &roots {
-            std::fs::create_dir_all(r).unwrap();
-        }
-        let meta = open_fsync(&roots);
-        meta.commit(vec![Op::CreateBucket {
-            name: "b".into(),
-            record: bucket(),
-        }])
-        .unwrap();
+        let (roots, meta) = store_with_bucket(dir.path());
         // 8 writers, 150 commits of 8 KiB each: about 10 MiB of log, so every replica checkpoints twice.
         std::thread::scope(|scope| {
             for t in 0..8 {
@@ -1996,6 +1978,21 @@ mod tests {
             meta.bucket_config("b", "t7-149").unwrap().map(|d| d.len()),
             Some(8192)
         );
+    }
+
+    /// Three replicas under `dir`, write quorum 2, fsync on, holding bucket `b`.
+    fn store_with_bucket(dir: &Path) -> (Vec<PathBuf>, ReplicatedMeta) {
+        let roots: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("d{i}"))).collect();
+        for r in &roots {
+            std::fs::create_dir_all(r).unwrap();
+        }
+        let meta = open_fsync(&roots);
+        meta.commit(vec![Op::CreateBucket {
+            name: "b".into(),
+            record: bucket(),
+        }])
+        .unwrap();
+        (roots, meta)
     }
 
     fn open_fsync(roots: &[PathBuf]) -> ReplicatedMeta {
