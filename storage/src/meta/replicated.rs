@@ -2,14 +2,15 @@
 //!
 //! Writes go through a single committer thread that gathers whatever batches are waiting (group commit), applies
 //! them in the same order to every online replica in parallel, and reports success once a write quorum of
-//! replicas committed durably: applied to redb without durability and appended to the replica's write-ahead
-//! log ([`super::wal`]), which periodic checkpoints empty. The others finish the group in the background (a
+//! replicas committed durably: appended to the replica's write-ahead log ([`super::wal`]), then applied to redb
+//! without durability; periodic checkpoints empty the log. The others finish the group in the background (a
 //! replica in a checkpoint may lag a few groups); reads go to a replica that has applied every acknowledged
 //! group. A replica that fails is taken offline until restart.
 //! At start, each replica replays its log; then replicas are compared by their commit sequence number. One that
 //! lags applies the missing groups from the newest replica's log when that still holds them; any other (further
 //! behind, missing or unreadable) is replaced by a copy of the newest. Both happen before anything is served:
-//! that is the resync of a disk that comes back.
+//! that is the resync of a disk that comes back. Fewer than `n - write_quorum + 1` readable replicas fail the
+//! open instead: the newest of them might lack an acknowledged write.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -999,8 +1000,8 @@ fn staggered(index: usize, count: usize) -> u64 {
     CHECKPOINT_BYTES * (index as u64 + 1) / count.max(1) as u64
 }
 
-/// One replica's thread: applies each group to redb without durability, logs it (one append and one
-/// `fdatasync`), and checkpoints now and then (see [`super::wal`]).
+/// One replica's thread: logs each group (one append and one `fdatasync`), applies it to redb without
+/// durability, and checkpoints now and then (see [`super::wal`]).
 struct Applier {
     replicas: Arc<Vec<Replica>>,
     index: usize,
