@@ -169,7 +169,7 @@ fn open_db(root: &Path, cache_bytes: usize) -> std::result::Result<Database, Ope
         .create(root.join(DB_FILE))
     {
         Ok(db) => db,
-        // Held by another store (a previous one still shutting down): not a replica to replace.
+        // Held by another store (another process on the same disks): not a replica to replace.
         Err(e @ redb::DatabaseError::DatabaseAlreadyOpen) => {
             return Err(Opening::Busy(Error::meta(e)));
         }
@@ -1792,15 +1792,24 @@ impl Tables<'_, '_> {
 mod tests {
     use super::*;
 
+    /// Write quorum 2, fsync off. A dropped store has released its files (its drop joins its threads), so a
+    /// test reopens at once.
     fn open(roots: &[PathBuf]) -> ReplicatedMeta {
-        // A dropped store's committer thread lets go of the files a moment later.
-        for _ in 0..100 {
-            if let Ok(meta) = ReplicatedMeta::open(roots, 2, false, 1 << 20) {
-                return meta;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
         ReplicatedMeta::open(roots, 2, false, 1 << 20).expect("open")
+    }
+
+    /// Write quorum 2, fsync on.
+    fn open_fsync(roots: &[PathBuf]) -> ReplicatedMeta {
+        ReplicatedMeta::open(roots, 2, true, 1 << 20).expect("open")
+    }
+
+    /// Three replica roots under `dir`, created.
+    fn three_roots(dir: &Path) -> Vec<PathBuf> {
+        let roots: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("d{i}"))).collect();
+        for r in &roots {
+            std::fs::create_dir_all(r).unwrap();
+        }
+        roots
     }
 
     fn bucket() -> BucketRecord {
@@ -1817,13 +1826,7 @@ mod tests {
 
     /// In a child process: commit durably, then die as kill -9 would, before any checkpoint.
     fn commit_then_abort(dir: &Path) -> ! {
-        let roots: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("d{i}"))).collect();
-        let meta = ReplicatedMeta::open(&roots, 2, true, 1 << 20).expect("open");
-        meta.commit(vec![Op::CreateBucket {
-            name: "b".into(),
-            record: bucket(),
-        }])
-        .unwrap();
+        let (_, meta) = store_with_bucket(dir);
         for i in 0..200 {
             meta.commit(vec![Op::SetBucketConfig {
                 bucket: "b".into(),
@@ -1847,10 +1850,7 @@ mod tests {
             commit_then_abort(Path::new(&dir));
         }
         let dir = tempfile::tempdir().unwrap();
-        let roots: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
-        for r in &roots {
-            std::fs::create_dir_all(r).unwrap();
-        }
+        let roots = three_roots(dir.path());
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -1886,7 +1886,7 @@ mod tests {
             .unwrap();
         let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
         let before = inode(&roots[2].join(DB_FILE));
-        let meta = ReplicatedMeta::open(&roots, 2, true, 1 << 20).unwrap();
+        let meta = open_fsync(&roots);
         assert_eq!(inode(&roots[2].join(DB_FILE)), before, "caught up in place");
         for i in 0..200 {
             let doc = meta.bucket_config("b", &format!("doc{i}")).unwrap();
@@ -1983,10 +1983,7 @@ mod tests {
 
     /// Three replicas under `dir`, write quorum 2, fsync on, holding bucket `b`.
     fn store_with_bucket(dir: &Path) -> (Vec<PathBuf>, ReplicatedMeta) {
-        let roots: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("d{i}"))).collect();
-        for r in &roots {
-            std::fs::create_dir_all(r).unwrap();
-        }
+        let roots = three_roots(dir);
         let meta = open_fsync(&roots);
         meta.commit(vec![Op::CreateBucket {
             name: "b".into(),
@@ -1996,23 +1993,10 @@ mod tests {
         (roots, meta)
     }
 
-    fn open_fsync(roots: &[PathBuf]) -> ReplicatedMeta {
-        for _ in 0..100 {
-            if let Ok(meta) = ReplicatedMeta::open(roots, 2, true, 1 << 20) {
-                return meta;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        ReplicatedMeta::open(roots, 2, true, 1 << 20).expect("open")
-    }
-
     #[test]
     fn bucket_configs_and_users_persist_and_go_with_their_bucket() {
         let dir = tempfile::tempdir().unwrap();
-        let roots: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
-        for r in &roots {
-            std::fs::create_dir_all(r).unwrap();
-        }
+        let roots = three_roots(dir.path());
         let meta = open(&roots);
         // A document for a bucket that does not exist is refused.
         let orphan = meta.commit(vec![Op::SetBucketConfig {

@@ -1,9 +1,9 @@
 //! A metadata replica's write-ahead log (`strata.wal`, beside `strata.redb` on each disk).
 //!
 //! A durable redb commit costs a flush of every B-tree page the commit touched plus an `fdatasync`; for a
-//! 4 KiB PUT that was about six page writes per replica per group. Instead each group is committed to redb
-//! without durability (its pages stay in redb's write buffer) and its batches are appended here, one record
-//! and one `fdatasync` per group. A checkpoint (a durable redb commit) makes everything before it durable in
+//! 4 KiB PUT that was about six page writes per replica per group. Instead each group's batches are appended
+//! here, one record and one `fdatasync` per group, and then the group is committed to redb without durability
+//! (its pages stay in redb's write buffer). A checkpoint (a durable redb commit) makes everything before it durable in
 //! redb; the log then starts again at offset 0, overwriting the previous generation in place so that the
 //! file's size, and so its inode, stops changing once it has grown.
 //!
