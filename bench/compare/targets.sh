@@ -6,7 +6,8 @@
 #
 # Usage: bash bench/compare/targets.sh [BIN (default target/release/strata)] [DURATION (default 15s)]
 # Env: IO=uring|portable (storage.io of the server; default: the server's default), ROWS (default
-#      "put64 get64 put4k get4k"), PERF=1 to record a perf profile of the server per row into $OUT.
+#      "put64 get64 put4k get4k"), PERF=1 to record a perf profile of the server per row into $OUT
+#      (PERF_CALLGRAPH="--call-graph dwarf" to unwind Rust frames, which lack frame pointers).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="${1:-$ROOT/target/release/strata}"
@@ -53,7 +54,7 @@ row() { # row NAME MODE SIZE CONCURRENCY [extra bench args...]
     local perf_pid=""
     if [ "${PERF:-}" = 1 ]; then
         # Started after a short delay so the profile covers the measured phase rather than the preparation.
-        (sleep "${PERF_DELAY:-8}"; exec perf record -g -F 499 -p "$pid" -o "$OUT/$name.perf" -- sleep 6) \
+        (sleep "${PERF_DELAY:-8}"; exec perf record ${PERF_CALLGRAPH:--g} -F 499 -p "$pid" -o "$OUT/$name.perf" -- sleep 6) \
             >/dev/null 2>&1 &
         perf_pid=$!
     fi
@@ -69,7 +70,7 @@ print(f"{sys.argv[2]:<6} {o['ops_per_s']:>9.0f} ops/s {d.get('mib_per_s', o.get(
       f"p50 {l['p50']:7.2f} ms  p99 {l['p99']:7.2f} ms  server {c['per_gib_s']:.3f} CPU-s/GiB "
       f"{c['per_1000_ops_s']:.3f} CPU-s/1k ops")
 PY
-    rm -rf "$dir"
+    [ -n "${KEEP_LOG:-}" ] && cp "$dir/server.log" "$OUT/$name.server.log"; rm -rf "$dir"
 }
 
 echo "binary $BIN, io=${IO:-default}, $DUR per row, reports in $OUT"
