@@ -38,7 +38,8 @@ fn take_keeping(cap: usize) -> Vec<u8> {
             .iter()
             .rposition(|b| b.capacity() >= cap && b.capacity() <= 2 * cap)
         {
-            return pool.swap_remove(i);
+            // `remove`, not `swap_remove`: the pool stays ordered oldest first for `give_back`.
+            return pool.remove(i);
         }
     }
     Vec::with_capacity(cap)
@@ -83,10 +84,11 @@ pub(crate) fn give_back(buf: Vec<u8>) {
     // A full pool drops its oldest buffer, not this one: otherwise what one workload left behind (1 MiB
     // blocks after a run of PUTs) would fill it for good, and a GET's shard buffers, of another size, would
     // be allocated and zeroed afresh every time (about 6% of the server's CPU on 64 MiB GETs).
-    if pool.len() >= KEEP {
-        pool.remove(0);
-    }
+    let evicted = (pool.len() >= KEEP).then(|| pool.remove(0));
     pool.push(buf);
+    drop(pool);
+    // Freed outside the lock: freeing a large buffer may unmap it.
+    drop(evicted);
 }
 
 #[cfg(test)]
