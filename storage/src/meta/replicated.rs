@@ -1262,25 +1262,31 @@ impl Tables<'_, '_> {
             .map(VersionKey))
     }
 
-    /// The newest remaining version of a key.
-    fn newest(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+    /// Points the current record of a key at its newest remaining version, or removes it when none is left.
+    /// The version's stored bytes are copied as they are: decoding and encoding them again gave the same
+    /// bytes, at a cost on every PUT of every replica.
+    fn refresh_current(&mut self, bucket: &str, key: &str) -> Result<()> {
         let lower = (bucket, key.as_bytes(), &b""[..]);
         let mut range = self
             .versions
             .range::<(&str, &[u8], &[u8])>(lower..)
             .map_err(Error::meta)?;
-        match range.next() {
+        let newest = match range.next() {
             Some(item) => {
                 let (k, v) = item.map_err(Error::meta)?;
                 let (b, kk, _) = k.value();
-                if b == bucket && kk == key.as_bytes() {
-                    Ok(Some(decode_object(v.value())?))
-                } else {
-                    Ok(None)
-                }
+                (b == bucket && kk == key.as_bytes()).then_some(v)
             }
-            None => Ok(None),
+            None => None,
+        };
+        match newest {
+            Some(v) => self
+                .objects
+                .insert((bucket, key.as_bytes()), v.value())
+                .map(drop),
+            None => self.objects.remove((bucket, key.as_bytes())).map(drop),
         }
+        .map_err(Error::meta)
     }
 
     /// Adds a version; a null version replaces the previous null one. Returns whether one was replaced.
@@ -1313,10 +1319,7 @@ impl Tables<'_, '_> {
                 encoded.as_slice(),
             )
             .map_err(Error::meta)?;
-        let newest = self.newest(bucket, key)?.expect("just inserted");
-        self.objects
-            .insert((bucket, key.as_bytes()), encode_object(&newest).as_slice())
-            .map_err(Error::meta)?;
+        self.refresh_current(bucket, key)?;
         Ok(replaced)
     }
 
@@ -1340,18 +1343,7 @@ impl Tables<'_, '_> {
                 .remove((bucket, key.as_bytes()))
                 .map_err(Error::meta)?;
         }
-        match self.newest(bucket, key)? {
-            Some(n) => {
-                self.objects
-                    .insert((bucket, key.as_bytes()), encode_object(&n).as_slice())
-                    .map_err(Error::meta)?;
-            }
-            None => {
-                self.objects
-                    .remove((bucket, key.as_bytes()))
-                    .map_err(Error::meta)?;
-            }
-        }
+        self.refresh_current(bucket, key)?;
         Ok(Some(old))
     }
 
