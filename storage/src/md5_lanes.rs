@@ -6,8 +6,9 @@
 //! [`crate::md5`]), and it was half of the server's CPU on large PUTs. One step over four lanes costs about the
 //! same instructions as over one, so four uploads hashed in lockstep cost about a third each; a second
 //! register of four more runs largely in the first one's shadow, since the chain, not the instruction count,
-//! sets the pace (`speed::kernel_throughput`: scalar 0.63 GiB/s, four lanes 1.7, eight 2.9 in aggregate). A lone stream
-//! gains nothing from lanes and is hashed by the scalar code (on the worker, so still off the request's task).
+//! sets the pace (`speed::kernel_throughput`: scalar 0.63 GiB/s, four lanes 1.7, eight 2.9 in aggregate). A
+//! lone stream gains nothing from lanes and is hashed by the scalar code (on the worker, so still off the
+//! request's task).
 //! The same idea as MinIO's md5-simd.
 //!
 //! Each stream has at most one job in flight: the caller hands a block over and goes on receiving and encoding
@@ -34,11 +35,11 @@ const STEP: usize = 64 * 1024;
 /// Inputs shorter than this are hashed on the caller's thread.
 const MIN_OFFLOAD: usize = 64 * 1024;
 /// How long a job may wait, queued or paused in a lane, for others to share the lanes with (when every lane of
-/// every worker is taken, it also waits for one to free up). Streams feed a
-/// block and need its state only when they feed the next one (a block later), so waiting usually costs them
-/// nothing; one that needs it sooner marks its job urgent (see [`Md5Stream::settle`]). Measured on 64 MiB PUTs
-/// at c8 (server CPU-s/GiB, MiB/s): 4 ms 2.11-2.17 at 801-807; 12 ms fills the lanes better but makes the
-/// streams wait, 2.21-2.25 at 752-768.
+/// every worker is taken, it also waits for one to free up). Streams feed a block and need its state only
+/// when they feed the next one (a block later), so waiting usually costs them nothing; one that needs it
+/// sooner marks its job urgent (see [`Md5Stream::settle`]). Measured on 64 MiB PUTs at c8 (server CPU-s/GiB,
+/// MiB/s): 4 ms 2.11-2.17 at 801-807; 12 ms fills the lanes better but makes the streams wait, 2.21-2.25 at
+/// 752-768.
 const GATHER: Duration = Duration::from_millis(4);
 
 /// Incremental MD5 of one body whose whole blocks are hashed by the lane workers.
@@ -197,13 +198,11 @@ fn workers() -> Option<&'static Arc<Workers>> {
                 .name(format!("strata-md5-{i}"))
                 .spawn(move || w.run());
             match spawned {
-                Ok(_) => {
-                    started += 1;
-                    workers.running.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(_) => started += 1,
                 Err(e) => tracing::error!(error = %e, "could not start an MD5 lane worker"),
             }
         }
+        workers.running.store(started, Ordering::Relaxed);
         (started > 0).then_some(workers)
     });
     workers.as_ref()
@@ -618,7 +617,6 @@ mod speed {
             compress_x8(&mut states8, [&data[..]; 8]);
         }
         let lanes8 = t.elapsed();
-
         let gib = rounds as f64 / 1024.0;
         println!(
             "scalar {:.2} GiB/s, 4 lanes {:.2} GiB/s, 8 lanes {:.2} GiB/s aggregate ({s:?} {:?} {:?})",

@@ -2,10 +2,10 @@
 //!
 //! A durable redb commit costs a flush of every B-tree page the commit touched plus an `fdatasync`; for a
 //! 4 KiB PUT that was about six page writes per replica per group. Instead each group's batches are appended
-//! here, one record and one `fdatasync` per group, and then the group is committed to redb without durability
-//! (its pages stay in redb's write buffer). A checkpoint (a durable redb commit) makes everything before it durable in
-//! redb; the log then starts again at offset 0, overwriting the previous generation in place so that the
-//! file's size, and so its inode, stops changing once it has grown.
+//! here, one record and one `fdatasync` per group, and then the group is committed to redb without
+//! durability (its pages stay in redb's write buffer). A checkpoint (a durable redb commit) makes everything
+//! before it durable in redb; the log then starts again at offset 0, overwriting the previous generation in
+//! place so that the file's size, and so its inode, stops changing once it has grown.
 //!
 //! A record is `magic, format, length, seq, BLAKE3(seq ‖ payload), payload`. Replay at open starts from redb's
 //! durable commit sequence number `S` and takes records while each is whole, checks out and carries the next
