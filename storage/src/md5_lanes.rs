@@ -11,17 +11,19 @@
 //! request's task).
 //! The same idea as MinIO's md5-simd.
 //!
-//! Each stream has at most one job in flight: the caller hands a block over and goes on receiving and encoding
-//! the next one, and waits for the state only when it feeds the next block (or finishes). Small inputs are
-//! hashed in place, since a hand-over costs more than hashing a few KiB.
+//! Each stream may have up to [`BACKLOG`] blocks handed over and not yet hashed: the worker chains them itself
+//! (a block's state is the next one's start), and the stream waits only when its backlog is full or when it
+//! finishes. That slack is what lets a worker wait for the other uploads' blocks and run its lanes full: uploads
+//! deliver their blocks at their own pace and phase, so with one block in flight per stream the lanes were
+//! about half full. Small inputs are hashed in place, since a hand-over costs more than hashing a few KiB.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::Notify;
 use wide::{u32x4, u32x8};
 
 use crate::md5::{K, Md5, compress};
@@ -34,20 +36,26 @@ const LANES: usize = 8;
 const STEP: usize = 64 * 1024;
 /// Inputs shorter than this are hashed on the caller's thread.
 const MIN_OFFLOAD: usize = 64 * 1024;
-/// How long a job may wait, queued or paused in a lane, for others to share the lanes with (when every lane of
-/// every worker is taken, it also waits for one to free up). Streams feed a block and need its state only
-/// when they feed the next one (a block later), so waiting usually costs them nothing; one that needs it
-/// sooner marks its job urgent (see [`Md5Stream::settle`]). Measured on 64 MiB PUTs at c8 (server CPU-s/GiB,
-/// MiB/s): 4 ms 2.11-2.17 at 801-807; 12 ms fills the lanes better but makes the streams wait, 2.21-2.25 at
-/// 752-768.
-const GATHER: Duration = Duration::from_millis(4);
+/// Blocks (of the write path: 1 MiB each by default) a stream may have handed over and not yet hashed. They are
+/// the body's own buffers, so this bounds the memory MD5 holds back at 4 MiB per upload.
+const BACKLOG: usize = 4;
+/// How long a block may wait, queued or paused in a lane, for other streams to fill the lanes (when every lane
+/// of every worker is taken, it also waits for one to free up). A stream waits for its blocks only when its
+/// backlog is full or it finishes, and then marks itself urgent (see [`Md5Stream::wait_for`]), so waiting here
+/// usually costs it nothing: at c8 a stream hands over a block every 10-13 ms, so its backlog fills in about
+/// 40 ms. Measured on 64 MiB PUTs at c8, the share of MD5 bytes hashed in full eight-lane steps: 16 ms 61-64%,
+/// 30 ms 64-75%, 40 ms with 6 blocks of backlog 61-63%. With one block in flight per stream and 4 ms (before
+/// the backlog), MD5 was 26.5% of the server's samples in a perf pair, 21.2% with the backlog and 16 ms.
+const GATHER: Duration = Duration::from_millis(30);
 
 /// Incremental MD5 of one body whose whole blocks are hashed by the lane workers.
 pub(crate) struct Md5Stream {
+    /// The byte count and partial block; its state is current only while nothing is handed over (`handed`).
     md5: Md5,
-    inflight: Option<Inflight>,
-    /// Counted in [`STREAMS`] (from its first hand-over to its drop).
-    counted: bool,
+    /// Shared with the workers from the first hand-over on (and counted in [`STREAMS`] from then to its drop).
+    shared: Option<Arc<Shared>>,
+    /// Blocks were handed over since the state was last taken back.
+    handed: bool,
 }
 
 /// Streams that hand blocks to the workers now. A worker waits for others to fill the lanes only when there
@@ -56,19 +64,36 @@ static STREAMS: AtomicUsize = AtomicUsize::new(0);
 
 impl Drop for Md5Stream {
     fn drop(&mut self) {
-        if self.counted {
+        if self.shared.is_some() {
             STREAMS.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
-/// A job handed to the workers: what it started from, so it can be redone here if the workers are gone.
-struct Inflight {
-    from: [u32; 4],
-    data: Bytes,
-    /// Set when the stream waits for it.
-    urgent: Arc<AtomicBool>,
-    reply: oneshot::Receiver<[u32; 4]>,
+/// One stream, as the workers see it.
+struct Shared {
+    queue: Mutex<Backlog>,
+    /// Told whenever one of its blocks is hashed.
+    hashed: Notify,
+    /// The stream waits for its blocks: they run without waiting for lanes to fill.
+    urgent: AtomicBool,
+}
+
+/// A stream's blocks handed over and not yet hashed.
+struct Backlog {
+    /// The state after the blocks hashed so far.
+    state: [u32; 4],
+    /// Oldest first, each with the time it was handed over. The front one may be in a lane, partly hashed
+    /// there: it leaves only once hashed, so the stream can redo it should its worker fail.
+    blocks: VecDeque<(Bytes, Instant)>,
+    /// A worker failed while holding the stream: the stream hashes what is left itself.
+    orphaned: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Backlog> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Md5Stream {
@@ -76,103 +101,175 @@ impl Md5Stream {
     pub(crate) fn new() -> Self {
         Self {
             md5: Md5::new(),
-            inflight: None,
-            counted: false,
+            shared: None,
+            handed: false,
         }
     }
 
     /// Feeds the next bytes of the body; large inputs are hashed by the workers while the caller goes on.
     pub(crate) async fn feed(&mut self, data: Bytes) {
-        self.settle().await;
         let workers = match workers() {
             Some(w) if data.len() >= MIN_OFFLOAD && self.md5.is_block_aligned() => w,
             _ => {
+                self.take_state().await;
                 self.md5.update(&data);
                 return;
             }
         };
-        if !self.counted {
-            self.counted = true;
-            STREAMS.fetch_add(1, Ordering::Relaxed);
-        }
+        let shared = match &self.shared {
+            Some(shared) => shared.clone(),
+            None => {
+                STREAMS.fetch_add(1, Ordering::Relaxed);
+                let shared = Arc::new(Shared {
+                    queue: Mutex::new(Backlog {
+                        state: self.md5.state(),
+                        blocks: VecDeque::with_capacity(BACKLOG),
+                        orphaned: false,
+                    }),
+                    hashed: Notify::new(),
+                    urgent: AtomicBool::new(false),
+                });
+                self.shared = Some(shared.clone());
+                shared
+            }
+        };
+        Self::wait_for(workers, &shared, |b| b.blocks.len() < BACKLOG).await;
         let whole = data.len() / 64 * 64;
-        let from = self.md5.state();
-        let (tx, reply) = oneshot::channel();
-        let blocks = data.slice(..whole);
-        let urgent = Arc::new(AtomicBool::new(false));
-        workers.submit(from, blocks.clone(), urgent.clone(), tx);
+        let first = {
+            let mut backlog = shared.lock();
+            if backlog.orphaned {
+                None
+            } else {
+                if !self.handed {
+                    // The state may have moved on here since (small inputs are hashed in place).
+                    backlog.state = self.md5.state();
+                }
+                backlog
+                    .blocks
+                    .push_back((data.slice(..whole), Instant::now()));
+                Some(backlog.blocks.len() == 1)
+            }
+        };
+        match first {
+            // No worker holds a stream with nothing to hash: hand it to them.
+            Some(true) => workers.schedule(shared),
+            Some(false) => {}
+            // Its worker failed: this stream hashes in place from now on.
+            None => {
+                self.take_state().await;
+                self.md5.update(&data);
+                return;
+            }
+        }
+        self.handed = true;
         self.md5.count_whole_blocks(whole as u64);
-        // Fewer than 64 bytes: they only wait in the partial block, no compression runs before `settle`.
+        // Fewer than 64 bytes: they only wait in the partial block, no compression runs before `take_state`.
         self.md5.update(&data[whole..]);
-        self.inflight = Some(Inflight {
-            from,
-            data: blocks,
-            urgent,
-            reply,
-        });
     }
 
     /// Hashes `tail` (the last bytes, hashed in place) and returns the digest of everything fed.
     pub(crate) async fn finish(mut self, tail: &[u8]) -> [u8; 16] {
-        self.settle().await;
+        self.take_state().await;
         self.md5.update(tail);
         self.md5.clone().finalize()
     }
 
-    /// Takes the state of the job in flight, telling the workers to run it at once if it still waits for lanes
-    /// to fill. Sharing a step costs the waiting stream little: a lane of four runs at about 0.7 of the scalar
-    /// speed, a lane of eight at about 0.6.
-    async fn settle(&mut self) {
-        if let Some(mut job) = self.inflight.take() {
-            if let Ok(state) = job.reply.try_recv() {
-                self.md5.set_state(state);
-                return;
-            }
-            if let Some(w) = workers() {
-                w.hurry(&job.urgent);
-            }
-            let state = match job.reply.await {
-                Ok(state) => state,
-                // The worker is gone (it cannot panic on valid input, but a lost hash is never acceptable).
-                Err(_) => {
-                    let mut state = job.from;
-                    compress(&mut state, &job.data);
-                    state
-                }
-            };
-            self.md5.set_state(state);
+    /// Waits for every block handed over to be hashed and takes the state back.
+    async fn take_state(&mut self) {
+        if !self.handed {
+            return;
         }
+        let shared = self
+            .shared
+            .clone()
+            .expect("a stream that handed blocks over is shared");
+        if let Some(w) = workers() {
+            Self::wait_for(w, &shared, |b| b.blocks.is_empty()).await;
+        }
+        let mut backlog = shared.lock();
+        // The worker is gone (it cannot panic on valid input, but a lost hash is never acceptable).
+        while let Some((block, _)) = backlog.blocks.pop_front() {
+            let state = &mut backlog.state;
+            compress(state, &block);
+        }
+        self.md5.set_state(backlog.state);
+        self.handed = false;
+    }
+
+    /// Waits until `ready` holds for the stream's backlog, telling the workers to run its blocks at once
+    /// meanwhile (sharing a step costs the waiting stream little: a lane of four runs at about 0.7 of the
+    /// scalar speed, a lane of eight at about 0.6). Also returns when the stream's worker failed.
+    async fn wait_for(workers: &Workers, shared: &Shared, ready: impl Fn(&Backlog) -> bool) {
+        if ready(&shared.lock()) {
+            return;
+        }
+        workers.hurry(&shared.urgent);
+        loop {
+            // A block hashed between the look and the wait leaves a permit: the wake-up is not lost.
+            let done = {
+                let backlog = shared.lock();
+                ready(&backlog) || backlog.orphaned
+            };
+            if done {
+                break;
+            }
+            shared.hashed.notified().await;
+        }
+        shared.urgent.store(false, Ordering::Relaxed);
     }
 }
 
-/// Whole 64-byte blocks of one stream to hash from `state`.
-struct Job {
-    /// When it was queued.
-    queued: Instant,
+/// A stream in a lane, hashing the front block of its backlog.
+struct Lane {
+    stream: Arc<Shared>,
+    /// The state after the bytes of `block` hashed so far.
     state: [u32; 4],
-    data: Bytes,
-    /// Bytes of `data` hashed so far.
+    block: Bytes,
+    /// When `block` was handed over.
+    since: Instant,
+    /// Bytes of `block` hashed so far.
     done: usize,
-    /// Its stream waits for it (see [`Workers::hurry`]): it runs without waiting for lanes to fill.
-    urgent: Arc<AtomicBool>,
-    reply: oneshot::Sender<[u32; 4]>,
 }
 
-impl Job {
-    fn left(&self) -> usize {
-        self.data.len() - self.done
+impl Lane {
+    /// The stream's front block, or `None` if it has none (or was dropped: nobody needs its digest).
+    fn enter(stream: Arc<Shared>) -> Option<Self> {
+        if Arc::strong_count(&stream) == 1 {
+            return None;
+        }
+        let backlog = stream.lock();
+        let (block, since) = backlog.blocks.front()?.clone();
+        let state = backlog.state;
+        drop(backlog);
+        Some(Self {
+            stream,
+            state,
+            block,
+            since,
+            done: 0,
+        })
     }
-}
 
-/// Jobs waiting for a lane.
-#[derive(Default)]
-struct Queue {
-    jobs: VecDeque<Job>,
+    fn left(&self) -> usize {
+        self.block.len() - self.done
+    }
+
+    /// Hands the hashed block's state to the stream. Returns the stream if it has more blocks waiting.
+    fn leave(self) -> Option<Arc<Shared>> {
+        let mut backlog = self.stream.lock();
+        backlog.blocks.pop_front();
+        backlog.state = self.state;
+        let more = !backlog.blocks.is_empty();
+        drop(backlog);
+        self.stream.hashed.notify_one();
+        more.then_some(self.stream)
+    }
 }
 
 /// The queue shared by the lane workers.
 struct Workers {
-    queue: Mutex<Queue>,
+    /// Streams with blocks to hash and no lane, in the order they asked.
+    queue: Mutex<VecDeque<Arc<Shared>>>,
     ready: Condvar,
     /// Workers running: each expects its share of the streams in its lanes, since a woken worker takes what
     /// is queued into its own lanes.
@@ -186,7 +283,7 @@ fn workers() -> Option<&'static Arc<Workers>> {
     static WORKERS: OnceLock<Option<Arc<Workers>>> = OnceLock::new();
     let workers = WORKERS.get_or_init(|| {
         let workers = Arc::new(Workers {
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
             running: AtomicUsize::new(0),
         });
@@ -209,52 +306,41 @@ fn workers() -> Option<&'static Arc<Workers>> {
 }
 
 impl Workers {
-    /// Queues `data` (whole blocks) to hash from `state`.
-    fn submit(
-        &self,
-        state: [u32; 4],
-        data: Bytes,
-        urgent: Arc<AtomicBool>,
-        reply: oneshot::Sender<[u32; 4]>,
-    ) {
-        let job = Job {
-            queued: Instant::now(),
-            state,
-            data,
-            done: 0,
-            urgent,
-            reply,
-        };
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .jobs
-            .push_back(job);
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Shared>>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a stream whose backlog was empty.
+    fn schedule(&self, stream: Arc<Shared>) {
+        self.lock().push_back(stream);
         self.ready.notify_one();
     }
 
-    /// Marks a job urgent, so it runs (queued or in a lane) without waiting for lanes to fill.
+    /// Marks a stream urgent, so its blocks run (queued or in a lane) without waiting for lanes to fill.
     fn hurry(&self, urgent: &AtomicBool) {
         urgent.store(true, Ordering::Relaxed);
         // Through the lock, so a worker between its look at the flags and its wait cannot miss the wake-up.
-        drop(self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(self.lock());
         self.ready.notify_all();
     }
 
     fn run(&self) {
-        let mut lanes: Vec<Job> = Vec::with_capacity(LANES);
+        let mut lanes: Vec<Lane> = Vec::with_capacity(LANES);
+        let mut more: Vec<Arc<Shared>> = Vec::with_capacity(LANES);
         loop {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            // Before every step, not only when the lanes are empty: jobs that join a running step one by one
+            let mut queue = self.lock();
+            // Streams with more blocks go to the back of the queue, behind those that waited for a lane.
+            queue.extend(more.drain(..));
+            // Before every step, not only when the lanes are empty: streams that join a running step one by one
             // end one by one, and left to run on their own they would keep the lanes a quarter full.
             loop {
                 while lanes.len() < LANES {
-                    match queue.jobs.pop_front() {
-                        Some(job) => lanes.push(job),
+                    match queue.pop_front() {
+                        Some(stream) => lanes.extend(Lane::enter(stream)),
                         None => break,
                     }
                 }
-                let Some(oldest) = lanes.iter().map(|j| j.queued).min() else {
+                let Some(oldest) = lanes.iter().map(|l| l.since).min() else {
                     queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
                     continue;
                 };
@@ -266,7 +352,9 @@ impl Workers {
                     .clamp(1, LANES);
                 if lanes.len() >= expected
                     || waited >= GATHER
-                    || lanes.iter().any(|j| j.urgent.load(Ordering::Relaxed))
+                    || lanes
+                        .iter()
+                        .any(|l| l.stream.urgent.load(Ordering::Relaxed))
                 {
                     break;
                 }
@@ -277,33 +365,41 @@ impl Workers {
                     .0;
             }
             drop(queue);
-            step(&mut lanes);
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                step(&mut lanes, &mut more)
+            }));
+            if stepped.is_err() {
+                // It cannot panic on valid input; should it, the streams it held hash their blocks themselves.
+                tracing::error!("an MD5 lane worker failed; its streams hash in place");
+                for lane in lanes.drain(..).map(|l| l.stream).chain(more.drain(..)) {
+                    lane.lock().orphaned = true;
+                    lane.hashed.notify_one();
+                }
+            }
         }
     }
 }
 
-/// Advances every job in `lanes` by one step (at most [`STEP`] bytes, no further than the shortest job) and
-/// answers the jobs that are done.
-fn step(lanes: &mut Vec<Job>) {
-    let n = lanes.iter().map(Job::left).min().unwrap_or(0).min(STEP);
+/// Advances every stream in `lanes` by one step (at most [`STEP`] bytes, no further than the shortest block);
+/// streams whose block is done leave, and those with more blocks go to `more`.
+fn step(lanes: &mut Vec<Lane>, more: &mut Vec<Arc<Shared>>) {
+    let n = lanes.iter().map(Lane::left).min().unwrap_or(0).min(STEP);
     match lanes.len() {
         0 => return,
         1 => {
-            let job = &mut lanes[0];
-            compress(&mut job.state, &job.data[job.done..job.done + n]);
+            let lane = &mut lanes[0];
+            compress(&mut lane.state, &lane.block[lane.done..lane.done + n]);
         }
         2..=4 => hash_in_lanes::<4>(lanes, n, compress_x4),
         _ => hash_in_lanes::<LANES>(lanes, n, compress_x8),
     }
-    for job in lanes.iter_mut() {
-        job.done += n;
+    for lane in lanes.iter_mut() {
+        lane.done += n;
     }
     let mut i = 0;
     while i < lanes.len() {
         if lanes[i].left() == 0 {
-            let job = lanes.swap_remove(i);
-            // The stream may have been dropped (a failed upload): nothing waits for this state.
-            let _ = job.reply.send(job.state);
+            more.extend(lanes.swap_remove(i).leave());
         } else {
             i += 1;
         }
@@ -378,22 +474,22 @@ impl Lanes<8> for u32x8 {
     }
 }
 
-/// Advances every job in `lanes` (at most `N`) by `n` bytes with an `N`-lane kernel. Idle lanes repeat the
-/// last job's input; their results are dropped.
+/// Advances every stream in `lanes` (at most `N`) by `n` bytes with an `N`-lane kernel. Idle lanes repeat the
+/// last stream's input; their results are dropped.
 fn hash_in_lanes<const N: usize>(
-    lanes: &mut [Job],
+    lanes: &mut [Lane],
     n: usize,
     kernel: fn(&mut [[u32; 4]; N], [&[u8]; N]),
 ) {
     let pick = |i: usize| &lanes[i.min(lanes.len() - 1)];
     let mut states: [[u32; 4]; N] = std::array::from_fn(|i| pick(i).state);
     let inputs: [&[u8]; N] = std::array::from_fn(|i| {
-        let job = pick(i);
-        &job.data[job.done..job.done + n]
+        let lane = pick(i);
+        &lane.block[lane.done..lane.done + n]
     });
     kernel(&mut states, inputs);
-    for (job, state) in lanes.iter_mut().zip(states) {
-        job.state = state;
+    for (lane, state) in lanes.iter_mut().zip(states) {
+        lane.state = state;
     }
 }
 
@@ -507,38 +603,88 @@ mod tests {
         lanes_match_the_scalar_code::<8>(compress_x8);
     }
 
-    /// One to eight jobs of unequal lengths share the lanes step by step, as in a worker (idle lanes padded,
-    /// jobs leaving as they end): each answer is the scalar state.
+    fn stream_of(state: [u32; 4], blocks: &[Bytes]) -> Arc<Shared> {
+        Arc::new(Shared {
+            queue: Mutex::new(Backlog {
+                state,
+                blocks: blocks.iter().map(|b| (b.clone(), Instant::now())).collect(),
+                orphaned: false,
+            }),
+            hashed: Notify::new(),
+            urgent: AtomicBool::new(false),
+        })
+    }
+
+    /// One to eleven streams with backlogs of unequal blocks share the lanes step by step, as in a worker (idle
+    /// lanes padded, streams leaving as their blocks end and queueing again behind the others): each ends
+    /// with the scalar state of all its blocks.
     #[test]
-    fn steps_over_jobs_of_unequal_length_match_the_scalar_code() {
-        for count in 1..=LANES {
-            let mut lanes = Vec::new();
-            let mut replies = Vec::new();
+    fn steps_over_backlogs_of_unequal_blocks_match_the_scalar_code() {
+        for count in 1..=LANES + 3 {
+            let mut streams = Vec::new();
             let mut want = Vec::new();
             for i in 0..count {
-                let data = Bytes::from(pseudo_random(64 * (3 + 1500 * i), i as u64));
-                let mut state = [i as u32, 7, 8, 9];
-                let from = state;
-                compress(&mut state, &data);
+                let blocks: Vec<Bytes> = (0..1 + i % 3)
+                    .map(|j| {
+                        Bytes::from(pseudo_random(
+                            64 * (3 + 1500 * i + 7 * j),
+                            (i * 4 + j) as u64,
+                        ))
+                    })
+                    .collect();
+                let from = [i as u32, 7, 8, 9];
+                let mut state = from;
+                for block in &blocks {
+                    compress(&mut state, block);
+                }
                 want.push(state);
-                let (tx, rx) = oneshot::channel();
-                replies.push(rx);
-                lanes.push(Job {
-                    queued: Instant::now(),
-                    state: from,
-                    data,
-                    done: 0,
-                    urgent: Arc::new(AtomicBool::new(false)),
-                    reply: tx,
-                });
+                streams.push(stream_of(from, &blocks));
             }
-            while !lanes.is_empty() {
-                step(&mut lanes);
+            let mut queue: VecDeque<Arc<Shared>> = streams.iter().cloned().collect();
+            let (mut lanes, mut more) = (Vec::new(), Vec::new());
+            loop {
+                while lanes.len() < LANES {
+                    match queue.pop_front() {
+                        Some(stream) => lanes.extend(Lane::enter(stream)),
+                        None => break,
+                    }
+                }
+                if lanes.is_empty() {
+                    break;
+                }
+                step(&mut lanes, &mut more);
+                queue.extend(more.drain(..));
             }
-            for (i, (mut rx, want)) in replies.into_iter().zip(want).enumerate() {
-                assert_eq!(rx.try_recv().unwrap(), want, "{count} jobs, job {i}");
+            for (i, (stream, want)) in streams.iter().zip(want).enumerate() {
+                let backlog = stream.lock();
+                assert!(backlog.blocks.is_empty(), "{count} streams, stream {i}");
+                assert_eq!(backlog.state, want, "{count} streams, stream {i}");
             }
         }
+    }
+
+    /// A stream whose worker failed while holding its blocks (the front one partly hashed, perhaps) hashes
+    /// them itself from the last state the worker handed back.
+    #[tokio::test]
+    async fn a_stream_whose_worker_failed_hashes_its_backlog_itself() {
+        let data = Bytes::from(pseudo_random(3 << 20, 11));
+        let mut stream = Md5Stream::new();
+        let blocks: Vec<Bytes> = (0..3).map(|i| data.slice(i << 20..(i + 1) << 20)).collect();
+        let shared = stream_of(stream.md5.state(), &blocks);
+        shared.lock().orphaned = true;
+        STREAMS.fetch_add(1, Ordering::Relaxed);
+        stream.shared = Some(shared);
+        stream.handed = true;
+        stream.md5.count_whole_blocks(data.len() as u64);
+        // A further block arrives after the failure: hashed in place.
+        let more = Bytes::from(pseudo_random(MIN_OFFLOAD + 64, 12));
+        stream.feed(more.clone()).await;
+        let got = stream.finish(b"end").await;
+        let mut all = data.to_vec();
+        all.extend_from_slice(&more);
+        all.extend_from_slice(b"end");
+        let want: [u8; 16] = md5_reference::Md5::digest(&all).into();
+        assert_eq!(got, want);
     }
 
     /// Many streams at once, of sizes around the offload threshold and the step, fed in uneven pieces: every
