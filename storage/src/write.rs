@@ -328,7 +328,11 @@ pub(crate) async fn write_body(
         // Without Content-Length the header's size is only known now; shards carry the real one.
         None => SegmentWriters::start(engine, target, rotation, total),
     };
-    if !block.is_empty() {
+    if block.is_empty() {
+        // Taken for a next block that never came (the body ended on a block boundary): keep it for the next
+        // upload. Dropped, it cost every large upload a fresh buffer, and a fresh buffer's pages a fault each.
+        buffers::give_back(block);
+    } else {
         let shards = engine.codec().encode(buffers::freeze(block))?;
         w.send(shards).await;
     }
