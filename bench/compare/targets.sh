@@ -6,7 +6,8 @@
 #
 # Usage: bash bench/compare/targets.sh [BIN (default target/release/strata)] [DURATION (default 15s)]
 # Env: IO=uring|portable (storage.io of the server; default: the server's default), ROWS (default
-#      "put64 get64 put4k get4k"), PERF=1 to record a perf profile of the server per row into $OUT
+#      "put64 get64 put4k get4k"; also put64s (signed payload), put4k8 and put4k64 (4 KiB PUTs at c8 and
+#      c64: whether a cost is per metadata group or per object)), PERF=1 to record a perf profile of the server per row into $OUT
 #      (PERF_CALLGRAPH="--call-graph dwarf" to unwind Rust frames, which lack frame pointers).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -81,6 +82,8 @@ for r in $ROWS; do
         put64s) row put64s put 64MiB 8 ;;
         get64) row get64 get 64MiB 8 --objects 16 ;;
         put4k) row put4k put 4KiB 32 ;;
+        put4k64) row put4k64 put 4KiB 64 ;;
+        put4k8) row put4k8 put 4KiB 8 ;;
         get4k) row get4k get 4KiB 32 --objects 1000 ;;
         *) echo "unknown row $r" >&2; exit 2 ;;
     esac

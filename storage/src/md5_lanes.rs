@@ -14,8 +14,8 @@
 //! Each stream may have up to [`BACKLOG`] blocks handed over and not yet hashed: the worker chains them itself
 //! (a block's state is the next one's start), and the stream waits only when its backlog is full or when it
 //! finishes. That slack is what lets a worker wait for the other uploads' blocks and run its lanes full: uploads
-//! deliver their blocks at their own pace and phase, so with one block in flight per stream the lanes were
-//! about half full. Small inputs are hashed in place, since a hand-over costs more than hashing a few KiB.
+//! deliver their blocks at their own pace and phase, and with one block in flight per stream a worker could
+//! wait only a few milliseconds for the others before the stream needed its state back. Small inputs are hashed in place, since a hand-over costs more than hashing a few KiB.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -462,15 +462,14 @@ impl Lanes<8> for u32x8 {
     }
     #[inline(always)]
     fn block(inputs: &[&[u8]; 8], at: usize) -> [Self; 16] {
-        // Eight consecutive words of each lane (one 32-byte load), then an 8x8 transpose.
-        let mut x = [u32x8::ZERO; 16];
-        for half in 0..2 {
-            let p = at + 32 * half;
-            let rows: [u32x8; 8] =
-                std::array::from_fn(|l| u32x8::new(words(&inputs[l][p..p + 32])));
-            x[8 * half..8 * half + 8].copy_from_slice(&u32x8::transpose(rows));
-        }
-        x
+        // Each half of the lanes as four-lane blocks (4x4 SSE transposes), then the halves side by side:
+        // without AVX2, `u32x8::transpose` gathers the 64 words one by one.
+        let low = u32x4::block(&[inputs[0], inputs[1], inputs[2], inputs[3]], at);
+        let high = u32x4::block(&[inputs[4], inputs[5], inputs[6], inputs[7]], at);
+        std::array::from_fn(|w| {
+            let (l, h) = (low[w].to_array(), high[w].to_array());
+            u32x8::new([l[0], l[1], l[2], l[3], h[0], h[1], h[2], h[3]])
+        })
     }
 }
 
