@@ -12,8 +12,9 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 
 /// Buffers kept for reuse: most of what 8 concurrent uploads have in flight at 1 MiB and 4+2 (per upload, a
-/// block filling, up to 4 queued per disk writer, their parity, 6 disk-writer buffers, and up to 4 blocks the
-/// MD5 lanes have not hashed yet, see `md5_lanes::BACKLOG`).
+/// block filling, up to 4 queued per disk writer, their parity, and 6 disk-writer buffers), with room for the
+/// blocks the MD5 lanes hold after the disk writers are done with them (up to 4 per upload, see
+/// `md5_lanes::BACKLOG`; the same buffers as the data shards, so they count only when MD5 falls behind).
 const KEEP: usize = 96;
 /// Smaller buffers (small objects, last blocks) are not worth keeping.
 const MIN_KEPT: usize = 64 * 1024;

@@ -12,10 +12,12 @@
 //! The same idea as MinIO's md5-simd.
 //!
 //! Each stream may have up to [`BACKLOG`] blocks handed over and not yet hashed: the worker chains them itself
-//! (a block's state is the next one's start), and the stream waits only when its backlog is full or when it
-//! finishes. That slack is what lets a worker wait for the other uploads' blocks and run its lanes full: uploads
-//! deliver their blocks at their own pace and phase, and with one block in flight per stream a worker could
-//! wait only a few milliseconds for the others before the stream needed its state back. Small inputs are hashed in place, since a hand-over costs more than hashing a few KiB.
+//! (a block's state is the next one's start), and the stream waits only when its backlog is full, when it
+//! finishes, or when it must hash something in place (an input too small to hand over, or one that follows a
+//! partial 64-byte block). That slack is what lets a worker wait for the other uploads' blocks and run its
+//! lanes full: uploads deliver their blocks at their own pace and phase, and with one block in flight per
+//! stream a worker could wait only a few milliseconds for the others before the stream needed its state back.
+//! Small inputs are hashed in place, since a hand-over costs more than hashing a few KiB.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -187,7 +189,8 @@ impl Md5Stream {
             Self::wait_for(w, &shared, |b| b.blocks.is_empty()).await;
         }
         let mut backlog = shared.lock();
-        // The worker is gone (it cannot panic on valid input, but a lost hash is never acceptable).
+        // Blocks are left only if the stream's worker failed (it cannot on valid input, but a lost hash is never
+        // acceptable): the front one from the last state the worker handed back.
         while let Some((block, _)) = backlog.blocks.pop_front() {
             let state = &mut backlog.state;
             compress(state, &block);
@@ -324,18 +327,48 @@ impl Workers {
         self.ready.notify_all();
     }
 
+    /// The worker's thread. Should it fail anywhere (it cannot on valid input), the streams it held hash their
+    /// blocks themselves, and it goes on.
     fn run(&self) {
         let mut lanes: Vec<Lane> = Vec::with_capacity(LANES);
         let mut more: Vec<Arc<Shared>> = Vec::with_capacity(LANES);
         loop {
+            let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.serve(&mut lanes, &mut more)
+            }));
+            if failed.is_err() {
+                tracing::error!("an MD5 lane worker failed; its streams hash in place");
+                for stream in lanes.drain(..).map(|l| l.stream).chain(more.drain(..)) {
+                    stream.lock().orphaned = true;
+                    stream.hashed.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Gathers streams into the lanes and steps them, for good.
+    fn serve(&self, lanes: &mut Vec<Lane>, more: &mut Vec<Arc<Shared>>) {
+        loop {
             let mut queue = self.lock();
-            // Streams with more blocks go to the back of the queue, behind those that waited for a lane.
-            queue.extend(more.drain(..));
+            // Streams with more blocks go to the back of the queue, behind those that waited for a lane, unless
+            // they wait for their blocks.
+            for stream in more.drain(..) {
+                if stream.urgent.load(Ordering::Relaxed) {
+                    queue.push_front(stream);
+                } else {
+                    queue.push_back(stream);
+                }
+            }
             // Before every step, not only when the lanes are empty: streams that join a running step one by one
             // end one by one, and left to run on their own they would keep the lanes a quarter full.
             loop {
                 while lanes.len() < LANES {
-                    match queue.pop_front() {
+                    // A stream that waits for its blocks first.
+                    let urgent = queue
+                        .iter()
+                        .position(|s| s.urgent.load(Ordering::Relaxed))
+                        .unwrap_or(0);
+                    match queue.remove(urgent) {
                         Some(stream) => lanes.extend(Lane::enter(stream)),
                         None => break,
                     }
@@ -364,18 +397,13 @@ impl Workers {
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
+            // Streams left over for another worker (there is one per two cores).
+            let leftover = !queue.is_empty();
             drop(queue);
-            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                step(&mut lanes, &mut more)
-            }));
-            if stepped.is_err() {
-                // It cannot panic on valid input; should it, the streams it held hash their blocks themselves.
-                tracing::error!("an MD5 lane worker failed; its streams hash in place");
-                for lane in lanes.drain(..).map(|l| l.stream).chain(more.drain(..)) {
-                    lane.lock().orphaned = true;
-                    lane.hashed.notify_one();
-                }
+            if leftover {
+                self.ready.notify_one();
             }
+            step(lanes, more);
         }
     }
 }
@@ -383,6 +411,10 @@ impl Workers {
 /// Advances every stream in `lanes` by one step (at most [`STEP`] bytes, no further than the shortest block);
 /// streams whose block is done leave, and those with more blocks go to `more`.
 fn step(lanes: &mut Vec<Lane>, more: &mut Vec<Arc<Shared>>) {
+    #[cfg(test)]
+    if tests::FAIL_NEXT_STEP.swap(false, Ordering::Relaxed) {
+        panic!("a failure injected by a test");
+    }
     let n = lanes.iter().map(Lane::left).min().unwrap_or(0).min(STEP);
     match lanes.len() {
         0 => return,
@@ -566,6 +598,9 @@ fn compress_x8(states: &mut [[u32; 4]; 8], inputs: [&[u8]; 8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Makes the next step of a lane worker fail, as a bug would.
+    pub(super) static FAIL_NEXT_STEP: AtomicBool = AtomicBool::new(false);
     use md5_reference::Digest;
 
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -684,6 +719,73 @@ mod tests {
         all.extend_from_slice(b"end");
         let want: [u8; 16] = md5_reference::Md5::digest(&all).into();
         assert_eq!(got, want);
+    }
+
+    /// Feeds `blocks` aligned 1 MiB blocks of a stream seeded `seed` and checks its digest.
+    async fn stream_of_blocks(blocks: usize, seed: u64) {
+        let data = Bytes::from(pseudo_random(blocks << 20, seed));
+        let mut stream = Md5Stream::new();
+        for i in 0..blocks {
+            stream.feed(data.slice(i << 20..(i + 1) << 20)).await;
+        }
+        let got = stream.finish(b"tail").await;
+        let mut all = data.to_vec();
+        all.extend_from_slice(b"tail");
+        let want: [u8; 16] = md5_reference::Md5::digest(&all).into();
+        assert_eq!(got, want, "seed {seed}");
+    }
+
+    /// More streams than lanes, each feeding more blocks than its backlog holds as fast as it can: streams wait
+    /// for room in their backlogs, queue behind each other and share full lanes, and every digest is right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn streams_with_full_backlogs_match_the_reference() {
+        let tasks: Vec<_> = (0..LANES as u64 + 3)
+            .map(|seed| tokio::spawn(stream_of_blocks(2 * BACKLOG + 1, 100 + seed)))
+            .collect();
+        tokio::time::timeout(Duration::from_secs(60), async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        })
+        .await
+        .expect("every stream's digest within a minute");
+    }
+
+    /// A stream dropped with blocks still queued (a failed upload) holds up nobody.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_dropped_with_blocks_queued_holds_up_nobody() {
+        let data = Bytes::from(pseudo_random(BACKLOG << 20, 7));
+        let mut dropped = Md5Stream::new();
+        for i in 0..BACKLOG {
+            dropped.feed(data.slice(i << 20..(i + 1) << 20)).await;
+        }
+        drop(dropped);
+        tokio::time::timeout(Duration::from_secs(60), stream_of_blocks(3, 8))
+            .await
+            .expect("the other stream's digest within a minute");
+    }
+
+    /// A worker that fails mid-way (as a bug would make it) leaves the streams it held to hash their blocks
+    /// themselves, and goes on serving others: every digest is still right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_worker_loses_no_hash() {
+        FAIL_NEXT_STEP.store(true, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let streams: Vec<_> = (0..3)
+                .map(|seed| tokio::spawn(stream_of_blocks(BACKLOG + 2, 200 + seed)))
+                .collect();
+            for s in streams {
+                s.await.unwrap();
+            }
+            // The worker still serves.
+            stream_of_blocks(2, 300).await;
+        })
+        .await
+        .expect("every stream's digest within a minute");
+        assert!(
+            !FAIL_NEXT_STEP.load(Ordering::Relaxed),
+            "a step failed as injected"
+        );
     }
 
     /// Many streams at once, of sizes around the offload threshold and the step, fed in uneven pieces: every
