@@ -735,13 +735,8 @@ mod tests {
         assert_eq!(got, want, "seed {seed}");
     }
 
-    /// More streams than lanes, each feeding more blocks than its backlog holds as fast as it can: streams wait
-    /// for room in their backlogs, queue behind each other and share full lanes, and every digest is right.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn streams_with_full_backlogs_match_the_reference() {
-        let tasks: Vec<_> = (0..LANES as u64 + 3)
-            .map(|seed| tokio::spawn(stream_of_blocks(2 * BACKLOG + 1, 100 + seed)))
-            .collect();
+    /// Waits for every task; a stream left waiting for good would hang here, so fail instead.
+    async fn all_within_a_minute(tasks: Vec<tokio::task::JoinHandle<()>>) {
         tokio::time::timeout(Duration::from_secs(60), async {
             for t in tasks {
                 t.await.unwrap();
@@ -749,6 +744,16 @@ mod tests {
         })
         .await
         .expect("every stream's digest within a minute");
+    }
+
+    /// More streams than lanes, each feeding more blocks than its backlog holds as fast as it can: streams wait
+    /// for room in their backlogs, queue behind each other and share full lanes, and every digest is right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn streams_with_full_backlogs_match_the_reference() {
+        let tasks: Vec<_> = (0..LANES as u64 + 3)
+            .map(|seed| tokio::spawn(stream_of_blocks(2 * BACKLOG + 1, 100 + seed)))
+            .collect();
+        all_within_a_minute(tasks).await;
     }
 
     /// A stream dropped with blocks still queued (a failed upload) holds up nobody.
@@ -825,14 +830,7 @@ mod tests {
                 })
             })
             .collect();
-        // A job left waiting for good would hang here: fail instead.
-        tokio::time::timeout(Duration::from_secs(60), async {
-            for t in tasks {
-                t.await.unwrap();
-            }
-        })
-        .await
-        .expect("every stream's digest within a minute");
+        all_within_a_minute(tasks).await;
     }
 }
 
