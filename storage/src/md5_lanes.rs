@@ -350,15 +350,9 @@ impl Workers {
     fn serve(&self, lanes: &mut Vec<Lane>, more: &mut Vec<Arc<Shared>>) {
         loop {
             let mut queue = self.lock();
-            // Streams with more blocks go to the back of the queue, behind those that waited for a lane, unless
-            // they wait for their blocks.
-            for stream in more.drain(..) {
-                if stream.urgent.load(Ordering::Relaxed) {
-                    queue.push_front(stream);
-                } else {
-                    queue.push_back(stream);
-                }
-            }
+            // Streams with more blocks go to the back of the queue, behind those that waited for a lane (a
+            // stream that waits for its blocks is taken first below, wherever it is).
+            queue.extend(more.drain(..));
             // Before every step, not only when the lanes are empty: streams that join a running step one by one
             // end one by one, and left to run on their own they would keep the lanes a quarter full.
             loop {

@@ -272,6 +272,11 @@ pub(crate) async fn write_body(
             }
             hasher.update(&chunk);
             while !chunk.is_empty() {
+                if block.capacity() == 0 {
+                    // Taken only once bytes of a next block arrive: a body that ends on a block boundary takes
+                    // no buffer it will not fill.
+                    block = buffers::take(block_size);
+                }
                 let take = (block_size - block.len()).min(chunk.len());
                 block.extend_from_slice(&chunk[..take]);
                 chunk.advance(take);
@@ -279,8 +284,7 @@ pub(crate) async fn write_body(
                     let w = writers.get_or_insert_with(|| {
                         SegmentWriters::start(engine, target, rotation, expected_len.unwrap_or(0))
                     });
-                    let full =
-                        buffers::freeze(std::mem::replace(&mut block, buffers::take(block_size)));
+                    let full = buffers::freeze(std::mem::take(&mut block));
                     // Hashed by the MD5 lanes while this task encodes and receives the next block.
                     md5.feed(full.clone()).await;
                     let shards = engine.codec().encode(full)?;
@@ -328,11 +332,7 @@ pub(crate) async fn write_body(
         // Without Content-Length the header's size is only known now; shards carry the real one.
         None => SegmentWriters::start(engine, target, rotation, total),
     };
-    if block.is_empty() {
-        // Taken for a next block that never came (the body ended on a block boundary): keep it for the next
-        // upload. Dropped, it cost every large upload a fresh buffer, and a fresh buffer's pages a fault each.
-        buffers::give_back(block);
-    } else {
+    if !block.is_empty() {
         let shards = engine.codec().encode(buffers::freeze(block))?;
         w.send(shards).await;
     }
