@@ -55,8 +55,9 @@ impl DataId {
     }
 }
 
-/// A shard file being written.
-pub trait ShardSink: Send {
+/// A shard file being written. Not `Send`: a sink is written and finished on the thread that created it
+/// (the io_uring sink's ring belongs to that thread and can wait for its writes only there).
+pub trait ShardSink {
     /// Appends bytes.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Flushes and, if `fsync`, makes the file durable.

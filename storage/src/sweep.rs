@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::layout::ShardHeader;
 use crate::meta::{MetaStore, ObjectData, Op};
 use crate::read::SegmentReader;
+use crate::write::DiskWriter;
 
 /// Retired data is kept this long before its files are deleted.
 const GC_GRACE_MS: i64 = 10_000;
@@ -181,7 +182,8 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
         return Ok(0);
     }
     let geometry = seg.geometry;
-    let mut sinks = Vec::new();
+    let fsync = engine.settings().fsync;
+    let mut writers = Vec::new();
     for &slot in &bad {
         let disk = engine.disk_for(seg.rotation, slot);
         let header = ShardHeader {
@@ -197,35 +199,26 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
             size: seg.size,
         }
         .encode();
-        let id = seg.data_id;
-        let d = disk.clone();
-        let sink = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            let mut s = d.create_staged(id, true)?;
-            s.write_all(&header)?;
-            Ok(s)
-        })
-        .await
-        .map_err(|e| crate::Error::Meta(e.to_string()))??;
-        sinks.push((slot, disk, sink));
+        let writer = DiskWriter::spawn(disk.clone(), seg.data_id, true, header, fsync);
+        writers.push((slot, disk, writer));
     }
     for block in 0..blocks {
         let shards = reader.all_shards(block).await?;
-        for (slot, _, sink) in sinks.iter_mut() {
-            let shard = &shards[*slot];
-            sink.write_all(blake3::hash(shard).as_bytes())?;
-            sink.write_all(shard)?;
+        for (slot, _, writer) in writers.iter_mut() {
+            let shard = shards[*slot].clone();
+            // A writer that stopped reports its error when finished, below.
+            writer
+                .send_now(vec![(*blake3::hash(&shard).as_bytes(), shard)])
+                .await;
         }
     }
-    let fsync = engine.settings().fsync;
-    let n = sinks.len();
-    for (_, disk, sink) in sinks {
+    let n = writers.len();
+    for (_, disk, writer) in writers {
+        writer.finish().await?;
         let id = seg.data_id;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            sink.finish(fsync)?;
-            disk.publish(id, true, fsync)
-        })
-        .await
-        .map_err(|e| crate::Error::Meta(e.to_string()))??;
+        tokio::task::spawn_blocking(move || disk.publish(id, true, fsync))
+            .await
+            .map_err(|e| crate::Error::Meta(e.to_string()))??;
     }
     Ok(n)
 }

@@ -31,7 +31,7 @@ const WRITER_QUEUE: usize = 2;
 const BATCH: usize = 2;
 
 /// One block's frame for one disk: BLAKE3 of the shard, and the shard.
-type Frame = ([u8; 32], Bytes);
+pub(crate) type Frame = ([u8; 32], Bytes);
 
 /// Who the data belongs to, for the self-describing shard header.
 #[derive(Debug, Clone)]
@@ -103,12 +103,66 @@ fn remove_everywhere(disks: Vec<Arc<dyn Disk>>, id: DataId) {
     });
 }
 
-struct DiskWriter {
+/// One staged shard file being written by a blocking-pool thread of its own, fed frames over a channel.
+pub(crate) struct DiskWriter {
     disk: Arc<dyn Disk>,
     tx: Option<mpsc::Sender<Vec<Frame>>>,
     task: JoinHandle<std::io::Result<()>>,
     /// Frames gathered for the next message.
     batch: Vec<Frame>,
+}
+
+impl DiskWriter {
+    /// Starts writing the staged file `id` (a `.repair` file if `repair`) on `disk`: `header`, then every frame
+    /// sent, then `finish(fsync)` once the sender is dropped. The sink is created, written and finished on
+    /// the one thread, as a sink must be (the io_uring sink's ring belongs to the thread that created it).
+    pub(crate) fn spawn(
+        disk: Arc<dyn Disk>,
+        id: DataId,
+        repair: bool,
+        header: Vec<u8>,
+        fsync: bool,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Vec<Frame>>(WRITER_QUEUE);
+        let d = disk.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut sink = d.create_staged(id, repair)?;
+            sink.write_all(&header)?;
+            while let Some(batch) = rx.blocking_recv() {
+                for (hash, shard) in batch {
+                    sink.write_all(&hash)?;
+                    sink.write_all(&shard)?;
+                }
+            }
+            sink.finish(fsync)
+        });
+        Self {
+            disk,
+            tx: Some(tx),
+            task,
+            batch: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Sends frames now; false if the writer has stopped (its error comes from [`DiskWriter::finish`]).
+    pub(crate) async fn send_now(&mut self, frames: Vec<Frame>) -> bool {
+        match &self.tx {
+            Some(tx) if tx.send(frames).await.is_ok() => true,
+            _ => {
+                self.tx = None;
+                false
+            }
+        }
+    }
+
+    /// Closes the channel and waits for the file to be finished.
+    pub(crate) async fn finish(mut self) -> std::io::Result<()> {
+        self.tx.take();
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(format!("shard writer panicked: {e}"))),
+        }
+    }
 }
 
 /// Writers for one segment; aborting deletes whatever they wrote.
@@ -140,25 +194,7 @@ impl SegmentWriters {
                     size: size_hint,
                 }
                 .encode();
-                let (tx, mut rx) = mpsc::channel::<Vec<Frame>>(WRITER_QUEUE);
-                let d = disk.clone();
-                let task = tokio::task::spawn_blocking(move || {
-                    let mut sink = d.create_staged(id, false)?;
-                    sink.write_all(&header)?;
-                    while let Some(batch) = rx.blocking_recv() {
-                        for (hash, shard) in batch {
-                            sink.write_all(&hash)?;
-                            sink.write_all(&shard)?;
-                        }
-                    }
-                    sink.finish(fsync)
-                });
-                DiskWriter {
-                    disk,
-                    tx: Some(tx),
-                    task,
-                    batch: Vec::with_capacity(BATCH),
-                }
+                DiskWriter::spawn(disk, id, false, header, fsync)
             })
             .collect();
         Self { id, writers, fsync }
@@ -179,11 +215,8 @@ impl SegmentWriters {
         let sends = self.writers.iter_mut().map(|w| {
             let batch = std::mem::replace(&mut w.batch, Vec::with_capacity(BATCH));
             async move {
-                if let Some(tx) = &w.tx
-                    && !batch.is_empty()
-                    && tx.send(batch).await.is_err()
-                {
-                    w.tx = None;
+                if !batch.is_empty() {
+                    w.send_now(batch).await;
                 }
             }
         });
@@ -195,17 +228,12 @@ impl SegmentWriters {
         self.flush().await;
         let mut good = Vec::new();
         let mut all = Vec::new();
-        for mut w in self.writers {
-            w.tx.take();
-            all.push(w.disk.clone());
-            match w.task.await {
-                Ok(Ok(())) => good.push(w.disk),
-                Ok(Err(e)) => {
-                    tracing::warn!(disk = w.disk.index(), error = %e, "shard write failed")
-                }
-                Err(e) => {
-                    tracing::warn!(disk = w.disk.index(), error = %e, "shard writer panicked")
-                }
+        for w in self.writers {
+            let disk = w.disk.clone();
+            all.push(disk.clone());
+            match w.finish().await {
+                Ok(()) => good.push(disk),
+                Err(e) => tracing::warn!(disk = disk.index(), error = %e, "shard write failed"),
             }
         }
         if good.len() < quorum {

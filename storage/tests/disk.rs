@@ -38,6 +38,7 @@ both_backends!(
     reading_past_the_end_is_an_error,
     a_file_system_refusing_direct_io_still_gets_the_bytes,
     concurrent_writers_and_readers_share_one_disk,
+    a_sink_dropped_mid_write_leaves_the_disk_usable,
 );
 
 /// The sink's buffer (1 MiB): sizes around it matter.
@@ -248,4 +249,20 @@ fn concurrent_writers_and_readers_share_one_disk(open: Opener) {
         t.join().unwrap();
     }
     assert!(disk.staged().unwrap().is_empty());
+}
+
+fn a_sink_dropped_mid_write_leaves_the_disk_usable(open: Opener) {
+    // An abandoned upload drops its sink with writes in flight: they are waited for, not freed under the kernel.
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(0, dir.path());
+    for _ in 0..4 {
+        let mut sink = disk.create_staged(DataId::random(), false).unwrap();
+        sink.write_all(&pattern(3 * MIB + 5, 1)).unwrap();
+        drop(sink);
+    }
+    let id = DataId::random();
+    let data = pattern(2 * MIB, 2);
+    write_shard(disk.as_ref(), id, false, &data, true);
+    disk.publish(id, false, true).unwrap();
+    assert!(read_all(disk.as_ref(), id, data.len()) == data);
 }

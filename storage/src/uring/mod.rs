@@ -1,11 +1,12 @@
-//! The io_uring backend of the [`Disk`] trait: one ring per disk, driven by a thread the disk owns.
+//! The io_uring backend of the [`Disk`] trait.
 //!
-//! The `Disk` API stays blocking (callers are on tokio's blocking pool): a call hands its operations to the
-//! disk's ring thread ([`ring`]) and waits for their completion. What io_uring buys is in the shard sink
-//! ([`sink`]): writes of one buffer overlap the filling of the next, and the tail write, truncation and
-//! syncs of a finished shard go in one linked submission. Publication is a rename linked to the fan-out
-//! directory's fsync (directories kept open, so no `open` per sync); unlinks go through the ring too. Opens
-//! and reads do not (see [`UringDisk::open`]). An opcode the kernel lacks (from the probe at start) is done by
+//! The `Disk` API stays blocking (callers are on tokio's blocking pool). What io_uring buys is in the shard
+//! sink ([`sink`]): writes of one buffer overlap the filling of the next, and the tail write, truncation and
+//! syncs of a finished shard go in one linked submission. Each sink has a ring of its own on the thread that
+//! writes it ([`ring::LocalRing`]), so a write costs one system call and no thread hand-off. The disk's
+//! own ring, driven by a thread the disk owns ([`ring::Ring`]), takes the per-object operations from any
+//! caller: publication is a rename linked to the fan-out directory's fsync (directories kept open, so no
+//! `open` per sync), and unlinks. Opens and reads go through neither (see [`UringDisk::open`]). An opcode the kernel lacks (from the probe at start) is done by
 //! the portable backend, which this backend also uses for paths and for listing the staging directory
 //! (io_uring has no `getdents`).
 //!
@@ -26,7 +27,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::disk::{DataId, Disk, PortableDisk, ShardSink, ShardSource};
-use ring::{Op, Ring};
+use ring::{LocalRing, Op, Ring};
 use sink::UringSink;
 
 /// Why [`UringDisk::open`] failed: the ring was refused (use the portable backend instead), or the disk
@@ -105,9 +106,19 @@ impl Disk for UringDisk {
         self.portable.root()
     }
 
+    /// A sink with a ring of its own for the calling thread (see [`ring::LocalRing`]), or the portable sink
+    /// if no ring can be had (the kernel's limit on locked memory for rings, say).
     fn create_staged(&self, id: DataId, repair: bool) -> io::Result<Box<dyn ShardSink>> {
+        let ring = match LocalRing::new() {
+            Ok(ring) => ring,
+            Err(e) => {
+                tracing::debug!(error = %e, "no io_uring for a shard sink; writing with system calls");
+                return self.portable.create_staged(id, repair);
+            }
+        };
         Ok(Box::new(UringSink::create(
-            self.ring.clone(),
+            ring,
+            self.ring.supported(),
             self.portable.staged_path(id, repair),
             self.tmp_dir.clone(),
         )?))

@@ -407,19 +407,9 @@ impl Driver {
             self.slots.len() - 1
         });
         let n = req.ops.len();
-        let mut sq = self.ring.submission();
-        for (i, op) in req.ops.iter().enumerate() {
-            let mut entry = op.entry().user_data(((slot as u64) << 16) | i as u64);
-            if i + 1 < req.chain.min(n) {
-                entry = entry.flags(squeue::Flags::IO_LINK);
-            }
-            // SAFETY: everything the entry points at (buffers, paths, files) is owned by `req.ops`, which is
-            // kept in `slots` until the entry's completion is reaped. Room for all `n` entries was checked by
-            // the caller.
-            let pushed = unsafe { sq.push(&entry) };
-            debug_assert!(pushed.is_ok(), "room was checked");
-        }
-        drop(sq);
+        // SAFETY: `req.ops` is kept in `slots` until every entry's completion is reaped. Room for all `n`
+        // entries was checked by the caller.
+        unsafe { push_entries(&mut self.ring, &req.ops, req.chain, slot) };
         self.in_flight += 1;
         self.slots[slot] = Some(InFlight {
             ops: req.ops,
@@ -456,6 +446,183 @@ impl Driver {
                     ops: f.ops,
                     results: f.results,
                 });
+            }
+        }
+    }
+}
+
+/// Puts `ops` into the submission queue, the first `chain` linked, tagged with `slot` and their index.
+///
+/// # Safety
+/// Everything the entries point at (buffers, paths, files) is owned by `ops`, which the caller must keep alive
+/// and in place until every entry's completion has been reaped; the queue must have room for all of them.
+unsafe fn push_entries(ring: &mut IoUring, ops: &[Op], chain: usize, slot: usize) {
+    let n = ops.len();
+    let mut sq = ring.submission();
+    for (i, op) in ops.iter().enumerate() {
+        let mut entry = op.entry().user_data(((slot as u64) << 16) | i as u64);
+        if i + 1 < chain.min(n) {
+            entry = entry.flags(squeue::Flags::IO_LINK);
+        }
+        // SAFETY: see the function's contract.
+        let pushed = unsafe { sq.push(&entry) };
+        debug_assert!(pushed.is_ok(), "room was checked");
+    }
+}
+
+/// A ring without a thread, for one owner that submits to it and waits on it itself: a shard sink, on the
+/// blocking-pool thread that writes its shard. The thread-driven [`Ring`] costs a hand-off each way per write
+/// (an eventfd write to wake the ring thread, then a wake-up of the writer on completion); here a write is one
+/// `io_uring_enter` that returns at once, and its completion is picked up, with no wake-up at all, when the
+/// writer next needs the buffer back. The kernel runs completion work only when the owner asks for completions
+/// (`IORING_SETUP_DEFER_TASKRUN`), so a completing write does not interrupt the writer either.
+///
+/// The ring is single-issuer: only the thread that created it may submit to it or wait on it. A call from
+/// another thread is refused before anything reaches the kernel ([`LocalRing::submit`] hands the operations
+/// back to be done with plain system calls); dropping it elsewhere with operations in flight leaks their
+/// buffers rather than free memory the kernel may still write.
+pub(super) struct LocalRing {
+    ring: IoUring,
+    owner: std::thread::ThreadId,
+    /// Requests in the ring, by slot (the high bits of `user_data`).
+    slots: Vec<Option<Slot>>,
+}
+
+struct Slot {
+    ops: Vec<Op>,
+    results: Vec<i32>,
+    left: usize,
+}
+
+/// A request submitted to a [`LocalRing`], to wait for with [`LocalRing::wait`].
+#[must_use = "its buffers come back only through `LocalRing::wait`"]
+pub(super) struct Ticket(usize);
+
+/// Entries of a [`LocalRing`]: a sink has at most its two buffers' writes in flight, or its tail write,
+/// truncation and two syncs.
+const LOCAL_ENTRIES: u32 = 8;
+
+impl LocalRing {
+    /// A ring for the calling thread. Fails when the kernel refuses io_uring or the single-issuer setup
+    /// (before 6.1).
+    pub(super) fn new() -> io::Result<Self> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_cqsize(LOCAL_ENTRIES * 2)
+            .build(LOCAL_ENTRIES)?;
+        Ok(Self {
+            ring,
+            owner: std::thread::current().id(),
+            slots: Vec::new(),
+        })
+    }
+
+    fn on_owner_thread(&self) -> bool {
+        std::thread::current().id() == self.owner
+    }
+
+    /// Starts `ops` (the first `chain` linked in order) and returns without waiting. The operations come back
+    /// untouched, with the reason, when they cannot go into the ring (called from another thread, or more
+    /// operations than the ring holds at once).
+    pub(super) fn submit(
+        &mut self,
+        ops: Vec<Op>,
+        chain: usize,
+    ) -> Result<Ticket, (io::Error, Vec<Op>)> {
+        if !self.on_owner_thread() {
+            return Err((
+                io::Error::other("io_uring used from a thread other than its owner's"),
+                ops,
+            ));
+        }
+        let room = {
+            let sq = self.ring.submission();
+            sq.capacity() - sq.len()
+        };
+        let in_flight: usize = self.slots.iter().flatten().map(|s| s.left).sum();
+        if ops.len() > room || in_flight + ops.len() > LOCAL_ENTRIES as usize {
+            return Err((io::Error::other("io_uring queue full"), ops));
+        }
+        let slot = match self.slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        // SAFETY: `ops` moves into `slots[slot]` below and stays there until every one of its completions is
+        // reaped (`wait`), or is leaked when that cannot be known (`Drop`); room was checked above.
+        unsafe { push_entries(&mut self.ring, &ops, chain, slot) };
+        let n = ops.len();
+        self.slots[slot] = Some(Slot {
+            results: vec![0; n],
+            left: n,
+            ops,
+        });
+        // Failing to enter is not failing the operations: they stay queued, and `wait` submits them.
+        if let Err(e) = self.ring.submit() {
+            tracing::debug!(error = %e, "io_uring submit deferred");
+        }
+        Ok(Ticket(slot))
+    }
+
+    /// Waits until every operation of `ticket` has completed and hands them back with their results.
+    pub(super) fn wait(&mut self, ticket: Ticket) -> io::Result<Completed> {
+        loop {
+            match &self.slots[ticket.0] {
+                Some(slot) if slot.left == 0 => break,
+                Some(_) => {}
+                None => unreachable!("a ticket's slot is in use until waited for"),
+            }
+            self.wait_for_completion()?;
+        }
+        let slot = self.slots[ticket.0].take().expect("checked above");
+        Ok(Completed {
+            ops: slot.ops,
+            results: slot.results,
+        })
+    }
+
+    /// Submits whatever is queued, waits for at least one completion and records every completion there is.
+    fn wait_for_completion(&mut self) -> io::Result<()> {
+        if !self.on_owner_thread() {
+            return Err(io::Error::other(
+                "io_uring waited on from a thread other than its owner's",
+            ));
+        }
+        match self.ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR)) => {}
+            // Short of memory for the kernel's completion work, or completions overflowing: retry shortly.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY)) => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+        for cqe in self.ring.completion() {
+            let slot = (cqe.user_data() >> 16) as usize;
+            let i = (cqe.user_data() & 0xffff) as usize;
+            if let Some(Some(s)) = self.slots.get_mut(slot) {
+                s.results[i] = cqe.result();
+                s.left -= 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalRing {
+    fn drop(&mut self) {
+        // Operations still in the ring own memory the kernel may write: wait for them, or, if that cannot be
+        // done (another thread, a failing ring), leak them rather than free it.
+        while self.slots.iter().flatten().any(|s| s.left > 0) {
+            if let Err(e) = self.wait_for_completion() {
+                tracing::error!(error = %e, "io_uring operations abandoned in flight; leaking their buffers");
+                for slot in self.slots.drain(..).flatten() {
+                    std::mem::forget(slot.ops);
+                }
+                return;
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The io_uring shard sink: the portable sink's aligned `O_DIRECT` buffers, but written by the disk's ring
-//! while the writer goes on filling the next buffer.
+//! The io_uring shard sink: the portable sink's aligned `O_DIRECT` buffers, but written by a ring of the sink's
+//! own ([`LocalRing`], on the writing thread) while the writer goes on filling the next buffer.
 //!
 //! `write_all` hands a full buffer to the ring and carries on with a spare one; it waits only when all
 //! [`BUFFERS`] are with the device. The file is allocated ahead of the writes so the ring can start them
@@ -16,12 +16,11 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::ring::{Op, Pending, Ring};
+use super::ring::{LocalRing, Op, Supported, Ticket};
 use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink, fill_sink_buffer};
 
-/// Buffers per sink: one filling while the other is written. io_uring runs the writes to one regular file
-/// one at a time on its workers (hashed by inode), so a third buffer would only queue behind them while
-/// adding a buffer per disk per upload (not measured).
+/// Buffers per sink: one filling while the other is written (a third would add a buffer per disk per upload
+/// for writes that already keep up: the writer waits for the device rarely).
 const BUFFERS: usize = 2;
 
 /// How far ahead of the writes a sink allocates its file (`fallocate`, which also moves the file's size):
@@ -30,14 +29,15 @@ const PREALLOCATE: u64 = 4 * SINK_BUFFER as u64;
 
 /// A write handed to the ring.
 struct InFlight {
-    pending: Pending,
+    ticket: Ticket,
     offset: u64,
     len: usize,
 }
 
 /// A staged shard file written through the disk's ring.
 pub(super) struct UringSink {
-    ring: Arc<Ring>,
+    ring: LocalRing,
+    supported: Supported,
     file: Arc<File>,
     path: PathBuf,
     /// The staging directory, kept open by the disk so its `fsync` needs no `open`.
@@ -67,11 +67,20 @@ fn aligned_buffer() -> (Vec<u8>, usize) {
 }
 
 impl UringSink {
-    pub(super) fn create(ring: Arc<Ring>, path: PathBuf, dir: Arc<File>) -> io::Result<Self> {
+    /// Creates the staged file at `path`, with a ring for the calling thread, which must be the one that
+    /// writes and finishes the sink (the ring is single-issuer; from another thread the sink falls back to
+    /// plain system calls).
+    pub(super) fn create(
+        ring: LocalRing,
+        supported: Supported,
+        path: PathBuf,
+        dir: Arc<File>,
+    ) -> io::Result<Self> {
         let (file, direct) = crate::disk::create_staged_file(&path)?;
         let (buf, start) = aligned_buffer();
         Ok(Self {
             ring,
+            supported,
             file: Arc::new(file),
             path,
             dir,
@@ -148,11 +157,22 @@ impl UringSink {
             in_place,
         };
         self.start = self.buf.as_ptr().align_offset(DIRECT_ALIGN);
-        self.in_flight.push_back(InFlight {
-            pending: self.ring.submit(vec![op], 1)?,
-            offset: self.written,
-            len: SINK_BUFFER,
-        });
+        match self.ring.submit(vec![op], 1) {
+            Ok(ticket) => self.in_flight.push_back(InFlight {
+                ticket,
+                offset: self.written,
+                len: SINK_BUFFER,
+            }),
+            Err((e, ops)) => {
+                tracing::debug!(error = %e, "shard write not through io_uring");
+                let Some(Op::Write { buf, start, .. }) = ops.into_iter().next() else {
+                    unreachable!("one write was submitted");
+                };
+                let r = self.write_plain(&buf[start..start + SINK_BUFFER], self.written);
+                self.spare.push(buf);
+                r?;
+            }
+        }
         self.written += SINK_BUFFER as u64;
         self.filled = 0;
         Ok(())
@@ -163,7 +183,7 @@ impl UringSink {
         let Some(w) = self.in_flight.pop_front() else {
             return Ok(());
         };
-        let done = w.pending.wait()?;
+        let done = self.ring.wait(w.ticket)?;
         let result = done.result(0);
         let Some(Op::Write { buf, start, .. }) = done.ops.into_iter().next() else {
             unreachable!("a write request holds one write");
@@ -236,7 +256,16 @@ impl UringSink {
                 data_only: false,
             });
         }
-        let done = self.ring.run(ops, chain)?;
+        let done = match self.ring.submit(ops, chain) {
+            Ok(ticket) => self.ring.wait(ticket)?,
+            Err((e, ops)) => {
+                tracing::debug!(error = %e, "shard sink finished without io_uring");
+                if let Some(Op::Write { buf, .. }) = ops.into_iter().next() {
+                    self.buf = buf;
+                }
+                return Ok(false);
+            }
+        };
         let results: Vec<io::Result<u32>> =
             (0..done.results.len()).map(|i| done.result(i)).collect();
         if let Some(Op::Write { buf, .. }) = done.ops.into_iter().next() {
@@ -299,7 +328,7 @@ impl ShardSink for UringSink {
             self.buf[at..self.start + out].fill(0);
         }
         let needs_truncate = self.written + out as u64 != len || self.allocated > len;
-        if !needs_truncate || self.ring.supported().ftruncate {
+        if !needs_truncate || self.supported.ftruncate {
             // A refused O_DIRECT tail write falls through to the plain path, which reopens buffered.
             if self.finish_on_ring(out, len, fsync)? {
                 return Ok(());
@@ -311,9 +340,10 @@ impl ShardSink for UringSink {
 
 impl Drop for UringSink {
     fn drop(&mut self) {
-        // An abandoned sink may still have writes in the ring: wait for them and take their buffers back.
-        for w in self.in_flight.drain(..) {
-            if let Ok(done) = w.pending.wait() {
+        // An abandoned sink may still have writes in the ring: wait for them and take their buffers back (any
+        // the ring cannot vouch for stay with it, which leaks them when dropped).
+        for w in std::mem::take(&mut self.in_flight) {
+            if let Ok(done) = self.ring.wait(w.ticket) {
                 for op in done.ops {
                     if let Op::Write { buf, .. } = op {
                         crate::buffers::give_back(buf);
