@@ -203,6 +203,15 @@ struct FileSink {
     direct: bool,
 }
 
+/// A sink buffer: `SINK_BUFFER + DIRECT_ALIGN` bytes, and where its aligned `SINK_BUFFER` start. Recycled
+/// buffers are not zeroed (every byte written out is filled first, the tail's padding included): zeroing
+/// 1 MiB for each of a segment's sink buffers was about 1% of the server's CPU on 64 MiB PUTs.
+pub(crate) fn sink_buffer() -> (Vec<u8>, usize) {
+    let buf = crate::buffers::take_len(SINK_BUFFER + DIRECT_ALIGN);
+    let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+    (buf, start)
+}
+
 /// Creates (truncating) a staged shard file for writing, with `O_DIRECT` where the file system allows it;
 /// the flag says whether it did.
 pub(crate) fn create_staged_file(path: &Path) -> io::Result<(File, bool)> {
@@ -225,9 +234,7 @@ pub(crate) fn create_staged_file(path: &Path) -> io::Result<(File, bool)> {
 impl FileSink {
     fn create(path: PathBuf, dir: PathBuf) -> io::Result<Self> {
         let (file, direct) = create_staged_file(&path)?;
-        let mut buf = crate::buffers::take(SINK_BUFFER + DIRECT_ALIGN);
-        buf.resize(SINK_BUFFER + DIRECT_ALIGN, 0);
-        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        let (buf, start) = sink_buffer();
         Ok(Self {
             file,
             path,

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::ring::{LocalRing, Op, Supported, Ticket};
-use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink, fill_sink_buffer};
+use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink, fill_sink_buffer, sink_buffer};
 
 /// Buffers per sink: one filling while the other is written (a third would add a buffer per disk per upload
 /// for writes that already keep up: the writer waits for the device rarely).
@@ -59,13 +59,6 @@ pub(super) struct UringSink {
     preallocate: bool,
 }
 
-fn aligned_buffer() -> (Vec<u8>, usize) {
-    let mut buf = crate::buffers::take(SINK_BUFFER + DIRECT_ALIGN);
-    buf.resize(SINK_BUFFER + DIRECT_ALIGN, 0);
-    let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
-    (buf, start)
-}
-
 impl UringSink {
     /// Creates the staged file at `path`, with a ring for the calling thread, which must be the one that
     /// writes and finishes the sink (the ring is single-issuer; from another thread the sink falls back to
@@ -77,7 +70,7 @@ impl UringSink {
         dir: Arc<File>,
     ) -> io::Result<Self> {
         let (file, direct) = crate::disk::create_staged_file(&path)?;
-        let (buf, start) = aligned_buffer();
+        let (buf, start) = sink_buffer();
         Ok(Self {
             ring,
             supported,
@@ -137,7 +130,7 @@ impl UringSink {
             Some(b) => b,
             None if self.taken < BUFFERS => {
                 self.taken += 1;
-                aligned_buffer().0
+                sink_buffer().0
             }
             None => {
                 self.reap_oldest()?;
