@@ -202,23 +202,37 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
         let writer = DiskWriter::spawn(disk.clone(), seg.data_id, true, header, fsync);
         writers.push((slot, disk, writer));
     }
-    for block in 0..blocks {
-        let shards = reader.all_shards(block).await?;
-        for (slot, _, writer) in writers.iter_mut() {
-            let shard = shards[*slot].clone();
-            // A writer that stopped reports its error when finished, below.
-            writer
-                .send_now(vec![(*blake3::hash(&shard).as_bytes(), shard)])
-                .await;
+    let fed: Result<()> = async {
+        for block in 0..blocks {
+            let shards = reader.all_shards(block).await?;
+            for (slot, _, writer) in writers.iter_mut() {
+                let shard = shards[*slot].clone();
+                // A writer that stopped reports its error when finished, below.
+                writer
+                    .send_now(vec![(*blake3::hash(&shard).as_bytes(), shard)])
+                    .await;
+            }
         }
+        Ok(())
     }
-    let n = writers.len();
+    .await;
+    // Every writer is finished or abandoned, and waited for, before this returns: a later repair of the same
+    // segment reuses the `.repair` names, and nothing may still be writing to them then.
+    let mut outcome = fed.map(|()| 0);
     for (_, disk, writer) in writers {
-        writer.finish().await?;
+        let Ok(repaired) = outcome else {
+            writer.abandon().await;
+            continue;
+        };
         let id = seg.data_id;
-        tokio::task::spawn_blocking(move || disk.publish(id, true, fsync))
-            .await
-            .map_err(|e| crate::Error::Meta(e.to_string()))??;
+        let published = match writer.finish().await {
+            Ok(()) => tokio::task::spawn_blocking(move || disk.publish(id, true, fsync))
+                .await
+                .map_err(|e| crate::Error::Meta(e.to_string()))
+                .and_then(|r| r.map_err(crate::Error::from)),
+            Err(e) => Err(e.into()),
+        };
+        outcome = published.map(|()| repaired + 1);
     }
-    Ok(n)
+    outcome
 }

@@ -103,10 +103,19 @@ fn remove_everywhere(disks: Vec<Arc<dyn Disk>>, id: DataId) {
     });
 }
 
+/// What a [`DiskWriter`]'s thread is sent.
+pub(crate) enum ToWriter {
+    /// Frames to append.
+    Frames(Vec<Frame>),
+    /// The last frame was sent: finish the file. A channel closed without this drops the sink unfinished
+    /// (no tail, no sync), which is what an aborted upload or repair wants.
+    Finish,
+}
+
 /// One staged shard file being written by a blocking-pool thread of its own, fed frames over a channel.
 pub(crate) struct DiskWriter {
     disk: Arc<dyn Disk>,
-    tx: Option<mpsc::Sender<Vec<Frame>>>,
+    tx: Option<mpsc::Sender<ToWriter>>,
     task: JoinHandle<std::io::Result<()>>,
     /// Frames gathered for the next message.
     batch: Vec<Frame>,
@@ -114,8 +123,9 @@ pub(crate) struct DiskWriter {
 
 impl DiskWriter {
     /// Starts writing the staged file `id` (a `.repair` file if `repair`) on `disk`: `header`, then every frame
-    /// sent, then `finish(fsync)` once the sender is dropped. The sink is created, written and finished on
-    /// the one thread, as a sink must be (the io_uring sink's ring belongs to the thread that created it).
+    /// sent, then `finish(fsync)` when told to ([`DiskWriter::finish`]). The sink is created, written and
+    /// finished on the one thread, as a sink must be (the io_uring sink's ring belongs to the thread that
+    /// created it).
     pub(crate) fn spawn(
         disk: Arc<dyn Disk>,
         id: DataId,
@@ -123,18 +133,23 @@ impl DiskWriter {
         header: Vec<u8>,
         fsync: bool,
     ) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Vec<Frame>>(WRITER_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<ToWriter>(WRITER_QUEUE);
         let d = disk.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut sink = d.create_staged(id, repair)?;
             sink.write_all(&header)?;
-            while let Some(batch) = rx.blocking_recv() {
-                for (hash, shard) in batch {
-                    sink.write_all(&hash)?;
-                    sink.write_all(&shard)?;
+            while let Some(message) = rx.blocking_recv() {
+                match message {
+                    ToWriter::Frames(batch) => {
+                        for (hash, shard) in batch {
+                            sink.write_all(&hash)?;
+                            sink.write_all(&shard)?;
+                        }
+                    }
+                    ToWriter::Finish => return sink.finish(fsync),
                 }
             }
-            sink.finish(fsync)
+            Err(std::io::Error::other("shard writer abandoned"))
         });
         Self {
             disk,
@@ -147,7 +162,7 @@ impl DiskWriter {
     /// Sends frames now; false if the writer has stopped (its error comes from [`DiskWriter::finish`]).
     pub(crate) async fn send_now(&mut self, frames: Vec<Frame>) -> bool {
         match &self.tx {
-            Some(tx) if tx.send(frames).await.is_ok() => true,
+            Some(tx) if tx.send(ToWriter::Frames(frames)).await.is_ok() => true,
             _ => {
                 self.tx = None;
                 false
@@ -155,9 +170,23 @@ impl DiskWriter {
         }
     }
 
-    /// Closes the channel and waits for the file to be finished.
+    /// Tells the writer the file is complete and waits for it to be finished (and synced, if asked).
     pub(crate) async fn finish(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.tx.take() {
+            // If the writer already stopped, its error comes from the task below.
+            let _ = tx.send(ToWriter::Finish).await;
+        }
+        self.join().await
+    }
+
+    /// Stops the writer without finishing its file and waits until it has let go of it, so that nothing
+    /// writes to the file once this returns (the caller may remove it, or a repair may start it afresh).
+    pub(crate) async fn abandon(mut self) {
         self.tx.take();
+        let _ = self.join().await;
+    }
+
+    async fn join(self) -> std::io::Result<()> {
         match self.task.await {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(format!("shard writer panicked: {e}"))),
@@ -250,18 +279,11 @@ impl SegmentWriters {
     fn abort(self) {
         let disks: Vec<_> = self.writers.iter().map(|w| w.disk.clone()).collect();
         let id = self.id;
-        let tasks: Vec<_> = self
-            .writers
-            .into_iter()
-            .map(|mut w| {
-                w.tx.take();
-                w.task
-            })
-            .collect();
+        let writers = self.writers;
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                for t in tasks {
-                    let _ = t.await;
+                for w in writers {
+                    w.abandon().await;
                 }
                 remove_everywhere(disks, id);
             });

@@ -34,6 +34,7 @@ both_backends!(
     data_survives_losing_parity_many_disks,
     restart_rolls_committed_staged_files_forward,
     segments_of_either_erasure_code_are_rebuilt_after_an_upgrade,
+    a_failed_upload_leaves_nothing_staged,
 );
 
 /// Small blocks so that multi-block objects stay small.
@@ -381,5 +382,71 @@ fn restart_rolls_committed_staged_files_forward(io: IoBackend) {
             assert!(!j.exists(), "{} swept", j.display());
         }
         assert!(get(&engine, "crash").await == data);
+    });
+}
+
+/// Files in every disk's staging directory under `dir`.
+fn staged_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if d.file_name().is_some_and(|n| n == "tmp") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn a_failed_upload_leaves_nothing_staged(io: IoBackend) {
+    // Uploads that fail part-way (a body shorter than its Content-Length, a body that breaks off) abandon
+    // their shard writers: every staged file goes, and the engine goes on writing.
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let engine = open_with_bucket(dir.path(), io).await;
+        let data = pattern(5 * BLOCK + 7, 8);
+        let short = PutOptions {
+            content_length: Some(data.len() as u64 + 100),
+            owner: "owner".into(),
+            ..PutOptions::default()
+        };
+        let r = engine
+            .put_object(BUCKET, "short", short, body(&data), |_| Ok(()))
+            .await;
+        assert!(r.is_err(), "a body shorter than its length is refused");
+        let broken: BodyStream = Box::pin(
+            futures_util::stream::iter(
+                data.chunks(7000)
+                    .map(|c| Ok(Bytes::copy_from_slice(c)))
+                    .collect::<Vec<_>>(),
+            )
+            .chain(futures_util::stream::once(async {
+                Err(std::io::Error::other("connection reset").into())
+            })),
+        );
+        let opts = PutOptions {
+            owner: "owner".into(),
+            ..PutOptions::default()
+        };
+        let r = engine
+            .put_object(BUCKET, "broken", opts, broken, |_| Ok(()))
+            .await;
+        assert!(r.is_err(), "a body that breaks off is refused");
+        // Removal runs in the background once the writers have let go of their files.
+        let mut left = staged_files(dir.path());
+        for _ in 0..200 {
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            left = staged_files(dir.path());
+        }
+        assert!(left.is_empty(), "left staged: {left:?}");
+        put(&engine, "after", &data).await;
+        assert!(get(&engine, "after").await == data);
     });
 }

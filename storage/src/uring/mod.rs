@@ -107,12 +107,16 @@ impl Disk for UringDisk {
     }
 
     /// A sink with a ring of its own for the calling thread (see [`ring::LocalRing`]), or the portable sink
-    /// if no ring can be had (the kernel's limit on locked memory for rings, say).
+    /// if no ring can be had (out of file descriptors or kernel memory; the disk's own ring showed that
+    /// io_uring itself is allowed). Said once per process, since it would be said for every shard file.
     fn create_staged(&self, id: DataId, repair: bool) -> io::Result<Box<dyn ShardSink>> {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         let ring = match LocalRing::new() {
             Ok(ring) => ring,
             Err(e) => {
-                tracing::debug!(error = %e, "no io_uring for a shard sink; writing with system calls");
+                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "no io_uring for a shard sink; writing shards with system calls");
+                }
                 return self.portable.create_staged(id, repair);
             }
         };

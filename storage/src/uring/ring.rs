@@ -1,13 +1,18 @@
-//! One io_uring instance and the thread that drives it: callers hand it batches of operations over a channel
-//! and get every operation's result back when the last one has completed.
+//! The two ways this backend drives io_uring.
 //!
-//! The thread owns the ring (so the ring is single-issuer and its completions run as deferred task work in
-//! that thread only). It sleeps in `io_uring_enter` waiting for a completion; a read of an eventfd is kept
-//! armed in the ring so that a caller queueing a request wakes it. Each time it wakes it takes every queued
-//! request before one submission, so concurrent callers share system calls.
+//! [`Ring`]: one io_uring instance and the thread that drives it, for any caller: callers hand it batches of
+//! operations over a channel and get every operation's result back when the last one has completed. The
+//! thread owns the ring (so the ring is single-issuer and its completions run as deferred task work in that
+//! thread only). It sleeps in `io_uring_enter` waiting for a completion; a read of an eventfd is kept armed in
+//! the ring so that a caller queueing a request wakes it. Each time it wakes it takes every queued request
+//! before one submission, so concurrent callers share system calls.
 //!
-//! Memory safety rests on one rule: an [`Op`] owns everything the kernel touches, and the thread keeps the `Op` until that operation's
-//! completion has arrived. The thread never exits while an operation is in flight.
+//! [`LocalRing`]: a ring without a thread, for one owner on one thread (a shard sink), which submits and waits
+//! itself.
+//!
+//! Memory safety rests on one rule: an [`Op`] owns everything the kernel touches, and the ring's owner keeps
+//! the `Op` until that operation's completion has arrived (the thread never exits, and a `LocalRing` is never
+//! dropped, while an operation is in flight; if it cannot wait, it leaks the operation instead).
 
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -20,9 +25,9 @@ use std::thread::JoinHandle;
 
 use io_uring::{IoUring, Probe, opcode, squeue, types};
 
-/// Submission queue entries per ring. A disk has at most a few operations per concurrent request in flight
-/// (a sink's writes, a read per shard block); the completion queue is twice this and the kernel keeps
-/// overflowing completions (IORING_FEAT_NODROP) rather than dropping them.
+/// Submission queue entries per disk ring ([`Ring`]). A disk has at most a few operations per concurrent
+/// request in flight (a publication's rename and fsync, a removal's unlinks); the completion queue is twice
+/// this and the kernel keeps overflowing completions (IORING_FEAT_NODROP) rather than dropping them.
 const ENTRIES: u32 = 256;
 
 /// `user_data` of the eventfd read that wakes the thread.
@@ -473,9 +478,10 @@ unsafe fn push_entries(ring: &mut IoUring, ops: &[Op], chain: usize, slot: usize
 /// A ring without a thread, for one owner that submits to it and waits on it itself: a shard sink, on the
 /// blocking-pool thread that writes its shard. The thread-driven [`Ring`] costs a hand-off each way per write
 /// (an eventfd write to wake the ring thread, then a wake-up of the writer on completion); here a write is one
-/// `io_uring_enter` that returns at once, and its completion is picked up, with no wake-up at all, when the
-/// writer next needs the buffer back. The kernel runs completion work only when the owner asks for completions
-/// (`IORING_SETUP_DEFER_TASKRUN`), so a completing write does not interrupt the writer either.
+/// `io_uring_enter` (which issues an in-place `O_DIRECT` write itself and returns), and its completion is
+/// picked up when the writer next needs the buffer back: usually already there, and otherwise the writer
+/// sleeps in `io_uring_enter` until it is. The kernel runs completion work only when the owner asks for
+/// completions (`IORING_SETUP_DEFER_TASKRUN`), so a completing write does not interrupt the writer.
 ///
 /// The ring is single-issuer: only the thread that created it may submit to it or wait on it. A call from
 /// another thread is refused before anything reaches the kernel ([`LocalRing::submit`] hands the operations
@@ -486,6 +492,9 @@ pub(super) struct LocalRing {
     owner: std::thread::ThreadId,
     /// Requests in the ring, by slot (the high bits of `user_data`).
     slots: Vec<Option<Slot>>,
+    /// Not `Send` or `Sync` (`IoUring` is both): the ring stays on the thread that may wait on it. The
+    /// thread check in `submit` and `wait` remains as a second line.
+    _one_thread: std::marker::PhantomData<*const ()>,
 }
 
 struct Slot {
@@ -510,11 +519,19 @@ impl LocalRing {
             .setup_single_issuer()
             .setup_defer_taskrun()
             .setup_cqsize(LOCAL_ENTRIES * 2)
-            .build(LOCAL_ENTRIES)?;
+            .build(LOCAL_ENTRIES)
+            // Kernels before 6.1 refuse these flags. A plain ring is as correct with one thread (completions
+            // then interrupt the owner as task work instead of waiting for it to ask).
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(LOCAL_ENTRIES * 2)
+                    .build(LOCAL_ENTRIES)
+            })?;
         Ok(Self {
             ring,
             owner: std::thread::current().id(),
             slots: Vec::new(),
+            _one_thread: std::marker::PhantomData,
         })
     }
 
@@ -620,7 +637,9 @@ impl Drop for LocalRing {
             if let Err(e) = self.wait_for_completion() {
                 tracing::error!(error = %e, "io_uring operations abandoned in flight; leaking their buffers");
                 for slot in self.slots.drain(..).flatten() {
-                    std::mem::forget(slot.ops);
+                    if slot.left > 0 {
+                        std::mem::forget(slot.ops);
+                    }
                 }
                 return;
             }

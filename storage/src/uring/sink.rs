@@ -34,7 +34,7 @@ struct InFlight {
     len: usize,
 }
 
-/// A staged shard file written through the disk's ring.
+/// A staged shard file written through a ring of its own ([`LocalRing`]).
 pub(super) struct UringSink {
     ring: LocalRing,
     supported: Supported,
@@ -60,9 +60,8 @@ pub(super) struct UringSink {
 }
 
 impl UringSink {
-    /// Creates the staged file at `path`, with a ring for the calling thread, which must be the one that
-    /// writes and finishes the sink (the ring is single-issuer; from another thread the sink falls back to
-    /// plain system calls).
+    /// Creates the staged file at `path`, with `ring`, made on the calling thread, which writes and finishes
+    /// the sink: the sink is not `Send`, since only that thread may wait on the ring.
     pub(super) fn create(
         ring: LocalRing,
         supported: Supported,
