@@ -29,10 +29,10 @@ const WRITER_QUEUE: usize = 1;
 /// Blocks whose frames go to a disk writer in one message. A writer drains its queue faster than the encoder
 /// fills it, so it sleeps after every message: one wake-up (futex on both sides, a context switch) per disk
 /// per message. One block per message cost about as much CPU as the writes; two halved that. Four (with a
-/// queue of one message instead of two, so about the same memory) took PUT 64 MiB at c8 from 9,500-9,900 to
-/// 7,000-7,200 context switches and from 7,500-8,200 to 4,900 futex calls per GiB with io_uring, whose
-/// writers sleep more (a write does not hold them up), and from 7,600-8,100 to 6,400-7,000 and 4,800-5,500 to
-/// 3,700-4,100 with the portable backend (`perf stat` over the server).
+/// queue of one message instead of two: at most 11 blocks per upload instead of 7) took PUT 64 MiB at c8
+/// from 9,500-9,900 to 7,000-7,200 context switches and from 7,500-8,200 to 4,900 futex calls per GiB with
+/// io_uring, whose writers sleep more (a write does not hold them up), and from 7,600-8,100 to 6,400-7,000
+/// and 4,800-5,500 to 3,700-4,100 with the portable backend (`perf stat` over the server).
 const BATCH: usize = 4;
 
 /// One block's frame for one disk: BLAKE3 of the shard, and the shard.

@@ -128,18 +128,6 @@ impl Completed {
     }
 }
 
-/// A reply still to come.
-pub(super) struct Pending(mpsc::Receiver<Completed>);
-
-impl Pending {
-    /// Blocks until the request's operations have all completed.
-    pub(super) fn wait(self) -> io::Result<Completed> {
-        self.0
-            .recv()
-            .map_err(|_| io::Error::other("io_uring thread stopped"))
-    }
-}
-
 /// Which optional opcodes the kernel has (the probe at start); the rest are done with plain system calls.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Supported {
@@ -219,19 +207,15 @@ impl Ring {
         self.supported
     }
 
-    /// Queues `ops` (the first `chain` linked in order) and returns without waiting.
-    pub(super) fn submit(&self, ops: Vec<Op>, chain: usize) -> io::Result<Pending> {
+    /// Runs `ops` (the first `chain` linked in order) on the ring thread and waits for all of them.
+    pub(super) fn run(&self, ops: Vec<Op>, chain: usize) -> io::Result<Completed> {
+        let stopped = || io::Error::other("io_uring thread stopped");
         let (reply, rx) = mpsc::sync_channel(1);
         let tx = self.tx.as_ref().expect("sender lives until drop");
         tx.send(Request { ops, chain, reply })
-            .map_err(|_| io::Error::other("io_uring thread stopped"))?;
+            .map_err(|_| stopped())?;
         wake(self.wake.as_raw_fd());
-        Ok(Pending(rx))
-    }
-
-    /// Runs `ops` (the first `chain` linked in order) and waits for all of them.
-    pub(super) fn run(&self, ops: Vec<Op>, chain: usize) -> io::Result<Completed> {
-        self.submit(ops, chain)?.wait()
+        rx.recv().map_err(|_| stopped())
     }
 }
 
@@ -252,14 +236,20 @@ fn wake(fd: RawFd) {
     unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
 }
 
-fn setup() -> io::Result<(IoUring, Supported)> {
-    let ring = IoUring::builder()
+/// A ring of `entries` (completion queue twice that) for one issuing thread: single-issuer with deferred
+/// task work, so completion work runs only when that thread asks for completions. Kernels before 6.1 refuse
+/// these flags; a plain ring is as correct with one thread (completions then interrupt it as task work).
+fn build_ring(entries: u32) -> io::Result<IoUring> {
+    IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
-        .setup_cqsize(ENTRIES * 2)
-        .build(ENTRIES)
-        // Kernels before 6.1 refuse these flags: a plain ring works there too.
-        .or_else(|_| IoUring::builder().setup_cqsize(ENTRIES * 2).build(ENTRIES))?;
+        .setup_cqsize(entries * 2)
+        .build(entries)
+        .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))
+}
+
+fn setup() -> io::Result<(IoUring, Supported)> {
+    let ring = build_ring(ENTRIES)?;
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe)?;
     for (code, name) in [
@@ -435,8 +425,7 @@ impl Driver {
                 self.wake_armed = false;
                 continue;
             }
-            let slot = (user_data >> 16) as usize;
-            let i = (user_data & 0xffff) as usize;
+            let (slot, i) = untag(user_data);
             let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
@@ -456,6 +445,16 @@ impl Driver {
     }
 }
 
+/// An entry's `user_data`: the request's slot, and the entry's index within the request.
+fn tag(slot: usize, i: usize) -> u64 {
+    ((slot as u64) << 16) | i as u64
+}
+
+/// The slot and index [`tag`] packed.
+fn untag(user_data: u64) -> (usize, usize) {
+    ((user_data >> 16) as usize, (user_data & 0xffff) as usize)
+}
+
 /// Puts `ops` into the submission queue, the first `chain` linked, tagged with `slot` and their index.
 ///
 /// # Safety
@@ -465,7 +464,7 @@ unsafe fn push_entries(ring: &mut IoUring, ops: &[Op], chain: usize, slot: usize
     let n = ops.len();
     let mut sq = ring.submission();
     for (i, op) in ops.iter().enumerate() {
-        let mut entry = op.entry().user_data(((slot as u64) << 16) | i as u64);
+        let mut entry = op.entry().user_data(tag(slot, i));
         if i + 1 < chain.min(n) {
             entry = entry.flags(squeue::Flags::IO_LINK);
         }
@@ -515,18 +514,7 @@ impl LocalRing {
     /// A ring for the calling thread. Fails when the kernel refuses io_uring or the single-issuer setup
     /// (before 6.1).
     pub(super) fn new() -> io::Result<Self> {
-        let ring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_cqsize(LOCAL_ENTRIES * 2)
-            .build(LOCAL_ENTRIES)
-            // Kernels before 6.1 refuse these flags. A plain ring is as correct with one thread (completions
-            // then interrupt the owner as task work instead of waiting for it to ask).
-            .or_else(|_| {
-                IoUring::builder()
-                    .setup_cqsize(LOCAL_ENTRIES * 2)
-                    .build(LOCAL_ENTRIES)
-            })?;
+        let ring = build_ring(LOCAL_ENTRIES)?;
         Ok(Self {
             ring,
             owner: std::thread::current().id(),
@@ -618,8 +606,7 @@ impl LocalRing {
             Err(e) => return Err(e),
         }
         for cqe in self.ring.completion() {
-            let slot = (cqe.user_data() >> 16) as usize;
-            let i = (cqe.user_data() & 0xffff) as usize;
+            let (slot, i) = untag(cqe.user_data());
             if let Some(Some(s)) = self.slots.get_mut(slot) {
                 s.results[i] = cqe.result();
                 s.left -= 1;
