@@ -203,7 +203,6 @@ impl DiskWriter {
 struct SegmentWriters {
     id: DataId,
     writers: Vec<DiskWriter>,
-    fsync: bool,
 }
 
 impl SegmentWriters {
@@ -231,7 +230,7 @@ impl SegmentWriters {
                 DiskWriter::spawn(disk, id, false, header, fsync)
             })
             .collect();
-        Self { id, writers, fsync }
+        Self { id, writers }
     }
 
     /// Adds one block's shards, sending every [`BATCH`] blocks.
@@ -257,16 +256,17 @@ impl SegmentWriters {
         futures_util::future::join_all(sends).await;
     }
 
-    /// Closes the writers and waits for them; Ok with the disks that made their shard durable.
+    /// Closes the writers and waits for them; Ok with the disks that made their shard durable. Every writer is
+    /// told at once, so the shards' tail writes and syncs run side by side rather than one disk after another.
     async fn finish(mut self, quorum: usize) -> Result<(DataId, Vec<Arc<dyn Disk>>)> {
         self.flush().await;
+        let all: Vec<Arc<dyn Disk>> = self.writers.iter().map(|w| w.disk.clone()).collect();
+        let outcomes =
+            futures_util::future::join_all(self.writers.into_iter().map(DiskWriter::finish)).await;
         let mut good = Vec::new();
-        let mut all = Vec::new();
-        for w in self.writers {
-            let disk = w.disk.clone();
-            all.push(disk.clone());
-            match w.finish().await {
-                Ok(()) => good.push(disk),
+        for (disk, outcome) in all.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => good.push(disk.clone()),
                 Err(e) => tracing::warn!(disk = disk.index(), error = %e, "shard write failed"),
             }
         }
@@ -277,7 +277,6 @@ impl SegmentWriters {
                 available: good.len(),
             });
         }
-        let _ = self.fsync;
         Ok((self.id, all))
     }
 
