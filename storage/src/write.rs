@@ -408,3 +408,120 @@ pub(crate) async fn write_body(
         cleanup: Some((disks, data_id)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::disk::{PortableDisk, ShardSink, ShardSource};
+
+    /// Sinks in `finish` at the same moment, and the most seen at once.
+    #[derive(Default)]
+    struct Finishing {
+        now: Mutex<(usize, usize)>,
+        changed: Condvar,
+    }
+
+    /// A portable disk whose sinks, in `finish`, wait (up to a bound) for every other sink of the segment to
+    /// be finishing too: writers told one after another never get there.
+    struct Rendezvous {
+        inner: PortableDisk,
+        finishing: Arc<Finishing>,
+        of: usize,
+    }
+
+    struct RendezvousSink {
+        inner: Box<dyn ShardSink>,
+        finishing: Arc<Finishing>,
+        of: usize,
+    }
+
+    impl ShardSink for RendezvousSink {
+        fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+            self.inner.write_all(buf)
+        }
+
+        fn finish(self: Box<Self>, fsync: bool) -> std::io::Result<()> {
+            let f = &self.finishing;
+            let mut now = f.now.lock().unwrap();
+            now.0 += 1;
+            now.1 = now.1.max(now.0);
+            f.changed.notify_all();
+            let (mut now, _) = f
+                .changed
+                .wait_timeout_while(now, Duration::from_secs(5), |n| n.1 < self.of)
+                .unwrap();
+            now.0 -= 1;
+            drop(now);
+            self.inner.finish(fsync)
+        }
+    }
+
+    impl Disk for Rendezvous {
+        fn index(&self) -> usize {
+            self.inner.index()
+        }
+        fn root(&self) -> &Path {
+            self.inner.root()
+        }
+        fn create_staged(&self, id: DataId, repair: bool) -> std::io::Result<Box<dyn ShardSink>> {
+            Ok(Box::new(RendezvousSink {
+                inner: self.inner.create_staged(id, repair)?,
+                finishing: self.finishing.clone(),
+                of: self.of,
+            }))
+        }
+        fn publish(&self, id: DataId, repair: bool, fsync: bool) -> std::io::Result<()> {
+            self.inner.publish(id, repair, fsync)
+        }
+        fn open(&self, id: DataId) -> std::io::Result<Box<dyn ShardSource>> {
+            self.inner.open(id)
+        }
+        fn remove(&self, id: DataId) -> std::io::Result<()> {
+            self.inner.remove(id)
+        }
+        fn staged(&self) -> std::io::Result<Vec<(DataId, bool)>> {
+            self.inner.staged()
+        }
+        fn sweep_foreign(&self) -> std::io::Result<usize> {
+            self.inner.sweep_foreign()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_segments_writers_finish_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let finishing = Arc::new(Finishing::default());
+        let n = 6;
+        let id = DataId::random();
+        let writers = (0..n)
+            .map(|i| {
+                let disk: Arc<dyn Disk> = Arc::new(Rendezvous {
+                    inner: PortableDisk::open(i, &dir.path().join(format!("d{i}"))).unwrap(),
+                    finishing: finishing.clone(),
+                    of: n,
+                });
+                DiskWriter::spawn(disk, id, false, b"header".to_vec(), true)
+            })
+            .collect();
+        let mut segment = SegmentWriters { id, writers };
+        segment.send(vec![Bytes::from_static(b"shard"); n]).await;
+        let (_, disks) = segment.finish(n).await.unwrap();
+        assert_eq!(disks.len(), n);
+        assert_eq!(
+            finishing.now.lock().unwrap().1,
+            n,
+            "every writer of the segment was finishing at once"
+        );
+        for i in 0..n {
+            let staged = dir.path().join(format!("d{i}/tmp/{}", id.to_hex()));
+            assert_eq!(
+                std::fs::read(staged).unwrap(),
+                [&b"header"[..], blake3::hash(b"shard").as_bytes(), b"shard"].concat()
+            );
+        }
+    }
+}
