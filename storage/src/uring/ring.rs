@@ -511,8 +511,8 @@ pub(super) struct Ticket(usize);
 const LOCAL_ENTRIES: u32 = 8;
 
 impl LocalRing {
-    /// A ring for the calling thread. Fails when the kernel refuses io_uring or the single-issuer setup
-    /// (before 6.1).
+    /// A ring for the calling thread (a plain one where the kernel, before 6.1, refuses the single-issuer
+    /// setup). Fails when the kernel refuses io_uring, or is out of descriptors or memory for a ring.
     pub(super) fn new() -> io::Result<Self> {
         let ring = build_ring(LOCAL_ENTRIES)?;
         Ok(Self {
