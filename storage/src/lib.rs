@@ -19,6 +19,8 @@ pub mod layout;
 pub mod list;
 pub mod lock;
 pub mod md5;
+#[cfg(target_arch = "x86_64")]
+mod md5_avx2;
 mod md5_lanes;
 pub mod meta;
 pub mod multipart;
