@@ -192,6 +192,32 @@ impl Codec {
     ///
     /// A block that divides evenly (every full block at the default geometry) is sliced without copying.
     pub fn encode(&self, block: Bytes) -> Result<Vec<Bytes>> {
+        self.encode_inner(block, None)
+    }
+
+    /// [`Self::encode`], with BLAKE3 of every shard (the write path's bitrot checksums). The Vandermonde engine
+    /// hashes each column slice of every shard right after coding it, while it is in cache: hashed in a pass of
+    /// their own, the shards came from memory again (measured on PUT 64 MiB at c8: BLAKE3 ran at about 2.7 GiB/s
+    /// in the server against 3.9 in the kernels bench).
+    pub fn encode_hashed(&self, block: Bytes) -> Result<(Vec<Bytes>, Vec<[u8; 32]>)> {
+        let mut hashers = Vec::new();
+        let shards = self.encode_inner(block, Some(&mut hashers))?;
+        let hashes = if hashers.len() == shards.len() {
+            hashers.iter().map(|h| *h.finalize().as_bytes()).collect()
+        } else {
+            // A code without the column loop: each shard whole.
+            shards.iter().map(|s| *blake3::hash(s).as_bytes()).collect()
+        };
+        Ok((shards, hashes))
+    }
+
+    /// Encodes; where `hashers` is given and the code runs the column loop, fills it with one hasher per shard
+    /// that has seen the whole shard.
+    fn encode_inner(
+        &self,
+        block: Bytes,
+        hashers: Option<&mut Vec<blake3::Hasher>>,
+    ) -> Result<Vec<Bytes>> {
         let k = usize::from(self.geometry.data);
         let m = usize::from(self.geometry.parity);
         let shard_len = self.geometry.shard_len(block.len());
@@ -213,6 +239,11 @@ impl Codec {
             // All parity of the block in one recycled buffer, computed in place and sliced per shard.
             // Every byte is overwritten: a recycled buffer need not be zeroed first.
             let mut parity = crate::buffers::take_len(m * shard_len);
+            let mut hashers = hashers;
+            if let Some(h) = hashers.as_deref_mut() {
+                h.clear();
+                h.resize_with(k + m, blake3::Hasher::new);
+            }
             // In column slices that keep every shard's slice in L2 together: the engine makes one pass over
             // each output per input, and whole 256 KiB shards (k inputs, m outputs) overflow L2, so in the
             // write path (a block not in cache) whole-shard calls cost 2.5 times Leopard's encode time.
@@ -226,6 +257,12 @@ impl Codec {
                     .collect();
                 rs.encode_sep(&inputs, &mut outputs)
                     .map_err(vandermonde_err)?;
+                if let Some(hashers) = hashers.as_deref_mut() {
+                    let slices = inputs.iter().copied().chain(outputs.iter().map(|o| &o[..]));
+                    for (hasher, slice) in hashers.iter_mut().zip(slices) {
+                        hasher.update(slice);
+                    }
+                }
                 start = end;
             }
             let parity = crate::buffers::freeze(parity);
@@ -441,6 +478,29 @@ mod tests {
                 prop_assert_eq!(s.as_ref().unwrap(), &shards[i]);
             }
             prop_assert_eq!(codec.pieces(&present, data.len()).concat(), data);
+        }
+    }
+
+    #[test]
+    fn encode_hashed_gives_each_shards_blake3() {
+        let block: Vec<u8> = (0..1_000_003u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        for code in codes() {
+            for (k, m) in [(4, 2), (2, 1), (3, 0), (12, 4)] {
+                let codec = Codec::new(Geometry::with_code(k, m, code)).unwrap();
+                // A block that divides evenly, one that is padded, and one shorter than a column slice.
+                for len in [1 << 20, block.len(), 1000] {
+                    let data = Bytes::copy_from_slice(&block[..len.min(block.len())]);
+                    let (shards, hashes) = codec.encode_hashed(data.clone()).unwrap();
+                    assert_eq!(
+                        shards,
+                        codec.encode(data).unwrap(),
+                        "{code:?} {k}+{m} {len}"
+                    );
+                    let want: Vec<[u8; 32]> =
+                        shards.iter().map(|s| *blake3::hash(s).as_bytes()).collect();
+                    assert_eq!(hashes, want, "{code:?} {k}+{m} {len}");
+                }
+            }
         }
     }
 

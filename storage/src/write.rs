@@ -1,7 +1,8 @@
 //! The write path: stream a body into erasure-coded shard files on every disk, in parallel, without ever holding
 //! more than one block (plus a few in flight per disk) in memory.
 //!
-//! Body → MD5/checksum → block buffer → Reed-Solomon → per-shard BLAKE3 → one writer per disk (blocking pool)
+//! Body → MD5/checksum → block buffer → Reed-Solomon and per-shard BLAKE3 (one pass over each column slice, see
+//! `Codec::encode_hashed`) → one writer per disk (blocking pool)
 //! → fsync of file and staging directory. Publication (rename into data/) happens after the metadata commit; a
 //! crash between the two is rolled forward at start (see `sweep`). Until the caller commits, dropping the
 //! returned [`Staged`] deletes the staged files, so an aborted or failed upload leaves nothing behind.
@@ -233,10 +234,11 @@ impl SegmentWriters {
         Self { id, writers }
     }
 
-    /// Adds one block's shards, sending every [`BATCH`] blocks.
-    async fn send(&mut self, shards: Vec<Bytes>) {
-        for (w, shard) in self.writers.iter_mut().zip(shards) {
-            w.batch.push((*blake3::hash(&shard).as_bytes(), shard));
+    /// Adds one block's shards and their hashes ([`crate::erasure::Codec::encode_hashed`]), sending every
+    /// [`BATCH`] blocks.
+    async fn send(&mut self, (shards, hashes): (Vec<Bytes>, Vec<[u8; 32]>)) {
+        for ((w, shard), hash) in self.writers.iter_mut().zip(shards).zip(hashes) {
+            w.batch.push((hash, shard));
         }
         if self.writers[0].batch.len() >= BATCH {
             self.flush().await;
@@ -341,8 +343,7 @@ pub(crate) async fn write_body(
                     let full = buffers::freeze(std::mem::take(&mut block));
                     // Hashed by the MD5 lanes while this task encodes and receives the next block.
                     md5.feed(full.clone()).await;
-                    let shards = engine.codec().encode(full)?;
-                    w.send(shards).await;
+                    w.send(engine.codec().encode_hashed(full)?).await;
                 }
             }
         }
@@ -387,8 +388,8 @@ pub(crate) async fn write_body(
         None => SegmentWriters::start(engine, target, rotation, total),
     };
     if !block.is_empty() {
-        let shards = engine.codec().encode(buffers::freeze(block))?;
-        w.send(shards).await;
+        w.send(engine.codec().encode_hashed(buffers::freeze(block))?)
+            .await;
     }
     let (data_id, disks) = w.finish(engine.write_quorum()).await?;
     let segment = Segment {
@@ -508,7 +509,12 @@ mod tests {
             })
             .collect();
         let mut segment = SegmentWriters { id, writers };
-        segment.send(vec![Bytes::from_static(b"shard"); n]).await;
+        segment
+            .send((
+                vec![Bytes::from_static(b"shard"); n],
+                vec![*blake3::hash(b"shard").as_bytes(); n],
+            ))
+            .await;
         let (_, disks) = segment.finish(n).await.unwrap();
         assert_eq!(disks.len(), n);
         assert_eq!(
