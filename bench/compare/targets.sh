@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The performance rows of issue #7, measured with `strata bench` against a fresh `strata serve` (4+2 coding,
 # fsync on, data on the local disk under $TMPDIR or /tmp), plus a loopback TCP copy (iperf3, 8 streams) as the
-# ceiling for GET. Each row reports throughput and the server's CPU time (utime + stime from /proc, measured
-# by `strata bench --server-pid`) per GiB or per 1,000 operations.
+# ceiling for GET and, for the 64 MiB PUT rows, the disk's sequential write rate (dd) as the ceiling for PUT.
+# Each row reports throughput and the server's CPU time (utime + stime from /proc, measured by
+# `strata bench --server-pid`) per GiB or per 1,000 operations.
 #
 # Usage: bash bench/compare/targets.sh [BIN (default target/release/strata)] [DURATION (default 15s)]
 # Env: IO=uring|portable (storage.io of the server; default: the server's default), ROWS (default
@@ -34,6 +35,17 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 print(f"loopback TCP copy (iperf3 -P 8): {d['end']['sum_received']['bits_per_second'] / 8 / 2**20:,.0f} MiB/s")
 PY
+}
+
+disk() { # one stream of 1 MiB O_DIRECT writes and an fdatasync, where the server keeps its data: the PUT
+    # ceiling is this divided by (k+m)/k (1.5 at 4+2), since every byte of an object is written with its parity
+    local f
+    f=$(mktemp "${TMPDIR:-/tmp}/strata-disk.XXXXXX")
+    dd if=/dev/zero of="$f" bs=1M count=2048 oflag=direct conv=fdatasync 2>&1 | python3 -c '
+import re, sys
+m = re.search(r"copied, ([0-9.]+) s", sys.stdin.read())
+print(f"disk sequential write (dd, 2 GiB, O_DIRECT): {2048 / float(m.group(1)):,.0f} MiB/s" if m else "disk: dd failed")'
+    rm -f "$f"
 }
 
 row() { # row NAME MODE SIZE CONCURRENCY [extra bench args...]
@@ -76,6 +88,7 @@ PY
 
 echo "binary $BIN, io=${IO:-default}, $DUR per row, reports in $OUT"
 loopback
+case " $ROWS " in *" put64"*) disk ;; esac
 for r in $ROWS; do
     case $r in
         put64) row put64 put 64MiB 8 --unsigned-payload ;;
