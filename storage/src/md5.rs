@@ -114,6 +114,31 @@ fn step_i(a: u32, b: u32, c: u32, d: u32, mk: u32, s: u32) -> u32 {
         .wrapping_add(b)
 }
 
+/// MD5's 64 steps (RFC 1321, 3.4) as sixteen groups of four: `$four!(round function, index of the first step,
+/// its four message words, their four shifts)`. Each kernel (scalar here, four and eight lanes in `md5_lanes`, AVX2
+/// in `md5_avx2`) expands this one schedule with its own `four!` and round functions.
+macro_rules! md5_schedule {
+    ($four:ident, $f:ident, $g:ident, $h:ident, $i:ident) => {
+        $four!($f, 0, [0, 1, 2, 3], [7, 12, 17, 22]);
+        $four!($f, 4, [4, 5, 6, 7], [7, 12, 17, 22]);
+        $four!($f, 8, [8, 9, 10, 11], [7, 12, 17, 22]);
+        $four!($f, 12, [12, 13, 14, 15], [7, 12, 17, 22]);
+        $four!($g, 16, [1, 6, 11, 0], [5, 9, 14, 20]);
+        $four!($g, 20, [5, 10, 15, 4], [5, 9, 14, 20]);
+        $four!($g, 24, [9, 14, 3, 8], [5, 9, 14, 20]);
+        $four!($g, 28, [13, 2, 7, 12], [5, 9, 14, 20]);
+        $four!($h, 32, [5, 8, 11, 14], [4, 11, 16, 23]);
+        $four!($h, 36, [1, 4, 7, 10], [4, 11, 16, 23]);
+        $four!($h, 40, [13, 0, 3, 6], [4, 11, 16, 23]);
+        $four!($h, 44, [9, 12, 15, 2], [4, 11, 16, 23]);
+        $four!($i, 48, [0, 7, 14, 5], [6, 10, 15, 21]);
+        $four!($i, 52, [12, 3, 10, 1], [6, 10, 15, 21]);
+        $four!($i, 56, [8, 15, 6, 13], [6, 10, 15, 21]);
+        $four!($i, 60, [4, 11, 2, 9], [6, 10, 15, 21]);
+    };
+}
+pub(crate) use md5_schedule;
+
 /// Runs the compression function over whole 64-byte blocks.
 pub(crate) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
     let k: &[u32; 64] = std::hint::black_box(&K);
@@ -133,22 +158,7 @@ pub(crate) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
                 b = $step(b, c, d, a, x[$x3].wrapping_add(k[$j + 3]), $s3);
             };
         }
-        four!(step_f, 0, [0, 1, 2, 3], [7, 12, 17, 22]);
-        four!(step_f, 4, [4, 5, 6, 7], [7, 12, 17, 22]);
-        four!(step_f, 8, [8, 9, 10, 11], [7, 12, 17, 22]);
-        four!(step_f, 12, [12, 13, 14, 15], [7, 12, 17, 22]);
-        four!(step_g, 16, [1, 6, 11, 0], [5, 9, 14, 20]);
-        four!(step_g, 20, [5, 10, 15, 4], [5, 9, 14, 20]);
-        four!(step_g, 24, [9, 14, 3, 8], [5, 9, 14, 20]);
-        four!(step_g, 28, [13, 2, 7, 12], [5, 9, 14, 20]);
-        four!(step_h, 32, [5, 8, 11, 14], [4, 11, 16, 23]);
-        four!(step_h, 36, [1, 4, 7, 10], [4, 11, 16, 23]);
-        four!(step_h, 40, [13, 0, 3, 6], [4, 11, 16, 23]);
-        four!(step_h, 44, [9, 12, 15, 2], [4, 11, 16, 23]);
-        four!(step_i, 48, [0, 7, 14, 5], [6, 10, 15, 21]);
-        four!(step_i, 52, [12, 3, 10, 1], [6, 10, 15, 21]);
-        four!(step_i, 56, [8, 15, 6, 13], [6, 10, 15, 21]);
-        four!(step_i, 60, [4, 11, 2, 9], [6, 10, 15, 21]);
+        md5_schedule!(four, step_f, step_g, step_h, step_i);
         a = a.wrapping_add(a0);
         b = b.wrapping_add(b0);
         c = c.wrapping_add(c0);

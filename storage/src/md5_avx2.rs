@@ -17,7 +17,7 @@ use std::arch::x86_64::{
     _mm256_unpacklo_epi32, _mm256_unpacklo_epi64, _mm256_xor_si256,
 };
 
-use crate::md5::K;
+use crate::md5::{K, md5_schedule};
 
 /// Runs the compression function over the whole 64-byte blocks of eight equally long inputs, one per lane, and
 /// returns true; returns false, having done nothing, where the CPU lacks AVX2.
@@ -99,22 +99,7 @@ fn compress_x8_avx2(states: &mut [[u32; 4]; 8], inputs: [&[u8]; 8]) {
                 step!($f, b, c, d, a, $x3, $j + 3, $s3);
             };
         }
-        four!(f, 0, [0, 1, 2, 3], [7, 12, 17, 22]);
-        four!(f, 4, [4, 5, 6, 7], [7, 12, 17, 22]);
-        four!(f, 8, [8, 9, 10, 11], [7, 12, 17, 22]);
-        four!(f, 12, [12, 13, 14, 15], [7, 12, 17, 22]);
-        four!(g, 16, [1, 6, 11, 0], [5, 9, 14, 20]);
-        four!(g, 20, [5, 10, 15, 4], [5, 9, 14, 20]);
-        four!(g, 24, [9, 14, 3, 8], [5, 9, 14, 20]);
-        four!(g, 28, [13, 2, 7, 12], [5, 9, 14, 20]);
-        four!(h, 32, [5, 8, 11, 14], [4, 11, 16, 23]);
-        four!(h, 36, [1, 4, 7, 10], [4, 11, 16, 23]);
-        four!(h, 40, [13, 0, 3, 6], [4, 11, 16, 23]);
-        four!(h, 44, [9, 12, 15, 2], [4, 11, 16, 23]);
-        four!(i, 48, [0, 7, 14, 5], [6, 10, 15, 21]);
-        four!(i, 52, [12, 3, 10, 1], [6, 10, 15, 21]);
-        four!(i, 56, [8, 15, 6, 13], [6, 10, 15, 21]);
-        four!(i, 60, [4, 11, 2, 9], [6, 10, 15, 21]);
+        md5_schedule!(four, f, g, h, i);
         a = _mm256_add_epi32(a, a0);
         b = _mm256_add_epi32(b, b0);
         c = _mm256_add_epi32(c, c0);

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use wide::{u32x4, u32x8};
 
-use crate::md5::{K, Md5, compress};
+use crate::md5::{K, Md5, compress, md5_schedule};
 
 /// Streams hashed at once by one worker: eight, in two SSE registers (one AVX2 register where that is compiled
 /// in; see [`compress_lanes`]); four or fewer streams use the four-lane kernel, which costs half the
@@ -552,22 +552,7 @@ fn compress_lanes<const N: usize, V: Lanes<N>>(states: &mut [[u32; 4]; N], input
         let g = |b: V, c: V, d: V| (b & d) | (c & !d);
         let h = |b: V, c: V, d: V| b ^ c ^ d;
         let i = |b: V, c: V, d: V| c ^ (b | !d);
-        four!(f, 0, [0, 1, 2, 3], [7, 12, 17, 22]);
-        four!(f, 4, [4, 5, 6, 7], [7, 12, 17, 22]);
-        four!(f, 8, [8, 9, 10, 11], [7, 12, 17, 22]);
-        four!(f, 12, [12, 13, 14, 15], [7, 12, 17, 22]);
-        four!(g, 16, [1, 6, 11, 0], [5, 9, 14, 20]);
-        four!(g, 20, [5, 10, 15, 4], [5, 9, 14, 20]);
-        four!(g, 24, [9, 14, 3, 8], [5, 9, 14, 20]);
-        four!(g, 28, [13, 2, 7, 12], [5, 9, 14, 20]);
-        four!(h, 32, [5, 8, 11, 14], [4, 11, 16, 23]);
-        four!(h, 36, [1, 4, 7, 10], [4, 11, 16, 23]);
-        four!(h, 40, [13, 0, 3, 6], [4, 11, 16, 23]);
-        four!(h, 44, [9, 12, 15, 2], [4, 11, 16, 23]);
-        four!(i, 48, [0, 7, 14, 5], [6, 10, 15, 21]);
-        four!(i, 52, [12, 3, 10, 1], [6, 10, 15, 21]);
-        four!(i, 56, [8, 15, 6, 13], [6, 10, 15, 21]);
-        four!(i, 60, [4, 11, 2, 9], [6, 10, 15, 21]);
+        md5_schedule!(four, f, g, h, i);
         a += a0;
         b += b0;
         c += c0;
