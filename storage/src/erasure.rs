@@ -483,13 +483,16 @@ mod tests {
 
     #[test]
     fn encode_hashed_gives_each_shards_blake3() {
-        let block: Vec<u8> = (0..1_000_003u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        let block: Vec<u8> = (0..(1u32 << 20) + 3)
+            .map(|i| (i * 31 + i / 7) as u8)
+            .collect();
         for code in codes() {
             for (k, m) in [(4, 2), (2, 1), (3, 0), (12, 4)] {
                 let codec = Codec::new(Geometry::with_code(k, m, code)).unwrap();
-                // A block that divides evenly, one that is padded, and one shorter than a column slice.
+                // A block that divides evenly (at 4+2 and 2+1), one that is padded, and one shorter than a
+                // column slice.
                 for len in [1 << 20, block.len(), 1000] {
-                    let data = Bytes::copy_from_slice(&block[..len.min(block.len())]);
+                    let data = Bytes::copy_from_slice(&block[..len]);
                     let (shards, hashes) = codec.encode_hashed(data.clone()).unwrap();
                     assert_eq!(
                         shards,
