@@ -30,9 +30,9 @@ use wide::{u32x4, u32x8};
 
 use crate::md5::{K, Md5, compress, md5_schedule};
 
-/// Streams hashed at once by one worker: eight, in two SSE registers (one AVX2 register where that is compiled
-/// in; see [`compress_lanes`]); four or fewer streams use the four-lane kernel, which costs half the
-/// instructions.
+/// Streams hashed at once by one worker: eight, in one AVX2 register where the CPU has AVX2 (`md5_avx2`), else
+/// in two SSE registers (see [`compress_x8`]); four or fewer streams use the four-lane kernel, which costs half
+/// the instructions of two SSE registers.
 const LANES: usize = 8;
 /// Bytes each lane advances between two looks at the queue, so that new streams join soon.
 const STEP: usize = 64 * 1024;
