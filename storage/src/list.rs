@@ -179,7 +179,7 @@ pub struct VersionPage {
     pub next: Option<(String, String)>,
 }
 
-/// Runs a ListObjectVersions query: one range scan over the versions table, newest first within a key.
+/// Runs a ListObjectVersions query over [`MetaStore::scan_versions`]: key order, newest first within a key.
 pub(crate) fn list_versions(
     meta: &dyn MetaStore,
     bucket: &str,

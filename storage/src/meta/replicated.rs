@@ -41,10 +41,15 @@ const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
 const UPLOADS: TableDefinition<(&str, &[u8], &str), &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
 /// Every version of every key: (bucket, key, version key) → record. Version keys sort newest first.
+///
+/// Except a *lone null version*: a `null` version that is its key's only version lives in [`OBJECTS`] alone,
+/// without a row here or in [`NULLS`], so a PUT to an unversioned bucket writes one record instead of three. The
+/// key's first other version moves it here ([`Tables::put_version`]). An objects row with no versions row of the
+/// same version key is therefore lone, and every reader of versions falls back to it.
 const VERSIONS: TableDefinition<VersionRow<'static>, &[u8]> = TableDefinition::new("versions");
 /// Key of the versions table: bucket, object key, version key.
 type VersionRow<'a> = (&'a str, &'a [u8], &'a [u8]);
-/// Where each key's `null` version is: (bucket, key) → version key.
+/// Where each key's `null` version is, unless it is lone: (bucket, key) → version key.
 const NULLS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("nulls");
 const GC: TableDefinition<&[u8], i64> = TableDefinition::new("gc");
 const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
@@ -598,10 +603,20 @@ impl MetaStore for ReplicatedMeta {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
             let t = txn.open_table(VERSIONS).map_err(Error::meta)?;
-            t.get((bucket, key.as_bytes(), &version.0[..]))
+            if let Some(v) = t
+                .get((bucket, key.as_bytes(), &version.0[..]))
+                .map_err(Error::meta)?
+            {
+                return decode_object(v.value()).map(Some);
+            }
+            // A lone null version: the current record, when it is this version.
+            let objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
+            let current = objects
+                .get((bucket, key.as_bytes()))
                 .map_err(Error::meta)?
                 .map(|v| decode_object(v.value()))
-                .transpose()
+                .transpose()?;
+            Ok(current.filter(|c| c.version_key == version))
         })
     }
 
@@ -610,7 +625,14 @@ impl MetaStore for ReplicatedMeta {
             let txn = db.begin_read().map_err(Error::meta)?;
             let nulls = txn.open_table(NULLS).map_err(Error::meta)?;
             let Some(v) = nulls.get((bucket, key.as_bytes())).map_err(Error::meta)? else {
-                return Ok(None);
+                // A null current record without a nulls row is a lone null version.
+                let objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
+                let current = objects
+                    .get((bucket, key.as_bytes()))
+                    .map_err(Error::meta)?
+                    .map(|v| decode_object(v.value()))
+                    .transpose()?;
+                return Ok(current.filter(|c| c.version_id.is_none()));
             };
             let versions = txn.open_table(VERSIONS).map_err(Error::meta)?;
             versions
@@ -629,26 +651,9 @@ impl MetaStore for ReplicatedMeta {
     ) -> Result<Vec<(String, ObjectRecord)>> {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
-            let t = txn.open_table(VERSIONS).map_err(Error::meta)?;
-            let lower = match &start {
-                Bound::Included((k, v)) => Bound::Included((bucket, *k, &v.0[..])),
-                Bound::Excluded((k, v)) => Bound::Excluded((bucket, *k, &v.0[..])),
-                Bound::Unbounded => Bound::Included((bucket, &b""[..], &b""[..])),
-            };
-            let mut out = Vec::new();
-            for item in t
-                .range::<(&str, &[u8], &[u8])>((lower, Bound::Unbounded))
-                .map_err(Error::meta)?
-            {
-                let (k, v) = item.map_err(Error::meta)?;
-                let (b, key, _) = k.value();
-                if b != bucket || out.len() >= limit {
-                    break;
-                }
-                let key = String::from_utf8(key.to_vec()).map_err(Error::meta)?;
-                out.push((key, decode_object(v.value())?));
-            }
-            Ok(out)
+            let objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
+            let versions = txn.open_table(VERSIONS).map_err(Error::meta)?;
+            scan_versions(&objects, &versions, bucket, start, limit)
         })
     }
 
@@ -1104,6 +1109,98 @@ impl Applier {
     }
 }
 
+/// Up to `limit` versions of `bucket` from `start` on, in (key, version key) order: a key's rows of the versions
+/// table, or its lone null version, which only the objects table holds. Walks the objects table beside the
+/// versions table: every key with a version has its current record there.
+fn scan_versions(
+    objects: &redb::ReadOnlyTable<(&'static str, &'static [u8]), &'static [u8]>,
+    versions: &redb::ReadOnlyTable<VersionRow<'static>, &'static [u8]>,
+    bucket: &str,
+    start: Bound<(&[u8], VersionKey)>,
+    limit: usize,
+) -> Result<Vec<(String, ObjectRecord)>> {
+    let (start_key, lower) = match &start {
+        Bound::Included((k, v)) => (*k, Bound::Included((bucket, *k, &v.0[..]))),
+        Bound::Excluded((k, v)) => (*k, Bound::Excluded((bucket, *k, &v.0[..]))),
+        Bound::Unbounded => (&b""[..], Bound::Included((bucket, &b""[..], &b""[..]))),
+    };
+    let after_start = |key: &[u8], v: &VersionKey| match &start {
+        Bound::Included((k, sv)) => (key, &v.0[..]) >= (*k, &sv.0[..]),
+        Bound::Excluded((k, sv)) => (key, &v.0[..]) > (*k, &sv.0[..]),
+        Bound::Unbounded => true,
+    };
+    let mut rows = versions
+        .range::<VersionRow<'_>>((lower, Bound::Unbounded))
+        .map_err(Error::meta)?;
+    let mut pending = next_version_row(&mut rows, bucket)?;
+    let mut out = Vec::new();
+    let key_name = |key: Vec<u8>| String::from_utf8(key).map_err(Error::meta);
+    for item in objects
+        .range::<(&str, &[u8])>((bucket, start_key)..)
+        .map_err(Error::meta)?
+    {
+        let (k, v) = item.map_err(Error::meta)?;
+        let (b, key) = k.value();
+        if b != bucket || out.len() >= limit {
+            break;
+        }
+        let mut has_rows = false;
+        while let Some((row_key, _)) = &pending
+            && row_key.as_slice() <= key
+        {
+            if out.len() >= limit {
+                return Ok(out);
+            }
+            has_rows |= row_key.as_slice() == key;
+            if let Some((row_key, record)) = pending.take() {
+                out.push((key_name(row_key)?, record));
+            }
+            pending = next_version_row(&mut rows, bucket)?;
+        }
+        if has_rows || out.len() >= limit {
+            continue;
+        }
+        let current = decode_object(v.value())?;
+        if current.version_id.is_some() || !after_start(key, &current.version_key) {
+            continue;
+        }
+        // Only the start key can have its versions rows all before `start`: then it is not lone.
+        if key == start_key
+            && versions
+                .get((bucket, key, &current.version_key.0[..]))
+                .map_err(Error::meta)?
+                .is_some()
+        {
+            continue;
+        }
+        out.push((key_name(key.to_vec())?, current));
+    }
+    // Versions rows of keys without a current record: no write leaves any, but they are versions all the same.
+    while out.len() < limit
+        && let Some((row_key, record)) = pending.take()
+    {
+        out.push((key_name(row_key)?, record));
+        pending = next_version_row(&mut rows, bucket)?;
+    }
+    Ok(out)
+}
+
+/// The next row of a versions range while it is in `bucket`: the object key and the record.
+fn next_version_row(
+    rows: &mut redb::Range<'_, VersionRow<'static>, &'static [u8]>,
+    bucket: &str,
+) -> Result<Option<(Vec<u8>, ObjectRecord)>> {
+    let Some(item) = rows.next() else {
+        return Ok(None);
+    };
+    let (k, v) = item.map_err(Error::meta)?;
+    let (b, key, _) = k.value();
+    if b != bucket {
+        return Ok(None);
+    }
+    Ok(Some((key.to_vec(), decode_object(v.value())?)))
+}
+
 /// Applies a group in one redb transaction without durability (the log or a later checkpoint provides it);
 /// returns each batch's outcome and the commit sequence number reached. Deterministic: replaying a logged
 /// group on the state it was first applied to gives the same result.
@@ -1186,11 +1283,21 @@ impl Tables<'_, '_> {
     }
 
     fn bucket_is_empty(&self, name: &str) -> Result<bool> {
-        // Versions include delete markers and old versions: a bucket holding only those is not empty.
+        // Versions include delete markers and old versions: a bucket holding only those is not empty. Lone
+        // null versions are only in the objects table.
         let lower = (name, &b""[..], &b""[..]);
         let mut range = self
             .versions
             .range::<(&str, &[u8], &[u8])>(lower..)
+            .map_err(Error::meta)?;
+        if let Some(item) = range.next()
+            && item.map_err(Error::meta)?.0.value().0 == name
+        {
+            return Ok(false);
+        }
+        let mut range = self
+            .objects
+            .range::<(&str, &[u8])>((name, &b""[..])..)
             .map_err(Error::meta)?;
         match range.next() {
             Some(item) => Ok(item.map_err(Error::meta)?.0.value().0 != name),
@@ -1228,6 +1335,18 @@ impl Tables<'_, '_> {
     /// Writes a changed version record in place (and as the current record if it is the current version).
     fn rewrite_version(&mut self, bucket: &str, key: &str, record: &ObjectRecord) -> Result<()> {
         let encoded = encode_object(record);
+        if !self.has_version_row(bucket, key, record.version_key)? {
+            if self
+                .current(bucket, key)?
+                .is_some_and(|c| c.version_key == record.version_key)
+            {
+                // A lone null version.
+                self.objects
+                    .insert((bucket, key.as_bytes()), encoded.as_slice())
+                    .map_err(Error::meta)?;
+            }
+            return Ok(());
+        }
         self.versions
             .insert(
                 (bucket, key.as_bytes(), &record.version_key.0[..]),
@@ -1245,21 +1364,63 @@ impl Tables<'_, '_> {
         Ok(())
     }
 
+    /// One version, lone null versions included.
     fn version(&self, bucket: &str, key: &str, v: VersionKey) -> Result<Option<ObjectRecord>> {
-        self.versions
+        match self
+            .versions
             .get((bucket, key.as_bytes(), &v.0[..]))
             .map_err(Error::meta)?
-            .map(|r| decode_object(r.value()))
-            .transpose()
+        {
+            Some(r) => decode_object(r.value()).map(Some),
+            None => Ok(self.current(bucket, key)?.filter(|c| c.version_key == v)),
+        }
     }
 
-    fn null_key(&self, bucket: &str, key: &str) -> Result<Option<VersionKey>> {
+    fn has_version_row(&self, bucket: &str, key: &str, v: VersionKey) -> Result<bool> {
+        Ok(self
+            .versions
+            .get((bucket, key.as_bytes(), &v.0[..]))
+            .map_err(Error::meta)?
+            .is_some())
+    }
+
+    /// Whether any version of the key has a row in the versions table.
+    fn has_version_rows(&self, bucket: &str, key: &str) -> Result<bool> {
+        let lower = (bucket, key.as_bytes(), &b""[..]);
+        let mut range = self
+            .versions
+            .range::<(&str, &[u8], &[u8])>(lower..)
+            .map_err(Error::meta)?;
+        match range.next() {
+            Some(item) => {
+                let (k, _) = item.map_err(Error::meta)?;
+                let (b, kk, _) = k.value();
+                Ok(b == bucket && kk == key.as_bytes())
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The version key of a key's `null` version in the nulls table (not a lone one).
+    fn null_row(&self, bucket: &str, key: &str) -> Result<Option<VersionKey>> {
         Ok(self
             .nulls
             .get((bucket, key.as_bytes()))
             .map_err(Error::meta)?
             .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
             .map(VersionKey))
+    }
+
+    /// The version key of a key's `null` version, lone or not.
+    fn null_key(&self, bucket: &str, key: &str) -> Result<Option<VersionKey>> {
+        match self.null_row(bucket, key)? {
+            Some(v) => Ok(Some(v)),
+            // Every null version outside the nulls table is lone, hence current.
+            None => Ok(self
+                .current(bucket, key)?
+                .filter(|c| c.version_id.is_none())
+                .map(|c| c.version_key)),
+        }
     }
 
     /// Points the current record of a key at its newest remaining version, or removes it when none is left.
@@ -1290,6 +1451,9 @@ impl Tables<'_, '_> {
     }
 
     /// Adds a version; a null version replaces the previous null one. Returns whether one was replaced.
+    ///
+    /// A null version that will be its key's only one is written as a lone null version (the objects row
+    /// alone); a key's first other version moves a lone null version into the versions and nulls tables.
     fn put_version(
         &mut self,
         bucket: &str,
@@ -1297,9 +1461,25 @@ impl Tables<'_, '_> {
         record: &ObjectRecord,
         now: i64,
     ) -> Result<bool> {
+        let current = self.current(bucket, key)?;
+        let has_current = current.is_some();
+        let lone = match current {
+            Some(c)
+                if c.version_id.is_none()
+                    && !self.has_version_row(bucket, key, c.version_key)? =>
+            {
+                Some(c)
+            }
+            _ => None,
+        };
+        let encoded = encode_object(record);
         let mut replaced = false;
         if record.version_id.is_none() {
-            if let Some(old) = self.null_key(bucket, key)? {
+            let mut old_row = None;
+            if let Some(old) = &lone {
+                self.retire(old, &record.data_ids(), now)?;
+                replaced = true;
+            } else if has_current && let Some(old) = self.null_row(bucket, key)? {
                 if let Some(old_record) = self.version(bucket, key, old)? {
                     self.retire(&old_record, &record.data_ids(), now)?;
                     replaced = true;
@@ -1307,12 +1487,35 @@ impl Tables<'_, '_> {
                 self.versions
                     .remove((bucket, key.as_bytes(), &old.0[..]))
                     .map_err(Error::meta)?;
+                old_row = Some(old);
+            }
+            let only_version =
+                !has_current || lone.is_some() || !self.has_version_rows(bucket, key)?;
+            if only_version {
+                if old_row.is_some() {
+                    self.nulls
+                        .remove((bucket, key.as_bytes()))
+                        .map_err(Error::meta)?;
+                }
+                self.objects
+                    .insert((bucket, key.as_bytes()), encoded.as_slice())
+                    .map_err(Error::meta)?;
+                return Ok(replaced);
             }
             self.nulls
                 .insert((bucket, key.as_bytes()), &record.version_key.0[..])
                 .map_err(Error::meta)?;
+        } else if let Some(null) = &lone {
+            self.versions
+                .insert(
+                    (bucket, key.as_bytes(), &null.version_key.0[..]),
+                    encode_object(null).as_slice(),
+                )
+                .map_err(Error::meta)?;
+            self.nulls
+                .insert((bucket, key.as_bytes()), &null.version_key.0[..])
+                .map_err(Error::meta)?;
         }
-        let encoded = encode_object(record);
         self.versions
             .insert(
                 (bucket, key.as_bytes(), &record.version_key.0[..]),
@@ -1335,16 +1538,65 @@ impl Tables<'_, '_> {
             return Ok(None);
         };
         self.retire(&old, &[], now)?;
-        self.versions
+        let had_row = self
+            .versions
             .remove((bucket, key.as_bytes(), &v.0[..]))
-            .map_err(Error::meta)?;
-        if self.null_key(bucket, key)? == Some(v) {
+            .map_err(Error::meta)?
+            .is_some();
+        if !had_row {
+            // A lone null version: the key's only one.
+            self.objects
+                .remove((bucket, key.as_bytes()))
+                .map_err(Error::meta)?;
+            return Ok(Some(old));
+        }
+        if self.null_row(bucket, key)? == Some(v) {
             self.nulls
                 .remove((bucket, key.as_bytes()))
                 .map_err(Error::meta)?;
         }
         self.refresh_current(bucket, key)?;
+        self.make_lone_if_only_null(bucket, key)?;
         Ok(Some(old))
+    }
+
+    /// Keeps the layout canonical after a removal: a key left with only its null version makes it lone.
+    fn make_lone_if_only_null(&mut self, bucket: &str, key: &str) -> Result<()> {
+        let only = {
+            let lower = (bucket, key.as_bytes(), &b""[..]);
+            let mut range = self
+                .versions
+                .range::<(&str, &[u8], &[u8])>(lower..)
+                .map_err(Error::meta)?;
+            let mut of_key = || -> Result<Option<(VersionKey, bool)>> {
+                let Some(item) = range.next() else {
+                    return Ok(None);
+                };
+                let (k, v) = item.map_err(Error::meta)?;
+                let (b, kk, vk) = k.value();
+                if b != bucket || kk != key.as_bytes() {
+                    return Ok(None);
+                }
+                let vk = <[u8; 16]>::try_from(vk).map_err(Error::meta)?;
+                Ok(Some((
+                    VersionKey(vk),
+                    decode_object(v.value())?.version_id.is_none(),
+                )))
+            };
+            match (of_key()?, of_key()?) {
+                (Some((vk, true)), None) => Some(vk),
+                _ => None,
+            }
+        };
+        if let Some(vk) = only {
+            self.versions
+                .remove((bucket, key.as_bytes(), &vk.0[..]))
+                .map_err(Error::meta)?;
+            self.nulls
+                .remove((bucket, key.as_bytes()))
+                .map_err(Error::meta)?;
+        }
+        Ok(())
     }
 
     fn check_condition(&self, bucket: &str, key: &str, condition: &Condition) -> Result<()> {
@@ -2052,5 +2304,238 @@ mod tests {
         }])
         .unwrap();
         assert!(meta.users().unwrap().is_empty());
+    }
+
+    /// An inline record of key `vk`, versioned (its id is the key in hex) or `null`.
+    fn inline_record(vk: VersionKey, versioned: bool, data_id: DataId) -> ObjectRecord {
+        ObjectRecord {
+            version_id: versioned.then(|| hex::encode(vk.0)),
+            version_key: vk,
+            size: 3,
+            etag: "\"e\"".into(),
+            last_modified_ms: 1,
+            headers: Vec::new(),
+            user_meta: Vec::new(),
+            tags: Vec::new(),
+            checksum: None,
+            storage_class: "STANDARD".into(),
+            owner: "root".into(),
+            data: ObjectData::Inline {
+                data_id,
+                hash: [0; 32],
+            },
+            multipart: None,
+            lock: crate::lock::VersionLock::default(),
+        }
+    }
+
+    /// Every version the store lists for bucket `b`, paged `limit` at a time as ListObjectVersions pages.
+    fn listed(meta: &ReplicatedMeta, limit: usize) -> Vec<(String, VersionKey)> {
+        let mut out: Vec<(String, VersionKey)> = Vec::new();
+        loop {
+            let rows = match out.last() {
+                None => meta.scan_versions("b", Bound::Unbounded, limit),
+                Some((k, v)) => meta.scan_versions("b", Bound::Excluded((k.as_bytes(), *v)), limit),
+            }
+            .unwrap();
+            let done = rows.len() < limit;
+            out.extend(rows.into_iter().map(|(k, r)| (k, r.version_key)));
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Checks every read of versions against `model` (key → versions, newest first).
+    fn check_against(
+        meta: &ReplicatedMeta,
+        model: &std::collections::BTreeMap<String, Vec<ObjectRecord>>,
+        step: usize,
+    ) {
+        let expected: Vec<(String, VersionKey)> = model
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.version_key)))
+            .collect();
+        for limit in [1, 2, 3, 1000] {
+            assert_eq!(listed(meta, limit), expected, "step {step}, limit {limit}");
+        }
+        let db = &meta.replicas[0].db;
+        let txn = db.begin_read().unwrap();
+        let versions = txn.open_table(VERSIONS).unwrap();
+        for (key, vs) in model {
+            // From each key's first version on, with the first version's key as an inclusive bound.
+            if let Some(first) = vs.first() {
+                let from = meta
+                    .scan_versions(
+                        "b",
+                        Bound::Included((key.as_bytes(), first.version_key)),
+                        1000,
+                    )
+                    .unwrap();
+                let want = expected.iter().skip_while(|(k, _)| k < key).count();
+                assert_eq!(from.len(), want, "step {step}, from {key}");
+            }
+            assert_eq!(
+                meta.object("b", key).unwrap().as_ref(),
+                vs.first(),
+                "step {step} {key}"
+            );
+            let null = vs.iter().find(|v| v.version_id.is_none());
+            assert_eq!(
+                meta.null_version("b", key).unwrap().as_ref(),
+                null,
+                "step {step} {key}"
+            );
+            for v in vs {
+                assert_eq!(
+                    meta.version("b", key, v.version_key).unwrap().as_ref(),
+                    Some(v)
+                );
+            }
+            // A key whose only version is its null version keeps no versions row: the point of the layout.
+            if let [only] = &vs[..]
+                && only.version_id.is_none()
+            {
+                let row = versions
+                    .get(("b", key.as_bytes(), &only.version_key.0[..]))
+                    .unwrap();
+                assert!(
+                    row.is_none(),
+                    "step {step}: {key}'s lone null version has a versions row"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lone_null_versions_read_as_versions_and_move_out_when_a_key_gains_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = three_roots(dir.path());
+        let meta = open(&roots);
+        meta.commit(vec![Op::CreateBucket {
+            name: "b".into(),
+            record: bucket(),
+        }])
+        .unwrap();
+        let mut model: std::collections::BTreeMap<String, Vec<ObjectRecord>> = Default::default();
+        let mut retired: Vec<DataId> = Vec::new();
+        // A fixed linear congruential sequence: the same steps on every run.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n
+        };
+        let only_null = |vs: &[ObjectRecord]| vs.len() == 1 && vs[0].version_id.is_none();
+        // How often a key went from lone to versioned, and back: both paths must have run.
+        let (mut moved_out, mut made_lone) = (0, 0);
+        for step in 0..1000usize {
+            let key = format!("k{}", next(6));
+            let vs = model.entry(key.clone()).or_default();
+            let (was_lone, had_others) = (only_null(vs), vs.len() > 1);
+            // Version keys sort newest first: each step's key is smaller than the last.
+            let mut vk = [0u8; 16];
+            vk[..8].copy_from_slice(&(u64::MAX - step as u64).to_be_bytes());
+            let vk = VersionKey(vk);
+            let mut data_id = DataId([0; 16]);
+            data_id.0[..8].copy_from_slice(&(step as u64).to_be_bytes());
+            let op = match next(7) {
+                kind @ (0..=2) => {
+                    let record = inline_record(vk, kind == 2, data_id);
+                    if kind < 2
+                        && let Some(i) = vs.iter().position(|v| v.version_id.is_none())
+                    {
+                        retired.extend(vs.remove(i).data_ids());
+                    }
+                    vs.insert(0, record.clone());
+                    Op::PutObject {
+                        bucket: "b".into(),
+                        key: key.clone(),
+                        record: Box::new(record),
+                        inline: Some(bytes::Bytes::from_static(b"abc")),
+                        condition: Condition::None,
+                    }
+                }
+                3 => {
+                    if let Some(i) = vs.iter().position(|v| v.version_id.is_none()) {
+                        retired.extend(vs.remove(i).data_ids());
+                    }
+                    Op::DeleteObject {
+                        bucket: "b".into(),
+                        key: key.clone(),
+                        condition: Condition::None,
+                    }
+                }
+                4 | 5 if !vs.is_empty() => {
+                    let i = next(vs.len() as u64) as usize;
+                    let old = vs.remove(i);
+                    retired.extend(old.data_ids());
+                    Op::DeleteVersion {
+                        bucket: "b".into(),
+                        key: key.clone(),
+                        version: old.version_key,
+                        bypass_governance: false,
+                    }
+                }
+                _ if !vs.is_empty() => {
+                    let i = next(vs.len() as u64) as usize;
+                    let expected = vs[i].data_ids();
+                    vs[i].tags = vec![("step".into(), step.to_string())];
+                    Op::UpdateVersion {
+                        bucket: "b".into(),
+                        key: key.clone(),
+                        record: Box::new(vs[i].clone()),
+                        expected,
+                    }
+                }
+                _ => continue,
+            };
+            moved_out += usize::from(was_lone && vs.len() == 2);
+            made_lone += usize::from(had_others && only_null(vs));
+            if vs.is_empty() {
+                model.remove(&key);
+            }
+            meta.commit(vec![op]).unwrap();
+            check_against(&meta, &model, step);
+            for id in &retired {
+                assert_eq!(
+                    meta.inline(*id, 0).unwrap(),
+                    None,
+                    "step {step}: retired inline data kept"
+                );
+            }
+        }
+        assert!(
+            moved_out > 5 && made_lone > 5,
+            "{moved_out} moved out, {made_lone} made lone"
+        );
+        // A bucket is empty only once every key's versions are gone, lone null versions included.
+        let lone = inline_record(VersionKey([0; 16]), false, DataId([0xff; 16]));
+        meta.commit(vec![Op::PutObject {
+            bucket: "b".into(),
+            key: "lone".into(),
+            record: Box::new(lone.clone()),
+            inline: Some(bytes::Bytes::from_static(b"abc")),
+            condition: Condition::None,
+        }])
+        .unwrap();
+        model.insert("lone".into(), vec![lone]);
+        check_against(&meta, &model, 1000);
+        let refused = meta.commit(vec![Op::DeleteBucket { name: "b".into() }]);
+        assert!(matches!(refused, Err(Error::BucketNotEmpty)), "{refused:?}");
+        for (key, vs) in &model {
+            for v in vs {
+                meta.commit(vec![Op::DeleteVersion {
+                    bucket: "b".into(),
+                    key: key.clone(),
+                    version: v.version_key,
+                    bypass_governance: false,
+                }])
+                .unwrap();
+            }
+        }
+        meta.commit(vec![Op::DeleteBucket { name: "b".into() }])
+            .unwrap();
     }
 }
