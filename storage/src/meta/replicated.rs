@@ -525,14 +525,7 @@ impl MetaStore for ReplicatedMeta {
     }
 
     fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-        self.with_replica(|db| {
-            let txn = db.begin_read().map_err(Error::meta)?;
-            let t = txn.open_table(OBJECTS).map_err(Error::meta)?;
-            t.get((bucket, key.as_bytes()))
-                .map_err(Error::meta)?
-                .map(|v| decode_object(v.value()))
-                .transpose()
-        })
+        self.with_replica(|db| read_current(&db.begin_read().map_err(Error::meta)?, bucket, key))
     }
 
     fn inline(&self, id: DataId, replica_hint: usize) -> Result<Option<Vec<u8>>> {
@@ -610,13 +603,7 @@ impl MetaStore for ReplicatedMeta {
                 return decode_object(v.value()).map(Some);
             }
             // A lone null version: the current record, when it is this version.
-            let objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
-            let current = objects
-                .get((bucket, key.as_bytes()))
-                .map_err(Error::meta)?
-                .map(|v| decode_object(v.value()))
-                .transpose()?;
-            Ok(current.filter(|c| c.version_key == version))
+            Ok(read_current(&txn, bucket, key)?.filter(|c| c.version_key == version))
         })
     }
 
@@ -626,13 +613,7 @@ impl MetaStore for ReplicatedMeta {
             let nulls = txn.open_table(NULLS).map_err(Error::meta)?;
             let Some(v) = nulls.get((bucket, key.as_bytes())).map_err(Error::meta)? else {
                 // A null current record without a nulls row is a lone null version.
-                let objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
-                let current = objects
-                    .get((bucket, key.as_bytes()))
-                    .map_err(Error::meta)?
-                    .map(|v| decode_object(v.value()))
-                    .transpose()?;
-                return Ok(current.filter(|c| c.version_id.is_none()));
+                return Ok(read_current(&txn, bucket, key)?.filter(|c| c.version_id.is_none()));
             };
             let versions = txn.open_table(VERSIONS).map_err(Error::meta)?;
             versions
@@ -1109,6 +1090,19 @@ impl Applier {
     }
 }
 
+/// A key's current record (its objects row).
+fn read_current(
+    txn: &redb::ReadTransaction,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectRecord>> {
+    let t = txn.open_table(OBJECTS).map_err(Error::meta)?;
+    t.get((bucket, key.as_bytes()))
+        .map_err(Error::meta)?
+        .map(|v| decode_object(v.value()))
+        .transpose()
+}
+
 /// Up to `limit` versions of `bucket` from `start` on, in (key, version key) order: a key's rows of the versions
 /// table, or its lone null version, which only the objects table holds. Walks the objects table beside the
 /// versions table: every key with a version has its current record there.
@@ -1332,27 +1326,18 @@ impl Tables<'_, '_> {
         }
     }
 
-    /// Writes a changed version record in place (and as the current record if it is the current version).
+    /// Writes a changed version record in place (and as the current record if it is the current version; a
+    /// lone null version is only that).
     fn rewrite_version(&mut self, bucket: &str, key: &str, record: &ObjectRecord) -> Result<()> {
         let encoded = encode_object(record);
-        if !self.has_version_row(bucket, key, record.version_key)? {
-            if self
-                .current(bucket, key)?
-                .is_some_and(|c| c.version_key == record.version_key)
-            {
-                // A lone null version.
-                self.objects
-                    .insert((bucket, key.as_bytes()), encoded.as_slice())
-                    .map_err(Error::meta)?;
-            }
-            return Ok(());
+        if self.has_version_row(bucket, key, record.version_key)? {
+            self.versions
+                .insert(
+                    (bucket, key.as_bytes(), &record.version_key.0[..]),
+                    encoded.as_slice(),
+                )
+                .map_err(Error::meta)?;
         }
-        self.versions
-            .insert(
-                (bucket, key.as_bytes(), &record.version_key.0[..]),
-                encoded.as_slice(),
-            )
-            .map_err(Error::meta)?;
         if self
             .current(bucket, key)?
             .is_some_and(|c| c.version_key == record.version_key)
