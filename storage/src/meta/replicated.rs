@@ -603,7 +603,8 @@ impl MetaStore for ReplicatedMeta {
                 return decode_object(v.value()).map(Some);
             }
             // A lone null version: the current record, when it is this version.
-            Ok(read_current(&txn, bucket, key)?.filter(|c| c.version_key == version))
+            Ok(read_current(&txn, bucket, key)?
+                .filter(|c| c.version_key == version && c.version_id.is_none()))
         })
     }
 
@@ -1357,7 +1358,9 @@ impl Tables<'_, '_> {
             .map_err(Error::meta)?
         {
             Some(r) => decode_object(r.value()).map(Some),
-            None => Ok(self.current(bucket, key)?.filter(|c| c.version_key == v)),
+            None => Ok(self
+                .current(bucket, key)?
+                .filter(|c| c.version_key == v && c.version_id.is_none())),
         }
     }
 
@@ -2291,8 +2294,9 @@ mod tests {
         assert!(meta.users().unwrap().is_empty());
     }
 
-    /// An inline record of key `vk`, versioned (its id is the key in hex) or `null`.
-    fn inline_record(vk: VersionKey, versioned: bool, data_id: DataId) -> ObjectRecord {
+    /// An inline record of key `vk`, versioned (its id is the key in hex) or `null`; a delete marker without
+    /// `data_id`.
+    fn inline_record(vk: VersionKey, versioned: bool, data_id: Option<DataId>) -> ObjectRecord {
         ObjectRecord {
             version_id: versioned.then(|| hex::encode(vk.0)),
             version_key: vk,
@@ -2305,9 +2309,12 @@ mod tests {
             checksum: None,
             storage_class: "STANDARD".into(),
             owner: "root".into(),
-            data: ObjectData::Inline {
-                data_id,
-                hash: [0; 32],
+            data: match data_id {
+                Some(data_id) => ObjectData::Inline {
+                    data_id,
+                    hash: [0; 32],
+                },
+                None => ObjectData::DeleteMarker,
             },
             multipart: None,
             lock: crate::lock::VersionLock::default(),
@@ -2344,9 +2351,12 @@ mod tests {
         for limit in [1, 2, 3, 1000] {
             assert_eq!(listed(meta, limit), expected, "step {step}, limit {limit}");
         }
-        let db = &meta.replicas[0].db;
+        // A replica that applied every acknowledged commit: the quorum acknowledges without the others.
+        let acked = meta.acked_and_current().unwrap();
+        let db = &meta.current(acked).next().unwrap().db;
         let txn = db.begin_read().unwrap();
         let versions = txn.open_table(VERSIONS).unwrap();
+        let nulls = txn.open_table(NULLS).unwrap();
         for (key, vs) in model {
             // From each key's first version on, with the first version's key as an inclusive bound.
             if let Some(first) = vs.first() {
@@ -2376,6 +2386,12 @@ mod tests {
                     meta.version("b", key, v.version_key).unwrap().as_ref(),
                     Some(v)
                 );
+                for id in v.data_ids() {
+                    assert!(
+                        meta.inline(id, 0).unwrap().is_some(),
+                        "step {step}: live data gone"
+                    );
+                }
             }
             // A key whose only version is its null version keeps no versions row: the point of the layout.
             if let [only] = &vs[..]
@@ -2388,6 +2404,11 @@ mod tests {
                     row.is_none(),
                     "step {step}: {key}'s lone null version has a versions row"
                 );
+                let null_row = nulls.get(("b", key.as_bytes())).unwrap();
+                assert!(
+                    null_row.is_none(),
+                    "step {step}: {key}'s lone null version has a nulls row"
+                );
             }
         }
     }
@@ -2397,11 +2418,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let roots = three_roots(dir.path());
         let meta = open(&roots);
-        meta.commit(vec![Op::CreateBucket {
-            name: "b".into(),
-            record: bucket(),
-        }])
-        .unwrap();
+        // Neighbours on both sides, one named with "b" as a prefix: none of their rows may show in "b".
+        for name in ["a", "b", "b2"] {
+            meta.commit(vec![Op::CreateBucket {
+                name: name.into(),
+                record: bucket(),
+            }])
+            .unwrap();
+        }
+        for (name, versioned) in [("a", false), ("b2", false), ("b2", true)] {
+            let mut vk = [0xee; 16];
+            vk[0] = u8::from(versioned);
+            let record = inline_record(VersionKey(vk), versioned, Some(DataId([0xee; 16])));
+            meta.commit(vec![Op::PutObject {
+                bucket: name.into(),
+                key: "k1".into(),
+                record: Box::new(record),
+                inline: Some(bytes::Bytes::from_static(b"abc")),
+                condition: Condition::None,
+            }])
+            .unwrap();
+        }
         let mut model: std::collections::BTreeMap<String, Vec<ObjectRecord>> = Default::default();
         let mut retired: Vec<DataId> = Vec::new();
         // A fixed linear congruential sequence: the same steps on every run.
@@ -2425,12 +2462,13 @@ mod tests {
             let vk = VersionKey(vk);
             let mut data_id = DataId([0; 16]);
             data_id.0[..8].copy_from_slice(&(step as u64).to_be_bytes());
-            let op = match next(7) {
-                kind @ (0..=2) => {
-                    let record = inline_record(vk, kind == 2, data_id);
-                    if kind < 2
-                        && let Some(i) = vs.iter().position(|v| v.version_id.is_none())
-                    {
+            let op = match next(11) {
+                kind @ (0..=2 | 7 | 8) => {
+                    // 0, 1: a null PUT; 2: a versioned one; 7, 8: a delete marker, null or versioned.
+                    let versioned = kind == 2 || kind == 8;
+                    let data = (kind < 7).then_some(data_id);
+                    let record = inline_record(vk, versioned, data);
+                    if !versioned && let Some(i) = vs.iter().position(|v| v.version_id.is_none()) {
                         retired.extend(vs.remove(i).data_ids());
                     }
                     vs.insert(0, record.clone());
@@ -2438,7 +2476,7 @@ mod tests {
                         bucket: "b".into(),
                         key: key.clone(),
                         record: Box::new(record),
-                        inline: Some(bytes::Bytes::from_static(b"abc")),
+                        inline: data.map(|_| bytes::Bytes::from_static(b"abc")),
                         condition: Condition::None,
                     }
                 }
@@ -2452,7 +2490,7 @@ mod tests {
                         condition: Condition::None,
                     }
                 }
-                4 | 5 if !vs.is_empty() => {
+                4 | 5 | 9 | 10 if !vs.is_empty() => {
                     let i = next(vs.len() as u64) as usize;
                     let old = vs.remove(i);
                     retired.extend(old.data_ids());
@@ -2496,7 +2534,7 @@ mod tests {
             "{moved_out} moved out, {made_lone} made lone"
         );
         // A bucket is empty only once every key's versions are gone, lone null versions included.
-        let lone = inline_record(VersionKey([0; 16]), false, DataId([0xff; 16]));
+        let lone = inline_record(VersionKey([0; 16]), false, Some(DataId([0xff; 16])));
         meta.commit(vec![Op::PutObject {
             bucket: "b".into(),
             key: "lone".into(),
