@@ -753,6 +753,85 @@ async fn unversioned_bucket_has_only_null_versions() {
     assert!(vs.is_empty() && ms.is_empty(), "{vs:?} {ms:?}");
 }
 
+/// Objects written before versioning was enabled keep their null version: a later PUT adds a version on top of
+/// it, removing that version makes the null version current (and the key's only version) again, and a delete
+/// marker over it comes and goes the same way.
+#[tokio::test]
+async fn objects_written_before_versioning_keep_their_null_version() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("late").send().await.unwrap();
+    put(&s3, "late", "a", b"null-a").await;
+    put(&s3, "late", "b", b"null-b").await;
+    set_versioning(&s3, "late", BucketVersioningStatus::Enabled).await;
+
+    let v1 = put_v(&s3, "late", "a", b"v1").await;
+    let (vs, ms) = versions(&s3, "late", None).await;
+    assert!(ms.is_empty(), "{ms:?}");
+    assert_eq!(
+        vs,
+        vec![
+            entry("a", &v1, true),
+            entry("a", "null", false),
+            entry("b", "null", true)
+        ]
+    );
+    assert_eq!(get_v(&s3, "late", "a", "null").await, b"null-a");
+    assert_eq!(get_v(&s3, "late", "a", &v1).await, b"v1");
+
+    s3.delete_object()
+        .bucket("late")
+        .key("a")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    let (vs, _) = versions(&s3, "late", None).await;
+    assert_eq!(vs, vec![entry("a", "null", true), entry("b", "null", true)]);
+    assert_eq!(get(&s3, "late", "a").await, b"null-a");
+
+    let del = s3
+        .delete_object()
+        .bucket("late")
+        .key("b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.delete_marker(), Some(true));
+    let marker = del
+        .version_id()
+        .expect("the marker's version id")
+        .to_owned();
+    let (vs, ms) = versions(&s3, "late", None).await;
+    assert_eq!(
+        vs,
+        vec![entry("a", "null", true), entry("b", "null", false)]
+    );
+    assert_eq!(ms, vec![entry("b", &marker, true)]);
+    s3.delete_object()
+        .bucket("late")
+        .key("b")
+        .version_id(&marker)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(&s3, "late", "b").await, b"null-b");
+
+    // The null versions go by version id; then the bucket is empty and can be deleted.
+    for key in ["a", "b"] {
+        s3.delete_object()
+            .bucket("late")
+            .key(key)
+            .version_id("null")
+            .send()
+            .await
+            .unwrap();
+    }
+    let (vs, ms) = versions(&s3, "late", None).await;
+    assert!(vs.is_empty() && ms.is_empty(), "{vs:?} {ms:?}");
+    s3.delete_bucket().bucket("late").send().await.unwrap();
+}
+
 #[tokio::test]
 async fn delete_objects_reports_markers_and_versions() {
     let server = Server::start();
