@@ -388,6 +388,7 @@ impl ReplicatedMeta {
             write_quorum,
             fsync,
             groups: 0,
+            first_seq: 0,
         };
         let committer = std::thread::Builder::new()
             .name("strata-meta-commit".into())
@@ -736,6 +737,8 @@ struct Committer {
     fsync: bool,
     /// Number of the last group handed to the replicas.
     groups: u64,
+    /// The replicas' commit sequence number when the store opened (equal on all of them after the resync).
+    first_seq: u64,
     /// Per replica, groups handed to it whose outcome has not come back.
     in_flight: Vec<usize>,
 }
@@ -748,6 +751,10 @@ struct GroupJob {
     now: i64,
     /// `(now, batches)` encoded once for every replica's log.
     record: Vec<u8>,
+    /// The log sequence number every replica gives this group (they all start at the same one and advance
+    /// one per group, or go offline) and the record's hash under it, computed once; None without fsync,
+    /// which keeps no log. A replica at another number hashes the record itself.
+    logged: Option<(u64, blake3::Hash)>,
 }
 
 /// A replica's result for one group: its index, the group's number and the per-batch outcomes.
@@ -776,6 +783,7 @@ impl Drop for Gone {
 impl Committer {
     fn run(mut self, queue: mpsc::Receiver<Pending>, wals: Vec<(Wal, u64)>) {
         let (done_tx, done) = mpsc::channel::<ReplicaOutcome>();
+        self.first_seq = wals.iter().map(|(_, seq)| *seq).max().unwrap_or(0);
         let appliers = self.start_appliers(&done_tx, wals);
         // Only the appliers hold senders now: `done` reports it when none is left.
         drop(done_tx);
@@ -896,11 +904,14 @@ impl Committer {
             .map_err(|e| Error::Meta(format!("encoding a metadata log record: {e}")))?;
         self.groups += 1;
         let group = self.groups;
+        let seq = self.first_seq + group;
+        let logged = self.fsync.then(|| (seq, wal::record_hash(seq, &record)));
         let job = Arc::new(GroupJob {
             group,
             batches,
             now,
             record,
+            logged,
         });
         for &i in &online {
             let delivered = appliers[i]
@@ -1040,7 +1051,13 @@ impl Applier {
     fn commit(&mut self, job: &GroupJob) -> Result<Vec<Result<Applied>>> {
         let seq = self.seq + 1;
         if self.fsync {
-            self.wal.append(seq, &job.record).map_err(Error::Io)?;
+            let hash = match job.logged {
+                Some((logged_seq, hash)) if logged_seq == seq => hash,
+                _ => wal::record_hash(seq, &job.record),
+            };
+            self.wal
+                .append_hashed(seq, &job.record, &hash)
+                .map_err(Error::Io)?;
         }
         let db = &self.replicas[self.index].db;
         let batches: Vec<&Batch> = job.batches.iter().collect();

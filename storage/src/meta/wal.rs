@@ -87,7 +87,19 @@ impl Wal {
     }
 
     /// Appends one record and makes it durable (`fdatasync`) before returning.
+    #[cfg(test)]
     pub(super) fn append(&mut self, seq: u64, payload: &[u8]) -> std::io::Result<()> {
+        self.append_hashed(seq, payload, &record_hash(seq, payload))
+    }
+
+    /// [`Wal::append`] with the record's [`record_hash`] computed by the caller: every replica logs the same
+    /// payload under the same sequence number, so the committer hashes it once for all of them.
+    pub(super) fn append_hashed(
+        &mut self,
+        seq: u64,
+        payload: &[u8],
+        hash: &blake3::Hash,
+    ) -> std::io::Result<()> {
         self.scratch.clear();
         self.scratch.extend_from_slice(&MAGIC);
         self.scratch.push(FORMAT);
@@ -97,8 +109,7 @@ impl Wal {
         })?;
         self.scratch.extend_from_slice(&len.to_le_bytes());
         self.scratch.extend_from_slice(&seq.to_le_bytes());
-        self.scratch
-            .extend_from_slice(hash(seq, payload).as_bytes());
+        self.scratch.extend_from_slice(hash.as_bytes());
         self.scratch.extend_from_slice(payload);
         self.file.write_all_at(&self.scratch, self.end)?;
         self.file.sync_data()?;
@@ -128,7 +139,8 @@ pub(super) fn clear(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn hash(seq: u64, payload: &[u8]) -> blake3::Hash {
+/// The hash a record carries: BLAKE3 of its sequence number and payload.
+pub(super) fn record_hash(seq: u64, payload: &[u8]) -> blake3::Hash {
     let mut h = blake3::Hasher::new();
     h.update(&seq.to_le_bytes());
     h.update(payload);
@@ -144,7 +156,7 @@ fn parse(bytes: &[u8]) -> Option<(Record, u8, usize)> {
     let len = u32::from_le_bytes(header[8..12].try_into().ok()?) as usize;
     let seq = u64::from_le_bytes(header[12..20].try_into().ok()?);
     let payload = bytes.get(HEADER..HEADER + len)?;
-    if hash(seq, payload).as_bytes() != &header[20..52] {
+    if record_hash(seq, payload).as_bytes() != &header[20..52] {
         return None;
     }
     let record = Record {
