@@ -526,7 +526,10 @@ impl MetaStore for ReplicatedMeta {
     }
 
     fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-        self.with_replica(|db| read_current(&db.begin_read().map_err(Error::meta)?, bucket, key))
+        self.with_replica(|db| {
+            let txn = db.begin_read().map_err(Error::meta)?;
+            read_current(&txn.open_table(OBJECTS).map_err(Error::meta)?, bucket, key)
+        })
     }
 
     fn inline(&self, id: DataId, replica_hint: usize) -> Result<Option<Vec<u8>>> {
@@ -596,16 +599,9 @@ impl MetaStore for ReplicatedMeta {
     ) -> Result<Option<ObjectRecord>> {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
-            let t = txn.open_table(VERSIONS).map_err(Error::meta)?;
-            if let Some(v) = t
-                .get((bucket, key.as_bytes(), &version.0[..]))
-                .map_err(Error::meta)?
-            {
-                return decode_object(v.value()).map(Some);
-            }
-            // A lone null version: the current record, when it is this version.
-            Ok(read_current(&txn, bucket, key)?
-                .filter(|c| c.version_key == version && c.version_id.is_none()))
+            let versions = txn.open_table(VERSIONS).map_err(Error::meta)?;
+            let objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
+            read_version(&versions, &objects, bucket, key, version)
         })
     }
 
@@ -613,16 +609,9 @@ impl MetaStore for ReplicatedMeta {
         self.with_replica(|db| {
             let txn = db.begin_read().map_err(Error::meta)?;
             let nulls = txn.open_table(NULLS).map_err(Error::meta)?;
-            let Some(v) = nulls.get((bucket, key.as_bytes())).map_err(Error::meta)? else {
-                // A null current record without a nulls row is a lone null version.
-                return Ok(read_current(&txn, bucket, key)?.filter(|c| c.version_id.is_none()));
-            };
             let versions = txn.open_table(VERSIONS).map_err(Error::meta)?;
-            versions
-                .get((bucket, key.as_bytes(), v.value()))
-                .map_err(Error::meta)?
-                .map(|r| decode_object(r.value()))
-                .transpose()
+            let objects = txn.open_table(OBJECTS).map_err(Error::meta)?;
+            read_null_version(&nulls, &versions, &objects, bucket, key)
         })
     }
 
@@ -1108,17 +1097,70 @@ impl Applier {
     }
 }
 
-/// A key's current record (its objects row).
+/// Key of the objects and nulls tables: bucket, object key.
+type KeyRow = (&'static str, &'static [u8]);
+
+/// A key's current record (its objects row). These readers serve both a read transaction's tables and a
+/// write transaction's ([`Tables`]), so the lone-version rule is written once.
 fn read_current(
-    txn: &redb::ReadTransaction,
+    objects: &impl ReadableTable<KeyRow, &'static [u8]>,
     bucket: &str,
     key: &str,
 ) -> Result<Option<ObjectRecord>> {
-    let t = txn.open_table(OBJECTS).map_err(Error::meta)?;
-    t.get((bucket, key.as_bytes()))
+    objects
+        .get((bucket, key.as_bytes()))
         .map_err(Error::meta)?
         .map(|v| decode_object(v.value()))
         .transpose()
+}
+
+/// One version of a key, lone null versions included.
+fn read_version(
+    versions: &impl ReadableTable<VersionRow<'static>, &'static [u8]>,
+    objects: &impl ReadableTable<KeyRow, &'static [u8]>,
+    bucket: &str,
+    key: &str,
+    v: VersionKey,
+) -> Result<Option<ObjectRecord>> {
+    if let Some(r) = versions
+        .get((bucket, key.as_bytes(), &v.0[..]))
+        .map_err(Error::meta)?
+    {
+        return decode_object(r.value()).map(Some);
+    }
+    // A lone null version: the current record, when it is this version.
+    Ok(
+        read_current(objects, bucket, key)?
+            .filter(|c| c.version_key == v && c.version_id.is_none()),
+    )
+}
+
+/// The version key of a key's `null` version in the nulls table (a lone one has none).
+fn read_null_row(
+    nulls: &impl ReadableTable<KeyRow, &'static [u8]>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<VersionKey>> {
+    Ok(nulls
+        .get((bucket, key.as_bytes()))
+        .map_err(Error::meta)?
+        .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
+        .map(VersionKey))
+}
+
+/// A key's `null` version, lone or not.
+fn read_null_version(
+    nulls: &impl ReadableTable<KeyRow, &'static [u8]>,
+    versions: &impl ReadableTable<VersionRow<'static>, &'static [u8]>,
+    objects: &impl ReadableTable<KeyRow, &'static [u8]>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectRecord>> {
+    match read_null_row(nulls, bucket, key)? {
+        Some(v) => read_version(versions, objects, bucket, key, v),
+        // Every null version outside the nulls table is lone, hence current.
+        None => Ok(read_current(objects, bucket, key)?.filter(|c| c.version_id.is_none())),
+    }
 }
 
 /// Up to `limit` versions of `bucket` from `start` on, in (key, version key) order: a key's rows of the versions
@@ -1172,20 +1214,12 @@ fn scan_versions(
         if has_rows || out.len() >= limit {
             continue;
         }
+        // No versions row in range: the record is lone, or (the start key only) its versions all lie before
+        // `start`, and then so does the record, a copy of the newest of them.
         let current = decode_object(v.value())?;
-        if current.version_id.is_some() || !after_start(key, &current.version_key) {
-            continue;
+        if current.version_id.is_none() && after_start(key, &current.version_key) {
+            out.push((key_name(key.to_vec())?, current));
         }
-        // Only the start key can have its versions rows all before `start`: then it is not lone.
-        if key == start_key
-            && versions
-                .get((bucket, key, &current.version_key.0[..]))
-                .map_err(Error::meta)?
-                .is_some()
-        {
-            continue;
-        }
-        out.push((key_name(key.to_vec())?, current));
     }
     // Versions rows of keys without a current record: no write leaves any, but they are versions all the same.
     while out.len() < limit
@@ -1283,11 +1317,7 @@ struct Tables<'a, 't> {
 
 impl Tables<'_, '_> {
     fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-        self.objects
-            .get((bucket, key.as_bytes()))
-            .map_err(Error::meta)?
-            .map(|v| decode_object(v.value()))
-            .transpose()
+        read_current(self.objects, bucket, key)
     }
 
     fn bucket_exists(&self, name: &str) -> Result<bool> {
@@ -1335,11 +1365,8 @@ impl Tables<'_, '_> {
         if record.version_id.is_some() {
             return Ok(());
         }
-        match self.null_key(bucket, key)? {
-            Some(old) => match self.version(bucket, key, old)? {
-                Some(v) => lock::check_removal(&v.lock, now, false),
-                None => Ok(()),
-            },
+        match read_null_version(self.nulls, self.versions, self.objects, bucket, key)? {
+            Some(v) => lock::check_removal(&v.lock, now, false),
             None => Ok(()),
         }
     }
@@ -1369,16 +1396,7 @@ impl Tables<'_, '_> {
 
     /// One version, lone null versions included.
     fn version(&self, bucket: &str, key: &str, v: VersionKey) -> Result<Option<ObjectRecord>> {
-        match self
-            .versions
-            .get((bucket, key.as_bytes(), &v.0[..]))
-            .map_err(Error::meta)?
-        {
-            Some(r) => decode_object(r.value()).map(Some),
-            None => Ok(self
-                .current(bucket, key)?
-                .filter(|c| c.version_key == v && c.version_id.is_none())),
-        }
+        read_version(self.versions, self.objects, bucket, key, v)
     }
 
     fn has_version_row(&self, bucket: &str, key: &str, v: VersionKey) -> Result<bool> {
@@ -1389,43 +1407,28 @@ impl Tables<'_, '_> {
             .is_some())
     }
 
-    /// Whether any version of the key has a row in the versions table.
-    fn has_version_rows(&self, bucket: &str, key: &str) -> Result<bool> {
+    /// Up to `limit` of the key's rows in the versions table, newest first.
+    fn version_rows(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<ObjectRecord>> {
         let lower = (bucket, key.as_bytes(), &b""[..]);
-        let mut range = self
+        let mut rows = Vec::new();
+        for item in self
             .versions
             .range::<(&str, &[u8], &[u8])>(lower..)
-            .map_err(Error::meta)?;
-        match range.next() {
-            Some(item) => {
-                let (k, _) = item.map_err(Error::meta)?;
-                let (b, kk, _) = k.value();
-                Ok(b == bucket && kk == key.as_bytes())
+            .map_err(Error::meta)?
+        {
+            let (k, v) = item.map_err(Error::meta)?;
+            let (b, kk, _) = k.value();
+            if b != bucket || kk != key.as_bytes() || rows.len() == limit {
+                break;
             }
-            None => Ok(false),
+            rows.push(decode_object(v.value())?);
         }
+        Ok(rows)
     }
 
     /// The version key of a key's `null` version in the nulls table (not a lone one).
     fn null_row(&self, bucket: &str, key: &str) -> Result<Option<VersionKey>> {
-        Ok(self
-            .nulls
-            .get((bucket, key.as_bytes()))
-            .map_err(Error::meta)?
-            .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
-            .map(VersionKey))
-    }
-
-    /// The version key of a key's `null` version, lone or not.
-    fn null_key(&self, bucket: &str, key: &str) -> Result<Option<VersionKey>> {
-        match self.null_row(bucket, key)? {
-            Some(v) => Ok(Some(v)),
-            // Every null version outside the nulls table is lone, hence current.
-            None => Ok(self
-                .current(bucket, key)?
-                .filter(|c| c.version_id.is_none())
-                .map(|c| c.version_key)),
-        }
+        read_null_row(self.nulls, bucket, key)
     }
 
     /// Points the current record of a key at its newest remaining version, or removes it when none is left.
@@ -1495,7 +1498,7 @@ impl Tables<'_, '_> {
                 old_row = Some(old);
             }
             let only_version =
-                !has_current || lone.is_some() || !self.has_version_rows(bucket, key)?;
+                !has_current || lone.is_some() || self.version_rows(bucket, key, 1)?.is_empty();
             if only_version {
                 if old_row.is_some() {
                     self.nulls
@@ -1567,35 +1570,11 @@ impl Tables<'_, '_> {
 
     /// Keeps the layout canonical after a removal: a key left with only its null version makes it lone.
     fn make_lone_if_only_null(&mut self, bucket: &str, key: &str) -> Result<()> {
-        let only = {
-            let lower = (bucket, key.as_bytes(), &b""[..]);
-            let mut range = self
-                .versions
-                .range::<(&str, &[u8], &[u8])>(lower..)
-                .map_err(Error::meta)?;
-            let mut of_key = || -> Result<Option<(VersionKey, bool)>> {
-                let Some(item) = range.next() else {
-                    return Ok(None);
-                };
-                let (k, v) = item.map_err(Error::meta)?;
-                let (b, kk, vk) = k.value();
-                if b != bucket || kk != key.as_bytes() {
-                    return Ok(None);
-                }
-                let vk = <[u8; 16]>::try_from(vk).map_err(Error::meta)?;
-                Ok(Some((
-                    VersionKey(vk),
-                    decode_object(v.value())?.version_id.is_none(),
-                )))
-            };
-            match (of_key()?, of_key()?) {
-                (Some((vk, true)), None) => Some(vk),
-                _ => None,
-            }
-        };
-        if let Some(vk) = only {
+        if let [only] = &self.version_rows(bucket, key, 2)?[..]
+            && only.version_id.is_none()
+        {
             self.versions
-                .remove((bucket, key.as_bytes(), &vk.0[..]))
+                .remove((bucket, key.as_bytes(), &only.version_key.0[..]))
                 .map_err(Error::meta)?;
             self.nulls
                 .remove((bucket, key.as_bytes()))
@@ -1911,7 +1890,9 @@ impl Tables<'_, '_> {
                     applied.replaced.push(replaced);
                 }
                 Op::DeleteObject { bucket, key, .. } => {
-                    let null = self.null_key(bucket, key)?;
+                    let null =
+                        read_null_version(self.nulls, self.versions, self.objects, bucket, key)?
+                            .map(|r| r.version_key);
                     let removed = match null {
                         Some(v) => self.remove_version(bucket, key, v, now)?.is_some(),
                         None => false,
