@@ -47,6 +47,17 @@ async fn put_v(s3: &Client, bucket: &str, key: &str, data: &[u8]) -> String {
     v.to_owned()
 }
 
+/// Deletes one version (or delete marker) by its ID, which must succeed.
+async fn delete_version(s3: &Client, bucket: &str, key: &str, version: &str) {
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("delete {bucket}/{key}?versionId={version}: {e:?}"));
+}
+
 /// GETs one version whole, checking the response echoes its version ID.
 async fn get_v(s3: &Client, bucket: &str, key: &str, version: &str) -> Vec<u8> {
     let out = s3
@@ -497,13 +508,7 @@ async fn delete_with_version_id_removes_only_that_version() {
     assert_eq!(status_and_code(&err), (404, "NoSuchVersion".into()));
 
     // The latest: the next newest becomes current.
-    s3.delete_object()
-        .bucket("delver")
-        .key("k")
-        .version_id(&v3)
-        .send()
-        .await
-        .unwrap();
+    delete_version(&s3, "delver", "k", &v3).await;
     let out = s3
         .get_object()
         .bucket("delver")
@@ -517,13 +522,7 @@ async fn delete_with_version_id_removes_only_that_version() {
     assert_eq!(vs, vec![entry("k", &v1, true)]);
 
     // The last one: the key is gone entirely, with no marker left behind.
-    s3.delete_object()
-        .bucket("delver")
-        .key("k")
-        .version_id(&v1)
-        .send()
-        .await
-        .unwrap();
+    delete_version(&s3, "delver", "k", &v1).await;
     let (vs, ms) = versions(&s3, "delver", None).await;
     assert!(vs.is_empty() && ms.is_empty(), "{vs:?} {ms:?}");
     assert!(all_keys(&s3, "delver").await.is_empty());
@@ -779,13 +778,7 @@ async fn objects_written_before_versioning_keep_their_null_version() {
     assert_eq!(get_v(&s3, "late", "a", "null").await, b"null-a");
     assert_eq!(get_v(&s3, "late", "a", &v1).await, b"v1");
 
-    s3.delete_object()
-        .bucket("late")
-        .key("a")
-        .version_id(&v1)
-        .send()
-        .await
-        .unwrap();
+    delete_version(&s3, "late", "a", &v1).await;
     let (vs, _) = versions(&s3, "late", None).await;
     assert_eq!(vs, vec![entry("a", "null", true), entry("b", "null", true)]);
     assert_eq!(get(&s3, "late", "a").await, b"null-a");
@@ -808,24 +801,12 @@ async fn objects_written_before_versioning_keep_their_null_version() {
         vec![entry("a", "null", true), entry("b", "null", false)]
     );
     assert_eq!(ms, vec![entry("b", &marker, true)]);
-    s3.delete_object()
-        .bucket("late")
-        .key("b")
-        .version_id(&marker)
-        .send()
-        .await
-        .unwrap();
+    delete_version(&s3, "late", "b", &marker).await;
     assert_eq!(get(&s3, "late", "b").await, b"null-b");
 
     // The null versions go by version id; then the bucket is empty and can be deleted.
     for key in ["a", "b"] {
-        s3.delete_object()
-            .bucket("late")
-            .key(key)
-            .version_id("null")
-            .send()
-            .await
-            .unwrap();
+        delete_version(&s3, "late", key, "null").await;
     }
     let (vs, ms) = versions(&s3, "late", None).await;
     assert!(vs.is_empty() && ms.is_empty(), "{vs:?} {ms:?}");
@@ -1376,13 +1357,7 @@ async fn tagging_with_version_id_touches_only_that_version() {
     );
 
     // A version that does not exist.
-    s3.delete_object()
-        .bucket("tagv")
-        .key("k")
-        .version_id(&v1)
-        .send()
-        .await
-        .unwrap();
+    delete_version(&s3, "tagv", "k", &v1).await;
     let err = s3
         .get_object_tagging()
         .bucket("tagv")
@@ -1402,13 +1377,7 @@ async fn unknown_and_malformed_version_ids() {
     let gone = put_v(&s3, "badv", "k", b"gone").await;
     put_v(&s3, "badv", "k", b"kept").await;
     let other = put_v(&s3, "badv", "other", b"other").await;
-    s3.delete_object()
-        .bucket("badv")
-        .key("k")
-        .version_id(&gone)
-        .send()
-        .await
-        .unwrap();
+    delete_version(&s3, "badv", "k", &gone).await;
 
     // Well-formed IDs that name no version of this key: a deleted one, and another key's.
     for missing in [&gone, &other] {
