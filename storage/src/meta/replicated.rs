@@ -243,8 +243,7 @@ fn apply_logged(root: &Path, db: &Database, seq: u64, records: &[wal::Record]) -
     for record in records.iter().filter(|r| r.seq > start) {
         let (now, batches): (i64, Vec<Batch>) = postcard::from_bytes(&record.payload)
             .map_err(|e| Error::Meta(format!("metadata log for {}: {e}", root.display())))?;
-        let batches: Vec<&Batch> = batches.iter().collect();
-        let (_, reached) = apply_group(db, &batches, now)?;
+        let (_, reached) = apply_groups(db, &[(&batches, now)])?;
         if reached != record.seq {
             return Err(Error::Meta(format!(
                 "metadata log for {}: replay reached commit {reached}, the log says {}",
@@ -1019,20 +1018,41 @@ struct Applier {
 
 impl Applier {
     fn run(&mut self, jobs: &mpsc::Receiver<Arc<GroupJob>>, done: &mpsc::Sender<ReplicaOutcome>) {
+        let mut taken: Vec<Arc<GroupJob>> = Vec::with_capacity(MAX_LAG);
         loop {
             match jobs.recv_timeout(CHECKPOINT_IDLE) {
                 Ok(job) => {
+                    // A replica that fell behind takes every group waiting for it at once: one log write, one
+                    // `fdatasync` and one redb transaction for all of them.
+                    taken.clear();
+                    taken.push(job);
+                    while taken.len() < MAX_LAG {
+                        match jobs.try_recv() {
+                            Ok(job) => taken.push(job),
+                            Err(_) => break,
+                        }
+                    }
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.commit(&job)
+                        self.commit(&taken)
                     }))
                     .unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())));
-                    let failed = outcome.is_err();
-                    if done.send((self.index, job.group, outcome)).is_err() || failed {
-                        // A failed replica is offline until restart: it must not go on (or checkpoint) with
-                        // a log that misses a group.
-                        return;
+                    match outcome {
+                        Ok(per_group) => {
+                            for (job, per_batch) in taken.iter().zip(per_group) {
+                                if done.send((self.index, job.group, Ok(per_batch))).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            // A failed replica is offline until restart: it must not go on (or checkpoint)
+                            // with a log that misses a group. The committer takes it offline at this first
+                            // failure and expects nothing more from it.
+                            drop(done.send((self.index, taken[0].group, Err(e))));
+                            return;
+                        }
                     }
-                    // After the outcome is sent, so the group need not wait for this replica's checkpoint.
+                    // After the outcomes are sent, so the groups need not wait for this replica's checkpoint.
                     if self.until_checkpoint == 0 && !self.checkpoint_if_unsaved() {
                         return;
                     }
@@ -1051,34 +1071,42 @@ impl Applier {
         }
     }
 
-    /// Logs the group, then applies it: readers of this replica never see a group its log does not hold.
-    fn commit(&mut self, job: &GroupJob) -> Result<Vec<Result<Applied>>> {
-        let seq = self.seq + 1;
+    /// Logs the groups, then applies them: readers of this replica never see a group its log does not hold.
+    /// Returns each group's per-batch outcomes, in order.
+    fn commit(&mut self, jobs: &[Arc<GroupJob>]) -> Result<Vec<Vec<Result<Applied>>>> {
+        let first = self.seq + 1;
         if self.fsync {
-            let hash = match job.logged {
-                Some((logged_seq, hash)) if logged_seq == seq => hash,
-                _ => wal::record_hash(seq, &job.record),
-            };
-            self.wal
-                .append_hashed(seq, &job.record, &hash)
-                .map_err(Error::Io)?;
+            let entries: Vec<wal::Entry<'_>> = (first..)
+                .zip(jobs)
+                .map(|(seq, job)| wal::Entry {
+                    seq,
+                    payload: &job.record,
+                    hash: match job.logged {
+                        Some((logged_seq, hash)) if logged_seq == seq => hash,
+                        _ => wal::record_hash(seq, &job.record),
+                    },
+                })
+                .collect();
+            self.wal.append_all(&entries).map_err(Error::Io)?;
         }
         let db = &self.replicas[self.index].db;
-        let batches: Vec<&Batch> = job.batches.iter().collect();
-        let (outcomes, reached) = apply_group(db, &batches, job.now)?;
+        let groups: Vec<(&[Batch], i64)> = jobs.iter().map(|j| (&j.batches[..], j.now)).collect();
+        let (outcomes, reached) = apply_groups(db, &groups)?;
+        let seq = self.seq + jobs.len() as u64;
         if reached != seq {
             return Err(Error::Meta(format!(
                 "commit reached sequence number {reached}, {seq} expected"
             )));
         }
         self.seq = seq;
-        self.replicas[self.index]
-            .applied
-            .store(job.group, Ordering::Release);
+        if let Some(last) = jobs.last() {
+            self.replicas[self.index]
+                .applied
+                .store(last.group, Ordering::Release);
+        }
         self.unsaved = true;
-        self.until_checkpoint = self
-            .until_checkpoint
-            .saturating_sub(job.record.len() as u64);
+        let logged: u64 = jobs.iter().map(|j| j.record.len() as u64).sum();
+        self.until_checkpoint = self.until_checkpoint.saturating_sub(logged);
         Ok(outcomes)
     }
 
@@ -1294,13 +1322,18 @@ fn next_version_row(
     Ok(Some((key.to_vec(), decode_object(v.value())?)))
 }
 
-/// Applies a group in one redb transaction without durability (the log or a later checkpoint provides it);
-/// returns each batch's outcome and the commit sequence number reached. Deterministic: replaying a logged
-/// group on the state it was first applied to gives the same result.
-fn apply_group(db: &Database, batches: &[&Batch], now: i64) -> Result<(Vec<Result<Applied>>, u64)> {
+/// Applies groups, each `(batches, now)`, in order in one redb transaction without durability (the log or a
+/// later checkpoint provides it), each advancing the commit sequence number by one; returns each group's
+/// per-batch outcomes and the number reached. Deterministic: replaying the logged groups one transaction each
+/// on the state they were first applied to gives the same result, since nothing depends on where a
+/// transaction ends.
+fn apply_groups(
+    db: &Database,
+    groups: &[(&[Batch], i64)],
+) -> Result<(Vec<Vec<Result<Applied>>>, u64)> {
     let mut txn = db.begin_write().map_err(Error::meta)?;
     txn.set_durability(Durability::None).map_err(Error::meta)?;
-    let mut outcomes = Vec::with_capacity(batches.len());
+    let mut outcomes = Vec::with_capacity(groups.len());
     let reached;
     {
         let mut buckets = txn.open_table(BUCKETS).map_err(Error::meta)?;
@@ -1328,24 +1361,28 @@ fn apply_group(db: &Database, batches: &[&Batch], now: i64) -> Result<(Vec<Resul
             versions: &mut versions,
             nulls: &mut nulls,
         };
-        for batch in batches {
-            let outcome = match tables.check(batch, now) {
-                Ok(()) => tables.apply(batch, now),
-                Err(e) => Err(e),
-            };
-            // A storage failure mid-apply would leave a half batch: fail the whole transaction instead.
-            if let Err(Error::Meta(m)) = &outcome {
-                return Err(Error::Meta(m.clone()));
+        for &(batches, now) in groups {
+            let mut per_batch = Vec::with_capacity(batches.len());
+            for batch in batches {
+                let outcome = match tables.check(batch, now) {
+                    Ok(()) => tables.apply(batch, now),
+                    Err(e) => Err(e),
+                };
+                // A storage failure mid-apply would leave a half batch: fail the whole transaction instead.
+                if let Err(Error::Meta(m)) = &outcome {
+                    return Err(Error::Meta(m.clone()));
+                }
+                per_batch.push(outcome);
             }
-            outcomes.push(outcome);
+            outcomes.push(per_batch);
         }
         let seq = state
             .get(SEQ)
             .map_err(Error::meta)?
             .map(|v| v.value())
             .unwrap_or(0);
-        state.insert(SEQ, seq + 1).map_err(Error::meta)?;
-        reached = seq + 1;
+        reached = seq + groups.len() as u64;
+        state.insert(SEQ, reached).map_err(Error::meta)?;
     }
     txn.commit().map_err(Error::meta)?;
     Ok((outcomes, reached))

@@ -2,7 +2,8 @@
 //!
 //! A durable redb commit costs a flush of every B-tree page the commit touched plus an `fdatasync`; for a
 //! 4 KiB PUT that was about six page writes per replica per group. Instead each group's batches are appended
-//! here, one record and one `fdatasync` per group, and then the group is committed to redb without
+//! here, one record per group and one `fdatasync` per append (a replica that fell behind appends the groups it
+//! catches up on together), and then the group is committed to redb without
 //! durability (its pages stay in redb's write buffer). A checkpoint (a durable redb commit) makes everything
 //! before it durable in redb; the log then starts again at offset 0, overwriting the previous generation in
 //! place so that the file's size, and so its inode, stops changing once it has grown.
@@ -36,6 +37,14 @@ pub(super) struct Wal {
     /// Where the next record goes (bytes since the last checkpoint).
     end: u64,
     scratch: Vec<u8>,
+}
+
+/// A record to append: its payload, under commit sequence number `seq`, with its [`record_hash`] (every replica
+/// logs the same payload under the same number, so the committer hashes it once for all of them).
+pub(super) struct Entry<'a> {
+    pub(super) seq: u64,
+    pub(super) payload: &'a [u8],
+    pub(super) hash: blake3::Hash,
 }
 
 /// A record read back at open.
@@ -89,28 +98,29 @@ impl Wal {
     /// Appends one record and makes it durable (`fdatasync`) before returning.
     #[cfg(test)]
     pub(super) fn append(&mut self, seq: u64, payload: &[u8]) -> std::io::Result<()> {
-        self.append_hashed(seq, payload, &record_hash(seq, payload))
+        self.append_all(&[Entry {
+            seq,
+            payload,
+            hash: record_hash(seq, payload),
+        }])
     }
 
-    /// [`Wal::append`] with the record's [`record_hash`] computed by the caller: every replica logs the same
-    /// payload under the same sequence number, so the committer hashes it once for all of them.
-    pub(super) fn append_hashed(
-        &mut self,
-        seq: u64,
-        payload: &[u8],
-        hash: &blake3::Hash,
-    ) -> std::io::Result<()> {
+    /// Appends records in order with one write and makes them durable with one `fdatasync`: a replica that
+    /// fell behind logs the groups it caught up on together.
+    pub(super) fn append_all(&mut self, entries: &[Entry<'_>]) -> std::io::Result<()> {
         self.scratch.clear();
-        self.scratch.extend_from_slice(&MAGIC);
-        self.scratch.push(FORMAT);
-        self.scratch.extend_from_slice(&[0; 3]);
-        let len = u32::try_from(payload.len()).map_err(|_| {
-            std::io::Error::new(ErrorKind::InvalidInput, "metadata log record too large")
-        })?;
-        self.scratch.extend_from_slice(&len.to_le_bytes());
-        self.scratch.extend_from_slice(&seq.to_le_bytes());
-        self.scratch.extend_from_slice(hash.as_bytes());
-        self.scratch.extend_from_slice(payload);
+        for e in entries {
+            let len = u32::try_from(e.payload.len()).map_err(|_| {
+                std::io::Error::new(ErrorKind::InvalidInput, "metadata log record too large")
+            })?;
+            self.scratch.extend_from_slice(&MAGIC);
+            self.scratch.push(FORMAT);
+            self.scratch.extend_from_slice(&[0; 3]);
+            self.scratch.extend_from_slice(&len.to_le_bytes());
+            self.scratch.extend_from_slice(&e.seq.to_le_bytes());
+            self.scratch.extend_from_slice(e.hash.as_bytes());
+            self.scratch.extend_from_slice(e.payload);
+        }
         self.file.write_all_at(&self.scratch, self.end)?;
         self.file.sync_data()?;
         self.end += self.scratch.len() as u64;
@@ -190,6 +200,29 @@ mod tests {
         // A durable seq already past the log's start replays nothing: the records do not follow it.
         let (_, records) = Wal::open(&path, 12).unwrap();
         assert!(records.is_empty());
+    }
+
+    #[test]
+    fn records_appended_together_replay_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WAL_FILE);
+        let (mut wal, _) = Wal::open(&path, 10).unwrap();
+        let payloads: Vec<Vec<u8>> = (11..=13u8).map(|n| vec![n; 50 * n as usize]).collect();
+        let entries: Vec<Entry<'_>> = (11..)
+            .zip(&payloads)
+            .map(|(seq, p)| Entry {
+                seq,
+                payload: p,
+                hash: record_hash(seq, p),
+            })
+            .collect();
+        wal.append_all(&entries).unwrap();
+        wal.append(14, b"after").unwrap();
+        drop(wal);
+        let (_, records) = Wal::open(&path, 10).unwrap();
+        assert_eq!(seqs(&records), [11, 12, 13, 14]);
+        assert_eq!(records[1].payload, payloads[1]);
+        assert_eq!(records[3].payload, b"after");
     }
 
     #[test]
