@@ -2,39 +2,62 @@
 //!
 //! A durable redb commit costs a flush of every B-tree page the commit touched plus an `fdatasync`; for a
 //! 4 KiB PUT that was about six page writes per replica per group. Instead each group's batches are appended
-//! here, one record per group and one `fdatasync` per append (a replica that fell behind appends the groups it
-//! catches up on together), and then the group is committed to redb without
-//! durability (its pages stay in redb's write buffer). A checkpoint (a durable redb commit) makes everything
-//! before it durable in redb; the log then starts again at offset 0, overwriting the previous generation in
-//! place so that the file's size, and so its inode, stops changing once it has grown.
+//! here, one record per group and one durable write per append (a replica that fell behind appends the groups
+//! it catches up on together), and then the group is committed to redb without durability (its pages stay in
+//! redb's write buffer). A checkpoint (a durable redb commit) makes everything before it durable in redb; the
+//! log then starts again at offset 0, overwriting the previous generation in place so that the file's size,
+//! and so its inode, stops changing once it has grown.
+//!
+//! Appends go through a second handle opened with `O_DIRECT | O_DSYNC`: one system call, durable when it
+//! returns, and no page cache to dirty and write back at an `fdatasync` (about 4% less server CPU and 4% more
+//! 4 KiB PUTs per second than a buffered write and `fdatasync`, alternated runs). So every append starts at a
+//! multiple of [`ALIGN`] and is filled to the next one by a *padding record* (sequence number 0), which replay
+//! steps over. Where the file system refuses `O_DIRECT` (tmpfs) the log writes through the page cache and
+//! `fdatasync`s, in the same layout.
 //!
 //! A record is `magic, format, length, seq, BLAKE3(seq ‖ payload), payload`. Replay at open starts from redb's
 //! durable commit sequence number `S` and takes records while each is whole, checks out and carries the next
-//! sequence number (`S + 1`, `S + 2`, ...). A torn tail fails the hash; a record left over from an older
-//! generation carries a number at or below the checkpoint's and ends the replay, so no stale record is ever
-//! applied twice. The payload is postcard, which is not self-describing: a change to [`super::Op`] or the
-//! records it holds must bump `FORMAT`. A whole record that is due for replay but carries another format stops
-//! the open with an error rather than being skipped, since skipping it would drop acknowledged writes.
+//! sequence number (`S + 1`, `S + 2`, ...), stepping over padding records. A torn tail fails the hash; a
+//! record left over from an older generation carries a number at or below the checkpoint's and ends the
+//! replay, so no stale record is ever applied twice. Replay never skips bytes that are not a whole padding
+//! record, so nothing inside a torn append (whose payload holds object bytes a client chose) is ever read as a
+//! record. The payload is postcard, which is not self-describing: a change to [`super::Op`] or the records it
+//! holds must bump `FORMAT`. A whole record that is due for replay but carries a format this binary does not
+//! read stops the open with an error rather than being skipped, since skipping it would drop acknowledged
+//! writes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The log's file name inside a disk root.
 pub(super) const WAL_FILE: &str = "strata.wal";
 
 const MAGIC: [u8; 4] = *b"SWAL";
-/// Bumped when the payload encoding changes. The header's layout (and so where `format` and `seq` sit) never
-/// changes.
-const FORMAT: u8 = 1;
+/// Bumped when the payload encoding or the layout of the records changes. The header's layout (and so where
+/// `format` and `seq` sit) never changes. Format 2 pads each append with a padding record; its payload is
+/// format 1's.
+const FORMAT: u8 = 2;
+/// Formats this binary replays: 1 (records back to back) reads the same, since replay only ever skips a
+/// padding record, and format 1 has none.
+const READS: [u8; 2] = [1, FORMAT];
 const HEADER: usize = 4 + 1 + 3 + 4 + 8 + 32;
+/// Every append starts at a multiple of this and ends at one, as `O_DIRECT` needs.
+const ALIGN: usize = 4096;
+/// The sequence number of a padding record (commits count from 1): replay steps over it.
+const PADDING: u64 = 0;
+/// Zeros, the payload of padding records.
+static ZEROS: [u8; ALIGN] = [0; ALIGN];
 
 /// One replica's log, opened for appending.
 #[derive(Debug)]
 pub(super) struct Wal {
     file: File,
-    /// Where the next record goes (bytes since the last checkpoint).
+    /// The same file opened with `O_DIRECT | O_DSYNC`, which appends through; None where the file system
+    /// refuses `O_DIRECT`.
+    direct: Option<File>,
+    /// Where the next record goes (bytes since the last checkpoint; a multiple of [`ALIGN`]).
     end: u64,
     scratch: Vec<u8>,
 }
@@ -60,6 +83,15 @@ impl Wal {
     /// Opens (or creates) the log at `path` and returns, in order, the records that follow the durable commit
     /// `durable_seq`. The log appends after them; call [`Wal::restart`] once they are checkpointed.
     pub(super) fn open(path: &Path, durable_seq: u64) -> std::io::Result<(Self, Vec<Record>)> {
+        Self::open_with(path, durable_seq, true)
+    }
+
+    /// [`Wal::open`], appending through the page cache unless `direct` (and the file system allows it).
+    fn open_with(
+        path: &Path,
+        durable_seq: u64,
+        direct: bool,
+    ) -> std::io::Result<(Self, Vec<Record>)> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -72,12 +104,16 @@ impl Wal {
         let mut at = 0usize;
         let mut expected = durable_seq + 1;
         while let Some((record, format, len)) = parse(&bytes[at..]) {
+            if record.seq == PADDING {
+                at += len;
+                continue;
+            }
             if record.seq != expected {
                 break;
             }
-            if format != FORMAT {
+            if !READS.contains(&format) {
                 return Err(std::io::Error::other(format!(
-                    "{}: commit {} is logged in format {format}, this binary reads format {FORMAT}; \
+                    "{}: commit {} is logged in format {format}, this binary reads formats {READS:?}; \
                      start the version that wrote it once to checkpoint its log",
                     path.display(),
                     record.seq
@@ -87,8 +123,28 @@ impl Wal {
             at += len;
             records.push(record);
         }
+        let direct = match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+            .open(path)
+        {
+            Ok(f) if direct => Some(f),
+            Ok(_) => None,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+            Err(e) => return Err(e),
+        };
+        if !at.is_multiple_of(ALIGN) {
+            // A log of format 1, or a torn append's start: seal it with a padding record so that the next
+            // append starts aligned and replay still reaches it.
+            let mut pad = Vec::new();
+            push_padding(&mut pad, at);
+            file.write_all_at(&pad, at as u64)?;
+            file.sync_data()?;
+            at += pad.len();
+        }
         let wal = Self {
             file,
+            direct,
             end: at as u64,
             scratch: Vec::new(),
         };
@@ -108,22 +164,30 @@ impl Wal {
     /// Appends records in order with one write and makes them durable with one `fdatasync`: a replica that
     /// fell behind logs the groups it caught up on together.
     pub(super) fn append_all(&mut self, entries: &[Entry<'_>]) -> std::io::Result<()> {
+        let len: usize = entries.iter().map(|e| HEADER + e.payload.len()).sum();
         self.scratch.clear();
+        self.scratch.reserve(len + 2 * ALIGN);
+        // The appended bytes start at an aligned address inside the scratch buffer (`O_DIRECT`).
+        let start = self.scratch.as_ptr().align_offset(ALIGN);
+        self.scratch.resize(start, 0);
         for e in entries {
             let len = u32::try_from(e.payload.len()).map_err(|_| {
                 std::io::Error::new(ErrorKind::InvalidInput, "metadata log record too large")
             })?;
-            self.scratch.extend_from_slice(&MAGIC);
-            self.scratch.push(FORMAT);
-            self.scratch.extend_from_slice(&[0; 3]);
-            self.scratch.extend_from_slice(&len.to_le_bytes());
-            self.scratch.extend_from_slice(&e.seq.to_le_bytes());
-            self.scratch.extend_from_slice(e.hash.as_bytes());
+            push_header(&mut self.scratch, len, e.seq, &e.hash);
             self.scratch.extend_from_slice(e.payload);
         }
-        self.file.write_all_at(&self.scratch, self.end)?;
-        self.file.sync_data()?;
-        self.end += self.scratch.len() as u64;
+        push_padding(&mut self.scratch, self.end as usize + len);
+        let bytes = &self.scratch[start..];
+        match &self.direct {
+            // O_DSYNC: durable when the write returns.
+            Some(direct) => direct.write_all_at(bytes, self.end)?,
+            None => {
+                self.file.write_all_at(bytes, self.end)?;
+                self.file.sync_data()?;
+            }
+        }
+        self.end += bytes.len() as u64;
         if self.scratch.capacity() > 1 << 20 {
             self.scratch = Vec::new();
         }
@@ -147,6 +211,36 @@ pub(super) fn clear(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+fn push_header(buf: &mut Vec<u8>, len: u32, seq: u64, hash: &blake3::Hash) {
+    buf.extend_from_slice(&MAGIC);
+    buf.push(FORMAT);
+    buf.extend_from_slice(&[0; 3]);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(hash.as_bytes());
+}
+
+/// Appends to `buf` the padding record that takes a log ending at offset `end` to the next multiple of
+/// [`ALIGN`] (nothing if it is one already). A padding record needs [`HEADER`] bytes, so it may reach one
+/// alignment further.
+fn push_padding(buf: &mut Vec<u8>, end: usize) {
+    let mut pad = end.next_multiple_of(ALIGN) - end;
+    if pad == 0 {
+        return;
+    }
+    if pad < HEADER {
+        pad += ALIGN;
+    }
+    let zeros = &ZEROS[..pad - HEADER];
+    push_header(
+        buf,
+        zeros.len() as u32,
+        PADDING,
+        &record_hash(PADDING, zeros),
+    );
+    buf.extend_from_slice(zeros);
 }
 
 /// The hash a record carries: BLAKE3 of its sequence number and payload.
@@ -225,6 +319,83 @@ mod tests {
         assert_eq!(records[3].payload, b"after");
     }
 
+    /// A record as format 1 wrote it: back to back with the one before.
+    fn format_1_record(seq: u64, payload: &[u8]) -> Vec<u8> {
+        let mut r = Vec::new();
+        push_header(
+            &mut r,
+            payload.len() as u32,
+            seq,
+            &record_hash(seq, payload),
+        );
+        r[4] = 1;
+        r.extend_from_slice(payload);
+        r
+    }
+
+    #[test]
+    fn a_log_of_format_1_replays_and_takes_aligned_appends_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WAL_FILE);
+        let mut old = Vec::new();
+        for seq in 3..=5 {
+            old.extend(format_1_record(seq, &[seq as u8; 100]));
+        }
+        std::fs::write(&path, &old).unwrap();
+        let (mut wal, records) = Wal::open(&path, 2).unwrap();
+        assert_eq!(seqs(&records), [3, 4, 5]);
+        assert_eq!(records[2].payload, [5; 100]);
+        // Sealed with a padding record to the alignment, the log goes on in format 2.
+        assert_eq!(wal.end, ALIGN as u64);
+        wal.append(6, b"six").unwrap();
+        drop(wal);
+        let (_, records) = Wal::open(&path, 2).unwrap();
+        assert_eq!(seqs(&records), [3, 4, 5, 6]);
+        assert_eq!(records[3].payload, b"six");
+    }
+
+    #[test]
+    fn padding_fills_each_append_to_the_alignment() {
+        for end in [
+            0,
+            1,
+            ALIGN - HEADER - 1,
+            ALIGN - HEADER,
+            ALIGN - HEADER + 1,
+            ALIGN - 1,
+            ALIGN,
+        ] {
+            let mut buf = Vec::new();
+            push_padding(&mut buf, end);
+            assert!((end + buf.len()).is_multiple_of(ALIGN), "end {end}");
+            if !buf.is_empty() {
+                let (record, _, len) = parse(&buf).unwrap();
+                assert_eq!((record.seq, len), (PADDING, buf.len()), "end {end}");
+            }
+        }
+    }
+
+    #[test]
+    fn appends_through_the_page_cache_where_o_direct_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WAL_FILE);
+        let (mut wal, _) = Wal::open_with(&path, 0, false).unwrap();
+        assert!(wal.direct.is_none());
+        for seq in 1..=3 {
+            wal.append(seq, &[seq as u8; 5000]).unwrap();
+        }
+        drop(wal);
+        let (_, records) = Wal::open(&path, 0).unwrap();
+        assert_eq!(seqs(&records), [1, 2, 3]);
+        assert_eq!(records[2].payload, [3; 5000]);
+        // The same layout as direct appends: a log written one way replays and goes on the other.
+        let (mut wal, _) = Wal::open(&path, 0).unwrap();
+        wal.append(4, b"four").unwrap();
+        drop(wal);
+        let (_, records) = Wal::open_with(&path, 0, false).unwrap();
+        assert_eq!(seqs(&records), [1, 2, 3, 4]);
+    }
+
     #[test]
     fn a_torn_tail_ends_the_replay() {
         let dir = tempfile::tempdir().unwrap();
@@ -233,10 +404,11 @@ mod tests {
         wal.append(1, &[7; 100]).unwrap();
         wal.append(2, &[8; 100]).unwrap();
         drop(wal);
-        let full = std::fs::metadata(&path).unwrap().len();
-        // Cut the second record short, then flip a byte of it instead: both must end the replay at record 1.
+        // Each append fills one aligned block. Cut the second record short, then flip a byte of it instead:
+        // both must end the replay at record 1.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * ALIGN as u64);
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.set_len(full - 1).unwrap();
+        f.set_len((ALIGN + HEADER + 50) as u64).unwrap();
         let (mut wal, records) = Wal::open(&path, 0).unwrap();
         assert_eq!(seqs(&records), [1]);
         // The next append overwrites the torn record.
@@ -246,8 +418,7 @@ mod tests {
         assert_eq!(seqs(&records), [1, 2]);
         assert_eq!(records[1].payload, [9; 100]);
         let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
+        bytes[ALIGN + HEADER + 99] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         let (_, records) = Wal::open(&path, 0).unwrap();
         assert_eq!(seqs(&records), [1]);
@@ -286,8 +457,7 @@ mod tests {
         wal.append(2, b"two").unwrap();
         drop(wal);
         let mut bytes = std::fs::read(&path).unwrap();
-        let second = HEADER + 3;
-        bytes[second + 4] = FORMAT + 1;
+        bytes[ALIGN + 4] = FORMAT + 1;
         std::fs::write(&path, &bytes).unwrap();
         let err = Wal::open(&path, 0).unwrap_err();
         assert!(err.to_string().contains("format"), "{err}");
