@@ -1001,8 +1001,8 @@ fn staggered(index: usize, count: usize) -> u64 {
     CHECKPOINT_BYTES * (index as u64 + 1) / count.max(1) as u64
 }
 
-/// One replica's thread: logs each group (one append and one `fdatasync`), applies it to redb without
-/// durability, and checkpoints now and then (see [`super::wal`]).
+/// One replica's thread: logs each group (one durable append, for every group waiting when it fell behind),
+/// applies it to redb without durability, and checkpoints now and then (see [`super::wal`]).
 struct Applier {
     replicas: Arc<Vec<Replica>>,
     index: usize,
@@ -1038,7 +1038,7 @@ impl Applier {
                     .unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())));
                     match outcome {
                         Ok(per_group) => {
-                            for (job, per_batch) in taken.iter().zip(per_group) {
+                            for (job, per_batch) in taken.drain(..).zip(per_group) {
                                 if done.send((self.index, job.group, Ok(per_batch))).is_err() {
                                     return;
                                 }
@@ -1047,7 +1047,8 @@ impl Applier {
                         Err(e) => {
                             // A failed replica is offline until restart: it must not go on (or checkpoint)
                             // with a log that misses a group. The committer takes it offline at this first
-                            // failure and expects nothing more from it.
+                            // failure, reported against the first group taken (the transaction held them all),
+                            // and expects nothing more from it.
                             drop(done.send((self.index, taken[0].group, Err(e))));
                             return;
                         }
@@ -1717,10 +1718,20 @@ impl Tables<'_, '_> {
                     key,
                     condition,
                     record,
-                    ..
+                    inline,
                 } => {
                     if !self.bucket_exists(bucket)? {
                         return Err(Error::NoSuchBucket);
+                    }
+                    // More chunks than a chunk number counts (storage.inline_threshold, at most 1 MiB, stays far
+                    // below this).
+                    if inline
+                        .as_ref()
+                        .is_some_and(|b| b.len() > INLINE_CHUNK * (1 + u16::MAX as usize))
+                    {
+                        return Err(Error::InvalidRequest(
+                            "object too large to store inline".into(),
+                        ));
                     }
                     self.check_condition(bucket, key, condition)?;
                     self.check_null_removable(bucket, key, record, now)?;
@@ -1892,6 +1903,7 @@ impl Tables<'_, '_> {
             .insert(&id.0[..], chunks.next().unwrap_or_default())
             .map_err(Error::meta)?;
         for (n, chunk) in (1..).zip(chunks) {
+            // `check` refused larger objects.
             let n = u16::try_from(n)
                 .map_err(|_| Error::Meta("inline object too large to store".into()))?;
             self.inline_tail
