@@ -2808,4 +2808,121 @@ mod tests {
         );
         assert_eq!(read_inline(&head, &tail, DataId([3; 16])).unwrap(), None);
     }
+
+    /// Every row of the tables a PUT writes, for comparing two replicas.
+    fn put_rows(db: &Database) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let txn = db.begin_read().unwrap();
+        let mut rows = Vec::new();
+        for row in txn.open_table(OBJECTS).unwrap().iter().unwrap() {
+            let (k, v) = row.unwrap();
+            let (bucket, key) = k.value();
+            rows.push(([bucket.as_bytes(), key].concat(), v.value().to_vec()));
+        }
+        for table in [INLINE, INLINE_TAIL] {
+            for row in txn.open_table(table).unwrap().iter().unwrap() {
+                let (k, v) = row.unwrap();
+                rows.push((k.value().to_vec(), v.value().to_vec()));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn a_replica_behind_commits_the_waiting_groups_at_once_as_replay_would_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("d0");
+        std::fs::create_dir_all(&root).unwrap();
+        let opened = open_replica(&root, 1 << 20).unwrap_or_else(|_| panic!("open"));
+        let replicas = Arc::new(vec![Replica {
+            index: 0,
+            db: opened.db,
+            online: AtomicBool::new(true),
+            applied: AtomicU64::new(0),
+        }]);
+        let put = |key: &str, n: u8, condition: Condition| {
+            let id = DataId([n; 16]);
+            let mut record = inline_record(VersionKey([n; 16]), false, Some(id));
+            record.size = 5000;
+            Op::PutObject {
+                bucket: "b".into(),
+                key: key.into(),
+                record: Box::new(record),
+                inline: Some(object_bytes(n, 5000)),
+                condition,
+            }
+        };
+        // Each group reads what the one before wrote: the bucket, then the key that must be absent.
+        let groups: Vec<Vec<Batch>> = vec![
+            vec![vec![Op::CreateBucket {
+                name: "b".into(),
+                record: bucket(),
+            }]],
+            vec![
+                vec![put("k", 1, Condition::None)],
+                vec![put("j", 2, Condition::None)],
+            ],
+            vec![
+                vec![put("k", 3, Condition::Absent)],
+                vec![put("j", 4, Condition::None)],
+            ],
+        ];
+        let (jobs_tx, jobs) = mpsc::channel();
+        for (i, batches) in groups.into_iter().enumerate() {
+            let now = 1_000 + i as i64;
+            let record = postcard::to_stdvec(&(now, &batches)).unwrap();
+            jobs_tx
+                .send(Arc::new(GroupJob {
+                    group: i as u64 + 1,
+                    batches,
+                    now,
+                    record,
+                    logged: None,
+                }))
+                .unwrap();
+        }
+        // Every group is waiting before the replica's thread starts, as for a replica that fell behind.
+        drop(jobs_tx);
+        let (done_tx, done) = mpsc::channel();
+        let mut applier = Applier {
+            replicas: replicas.clone(),
+            index: 0,
+            wal: opened.wal,
+            seq: opened.seq,
+            fsync: true,
+            until_checkpoint: CHECKPOINT_BYTES,
+            unsaved: false,
+        };
+        applier.run(&jobs, &done_tx);
+        drop((applier, done_tx));
+        let outcomes: Vec<ReplicaOutcome> = done.iter().collect();
+        assert_eq!(
+            outcomes
+                .iter()
+                .map(|(i, g, _)| (*i, *g))
+                .collect::<Vec<_>>(),
+            [(0, 1), (0, 2), (0, 3)]
+        );
+        let per_batch: Vec<Vec<bool>> = outcomes
+            .into_iter()
+            .map(|(_, _, o)| o.unwrap().iter().map(|b| b.is_ok()).collect())
+            .collect();
+        assert_eq!(per_batch, [vec![true], vec![true, true], vec![false, true]]);
+        assert_eq!(replicas[0].applied.load(Ordering::Acquire), 3);
+        assert_eq!(current_seq(&replicas[0].db).unwrap(), 3);
+        // One append for the three groups: about 20 KiB of records, padded once to 24 KiB. Appended one by
+        // one they would take 4 + 12 + 12 KiB.
+        let log = root.join(WAL_FILE);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 24 << 10);
+        let (_, records) = Wal::open(&log, 0).unwrap();
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        // Replayed one record per transaction on a fresh replica, the log gives the same rows.
+        let other = dir.path().join("d1");
+        std::fs::create_dir_all(&other).unwrap();
+        let fresh = open_replica(&other, 1 << 20).unwrap_or_else(|_| panic!("open"));
+        assert_eq!(apply_logged(&other, &fresh.db, 0, &records).unwrap(), 3);
+        let rows = put_rows(&replicas[0].db);
+        // k and j; the heads and tails of k (1) and j (4): j's first object (2) was retired.
+        assert_eq!(rows.len(), 2 + 2 + 2);
+        assert_eq!(rows, put_rows(&fresh.db));
+    }
 }
