@@ -1141,6 +1141,17 @@ impl Applier {
     }
 }
 
+/// Refuses a version that carries a lock (retention or legal hold) in a bucket without object lock. The engine
+/// refuses those too, but from a read made before the commit; checked here, inside the commit, it makes this
+/// hold: no version of a bucket without object lock holds a lock (object lock, once on, stays on, and a bucket
+/// is deleted only when empty), which lets [`Tables::check_null_removable`] skip its lookups there.
+fn check_lock_allowed(bucket: &BucketRecord, record: &ObjectRecord) -> Result<()> {
+    if bucket.object_lock.is_none() && record.lock != lock::VersionLock::default() {
+        return Err(Error::NoObjectLockConfiguration);
+    }
+    Ok(())
+}
+
 /// Key of an [`INLINE_TAIL`] row.
 fn inline_tail_key(id: DataId, chunk: u16) -> [u8; INLINE_TAIL_KEY] {
     let mut k = [0; INLINE_TAIL_KEY];
@@ -1445,12 +1456,15 @@ impl Tables<'_, '_> {
     /// A new null version replaces the old one: that is a removal, so the lock check applies.
     fn check_null_removable(
         &self,
+        b: &BucketRecord,
         bucket: &str,
         key: &str,
         record: &ObjectRecord,
         now: i64,
     ) -> Result<()> {
-        if record.version_id.is_some() {
+        // Without object lock on the bucket no version of it holds a lock (see `check_lock_allowed`): skip the
+        // two lookups on every PUT to such a bucket.
+        if record.version_id.is_some() || b.object_lock.is_none() {
             return Ok(());
         }
         match read_null_version(self.nulls, self.versions, self.objects, bucket, key)? {
@@ -1720,9 +1734,8 @@ impl Tables<'_, '_> {
                     record,
                     inline,
                 } => {
-                    if !self.bucket_exists(bucket)? {
-                        return Err(Error::NoSuchBucket);
-                    }
+                    let b = self.bucket_record(bucket)?;
+                    check_lock_allowed(&b, record)?;
                     // More chunks than a chunk number counts (storage.inline_threshold, at most 1 MiB, stays far
                     // below this).
                     if inline
@@ -1734,7 +1747,7 @@ impl Tables<'_, '_> {
                         ));
                     }
                     self.check_condition(bucket, key, condition)?;
-                    self.check_null_removable(bucket, key, record, now)?;
+                    self.check_null_removable(&b, bucket, key, record, now)?;
                 }
                 Op::DeleteObject {
                     bucket,
@@ -1787,6 +1800,9 @@ impl Tables<'_, '_> {
                     version,
                     change,
                 } => {
+                    if self.bucket_record(bucket)?.object_lock.is_none() {
+                        return Err(Error::NoObjectLockConfiguration);
+                    }
                     let Some(v) = self.version(bucket, key, *version)? else {
                         return Err(Error::NoSuchVersion);
                     };
@@ -1800,9 +1816,7 @@ impl Tables<'_, '_> {
                     record,
                     expected,
                 } => {
-                    if !self.bucket_exists(bucket)? {
-                        return Err(Error::NoSuchBucket);
-                    }
+                    check_lock_allowed(&self.bucket_record(bucket)?, record)?;
                     let now = self.version(bucket, key, record.version_key)?;
                     if now.is_none_or(|r| &r.data_ids() != expected) {
                         return Err(Error::PreconditionFailed);
@@ -1831,9 +1845,10 @@ impl Tables<'_, '_> {
                     key,
                     upload_id,
                     parts,
-                    ..
+                    record,
                 } => {
                     self.upload_exists(bucket, key, upload_id)?;
+                    check_lock_allowed(&self.bucket_record(bucket)?, record)?;
                     for (n, id) in parts {
                         let current = self.part(upload_id, *n)?.map(|p| p.segment.data_id);
                         if current != Some(*id) {
@@ -2924,5 +2939,82 @@ mod tests {
         // k and j; the heads and tails of k (1) and j (4): j's first object (2) was retired.
         assert_eq!(rows.len(), 2 + 2 + 2);
         assert_eq!(rows, put_rows(&fresh.db));
+    }
+
+    #[test]
+    fn versions_hold_locks_only_in_buckets_with_object_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_roots, meta) = store_with_bucket(dir.path());
+        let null_put = |bucket: &str, n: u8, lock: crate::lock::VersionLock| {
+            let mut record = inline_record(VersionKey([n; 16]), false, Some(DataId([n; 16])));
+            record.lock = lock;
+            Op::PutObject {
+                bucket: bucket.into(),
+                key: "k".into(),
+                record: Box::new(record),
+                inline: Some(bytes::Bytes::from_static(b"abc")),
+                condition: Condition::None,
+            }
+        };
+        let held = crate::lock::VersionLock {
+            retention: None,
+            legal_hold: Some(true),
+        };
+        // Bucket b has no object lock: a locked version, or a lock change, is refused inside the commit.
+        let refused = meta.commit(vec![null_put("b", 1, held)]).unwrap_err();
+        assert!(
+            matches!(refused, Error::NoObjectLockConfiguration),
+            "{refused:?}"
+        );
+        meta.commit(vec![null_put("b", 2, Default::default())])
+            .unwrap();
+        let refused = meta
+            .commit(vec![Op::ChangeLock {
+                bucket: "b".into(),
+                key: "k".into(),
+                version: VersionKey([2; 16]),
+                change: LockChange::LegalHold(true),
+            }])
+            .unwrap_err();
+        assert!(
+            matches!(refused, Error::NoObjectLockConfiguration),
+            "{refused:?}"
+        );
+        // Bucket l: a null version from before versioning, then object lock and a legal hold on that version.
+        // A null PUT that an engine prepared from a stale read of the versioning state must not replace it.
+        meta.commit(vec![Op::CreateBucket {
+            name: "l".into(),
+            record: bucket(),
+        }])
+        .unwrap();
+        meta.commit(vec![null_put("l", 3, Default::default())])
+            .unwrap();
+        meta.commit(vec![Op::SetVersioning {
+            bucket: "l".into(),
+            state: Versioning::Enabled,
+        }])
+        .unwrap();
+        meta.commit(vec![Op::SetObjectLock {
+            bucket: "l".into(),
+            config: crate::meta::records::ObjectLockConfig {
+                default_retention: None,
+            },
+        }])
+        .unwrap();
+        meta.commit(vec![Op::ChangeLock {
+            bucket: "l".into(),
+            key: "k".into(),
+            version: VersionKey([3; 16]),
+            change: LockChange::LegalHold(true),
+        }])
+        .unwrap();
+        let refused = meta
+            .commit(vec![null_put("l", 4, Default::default())])
+            .unwrap_err();
+        assert!(matches!(refused, Error::ObjectLocked(_)), "{refused:?}");
+        assert_eq!(
+            meta.null_version("l", "k").unwrap().unwrap().version_key,
+            VersionKey([3; 16])
+        );
     }
 }
