@@ -179,9 +179,22 @@ impl Wal {
         }
         push_padding(&mut self.scratch, self.end as usize + len);
         let bytes = &self.scratch[start..];
-        match &self.direct {
-            // O_DSYNC: durable when the write returns.
-            Some(direct) => direct.write_all_at(bytes, self.end)?,
+        // O_DSYNC: durable when the write returns.
+        match self
+            .direct
+            .as_ref()
+            .map(|d| d.write_all_at(bytes, self.end))
+        {
+            Some(Ok(())) => {}
+            // A file system that takes O_DIRECT at open but not these writes (an alignment it wants larger):
+            // EINVAL comes before any I/O. Go on through the page cache rather than take the replica offline.
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::warn!(error = %e, "metadata log: O_DIRECT write refused, writing through the page cache");
+                self.direct = None;
+                self.file.write_all_at(bytes, self.end)?;
+                self.file.sync_data()?;
+            }
+            Some(Err(e)) => return Err(e),
             None => {
                 self.file.write_all_at(bytes, self.end)?;
                 self.file.sync_data()?;
