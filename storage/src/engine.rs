@@ -231,12 +231,11 @@ impl Engine {
             .map_err(|e| Error::Meta(e.to_string()))?
     }
 
-    pub(crate) async fn read_inline(&self, id: DataId, hash: &[u8; 32]) -> Result<Bytes> {
+    pub(crate) async fn read_inline(&self, id: DataId, len: u64, hash: &[u8; 32]) -> Result<Bytes> {
         let replicas = self.meta.replica_count();
         for hint in 0..replicas.max(1) {
-            // One key of at most the inline threshold: a point lookup and, past 4,066 bytes, a short range
-            // (see `lookup_meta`).
-            let got = self.meta.inline(id, hint);
+            // One key of at most the inline threshold: a point lookup per 4,066 bytes (see `lookup_meta`).
+            let got = self.meta.inline(id, len, hint);
             match got {
                 Ok(Some(bytes)) if blake3::hash(&bytes).as_bytes() == hash => {
                     return Ok(Bytes::from(bytes));

@@ -252,7 +252,7 @@ async fn produce(
     match &record.data {
         ObjectData::DeleteMarker => Ok(()),
         ObjectData::Inline { data_id, hash } => {
-            let bytes = engine.read_inline(*data_id, hash).await?;
+            let bytes = engine.read_inline(*data_id, record.size, hash).await?;
             let _ = tx
                 .send(Ok(vec![bytes.slice(start as usize..=end as usize)]))
                 .await;

@@ -227,8 +227,8 @@ pub trait MetaStore: Send + Sync + 'static {
     fn users(&self) -> Result<Vec<(String, UserRecord)>>;
     /// An object's record.
     fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
-    /// Inline bytes stored under `id`.
-    fn inline(&self, id: DataId, replica_hint: usize) -> Result<Option<Vec<u8>>>;
+    /// The inline bytes stored under `id`, of an object of `len` bytes.
+    fn inline(&self, id: DataId, len: u64, replica_hint: usize) -> Result<Option<Vec<u8>>>;
     /// How many replicas could serve [`Self::inline`] (to retry another on a checksum failure).
     fn replica_count(&self) -> usize;
     /// Up to `limit` objects of `bucket` from `start` on, in key byte order.
