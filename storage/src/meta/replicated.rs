@@ -1023,8 +1023,8 @@ impl Applier {
         loop {
             match jobs.recv_timeout(CHECKPOINT_IDLE) {
                 Ok(job) => {
-                    // A replica that fell behind takes every group waiting for it at once: one log write, one
-                    // `fdatasync` and one redb transaction for all of them.
+                    // A replica that fell behind takes every group waiting for it at once: one durable log
+                    // write and one redb transaction for all of them.
                     taken.clear();
                     taken.push(job);
                     while taken.len() < MAX_LAG {

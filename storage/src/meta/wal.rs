@@ -151,7 +151,7 @@ impl Wal {
         Ok((wal, records))
     }
 
-    /// Appends one record and makes it durable (`fdatasync`) before returning.
+    /// Appends one record and makes it durable before returning.
     #[cfg(test)]
     pub(super) fn append(&mut self, seq: u64, payload: &[u8]) -> std::io::Result<()> {
         self.append_all(&[Entry {
@@ -161,8 +161,8 @@ impl Wal {
         }])
     }
 
-    /// Appends records in order with one write and makes them durable with one `fdatasync`: a replica that
-    /// fell behind logs the groups it caught up on together.
+    /// Appends records in order, padded to the alignment, with one durable write: a replica that fell behind
+    /// logs the groups it caught up on together.
     pub(super) fn append_all(&mut self, entries: &[Entry<'_>]) -> std::io::Result<()> {
         let len: usize = entries.iter().map(|e| HEADER + e.payload.len()).sum();
         self.scratch.clear();
@@ -180,25 +180,24 @@ impl Wal {
         push_padding(&mut self.scratch, self.end as usize + len);
         let bytes = &self.scratch[start..];
         // O_DSYNC: durable when the write returns.
-        match self
-            .direct
-            .as_ref()
-            .map(|d| d.write_all_at(bytes, self.end))
-        {
-            Some(Ok(())) => {}
-            // A file system that takes O_DIRECT at open but not these writes (an alignment it wants larger):
-            // EINVAL comes before any I/O. Go on through the page cache rather than take the replica offline.
-            Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
-                tracing::warn!(error = %e, "metadata log: O_DIRECT write refused, writing through the page cache");
-                self.direct = None;
-                self.file.write_all_at(bytes, self.end)?;
-                self.file.sync_data()?;
-            }
-            Some(Err(e)) => return Err(e),
-            None => {
-                self.file.write_all_at(bytes, self.end)?;
-                self.file.sync_data()?;
-            }
+        let written = match &self.direct {
+            Some(direct) => match direct.write_all_at(bytes, self.end) {
+                Ok(()) => true,
+                // A file system that takes O_DIRECT at open but not these writes (an alignment it wants
+                // larger): EINVAL comes before any I/O. Go on through the page cache rather than take the
+                // replica offline.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::warn!(error = %e, "metadata log: O_DIRECT write refused, writing through the page cache");
+                    self.direct = None;
+                    false
+                }
+                Err(e) => return Err(e),
+            },
+            None => false,
+        };
+        if !written {
+            self.file.write_all_at(bytes, self.end)?;
+            self.file.sync_data()?;
         }
         self.end += bytes.len() as u64;
         if self.scratch.capacity() > 1 << 20 {
