@@ -281,7 +281,8 @@ pub(crate) fn fill_sink_buffer(
 ) -> bool {
     let take = (SINK_BUFFER - *filled).min(data.len());
     let at = start + *filled;
-    buf[at..at + take].copy_from_slice(&data[..take]);
+    // The device reads this buffer next, not the CPU: written around the caches (see `stream_copy`).
+    crate::stream_copy::copy(&mut buf[at..at + take], &data[..take]);
     *filled += take;
     *data = &data[take..];
     *filled == SINK_BUFFER

@@ -26,6 +26,7 @@ pub mod meta;
 pub mod multipart;
 pub mod names;
 mod read;
+mod stream_copy;
 mod sweep;
 pub mod uring;
 mod write;
