@@ -217,22 +217,37 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
     }
     .await;
     // Every writer is finished or abandoned, and waited for, before this returns: a later repair of the same
-    // segment reuses the `.repair` names, and nothing may still be writing to them then.
-    let mut outcome = fed.map(|()| 0);
-    for (_, disk, writer) in writers {
-        let Ok(repaired) = outcome else {
-            writer.abandon().await;
-            continue;
-        };
+    // segment reuses the `.repair` names, and nothing may still be writing to them then. Finished side by side,
+    // so the repaired shards' tail writes and syncs overlap as a PUT's do.
+    if let Err(e) = fed {
+        futures_util::future::join_all(writers.into_iter().map(|(_, _, w)| w.abandon())).await;
+        return Err(e);
+    }
+    let finished = futures_util::future::join_all(
+        writers
+            .into_iter()
+            .map(|(_, disk, w)| async move { (disk, w.finish().await) }),
+    )
+    .await;
+    // Each shard that was written whole is published, even if another failed: it is good, and the failed
+    // one's `.repair` file is started afresh by the next repair (or swept at start).
+    let mut repaired = 0;
+    let mut failure = None;
+    for (disk, finish) in finished {
         let id = seg.data_id;
-        let published = match writer.finish().await {
+        let published = match finish {
             Ok(()) => tokio::task::spawn_blocking(move || disk.publish(id, true, fsync))
                 .await
                 .map_err(|e| crate::Error::Meta(e.to_string()))
                 .and_then(|r| r.map_err(crate::Error::from)),
             Err(e) => Err(e.into()),
         };
-        outcome = published.map(|()| repaired + 1);
+        match published {
+            Ok(()) => repaired += 1,
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
     }
-    outcome
+    failure.map_or(Ok(repaired), Err)
 }
