@@ -1,5 +1,6 @@
 //! Criterion benches for the CPU kernels that bound the storage data path (issue #7): Reed-Solomon encode and
-//! reconstruct of one block, BLAKE3 over shard blocks, MD5 for ETags.
+//! reconstruct of one block, BLAKE3 over shard blocks, MD5 for ETags, and the shard sinks' copy into their
+//! aligned buffers.
 //!
 //! Reed-Solomon runs at every geometry we expect to configure, with the default 1 MiB block, four ways: through
 //! Strata's own [`Codec`] with each of its two codes (what the PUT and GET paths call, copies and buffer pool
@@ -402,9 +403,46 @@ fn md5_etag(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
+/// A shard sink's copy of one frame (BLAKE3 and a 4+2 shard of a 1 MiB block) into its aligned buffer:
+/// `copy_from_slice` against the streaming stores the sinks use (`stream_copy`). The destinations rotate over
+/// 64 MiB of buffers, more than the caches hold, so each copy lands in cold memory as in the server, where the
+/// sink buffers are recycled and last touched by the disk's DMA.
+fn sink_copy(c: &mut Criterion<ThreadCpuTime>) {
+    const FRAME: usize = 32 + BLOCK / 4;
+    const DESTINATIONS: usize = 64;
+    let mut group = c.benchmark_group("sink_copy");
+    let frame = pseudo_random(FRAME, 0x5c0);
+    let mut buffers: Vec<Vec<u8>> = (0..DESTINATIONS).map(|_| vec![0u8; BLOCK]).collect();
+    // An odd offset into the buffer, as a frame's after the shard header.
+    let at = 211;
+    strata_storage::stream_copy::copy(&mut buffers[0][at..at + FRAME], &frame);
+    assert_eq!(
+        &buffers[0][at..at + FRAME],
+        &frame[..],
+        "the streaming copy copies"
+    );
+    group.throughput(Throughput::Bytes(FRAME as u64));
+    type Copy = fn(&mut [u8], &[u8]);
+    let plain: Copy = |dst, src| dst.copy_from_slice(src);
+    let streaming: Copy = strata_storage::stream_copy::copy;
+    for (name, copy) in [("copy_from_slice", plain), ("streaming", streaming)] {
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new(name, FRAME), |b| {
+            b.iter(|| {
+                next = (next + 1) % DESTINATIONS;
+                copy(
+                    black_box(&mut buffers[next][at..at + FRAME]),
+                    black_box(&frame),
+                );
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = kernels;
     config = Criterion::default().with_measurement(ThreadCpuTime::default());
-    targets = erasure_encode, erasure_reconstruct, blake3_blocks, md5_etag
+    targets = erasure_encode, erasure_reconstruct, blake3_blocks, md5_etag, sink_copy
 }
 criterion_main!(kernels);

@@ -5,8 +5,8 @@
 //! replicated embedded KV store. Nothing here knows about HTTP, S3 XML or signatures.
 //!
 //! Modules: [`engine`] (the public API), [`write`] and [`read`] (data paths), [`erasure`], [`layout`] (shard file
-//! format), [`disk`] (the disk trait and portable backend), [`uring`] (the io_uring backend), [`meta`] (metadata store), [`checksum`], [`md5`], [`names`], [`sweep`] (start-up
-//! recovery and garbage collection).
+//! format), [`disk`] (the disk trait and portable backend), [`uring`] (the io_uring backend), [`meta`] (metadata store), [`checksum`], [`md5`], [`names`], [`stream_copy`] (copies
+//! into device-bound buffers), [`sweep`] (start-up recovery and garbage collection).
 
 mod backend;
 mod buffers;
@@ -26,7 +26,7 @@ pub mod meta;
 pub mod multipart;
 pub mod names;
 mod read;
-mod stream_copy;
+pub mod stream_copy;
 mod sweep;
 pub mod uring;
 mod write;

@@ -15,7 +15,7 @@
 const MIN_STREAM: usize = 4096;
 
 /// Copies `src` into `dst` (the same length), bypassing the caches for the bulk of it where the CPU can.
-pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
+pub fn copy(dst: &mut [u8], src: &[u8]) {
     assert_eq!(dst.len(), src.len(), "copy between slices of one length");
     #[cfg(target_arch = "x86_64")]
     if src.len() >= MIN_STREAM {
