@@ -12,6 +12,7 @@
 #![allow(unsafe_code)]
 
 /// Below this, a streaming copy's fence costs more than the cache traffic it saves.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const MIN_STREAM: usize = 4096;
 
 /// Copies `src` into `dst` (the same length), bypassing the caches for the bulk of it where the CPU can.
