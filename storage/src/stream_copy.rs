@@ -1,10 +1,11 @@
 //! Copies into buffers that only a device reads next: non-temporal stores, which write around the CPU caches.
 //!
 //! Why: a shard sink copies every frame into its aligned `O_DIRECT` buffer, 1.5 GiB per GiB of object at 4+2,
-//! and the next reader of that buffer is the disk's DMA, not the CPU. An ordinary copy first reads every
-//! destination line into the cache (the buffer is recycled, so cold) and then evicts the blocks the encoder and
-//! the hashers are working on to make room. Streaming stores skip both: on this machine a 1 MiB copy into a
-//! cold buffer ran at 17 GiB/s against memcpy's 8 (a C loop of 16-byte loads and `movntdq`, one thread).
+//! and the next reader of that buffer is the disk's DMA, not the CPU. An ordinary copy leaves every frame in the
+//! cache, evicting the block the encoder and the hashers are working on to make room. Streaming stores write
+//! around the cache: the server's CPU on 64 MiB PUTs fell by 3.7% (seven alternated pairs). Alone, in the
+//! `sink_copy` bench, the streaming copy is no faster than `memcpy` on a quiet machine (glibc's `rep movsb`
+//! already skips reading whole destination lines) and faster beside a busy core (bench/KERNELS.md).
 //!
 //! The module's unsafe code is the SSE2 intrinsics (part of every x86-64 CPU) on pointers into the two slices,
 //! bounds-checked before the loop; elsewhere the copy is `copy_from_slice`.
