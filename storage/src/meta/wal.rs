@@ -179,9 +179,9 @@ impl Wal {
         }
         push_padding(&mut self.scratch, self.end as usize + len);
         let bytes = &self.scratch[start..];
-        // O_DSYNC: durable when the write returns.
         let written = match &self.direct {
             Some(direct) => match direct.write_all_at(bytes, self.end) {
+                // O_DSYNC: durable when the write returns.
                 Ok(()) => true,
                 // A file system that takes O_DIRECT at open but not these writes (an alignment it wants
                 // larger): EINVAL comes before any I/O. Go on through the page cache rather than take the
