@@ -2,10 +2,12 @@
 //!
 //! Writes go through a single committer thread that gathers whatever batches are waiting (group commit), applies
 //! them in the same order to every online replica in parallel, and reports success once a write quorum of
-//! replicas committed durably: appended to the replica's write-ahead log ([`super::wal`]), then applied to redb
-//! without durability; periodic checkpoints empty the log. The others finish the group in the background (a
-//! replica in a checkpoint may lag a few groups); reads go to a replica that has applied every acknowledged
-//! group. A replica that fails is taken offline until restart.
+//! replicas committed durably: appended to the replica's write-ahead log ([`super::wal`]). Two replicas (eager)
+//! apply each group to redb, without durability, as soon as they logged it, and give its outcomes; the others
+//! (lazy) apply what they logged later, many groups per transaction (see [`EAGER`]). Periodic checkpoints
+//! empty the log. Replicas past the quorum finish the group in the background (a replica in a checkpoint may
+//! lag a few groups); reads go to a replica that has applied every acknowledged group. A replica that fails is
+//! taken offline until restart.
 //! At start, each replica replays its log; then replicas are compared by their commit sequence number. One that
 //! lags applies the missing groups from the newest replica's log when that still holds them; any other (further
 //! behind, missing or unreadable) is replaced by a copy of the newest. Both happen before anything is served:
@@ -80,6 +82,17 @@ const MAX_GROUP: usize = 512;
 /// Most groups a replica may have queued or in progress: past it the committer waits for the replica rather than
 /// queue more, which bounds the memory of a slow replica's backlog.
 const MAX_LAG: usize = 4;
+/// Replicas that apply each group as soon as they log it (the first this many online): they give the group's
+/// per-batch outcomes and serve reads. The others (*lazy*) log each group at once, which is all the write
+/// quorum needs, and apply what they logged later, many groups per redb transaction: a transaction's fixed
+/// work (table roots, page copies of the leaves it touches, dirty-page checksums) is then shared by hundreds of
+/// PUTs rather than a dozen. Two, so one in a checkpoint or lost does not hold up reads or outcomes.
+const EAGER: usize = 2;
+/// Log bytes a lazy replica holds unapplied before it applies them in one transaction: bounds the memory of
+/// the groups it holds and how far behind it is when it must take over reads.
+const LAZY_BYTES: u64 = 256 << 10;
+/// A lazy replica applies what it holds after this long without a group.
+const LAZY_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 /// How long a read waits for a lagging replica when none that holds every acknowledged write is online.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -87,7 +100,8 @@ struct Replica {
     index: usize,
     db: Database,
     online: AtomicBool,
-    /// Number of the last group this replica applied (and logged); see [`Acked`].
+    /// Number of the last group this replica applied (a lazy replica may have logged later ones); see
+    /// [`Acked`].
     applied: AtomicU64,
 }
 
@@ -759,10 +773,13 @@ struct GroupJob {
     /// one per group, or go offline) and the record's hash under it, computed once; None without fsync,
     /// which keeps no log. A replica at another number hashes the record itself.
     logged: Option<(u64, blake3::Hash)>,
+    /// The replicas that apply this group at once (see [`EAGER`]).
+    eager: Vec<usize>,
 }
 
-/// A replica's result for one group: its index, the group's number and the per-batch outcomes.
-type ReplicaOutcome = (usize, u64, Result<Vec<Result<Applied>>>);
+/// A replica's result for one group: its index, the group's number and, once it logged the group, the
+/// per-batch outcomes if it applied the group too (None from a lazy replica).
+type ReplicaOutcome = (usize, u64, Result<Option<Vec<Result<Applied>>>>);
 
 /// The group number of the message a replica's thread sends as it ends (groups count from 1).
 const GONE: u64 = 0;
@@ -842,15 +859,7 @@ impl Committer {
             .enumerate()
             .map(|(i, (wal, seq))| {
                 let (tx, rx) = mpsc::channel::<Arc<GroupJob>>();
-                let mut applier = Applier {
-                    replicas: self.replicas.clone(),
-                    index: i,
-                    wal,
-                    seq,
-                    fsync: self.fsync,
-                    until_checkpoint: staggered(i, self.replicas.len()),
-                    unsaved: false,
-                };
+                let mut applier = Applier::new(self.replicas.clone(), i, wal, seq, self.fsync);
                 let done = done.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("strata-meta-{i}"))
@@ -910,12 +919,14 @@ impl Committer {
         let group = self.groups;
         let seq = self.first_seq + group;
         let logged = self.fsync.then(|| (seq, wal::record_hash(seq, &record)));
+        let eager: Vec<usize> = online.iter().copied().take(EAGER).collect();
         let job = Arc::new(GroupJob {
             group,
             batches,
             now,
             record,
             logged,
+            eager,
         });
         for &i in &online {
             let delivered = appliers[i]
@@ -927,21 +938,28 @@ impl Committer {
                 self.take_offline(i, "its thread is gone");
             }
         }
+        // Replicas that logged the group, and the outcomes of the first that applied it.
         let mut ok = 0;
         let mut first = None;
-        // Replicas still owing this group: online ones that were handed it. A replica's groups come back in
+        // Whether replica `i` still owes this group: online and handed it. A replica's groups come back in
         // order, so one that failed (and went offline) owes nothing more.
-        let owing = |c: &Self| {
-            online
-                .iter()
-                .filter(|&&i| c.replicas[i].online.load(Ordering::Relaxed) && c.in_flight[i] > 0)
-                .count()
-        };
-        while ok < self.write_quorum && ok + owing(self) >= self.write_quorum {
+        let owes =
+            |c: &Self, i: usize| c.replicas[i].online.load(Ordering::Relaxed) && c.in_flight[i] > 0;
+        loop {
+            if ok >= self.write_quorum && first.is_some() {
+                break;
+            }
+            let owing = online.iter().filter(|&&i| owes(self, i)).count();
+            let eager_owing = job.eager.iter().any(|&i| owes(self, i));
+            if ok + owing < self.write_quorum || (first.is_none() && !eager_owing) {
+                break;
+            }
             let Ok(outcome) = done.recv() else { break };
-            if let Some(per_batch) = self.settle(outcome).filter(|(g, _)| *g == group) {
+            if let Some((_, per_batch)) = self.settle(outcome).filter(|(g, _)| *g == group) {
                 ok += 1;
-                first.get_or_insert(per_batch.1);
+                if let Some(per_batch) = per_batch {
+                    first.get_or_insert(per_batch);
+                }
             }
         }
         if ok < self.write_quorum {
@@ -950,8 +968,13 @@ impl Committer {
                 available: ok,
             });
         }
+        // Logged by a write quorum, so it will be applied everywhere, but every replica that was to apply it
+        // at once failed: its outcomes are unknown, and so is whether a read would find it yet.
+        let first = first.ok_or_else(|| {
+            Error::Meta("the replicas applying the group failed; its outcome is unknown".into())
+        })?;
         self.acked.store(group, Ordering::Release);
-        first.ok_or_else(|| Error::Meta("no replica outcome".into()))
+        Ok(first)
     }
 
     /// Records one replica's outcome; a replica that failed goes offline. Returns the group's number and
@@ -959,7 +982,7 @@ impl Committer {
     fn settle(
         &mut self,
         (i, group, outcome): ReplicaOutcome,
-    ) -> Option<(u64, Vec<Result<Applied>>)> {
+    ) -> Option<(u64, Option<Vec<Result<Applied>>>)> {
         if group == GONE {
             if self.in_flight[i] > 0 {
                 self.take_offline(i, "its thread ended with groups unanswered");
@@ -1003,25 +1026,52 @@ fn staggered(index: usize, count: usize) -> u64 {
 }
 
 /// One replica's thread: logs each group (one durable append, for every group waiting when it fell behind),
-/// applies it to redb without durability, and checkpoints now and then (see [`super::wal`]).
+/// applies it to redb without durability (at once if the group names it eager, else later with others, see
+/// [`EAGER`]), and checkpoints now and then (see [`super::wal`]).
 struct Applier {
     replicas: Arc<Vec<Replica>>,
     index: usize,
     wal: Wal,
     /// The replica's commit sequence number: groups applied since it was created.
     seq: u64,
+    /// The sequence number of the last group logged: `seq` plus the groups in `unapplied`.
+    logged_seq: u64,
     fsync: bool,
     /// Log bytes (counted without fsync too) left before the next checkpoint.
     until_checkpoint: u64,
-    /// Whether a group was committed since the last checkpoint.
+    /// Whether a group was logged since the last checkpoint.
     unsaved: bool,
+    /// Groups logged but not yet applied (a lazy replica's), in order, and their records' bytes.
+    unapplied: Vec<Arc<GroupJob>>,
+    unapplied_bytes: u64,
 }
 
 impl Applier {
+    fn new(replicas: Arc<Vec<Replica>>, index: usize, wal: Wal, seq: u64, fsync: bool) -> Self {
+        let count = replicas.len();
+        Self {
+            replicas,
+            index,
+            wal,
+            seq,
+            logged_seq: seq,
+            fsync,
+            until_checkpoint: staggered(index, count),
+            unsaved: false,
+            unapplied: Vec::new(),
+            unapplied_bytes: 0,
+        }
+    }
+
     fn run(&mut self, jobs: &mpsc::Receiver<Arc<GroupJob>>, done: &mpsc::Sender<ReplicaOutcome>) {
         let mut taken: Vec<Arc<GroupJob>> = Vec::with_capacity(MAX_LAG);
         loop {
-            match jobs.recv_timeout(CHECKPOINT_IDLE) {
+            let wait = if self.unapplied.is_empty() {
+                CHECKPOINT_IDLE
+            } else {
+                LAZY_IDLE
+            };
+            match jobs.recv_timeout(wait) {
                 Ok(job) => {
                     // A replica that fell behind takes every group waiting for it at once: one durable log
                     // write and one redb transaction for all of them.
@@ -1054,29 +1104,40 @@ impl Applier {
                             return;
                         }
                     }
-                    // After the outcomes are sent, so the groups need not wait for this replica's checkpoint.
-                    if self.until_checkpoint == 0 && !self.checkpoint_if_unsaved() {
+                    // After the outcomes are sent, so the groups need not wait for this replica's apply or
+                    // checkpoint.
+                    if self.unapplied_bytes >= LAZY_BYTES && !self.apply_unapplied(done) {
+                        return;
+                    }
+                    if self.until_checkpoint == 0 && !self.checkpoint_if_unsaved(done) {
                         return;
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if !self.checkpoint_if_unsaved() {
+                    let ok = if self.unapplied.is_empty() {
+                        self.checkpoint_if_unsaved(done)
+                    } else {
+                        self.apply_unapplied(done)
+                    };
+                    if !ok {
                         return;
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     // Shutting down: leave nothing to replay.
-                    self.checkpoint_if_unsaved();
+                    self.checkpoint_if_unsaved(done);
                     return;
                 }
             }
         }
     }
 
-    /// Logs the groups, then applies them: readers of this replica never see a group its log does not hold.
-    /// Returns each group's per-batch outcomes, in order.
-    fn commit(&mut self, jobs: &[Arc<GroupJob>]) -> Result<Vec<Vec<Result<Applied>>>> {
-        let first = self.seq + 1;
+    /// Logs the groups, then (if the last names this replica eager) applies them with any logged before that
+    /// wait: readers of this replica never see a group its log does not hold. Returns, per group in order, its
+    /// per-batch outcomes if it was applied.
+    #[allow(clippy::type_complexity)]
+    fn commit(&mut self, jobs: &[Arc<GroupJob>]) -> Result<Vec<Option<Vec<Result<Applied>>>>> {
+        let first = self.logged_seq + 1;
         if self.fsync {
             let entries: Vec<wal::Entry<'_>> = (first..)
                 .zip(jobs)
@@ -1091,33 +1152,77 @@ impl Applier {
                 .collect();
             self.wal.append_all(&entries).map_err(Error::Io)?;
         }
+        self.logged_seq += jobs.len() as u64;
+        self.unsaved = true;
+        let logged: u64 = jobs.iter().map(|j| j.record.len() as u64).sum();
+        self.until_checkpoint = self.until_checkpoint.saturating_sub(logged);
+        self.unapplied.extend(jobs.iter().cloned());
+        self.unapplied_bytes += logged;
+        let eager = jobs
+            .last()
+            .is_some_and(|job| job.eager.contains(&self.index));
+        if !eager {
+            return Ok(jobs.iter().map(|_| None).collect());
+        }
+        let mut outcomes = self.apply()?;
+        let taken = outcomes.split_off(outcomes.len() - jobs.len());
+        Ok(taken.into_iter().map(Some).collect())
+    }
+
+    /// Applies every logged group not applied yet, in one transaction; returns their per-batch outcomes.
+    fn apply(&mut self) -> Result<Vec<Vec<Result<Applied>>>> {
+        let Some(last) = self.unapplied.last().map(|job| job.group) else {
+            return Ok(Vec::new());
+        };
         let db = &self.replicas[self.index].db;
-        let groups: Vec<(&[Batch], i64)> = jobs.iter().map(|j| (&j.batches[..], j.now)).collect();
+        let groups: Vec<(&[Batch], i64)> = self
+            .unapplied
+            .iter()
+            .map(|j| (&j.batches[..], j.now))
+            .collect();
         let (outcomes, reached) = apply_groups(db, &groups)?;
-        let seq = self.seq + jobs.len() as u64;
+        let seq = self.seq + groups.len() as u64;
         if reached != seq {
             return Err(Error::Meta(format!(
                 "commit reached sequence number {reached}, {seq} expected"
             )));
         }
         self.seq = seq;
-        if let Some(last) = jobs.last() {
-            self.replicas[self.index]
-                .applied
-                .store(last.group, Ordering::Release);
-        }
-        self.unsaved = true;
-        let logged: u64 = jobs.iter().map(|j| j.record.len() as u64).sum();
-        self.until_checkpoint = self.until_checkpoint.saturating_sub(logged);
+        self.replicas[self.index]
+            .applied
+            .store(last, Ordering::Release);
+        self.unapplied.clear();
+        self.unapplied_bytes = 0;
         Ok(outcomes)
+    }
+
+    /// [`Self::apply`] outside a group's commit: a failure is reported against the first group held and
+    /// takes the replica offline until restart, like a failed commit; false then, and the thread must stop.
+    fn apply_unapplied(&mut self, done: &mpsc::Sender<ReplicaOutcome>) -> bool {
+        let Some(first) = self.unapplied.first().map(|job| job.group) else {
+            return true;
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply()))
+            .unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())));
+        match outcome {
+            Ok(_) => true,
+            Err(e) => {
+                drop(done.send((self.index, first, Err(e))));
+                false
+            }
+        }
     }
 
     /// Makes redb durable and starts the log again. False when that failed: the replica is then offline until
     /// restart (the commit may have reached the disk without the log restarting, and the next start sorts that
     /// out from the log or a peer), and its thread must stop.
-    fn checkpoint_if_unsaved(&mut self) -> bool {
+    fn checkpoint_if_unsaved(&mut self, done: &mpsc::Sender<ReplicaOutcome>) -> bool {
         if !self.unsaved {
             return true;
+        }
+        // The log starts again below: every group it holds must be in redb first.
+        if !self.apply_unapplied(done) {
+            return false;
         }
         let idle = self.until_checkpoint > 0;
         self.until_checkpoint = CHECKPOINT_BYTES;
@@ -2710,6 +2815,19 @@ mod tests {
     }
 
     /// Bytes of test object `seed` of `len` bytes.
+    /// A `null` PUT of `len` inline bytes to `key` of bucket `b`, its version key and data id all `n`.
+    fn inline_put(key: &str, n: u8, len: usize, condition: Condition) -> Op {
+        let mut record = inline_record(VersionKey([n; 16]), false, Some(DataId([n; 16])));
+        record.size = len as u64;
+        Op::PutObject {
+            bucket: "b".into(),
+            key: key.into(),
+            record: Box::new(record),
+            inline: Some(object_bytes(n, len)),
+            condition,
+        }
+    }
+
     fn object_bytes(seed: u8, len: usize) -> bytes::Bytes {
         (0..len)
             .map(|j| (j as u8).wrapping_mul(31).wrapping_add(seed))
@@ -2863,18 +2981,7 @@ mod tests {
             online: AtomicBool::new(true),
             applied: AtomicU64::new(0),
         }]);
-        let put = |key: &str, n: u8, condition: Condition| {
-            let id = DataId([n; 16]);
-            let mut record = inline_record(VersionKey([n; 16]), false, Some(id));
-            record.size = 5000;
-            Op::PutObject {
-                bucket: "b".into(),
-                key: key.into(),
-                record: Box::new(record),
-                inline: Some(object_bytes(n, 5000)),
-                condition,
-            }
-        };
+        let put = |key: &str, n: u8, condition: Condition| inline_put(key, n, 5000, condition);
         // Each group reads what the one before wrote: the bucket, then the key that must be absent.
         let groups: Vec<Vec<Batch>> = vec![
             vec![vec![Op::CreateBucket {
@@ -2901,21 +3008,14 @@ mod tests {
                     now,
                     record,
                     logged: None,
+                    eager: vec![0],
                 }))
                 .unwrap();
         }
         // Every group is waiting before the replica's thread starts, as for a replica that fell behind.
         drop(jobs_tx);
         let (done_tx, done) = mpsc::channel();
-        let mut applier = Applier {
-            replicas: replicas.clone(),
-            index: 0,
-            wal: opened.wal,
-            seq: opened.seq,
-            fsync: true,
-            until_checkpoint: CHECKPOINT_BYTES,
-            unsaved: false,
-        };
+        let mut applier = Applier::new(replicas.clone(), 0, opened.wal, opened.seq, true);
         applier.run(&jobs, &done_tx);
         drop((applier, done_tx));
         let outcomes: Vec<ReplicaOutcome> = done.iter().collect();
@@ -2928,7 +3028,7 @@ mod tests {
         );
         let per_batch: Vec<Vec<bool>> = outcomes
             .into_iter()
-            .map(|(_, _, o)| o.unwrap().iter().map(|b| b.is_ok()).collect())
+            .map(|(_, _, o)| o.unwrap().unwrap().iter().map(|b| b.is_ok()).collect())
             .collect();
         assert_eq!(per_batch, [vec![true], vec![true, true], vec![false, true]]);
         assert_eq!(replicas[0].applied.load(Ordering::Acquire), 3);
@@ -2948,6 +3048,119 @@ mod tests {
         // k and j; the heads and tails of k (1) and j (4): j's first object (2) was retired.
         assert_eq!(rows.len(), 2 + 2 + 2);
         assert_eq!(rows, put_rows(&fresh.db));
+    }
+
+    /// A lazy replica logs each group as it comes, durably, and answers at once without applying it; what it
+    /// logged is applied later in one transaction, with the same rows as an eager replica applying each group.
+    #[test]
+    fn a_lazy_replica_logs_each_group_at_once_and_applies_them_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("d{i}"))).collect();
+        let mut appliers = Vec::new();
+        let mut replicas = Vec::new();
+        for (i, root) in roots.iter().enumerate() {
+            std::fs::create_dir_all(root).unwrap();
+            let opened = open_replica(root, 1 << 20).unwrap_or_else(|_| panic!("open"));
+            replicas.push(Replica {
+                index: i,
+                db: opened.db,
+                online: AtomicBool::new(true),
+                applied: AtomicU64::new(0),
+            });
+            appliers.push((opened.wal, opened.seq));
+        }
+        let replicas = Arc::new(replicas);
+        let mut appliers: Vec<Applier> = appliers
+            .into_iter()
+            .enumerate()
+            .map(|(i, (wal, seq))| Applier::new(replicas.clone(), i, wal, seq, true))
+            .collect();
+        let put = |key: &str, n: u8, condition: Condition| inline_put(key, n, 3, condition);
+        let groups: Vec<Vec<Batch>> = vec![
+            vec![vec![Op::CreateBucket {
+                name: "b".into(),
+                record: bucket(),
+            }]],
+            vec![vec![put("k", 1, Condition::None)]],
+            // Refused: k exists by then, which only applying the groups before it in order shows.
+            vec![
+                vec![put("k", 2, Condition::Absent)],
+                vec![put("j", 3, Condition::None)],
+            ],
+        ];
+        for (i, batches) in groups.into_iter().enumerate() {
+            let now = 1_000 + i as i64;
+            let job = Arc::new(GroupJob {
+                group: i as u64 + 1,
+                record: postcard::to_stdvec(&(now, &batches)).unwrap(),
+                batches,
+                now,
+                logged: None,
+                // Replica 0 applies at once, replica 1 is lazy.
+                eager: vec![0],
+            });
+            let eager = appliers[0].commit(std::slice::from_ref(&job)).unwrap();
+            assert!(
+                eager[0].is_some(),
+                "group {} applied by the eager replica",
+                job.group
+            );
+            let lazy = appliers[1].commit(std::slice::from_ref(&job)).unwrap();
+            assert!(
+                lazy[0].is_none(),
+                "group {} only logged by the lazy one",
+                job.group
+            );
+        }
+        assert_eq!(replicas[0].applied.load(Ordering::Acquire), 3);
+        assert_eq!(replicas[1].applied.load(Ordering::Acquire), 0);
+        assert_eq!(current_seq(&replicas[1].db).unwrap(), 0);
+        // Logged all the same: a crash here replays the three groups.
+        let (_, records) = Wal::open(&roots[1].join(WAL_FILE), 0).unwrap();
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        let outcomes = appliers[1].apply().unwrap();
+        let refused: Vec<Vec<bool>> = outcomes
+            .iter()
+            .map(|group| group.iter().map(|b| b.is_err()).collect())
+            .collect();
+        assert_eq!(refused, [vec![false], vec![false], vec![true, false]]);
+        assert_eq!(replicas[1].applied.load(Ordering::Acquire), 3);
+        assert_eq!(current_seq(&replicas[1].db).unwrap(), 3);
+        assert_eq!(put_rows(&replicas[0].db), put_rows(&replicas[1].db));
+        assert_eq!(
+            put_rows(&replicas[1].db).len(),
+            4,
+            "k and j, each a row and a head"
+        );
+    }
+
+    /// Reads go to the eager replicas. With both offline, a read waits for a lazy replica to apply what it
+    /// logged (it does when no group comes for a moment) and then sees every acknowledged write.
+    #[test]
+    fn reads_fall_back_to_a_lazy_replica_once_it_applied_what_it_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_roots, meta) = store_with_bucket(dir.path());
+        for i in 0..20 {
+            meta.commit(vec![Op::SetBucketConfig {
+                bucket: "b".into(),
+                kind: format!("k{i}"),
+                document: Some(vec![i as u8; 100]),
+            }])
+            .unwrap();
+        }
+        for r in &meta.replicas[..EAGER] {
+            r.online.store(false, Ordering::Relaxed);
+        }
+        for i in 0..20 {
+            assert_eq!(
+                meta.bucket_config("b", &format!("k{i}")).unwrap(),
+                Some(vec![i as u8; 100])
+            );
+        }
+        assert_eq!(
+            meta.replicas[2].applied.load(Ordering::Acquire),
+            meta.acked.load(Ordering::Acquire)
+        );
     }
 
     #[test]
