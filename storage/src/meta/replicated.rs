@@ -454,9 +454,10 @@ impl ReplicatedMeta {
     }
 
     /// The last acknowledged group, once some online replica has applied it. Normally at once: a group is
-    /// acknowledged when a write quorum applied it. If those replicas all went offline since, the others (at
-    /// most `MAX_LAG` groups behind, and working) are given a moment to catch up rather than serve a read
-    /// that could miss an acknowledged write.
+    /// acknowledged once a replica applied it (an eager one, see [`EAGER`]). If those replicas all went offline
+    /// since, the others (lazy ones apply what they logged within [`LAZY_IDLE`] of the last group, or when the
+    /// next group names them eager) are given a moment to catch up rather than serve a read that could miss an
+    /// acknowledged write.
     fn acked_and_current(&self) -> Result<u64> {
         let acked = self.acked.load(Ordering::Acquire);
         if self.current(acked).next().is_some() {
@@ -777,9 +778,21 @@ struct GroupJob {
     eager: Vec<usize>,
 }
 
+/// What the committer hands a replica's thread.
+enum Job {
+    /// A group to log, and to apply at once if it names the replica eager.
+    Group(Arc<GroupJob>),
+    /// Apply every group held, and answer with the per-batch outcomes of this one (the last handed out): asked
+    /// of a lazy replica when every eager replica of the group failed before answering.
+    Outcomes(u64),
+}
+
 /// A replica's result for one group: its index, the group's number and, once it logged the group, the
 /// per-batch outcomes if it applied the group too (None from a lazy replica).
-type ReplicaOutcome = (usize, u64, Result<Option<Vec<Result<Applied>>>>);
+type ReplicaOutcome = (usize, u64, Result<Option<Outcomes>>);
+
+/// A group's per-batch outcomes, in order.
+type Outcomes = Vec<Result<Applied>>;
 
 /// The group number of the message a replica's thread sends as it ends (groups count from 1).
 const GONE: u64 = 0;
@@ -854,11 +867,11 @@ impl Committer {
         &self,
         done: &mpsc::Sender<ReplicaOutcome>,
         wals: Vec<(Wal, u64)>,
-    ) -> Vec<Option<mpsc::Sender<Arc<GroupJob>>>> {
+    ) -> Vec<Option<mpsc::Sender<Job>>> {
         wals.into_iter()
             .enumerate()
             .map(|(i, (wal, seq))| {
-                let (tx, rx) = mpsc::channel::<Arc<GroupJob>>();
+                let (tx, rx) = mpsc::channel::<Job>();
                 let mut applier = Applier::new(self.replicas.clone(), i, wal, seq, self.fsync);
                 let done = done.clone();
                 let spawned = std::thread::Builder::new()
@@ -891,7 +904,7 @@ impl Committer {
     /// groups, finish in the background; their outcomes are collected by later calls.
     fn commit_group(
         &mut self,
-        appliers: &[Option<mpsc::Sender<Arc<GroupJob>>>],
+        appliers: &[Option<mpsc::Sender<Job>>],
         done: &mpsc::Receiver<ReplicaOutcome>,
         batches: Vec<Batch>,
     ) -> Result<Vec<Result<Applied>>> {
@@ -931,7 +944,7 @@ impl Committer {
         for &i in &online {
             let delivered = appliers[i]
                 .as_ref()
-                .is_some_and(|tx| tx.send(job.clone()).is_ok());
+                .is_some_and(|tx| tx.send(Job::Group(job.clone())).is_ok());
             if delivered {
                 self.in_flight[i] += 1;
             } else {
@@ -939,24 +952,47 @@ impl Committer {
             }
         }
         // Replicas that logged the group, and the outcomes of the first that applied it.
+        let mut logged = vec![false; self.replicas.len()];
         let mut ok = 0;
         let mut first = None;
-        // Whether replica `i` still owes this group: online and handed it. A replica's groups come back in
-        // order, so one that failed (and went offline) owes nothing more.
+        // Replicas expected to answer with the outcomes: the eager ones, then any lazy one asked for them.
+        let mut answering = job.eager.clone();
+        // Whether replica `i` still owes an answer: online and handed a group (or a request) it has not
+        // answered. A replica answers in order, so one that failed (and went offline) owes nothing more.
         let owes =
             |c: &Self, i: usize| c.replicas[i].online.load(Ordering::Relaxed) && c.in_flight[i] > 0;
         loop {
             if ok >= self.write_quorum && first.is_some() {
                 break;
             }
-            let owing = online.iter().filter(|&&i| owes(self, i)).count();
-            let eager_owing = job.eager.iter().any(|&i| owes(self, i));
-            if ok + owing < self.write_quorum || (first.is_none() && !eager_owing) {
+            let owing = online
+                .iter()
+                .filter(|&&i| !logged[i] && owes(self, i))
+                .count();
+            if ok + owing < self.write_quorum {
                 break;
             }
+            if first.is_none() && !answering.iter().any(|&i| owes(self, i)) {
+                // Every replica that was to apply the group failed before answering. A lazy one that logged it
+                // holds it (with everything before it, this being the last group handed out): ask it.
+                let asked = online.iter().copied().find(|&i| {
+                    logged[i]
+                        && !answering.contains(&i)
+                        && self.replicas[i].online.load(Ordering::Relaxed)
+                        && appliers[i]
+                            .as_ref()
+                            .is_some_and(|tx| tx.send(Job::Outcomes(group)).is_ok())
+                });
+                let Some(i) = asked else { break };
+                self.in_flight[i] += 1;
+                answering.push(i);
+            }
             let Ok(outcome) = done.recv() else { break };
-            if let Some((_, per_batch)) = self.settle(outcome).filter(|(g, _)| *g == group) {
-                ok += 1;
+            if let Some((i, _, per_batch)) = self.settle(outcome).filter(|(_, g, _)| *g == group) {
+                if !logged[i] {
+                    logged[i] = true;
+                    ok += 1;
+                }
                 if let Some(per_batch) = per_batch {
                     first.get_or_insert(per_batch);
                 }
@@ -968,10 +1004,12 @@ impl Committer {
                 available: ok,
             });
         }
-        // Logged by a write quorum, so it will be applied everywhere, but every replica that was to apply it
-        // at once failed: its outcomes are unknown, and so is whether a read would find it yet.
+        // Logged by a write quorum, so every replica applies it, but no replica that applied it could answer:
+        // its outcomes are unknown.
         let first = first.ok_or_else(|| {
-            Error::Meta("the replicas applying the group failed; its outcome is unknown".into())
+            Error::Meta(
+                "no replica could give the group's outcome; it may have been applied".into(),
+            )
         })?;
         self.acked.store(group, Ordering::Release);
         Ok(first)
@@ -982,7 +1020,7 @@ impl Committer {
     fn settle(
         &mut self,
         (i, group, outcome): ReplicaOutcome,
-    ) -> Option<(u64, Option<Vec<Result<Applied>>>)> {
+    ) -> Option<(usize, u64, Option<Outcomes>)> {
         if group == GONE {
             if self.in_flight[i] > 0 {
                 self.take_offline(i, "its thread ended with groups unanswered");
@@ -991,7 +1029,7 @@ impl Committer {
         }
         self.in_flight[i] = self.in_flight[i].saturating_sub(1);
         match outcome {
-            Ok(per_batch) => Some((group, per_batch)),
+            Ok(per_batch) => Some((i, group, per_batch)),
             Err(e) => {
                 self.take_offline(i, &e.to_string());
                 None
@@ -1044,6 +1082,8 @@ struct Applier {
     /// Groups logged but not yet applied (a lazy replica's), in order, and their records' bytes.
     unapplied: Vec<Arc<GroupJob>>,
     unapplied_bytes: u64,
+    /// The per-batch outcomes of the last group applied after its commit answered (see [`Job::Outcomes`]).
+    last_outcomes: Option<(u64, Outcomes)>,
 }
 
 impl Applier {
@@ -1060,10 +1100,11 @@ impl Applier {
             unsaved: false,
             unapplied: Vec::new(),
             unapplied_bytes: 0,
+            last_outcomes: None,
         }
     }
 
-    fn run(&mut self, jobs: &mpsc::Receiver<Arc<GroupJob>>, done: &mpsc::Sender<ReplicaOutcome>) {
+    fn run(&mut self, jobs: &mpsc::Receiver<Job>, done: &mpsc::Sender<ReplicaOutcome>) {
         let mut taken: Vec<Arc<GroupJob>> = Vec::with_capacity(MAX_LAG);
         loop {
             let wait = if self.unapplied.is_empty() {
@@ -1071,15 +1112,21 @@ impl Applier {
             } else {
                 LAZY_IDLE
             };
+            let mut asked = None;
             match jobs.recv_timeout(wait) {
-                Ok(job) => {
+                Ok(Job::Outcomes(group)) => asked = Some(group),
+                Ok(Job::Group(job)) => {
                     // A replica that fell behind takes every group waiting for it at once: one durable log
                     // write and one redb transaction for all of them.
                     taken.clear();
                     taken.push(job);
                     while taken.len() < MAX_LAG {
                         match jobs.try_recv() {
-                            Ok(job) => taken.push(job),
+                            Ok(Job::Group(job)) => taken.push(job),
+                            Ok(Job::Outcomes(group)) => {
+                                asked = Some(group);
+                                break;
+                            }
                             Err(_) => break,
                         }
                     }
@@ -1106,7 +1153,10 @@ impl Applier {
                     }
                     // After the outcomes are sent, so the groups need not wait for this replica's apply or
                     // checkpoint.
-                    if self.unapplied_bytes >= LAZY_BYTES && !self.apply_unapplied(done) {
+                    if asked.is_none()
+                        && self.unapplied_bytes >= LAZY_BYTES
+                        && !self.apply_unapplied(done)
+                    {
                         return;
                     }
                     if self.until_checkpoint == 0 && !self.checkpoint_if_unsaved(done) {
@@ -1129,14 +1179,27 @@ impl Applier {
                     return;
                 }
             }
+            if let Some(group) = asked {
+                if !self.apply_unapplied(done) {
+                    return;
+                }
+                // None if this replica applied the group at once after all: it answered with them then.
+                let outcomes = self
+                    .last_outcomes
+                    .take()
+                    .filter(|(applied, _)| *applied == group)
+                    .map(|(_, outcomes)| outcomes);
+                if done.send((self.index, group, Ok(outcomes))).is_err() {
+                    return;
+                }
+            }
         }
     }
 
     /// Logs the groups, then (if the last names this replica eager) applies them with any logged before that
     /// wait: readers of this replica never see a group its log does not hold. Returns, per group in order, its
     /// per-batch outcomes if it was applied.
-    #[allow(clippy::type_complexity)]
-    fn commit(&mut self, jobs: &[Arc<GroupJob>]) -> Result<Vec<Option<Vec<Result<Applied>>>>> {
+    fn commit(&mut self, jobs: &[Arc<GroupJob>]) -> Result<Vec<Option<Outcomes>>> {
         let first = self.logged_seq + 1;
         if self.fsync {
             let entries: Vec<wal::Entry<'_>> = (first..)
@@ -1170,7 +1233,7 @@ impl Applier {
     }
 
     /// Applies every logged group not applied yet, in one transaction; returns their per-batch outcomes.
-    fn apply(&mut self) -> Result<Vec<Vec<Result<Applied>>>> {
+    fn apply(&mut self) -> Result<Vec<Outcomes>> {
         let Some(last) = self.unapplied.last().map(|job| job.group) else {
             return Ok(Vec::new());
         };
@@ -1205,8 +1268,17 @@ impl Applier {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply()))
             .unwrap_or_else(|_| Err(Error::Meta("replica panicked".into())));
         match outcome {
-            Ok(_) => true,
+            Ok(mut outcomes) => {
+                let last = self.replicas[self.index].applied.load(Ordering::Acquire);
+                self.last_outcomes = outcomes.pop().map(|o| (last, o));
+                true
+            }
             Err(e) => {
+                // Offline at once, so the committer names it eager for no further group; it learns why from
+                // the message.
+                self.replicas[self.index]
+                    .online
+                    .store(false, Ordering::Relaxed);
                 drop(done.send((self.index, first, Err(e))));
                 false
             }
@@ -3002,14 +3074,14 @@ mod tests {
             let now = 1_000 + i as i64;
             let record = postcard::to_stdvec(&(now, &batches)).unwrap();
             jobs_tx
-                .send(Arc::new(GroupJob {
+                .send(Job::Group(Arc::new(GroupJob {
                     group: i as u64 + 1,
                     batches,
                     now,
                     record,
                     logged: None,
                     eager: vec![0],
-                }))
+                })))
                 .unwrap();
         }
         // Every group is waiting before the replica's thread starts, as for a replica that fell behind.
@@ -3132,6 +3204,111 @@ mod tests {
             4,
             "k and j, each a row and a head"
         );
+    }
+
+    /// A lazy replica closed before its checkpoint (its thread stopped, then the store closed: redb makes its
+    /// last commit durable then) opens with every group it logged, not just the ones it applied.
+    #[test]
+    fn a_lazy_replica_closed_part_way_through_its_log_opens_with_every_group_it_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("d0");
+        std::fs::create_dir_all(&root).unwrap();
+        let opened = open_replica(&root, 1 << 20).unwrap_or_else(|_| panic!("open"));
+        let replicas = Arc::new(vec![Replica {
+            index: 0,
+            db: opened.db,
+            online: AtomicBool::new(true),
+            applied: AtomicU64::new(0),
+        }]);
+        let mut applier = Applier::new(replicas.clone(), 0, opened.wal, opened.seq, true);
+        let groups: Vec<Vec<Batch>> = vec![
+            vec![vec![Op::CreateBucket {
+                name: "b".into(),
+                record: bucket(),
+            }]],
+            vec![vec![inline_put("k", 1, 3, Condition::None)]],
+            vec![vec![inline_put("j", 2, 3, Condition::None)]],
+        ];
+        for (i, batches) in groups.into_iter().enumerate() {
+            let now = 1_000 + i as i64;
+            let job = Arc::new(GroupJob {
+                group: i as u64 + 1,
+                record: postcard::to_stdvec(&(now, &batches)).unwrap(),
+                batches,
+                now,
+                logged: None,
+                eager: Vec::new(),
+            });
+            applier.commit(&[job]).unwrap();
+            if i == 1 {
+                applier.apply().unwrap();
+            }
+        }
+        assert_eq!(replicas[0].applied.load(Ordering::Acquire), 2);
+        drop(applier);
+        drop(Arc::into_inner(replicas).expect("the only holder"));
+        let reopened = open_replica(&root, 1 << 20).unwrap_or_else(|_| panic!("reopen"));
+        assert_eq!(reopened.seq, 3);
+        assert_eq!(
+            put_rows(&reopened.db).len(),
+            4,
+            "k and j, each a row and a head"
+        );
+    }
+
+    /// Asked for a group's outcomes (its eager replicas failed), a lazy replica applies what it holds and
+    /// answers with that group's.
+    #[test]
+    fn a_lazy_replica_asked_for_outcomes_applies_and_gives_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("d0");
+        std::fs::create_dir_all(&root).unwrap();
+        let opened = open_replica(&root, 1 << 20).unwrap_or_else(|_| panic!("open"));
+        let replicas = Arc::new(vec![Replica {
+            index: 0,
+            db: opened.db,
+            online: AtomicBool::new(true),
+            applied: AtomicU64::new(0),
+        }]);
+        let groups: Vec<Vec<Batch>> = vec![
+            vec![vec![Op::CreateBucket {
+                name: "b".into(),
+                record: bucket(),
+            }]],
+            vec![
+                vec![inline_put("k", 1, 3, Condition::None)],
+                vec![inline_put("k", 2, 3, Condition::Absent)],
+            ],
+        ];
+        let (jobs_tx, jobs) = mpsc::channel();
+        for (i, batches) in groups.into_iter().enumerate() {
+            let now = 1_000 + i as i64;
+            jobs_tx
+                .send(Job::Group(Arc::new(GroupJob {
+                    group: i as u64 + 1,
+                    record: postcard::to_stdvec(&(now, &batches)).unwrap(),
+                    batches,
+                    now,
+                    logged: None,
+                    eager: Vec::new(),
+                })))
+                .unwrap();
+        }
+        jobs_tx.send(Job::Outcomes(2)).unwrap();
+        drop(jobs_tx);
+        let (done_tx, done) = mpsc::channel();
+        let mut applier = Applier::new(replicas.clone(), 0, opened.wal, opened.seq, true);
+        applier.run(&jobs, &done_tx);
+        drop((applier, done_tx));
+        let answers: Vec<(u64, Option<Vec<bool>>)> = done
+            .iter()
+            .map(|(_, g, o)| (g, o.unwrap().map(|b| b.iter().map(|r| r.is_ok()).collect())))
+            .collect();
+        assert_eq!(
+            answers,
+            [(1, None), (2, None), (2, Some(vec![true, false]))]
+        );
+        assert_eq!(replicas[0].applied.load(Ordering::Acquire), 2);
     }
 
     /// Reads go to the eager replicas. With both offline, a read waits for a lazy replica to apply what it

@@ -102,14 +102,28 @@ impl Wal {
         file.read_to_end(&mut bytes)?;
         let mut records = Vec::new();
         let mut at = 0usize;
-        let mut expected = durable_seq + 1;
+        // The log holds one run of consecutive records from its start. Those up to `durable_seq` are in the
+        // database already: a replica that applies groups some time after logging them (a lazy one) may be
+        // made durable part-way through its log (redb makes its last commit durable when it is closed). A run
+        // that starts past `durable_seq + 1` leaves a gap and is not replayed; stale records of an older
+        // generation carry numbers at or below the checkpoint's and end the run.
+        let mut expected = None;
         while let Some((record, format, len)) = parse(&bytes[at..]) {
             if record.seq == PADDING {
                 at += len;
                 continue;
             }
-            if record.seq != expected {
+            let follows = match expected {
+                None => record.seq <= durable_seq + 1,
+                Some(next) => record.seq == next,
+            };
+            if !follows {
                 break;
+            }
+            expected = Some(record.seq + 1);
+            at += len;
+            if record.seq <= durable_seq {
+                continue;
             }
             if !READS.contains(&format) {
                 return Err(std::io::Error::other(format!(
@@ -119,8 +133,6 @@ impl Wal {
                     record.seq
                 )));
             }
-            expected += 1;
-            at += len;
             records.push(record);
         }
         let direct = match OpenOptions::new()
@@ -303,8 +315,15 @@ mod tests {
         let (_, records) = Wal::open(&path, 10).unwrap();
         assert_eq!(seqs(&records), [11, 12, 13, 14]);
         assert_eq!(records[2].payload, b"group 13");
-        // A durable seq already past the log's start replays nothing: the records do not follow it.
+        // A durable seq part-way through the log (a lazy replica closed before its checkpoint) replays the
+        // rest; one at its end or past it replays nothing, nor does one that leaves a gap before its start.
         let (_, records) = Wal::open(&path, 12).unwrap();
+        assert_eq!(seqs(&records), [13, 14]);
+        let (_, records) = Wal::open(&path, 14).unwrap();
+        assert!(records.is_empty());
+        let (_, records) = Wal::open(&path, 20).unwrap();
+        assert!(records.is_empty());
+        let (_, records) = Wal::open(&path, 9).unwrap();
         assert!(records.is_empty());
     }
 
