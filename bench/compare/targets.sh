@@ -8,7 +8,8 @@
 # Usage: bash bench/compare/targets.sh [BIN (default target/release/strata)] [DURATION (default 15s)]
 # Env: IO=uring|portable (storage.io of the server; default: the server's default), ROWS (default
 #      "put64 get64 put4k get4k"; also put64s (signed payload), put4k8 and put4k64 (4 KiB PUTs at c8 and
-#      c64: whether a cost is per metadata group or per object)), PERF=1 to record a perf profile of the server per row into $OUT
+#      c64: whether a cost is per metadata group or per object), put100 (100-byte PUTs at c32: the per-object
+#      metadata cost without an inline page)), PERF=1 to record a perf profile of the server per row into $OUT
 #      (PERF_CALLGRAPH="--call-graph dwarf" to unwind Rust frames, which lack frame pointers).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -103,6 +104,7 @@ for r in $ROWS; do
         put4k) row put4k put 4KiB 32 ;;
         put4k64) row put4k64 put 4KiB 64 ;;
         put4k8) row put4k8 put 4KiB 8 ;;
+        put100) row put100 put 100B 32 ;;
         get4k) row get4k get 4KiB 32 --objects 1000 ;;
         *) echo "unknown row $r" >&2; exit 2 ;;
     esac
