@@ -2886,7 +2886,42 @@ mod tests {
             .unwrap();
     }
 
-    /// Bytes of test object `seed` of `len` bytes.
+    /// The roots of test replicas, the replicas, and each one's log and commit sequence number.
+    type TestReplicas = (Vec<PathBuf>, Arc<Vec<Replica>>, Vec<(Wal, u64)>);
+
+    /// `count` replicas opened under `dir` (`d0`, `d1`, ...), online and with nothing applied, with their logs
+    /// and commit sequence numbers for [`Applier::new`].
+    fn replicas_under(dir: &Path, count: usize) -> TestReplicas {
+        let roots: Vec<PathBuf> = (0..count).map(|i| dir.join(format!("d{i}"))).collect();
+        let mut replicas = Vec::new();
+        let mut wals = Vec::new();
+        for (i, root) in roots.iter().enumerate() {
+            std::fs::create_dir_all(root).unwrap();
+            let opened = open_replica(root, 1 << 20).unwrap_or_else(|_| panic!("open"));
+            replicas.push(Replica {
+                index: i,
+                db: opened.db,
+                online: AtomicBool::new(true),
+                applied: AtomicU64::new(0),
+            });
+            wals.push((opened.wal, opened.seq));
+        }
+        (roots, Arc::new(replicas), wals)
+    }
+
+    /// Group `index + 1` of a test's `groups`, stamped `1_000 + index`, applied at once by `eager`.
+    fn group_job(index: usize, batches: Vec<Batch>, eager: Vec<usize>) -> Arc<GroupJob> {
+        let now = 1_000 + index as i64;
+        Arc::new(GroupJob {
+            group: index as u64 + 1,
+            record: postcard::to_stdvec(&(now, &batches)).unwrap(),
+            batches,
+            now,
+            logged: None,
+            eager,
+        })
+    }
+
     /// A `null` PUT of `len` inline bytes to `key` of bucket `b`, its version key and data id all `n`.
     fn inline_put(key: &str, n: u8, len: usize, condition: Condition) -> Op {
         let mut record = inline_record(VersionKey([n; 16]), false, Some(DataId([n; 16])));
@@ -2900,6 +2935,7 @@ mod tests {
         }
     }
 
+    /// Bytes of test object `seed` of `len` bytes.
     fn object_bytes(seed: u8, len: usize) -> bytes::Bytes {
         (0..len)
             .map(|j| (j as u8).wrapping_mul(31).wrapping_add(seed))
@@ -3044,15 +3080,8 @@ mod tests {
     #[test]
     fn a_replica_behind_commits_the_waiting_groups_at_once_as_replay_would_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("d0");
-        std::fs::create_dir_all(&root).unwrap();
-        let opened = open_replica(&root, 1 << 20).unwrap_or_else(|_| panic!("open"));
-        let replicas = Arc::new(vec![Replica {
-            index: 0,
-            db: opened.db,
-            online: AtomicBool::new(true),
-            applied: AtomicU64::new(0),
-        }]);
+        let (roots, replicas, mut wals) = replicas_under(dir.path(), 1);
+        let (root, (wal, seq)) = (&roots[0], wals.remove(0));
         let put = |key: &str, n: u8, condition: Condition| inline_put(key, n, 5000, condition);
         // Each group reads what the one before wrote: the bucket, then the key that must be absent.
         let groups: Vec<Vec<Batch>> = vec![
@@ -3071,23 +3100,14 @@ mod tests {
         ];
         let (jobs_tx, jobs) = mpsc::channel();
         for (i, batches) in groups.into_iter().enumerate() {
-            let now = 1_000 + i as i64;
-            let record = postcard::to_stdvec(&(now, &batches)).unwrap();
             jobs_tx
-                .send(Job::Group(Arc::new(GroupJob {
-                    group: i as u64 + 1,
-                    batches,
-                    now,
-                    record,
-                    logged: None,
-                    eager: vec![0],
-                })))
+                .send(Job::Group(group_job(i, batches, vec![0])))
                 .unwrap();
         }
         // Every group is waiting before the replica's thread starts, as for a replica that fell behind.
         drop(jobs_tx);
         let (done_tx, done) = mpsc::channel();
-        let mut applier = Applier::new(replicas.clone(), 0, opened.wal, opened.seq, true);
+        let mut applier = Applier::new(replicas.clone(), 0, wal, seq, true);
         applier.run(&jobs, &done_tx);
         drop((applier, done_tx));
         let outcomes: Vec<ReplicaOutcome> = done.iter().collect();
@@ -3127,22 +3147,8 @@ mod tests {
     #[test]
     fn a_lazy_replica_logs_each_group_at_once_and_applies_them_together() {
         let dir = tempfile::tempdir().unwrap();
-        let roots: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("d{i}"))).collect();
-        let mut appliers = Vec::new();
-        let mut replicas = Vec::new();
-        for (i, root) in roots.iter().enumerate() {
-            std::fs::create_dir_all(root).unwrap();
-            let opened = open_replica(root, 1 << 20).unwrap_or_else(|_| panic!("open"));
-            replicas.push(Replica {
-                index: i,
-                db: opened.db,
-                online: AtomicBool::new(true),
-                applied: AtomicU64::new(0),
-            });
-            appliers.push((opened.wal, opened.seq));
-        }
-        let replicas = Arc::new(replicas);
-        let mut appliers: Vec<Applier> = appliers
+        let (roots, replicas, wals) = replicas_under(dir.path(), 2);
+        let mut appliers: Vec<Applier> = wals
             .into_iter()
             .enumerate()
             .map(|(i, (wal, seq))| Applier::new(replicas.clone(), i, wal, seq, true))
@@ -3161,16 +3167,8 @@ mod tests {
             ],
         ];
         for (i, batches) in groups.into_iter().enumerate() {
-            let now = 1_000 + i as i64;
-            let job = Arc::new(GroupJob {
-                group: i as u64 + 1,
-                record: postcard::to_stdvec(&(now, &batches)).unwrap(),
-                batches,
-                now,
-                logged: None,
-                // Replica 0 applies at once, replica 1 is lazy.
-                eager: vec![0],
-            });
+            // Replica 0 applies at once, replica 1 is lazy.
+            let job = group_job(i, batches, vec![0]);
             let eager = appliers[0].commit(std::slice::from_ref(&job)).unwrap();
             assert!(
                 eager[0].is_some(),
@@ -3211,16 +3209,9 @@ mod tests {
     #[test]
     fn a_lazy_replica_closed_part_way_through_its_log_opens_with_every_group_it_logged() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("d0");
-        std::fs::create_dir_all(&root).unwrap();
-        let opened = open_replica(&root, 1 << 20).unwrap_or_else(|_| panic!("open"));
-        let replicas = Arc::new(vec![Replica {
-            index: 0,
-            db: opened.db,
-            online: AtomicBool::new(true),
-            applied: AtomicU64::new(0),
-        }]);
-        let mut applier = Applier::new(replicas.clone(), 0, opened.wal, opened.seq, true);
+        let (roots, replicas, mut wals) = replicas_under(dir.path(), 1);
+        let (wal, seq) = wals.remove(0);
+        let mut applier = Applier::new(replicas.clone(), 0, wal, seq, true);
         let groups: Vec<Vec<Batch>> = vec![
             vec![vec![Op::CreateBucket {
                 name: "b".into(),
@@ -3230,16 +3221,9 @@ mod tests {
             vec![vec![inline_put("j", 2, 3, Condition::None)]],
         ];
         for (i, batches) in groups.into_iter().enumerate() {
-            let now = 1_000 + i as i64;
-            let job = Arc::new(GroupJob {
-                group: i as u64 + 1,
-                record: postcard::to_stdvec(&(now, &batches)).unwrap(),
-                batches,
-                now,
-                logged: None,
-                eager: Vec::new(),
-            });
-            applier.commit(&[job]).unwrap();
+            applier
+                .commit(&[group_job(i, batches, Vec::new())])
+                .unwrap();
             if i == 1 {
                 applier.apply().unwrap();
             }
@@ -3247,7 +3231,7 @@ mod tests {
         assert_eq!(replicas[0].applied.load(Ordering::Acquire), 2);
         drop(applier);
         drop(Arc::into_inner(replicas).expect("the only holder"));
-        let reopened = open_replica(&root, 1 << 20).unwrap_or_else(|_| panic!("reopen"));
+        let reopened = open_replica(&roots[0], 1 << 20).unwrap_or_else(|_| panic!("reopen"));
         assert_eq!(reopened.seq, 3);
         assert_eq!(
             put_rows(&reopened.db).len(),
@@ -3261,15 +3245,8 @@ mod tests {
     #[test]
     fn a_lazy_replica_asked_for_outcomes_applies_and_gives_them() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("d0");
-        std::fs::create_dir_all(&root).unwrap();
-        let opened = open_replica(&root, 1 << 20).unwrap_or_else(|_| panic!("open"));
-        let replicas = Arc::new(vec![Replica {
-            index: 0,
-            db: opened.db,
-            online: AtomicBool::new(true),
-            applied: AtomicU64::new(0),
-        }]);
+        let (_roots, replicas, mut wals) = replicas_under(dir.path(), 1);
+        let (wal, seq) = wals.remove(0);
         let groups: Vec<Vec<Batch>> = vec![
             vec![vec![Op::CreateBucket {
                 name: "b".into(),
@@ -3282,22 +3259,14 @@ mod tests {
         ];
         let (jobs_tx, jobs) = mpsc::channel();
         for (i, batches) in groups.into_iter().enumerate() {
-            let now = 1_000 + i as i64;
             jobs_tx
-                .send(Job::Group(Arc::new(GroupJob {
-                    group: i as u64 + 1,
-                    record: postcard::to_stdvec(&(now, &batches)).unwrap(),
-                    batches,
-                    now,
-                    logged: None,
-                    eager: Vec::new(),
-                })))
+                .send(Job::Group(group_job(i, batches, Vec::new())))
                 .unwrap();
         }
         jobs_tx.send(Job::Outcomes(2)).unwrap();
         drop(jobs_tx);
         let (done_tx, done) = mpsc::channel();
-        let mut applier = Applier::new(replicas.clone(), 0, opened.wal, opened.seq, true);
+        let mut applier = Applier::new(replicas.clone(), 0, wal, seq, true);
         applier.run(&jobs, &done_tx);
         drop((applier, done_tx));
         let answers: Vec<(u64, Option<Vec<bool>>)> = done
