@@ -32,6 +32,7 @@ both_backends!(
     multipart_upload_assembles_its_parts,
     a_corrupted_shard_is_rebuilt_not_served,
     data_survives_losing_parity_many_disks,
+    metadata_survives_losing_parity_many_replicas,
     restart_rolls_committed_staged_files_forward,
     segments_of_either_erasure_code_are_rebuilt_after_an_upgrade,
     a_failed_upload_leaves_nothing_staged,
@@ -312,6 +313,38 @@ fn data_survives_losing_parity_many_disks(io: IoBackend) {
         }
         assert!(get(&engine, "lost").await == data);
     });
+}
+
+/// A 4+2 store keeps metadata replicas on the first five disks (2m + 1, see `metadata_replicas`), none on the
+/// sixth. Losing two of the five (disk directories gone while the store is down) loses no object, inline or
+/// erasure-coded, and writes go on.
+fn metadata_survives_losing_parity_many_replicas(io: IoBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let small = pattern(INLINE / 2, 10);
+    let large = pattern(2 * BLOCK + 3, 11);
+    let roots = runtime().block_on(async {
+        let engine = open_with_bucket(dir.path(), io).await;
+        put(&engine, "small", &small).await;
+        put(&engine, "large", &large).await;
+        engine.settings().disks.clone()
+    });
+    let holds_replica = |root: &Path| root.join("strata.redb").exists();
+    assert_eq!(
+        roots.iter().map(|r| holds_replica(r)).collect::<Vec<_>>(),
+        [true, true, true, true, true, false]
+    );
+    for lost in &roots[..2] {
+        std::fs::remove_dir_all(lost).unwrap();
+        std::fs::create_dir_all(lost).unwrap();
+    }
+    runtime().block_on(async {
+        let engine = reopen(dir.path(), io).await;
+        assert!(get(&engine, "small").await == small);
+        assert!(get(&engine, "large").await == large);
+        put(&engine, "after", &small).await;
+        assert!(get(&engine, "after").await == small);
+    });
+    assert!(!holds_replica(&roots[5]), "the sixth disk holds none");
 }
 
 /// A store written with Leopard Reed-Solomon (every segment before the code was recorded), reopened by a build

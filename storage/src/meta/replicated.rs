@@ -1057,7 +1057,7 @@ const CHECKPOINT_BYTES: u64 = 4 << 20;
 const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Log bytes before replica `index` of `count` first checkpoints: replicas start a fraction of a checkpoint
-/// apart and stay so (they log the same groups), because a checkpoint stalls the group it falls in, and six at
+/// apart and stay so (they log the same groups), because a checkpoint stalls the group it falls in, and all at
 /// once on shared cores and disks stall it far longer than one.
 fn staggered(index: usize, count: usize) -> u64 {
     CHECKPOINT_BYTES * (index as u64 + 1) / count.max(1) as u64
@@ -2502,6 +2502,55 @@ mod tests {
         for r in meta.replicas.iter() {
             assert_eq!(current_seq(&r.db).unwrap(), 1, "replica {}", r.index);
         }
+    }
+
+    /// A store written by a build that kept a replica on every disk of a 4+2 set (quorum 4 of 6) opens on the
+    /// first five with a quorum of 3, as the engine now opens it, even with two of those five lost: every
+    /// commit is there, writes go on, and the sixth replica is left as it was.
+    #[test]
+    fn a_store_of_six_replicas_opens_on_five_after_losing_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots: Vec<PathBuf> = (0..6).map(|i| dir.path().join(format!("d{i}"))).collect();
+        for r in &roots {
+            std::fs::create_dir_all(r).unwrap();
+        }
+        let meta = ReplicatedMeta::open(&roots, 4, true, 1 << 20).unwrap();
+        meta.commit(vec![Op::CreateBucket {
+            name: "b".into(),
+            record: bucket(),
+        }])
+        .unwrap();
+        for i in 0..20 {
+            meta.commit(vec![Op::SetBucketConfig {
+                bucket: "b".into(),
+                kind: format!("doc{i}"),
+                document: Some(vec![i as u8; 3000]),
+            }])
+            .unwrap();
+        }
+        drop(meta);
+        for lost in &roots[..2] {
+            std::fs::remove_dir_all(lost).unwrap();
+            std::fs::create_dir_all(lost).unwrap();
+        }
+        let sixth = std::fs::read(roots[5].join(DB_FILE)).unwrap();
+        let meta = ReplicatedMeta::open(&roots[..5], 3, true, 1 << 20).unwrap();
+        for i in 0..20 {
+            let doc = meta.bucket_config("b", &format!("doc{i}")).unwrap();
+            assert_eq!(doc, Some(vec![i as u8; 3000]), "doc{i}");
+        }
+        meta.commit(vec![Op::SetBucketConfig {
+            bucket: "b".into(),
+            kind: "after".into(),
+            document: Some(b"x".to_vec()),
+        }])
+        .unwrap();
+        drop(meta);
+        let meta = ReplicatedMeta::open(&roots[..5], 3, true, 1 << 20).unwrap();
+        for r in meta.replicas.iter() {
+            assert_eq!(current_seq(&r.db).unwrap(), 22, "replica {}", r.index);
+        }
+        assert_eq!(std::fs::read(roots[5].join(DB_FILE)).unwrap(), sixth);
     }
 
     /// A commit is acknowledged once a write quorum logged it, so other replicas may lag behind it (a replica in
