@@ -103,6 +103,10 @@ struct Replica {
     /// Number of the last group this replica applied (a lazy replica may have logged later ones); see
     /// [`Acked`].
     applied: AtomicU64,
+    /// Makes this replica's next group fail before it logs it, as a disk error would (tests of the committer's
+    /// failure paths).
+    #[cfg(test)]
+    fail_next_group: AtomicBool,
 }
 
 /// Number of the last group acknowledged to its callers. A replica whose `applied` is at least this holds
@@ -401,6 +405,8 @@ impl ReplicatedMeta {
                     db: o.db,
                     online: AtomicBool::new(true),
                     applied: AtomicU64::new(0),
+                    #[cfg(test)]
+                    fail_next_group: AtomicBool::new(false),
                 };
                 (replica, (o.wal, o.seq))
             })
@@ -983,9 +989,17 @@ impl Committer {
                             .as_ref()
                             .is_some_and(|tx| tx.send(Job::Outcomes(group)).is_ok())
                 });
-                let Some(i) = asked else { break };
-                self.in_flight[i] += 1;
-                answering.push(i);
+                if let Some(i) = asked {
+                    self.in_flight[i] += 1;
+                    answering.push(i);
+                } else if !online
+                    .iter()
+                    .any(|&i| !logged[i] && !answering.contains(&i) && owes(self, i))
+                {
+                    break;
+                }
+                // Otherwise the failures came back before any lazy replica's log did: wait for one, and ask
+                // it then. Giving up here would report a group as failed that the lazy ones go on to apply.
             }
             let Ok(outcome) = done.recv() else { break };
             if let Some((i, _, per_batch)) = self.settle(outcome).filter(|(_, g, _)| *g == group) {
@@ -1200,6 +1214,13 @@ impl Applier {
     /// wait: readers of this replica never see a group its log does not hold. Returns, per group in order, its
     /// per-batch outcomes if it was applied.
     fn commit(&mut self, jobs: &[Arc<GroupJob>]) -> Result<Vec<Option<Outcomes>>> {
+        #[cfg(test)]
+        if self.replicas[self.index]
+            .fail_next_group
+            .swap(false, Ordering::Relaxed)
+        {
+            return Err(Error::Meta("injected failure".into()));
+        }
         let first = self.logged_seq + 1;
         if self.fsync {
             let entries: Vec<wal::Entry<'_>> = (first..)
@@ -2553,6 +2574,52 @@ mod tests {
         assert_eq!(std::fs::read(roots[5].join(DB_FILE)).unwrap(), sixth);
     }
 
+    /// Both replicas a group names eager fail before they even log it, so their failures come back before any
+    /// lazy replica's answer; the three lazy ones log it (a write quorum of 3 of 5). The commit still gives the
+    /// group's own outcome (here a refusal), asked of a lazy replica once one has logged it, rather than a lost
+    /// quorum for a group every replica left goes on to apply.
+    #[test]
+    fn a_group_whose_eager_replicas_both_fail_gets_its_outcome_from_a_lazy_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots: Vec<PathBuf> = (0..5).map(|i| dir.path().join(format!("d{i}"))).collect();
+        for r in &roots {
+            std::fs::create_dir_all(r).unwrap();
+        }
+        let create = || {
+            vec![Op::CreateBucket {
+                name: "b".into(),
+                record: bucket(),
+            }]
+        };
+        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
+        meta.commit(create()).unwrap();
+        for r in &meta.replicas[..EAGER] {
+            r.fail_next_group.store(true, Ordering::Relaxed);
+        }
+        let refused = meta.commit(create()).unwrap_err();
+        assert!(
+            !matches!(refused, Error::QuorumLost { .. } | Error::Meta(_)),
+            "the group's own outcome: {refused}"
+        );
+        assert!(!meta.replicas[0].online.load(Ordering::Relaxed));
+        // The three left go on, and a read sees what they applied.
+        meta.commit(vec![Op::SetBucketConfig {
+            bucket: "b".into(),
+            kind: "after".into(),
+            document: Some(b"x".to_vec()),
+        }])
+        .unwrap();
+        assert_eq!(
+            meta.bucket_config("b", "after").unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
+        drop(meta);
+        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
+        for r in meta.replicas.iter() {
+            assert_eq!(current_seq(&r.db).unwrap(), 3, "replica {}", r.index);
+        }
+    }
+
     /// A commit is acknowledged once a write quorum logged it, so other replicas may lag behind it (a replica in
     /// a checkpoint does). Every read that follows an acknowledgement must still see the write.
     #[test]
@@ -2952,6 +3019,7 @@ mod tests {
                 db: opened.db,
                 online: AtomicBool::new(true),
                 applied: AtomicU64::new(0),
+                fail_next_group: AtomicBool::new(false),
             });
             wals.push((opened.wal, opened.seq));
         }
