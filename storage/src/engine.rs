@@ -114,7 +114,8 @@ pub struct BucketInfo {
 /// `replicas - quorum + 1` that must open for a restart to be sure it holds every acknowledged commit (every
 /// two sets of `m + 1` out of `2m + 1` share a replica). More replicas only repeat the work: every commit is
 /// logged, applied and checkpointed on each one. At 4+2 that work was 74% of the server's CPU on 4 KiB PUTs,
-/// and dropping the sixth replica cut that CPU per PUT by 16-28% (ARCHITECTURE.md, Metadata). Geometries with `n < 2m + 1` keep a replica on
+/// and dropping the sixth replica cut that CPU per PUT by a median 16% over ten alternated pairs
+/// (ARCHITECTURE.md, Metadata). Geometries with `n < 2m + 1` keep a replica on
 /// every disk with the data's write quorum.
 ///
 /// A store written with a replica on every disk opens the same way: an acknowledged commit was logged on
