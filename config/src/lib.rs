@@ -127,7 +127,8 @@ pub struct StorageConfig {
     pub io: IoBackend,
     /// Largest object accepted by a single PUT, in bytes (AWS: 5 GiB).
     pub max_put_size: u64,
-    /// Page cache of each metadata replica, in bytes (one replica per disk).
+    /// Page cache of each metadata replica, in bytes (one replica on each of the first `2 * parity_shards + 1`
+    /// disks, or on every disk of a smaller set).
     pub meta_cache_bytes: usize,
     /// Largest object CompleteMultipartUpload may assemble, in bytes (AWS: 5 TiB).
     pub max_object_size: u64,

@@ -4,7 +4,7 @@
 //! outside the disk. Layout of a disk root:
 //!
 //! ```text
-//! strata.redb          metadata replica (see meta/)
+//! strata.redb          metadata replica (see meta/); only on the first 2m + 1 disks of a larger set
 //! strata.wal           that replica's write-ahead log (see meta/wal.rs)
 //! format.json          which shard slot of the erasure set this disk is
 //! tmp/<id>             shard files being written; rolled forward or swept at start

@@ -116,14 +116,19 @@ pub struct BucketInfo {
 /// logged, applied and checkpointed on each one. At 4+2 that work was 74% of the server's CPU on 4 KiB PUTs,
 /// and dropping the sixth replica cut that CPU per PUT by a median 16% over ten alternated pairs
 /// (ARCHITECTURE.md, Metadata). Geometries with `n < 2m + 1` keep a replica on
-/// every disk with the data's write quorum.
+/// every disk with the data's write quorum, and so does `m = 0` (no parity: a replica on every disk is then
+/// the only thing that lets buckets and inline objects outlive a lost disk).
+///
+/// Where `k < m` (a geometry with more parity than data, such as 1+2) the data's write quorum `k` is no
+/// majority of the replicas: writes go on after `m` losses, but a restart then needs `n - k + 1` replicas
+/// and refuses with fewer. That is the behaviour such sets always had; no quorum gives both at `n < 2m + 1`.
 ///
 /// A store written with a replica on every disk opens the same way: an acknowledged commit was logged on
 /// `n - m` replicas, so at least `m + 1` of the first `2m + 1` hold it. The replica on the other disks is
 /// then left alone, no longer written (see [`Engine::open`]).
 pub(crate) fn metadata_replicas(k: usize, m: usize) -> (usize, usize) {
     let n = k + m;
-    if 2 * m + 1 < n {
+    if m > 0 && 2 * m + 1 < n {
         (2 * m + 1, m + 1)
     } else {
         (n, if k == m { k + 1 } else { k })
@@ -178,7 +183,9 @@ impl Engine {
                 s.meta_cache_bytes,
             )?;
             for (i, root) in s.disks.iter().enumerate().skip(meta_replicas) {
-                if root.join(crate::meta::replicated::DB_FILE).exists() {
+                if root.join(crate::meta::replicated::DB_FILE).exists()
+                    || root.join(crate::meta::WAL_FILE).exists()
+                {
                     // Written by a build that kept a replica on every disk; nothing reads it now.
                     tracing::info!(
                         disk = i,
@@ -897,19 +904,22 @@ mod tests {
         assert_eq!(metadata_replicas(2, 2), (4, 3));
         assert_eq!(metadata_replicas(1, 1), (2, 2));
         assert_eq!(metadata_replicas(1, 0), (1, 1));
+        // No parity: every disk, every disk's commit.
+        assert_eq!(metadata_replicas(4, 0), (4, 4));
+        // More parity than data: every disk, the data's quorum (see the doc).
+        assert_eq!(metadata_replicas(1, 2), (3, 1));
         for k in 1..=16 {
-            for m in 0..=k {
+            for m in 0..=16 {
                 let (replicas, quorum) = metadata_replicas(k, m);
                 assert!(replicas <= k + m && quorum <= replicas, "k {k} m {m}");
-                // Losing m disks leaves a write quorum, and those left are enough to reopen knowing every
-                // acknowledged commit (any two such sets share a replica).
-                if replicas > m {
-                    assert!(replicas - m >= quorum || k == m, "k {k} m {m}");
+                assert!(replicas >= (2 * m + 1).min(k + m), "k {k} m {m}");
+                if k < m {
+                    continue;
                 }
-                assert!(
-                    quorum > replicas / 2,
-                    "k {k} m {m}: two quorums share a replica"
-                );
+                // Losing m disks leaves a write quorum (not where k == m: the data cannot be written then
+                // either), and those left are enough to reopen knowing every acknowledged commit.
+                assert!(replicas - m >= quorum || k == m, "k {k} m {m}");
+                assert!(replicas - quorum < replicas - m, "k {k} m {m}");
             }
         }
     }

@@ -1,12 +1,14 @@
 //! Metadata: buckets, object records and the GC queue, behind the [`MetaStore`] trait.
 //!
-//! The only implementation today is [`replicated::ReplicatedMeta`]: one redb database per disk, every commit
+//! The only implementation today is [`replicated::ReplicatedMeta`]: one redb database on each of the
+//! first `2m + 1` disks (every disk of a smaller set), every commit
 //! applied to all online replicas in parallel and acknowledged once a write quorum made it durable. A shared
 //! database backend (PostgreSQL wire protocol) can implement the same trait later.
 
 pub mod records;
 pub mod replicated;
 mod wal;
+pub(crate) use wal::WAL_FILE;
 
 use std::ops::Bound;
 

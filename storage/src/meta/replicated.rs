@@ -1,4 +1,5 @@
-//! [`MetaStore`] over one redb database per disk, kept identical by applying every commit to every replica.
+//! [`MetaStore`] over one redb database on each of the first disks of the set (`engine::metadata_replicas`:
+//! `2m + 1` of them, or every disk of a smaller set), kept identical by applying every commit to every replica.
 //!
 //! Writes go through a single committer thread that gathers whatever batches are waiting (group commit), applies
 //! them in the same order to every online replica in parallel, and reports success once a write quorum of
@@ -11,8 +12,9 @@
 //! At start, each replica replays its log; then replicas are compared by their commit sequence number. One that
 //! lags applies the missing groups from the newest replica's log when that still holds them; any other (further
 //! behind, missing or unreadable) is replaced by a copy of the newest. Both happen before anything is served:
-//! that is the resync of a disk that comes back. Fewer than `n - write_quorum + 1` readable replicas fail the
-//! open instead: the newest of them might lack an acknowledged write.
+//! that is the resync of a disk that comes back. Fewer than `replicas - write_quorum + 1` readable replicas (an
+//! empty one does not count once another holds commits) fail the open instead: the newest of them might lack
+//! an acknowledged write.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -331,16 +333,24 @@ impl ReplicatedMeta {
         let Some((best_seq, best)) = newest else {
             return Err(first_error.unwrap_or_else(|| Error::Meta("no metadata replicas".into())));
         };
-        // Every acknowledged group is in the logs of `write_quorum` replicas, so any `n - write_quorum + 1`
-        // of them include one that holds it. With fewer open, the newest may lack acknowledged writes that
-        // only the unreadable ones hold: copying it over them would lose those writes for good.
-        let readable = opened.iter().flatten().count();
+        // Every acknowledged group is in the logs of `write_quorum` replicas, so any `replicas - write_quorum
+        // + 1` of them include one that holds it. With fewer open, the newest may lack acknowledged writes that
+        // only the others hold: copying it over them would lose those writes for good. A replica that holds no
+        // group at all (sequence 0) is no evidence once another holds some: it is a disk that was wiped or
+        // replaced, whose empty database redb has just created, and counting it would let a stale replica be
+        // copied over everything.
+        let readable = opened
+            .iter()
+            .flatten()
+            .filter(|o| o.seq > 0 || best_seq == 0)
+            .count();
         let needed = roots.len().saturating_sub(write_quorum) + 1;
         if readable < needed {
             let why = first_error.map_or_else(String::new, |e| format!(": {e}"));
             return Err(Error::Meta(format!(
-                "only {readable} of {} metadata replicas open, {needed} are needed to be sure of every \
-                 acknowledged write; refusing to resync from them{why}",
+                "only {readable} of {} metadata replicas open with their commits (others are unreadable, \
+                 or empty: wiped or new), {needed} are needed to be sure of every acknowledged write; \
+                 refusing to resync from them{why}",
                 roots.len()
             )));
         }
@@ -2525,41 +2535,77 @@ mod tests {
         }
     }
 
-    /// A store written by a build that kept a replica on every disk of a 4+2 set (quorum 4 of 6) opens on the
-    /// first five with a quorum of 3, as the engine now opens it, even with two of those five lost: every
-    /// commit is there, writes go on, and the sixth replica is left as it was.
-    #[test]
-    fn a_store_of_six_replicas_opens_on_five_after_losing_two() {
-        let dir = tempfile::tempdir().unwrap();
-        let roots: Vec<PathBuf> = (0..6).map(|i| dir.path().join(format!("d{i}"))).collect();
+    /// `count` replica roots under `dir` (`d0`, `d1`, ...), created.
+    fn roots_under(dir: &Path, count: usize) -> Vec<PathBuf> {
+        let roots: Vec<PathBuf> = (0..count).map(|i| dir.join(format!("d{i}"))).collect();
         for r in &roots {
             std::fs::create_dir_all(r).unwrap();
         }
-        let meta = ReplicatedMeta::open(&roots, 4, true, 1 << 20).unwrap();
+        roots
+    }
+
+    /// Replaces the replica directories with empty ones, as a wiped or new disk.
+    fn wipe(roots: &[PathBuf]) {
+        for r in roots {
+            std::fs::remove_dir_all(r).unwrap();
+            std::fs::create_dir_all(r).unwrap();
+        }
+    }
+
+    /// Commits bucket `b` to every replica, then a document that replicas `missing` fail to log (they go
+    /// offline): the second commit is acknowledged by the others alone.
+    fn commit_missing_on(meta: &ReplicatedMeta, missing: &[usize]) {
         meta.commit(vec![Op::CreateBucket {
             name: "b".into(),
             record: bucket(),
         }])
         .unwrap();
-        for i in 0..20 {
-            meta.commit(vec![Op::SetBucketConfig {
-                bucket: "b".into(),
-                kind: format!("doc{i}"),
-                document: Some(vec![i as u8; 3000]),
-            }])
-            .unwrap();
+        // Every replica applied the first group (lazy ones within `LAZY_IDLE`) before the failures are armed: a
+        // replica that lagged would take both groups at once and fail them both.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while meta
+            .replicas
+            .iter()
+            .any(|r| r.applied.load(Ordering::Acquire) < 1)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replicas apply group 1"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        for &i in missing {
+            meta.replicas[i]
+                .fail_next_group
+                .store(true, Ordering::Relaxed);
+        }
+        meta.commit(vec![Op::SetBucketConfig {
+            bucket: "b".into(),
+            kind: "doc".into(),
+            document: Some(b"acknowledged".to_vec()),
+        }])
+        .unwrap();
+    }
+
+    /// A store written by a build that kept a replica on every disk of a 4+2 set (quorum 4 of 6) opens on the
+    /// first five with a quorum of 3, as the engine now opens it. A commit acknowledged by replicas 0, 1, 2
+    /// and 5 alone is still found after disks 0 and 1 are lost: at least three of the first five held it.
+    /// Writes go on, and the sixth replica is left as it was.
+    #[test]
+    fn a_store_of_six_replicas_opens_on_five_after_losing_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = roots_under(dir.path(), 6);
+        let meta = ReplicatedMeta::open(&roots, 4, true, 1 << 20).unwrap();
+        commit_missing_on(&meta, &[3, 4]);
         drop(meta);
-        for lost in &roots[..2] {
-            std::fs::remove_dir_all(lost).unwrap();
-            std::fs::create_dir_all(lost).unwrap();
-        }
-        let sixth = std::fs::read(roots[5].join(DB_FILE)).unwrap();
+        wipe(&roots[..2]);
+        let file_hash = |p: PathBuf| blake3::hash(&std::fs::read(p).unwrap());
+        let sixth = file_hash(roots[5].join(DB_FILE));
         let meta = ReplicatedMeta::open(&roots[..5], 3, true, 1 << 20).unwrap();
-        for i in 0..20 {
-            let doc = meta.bucket_config("b", &format!("doc{i}")).unwrap();
-            assert_eq!(doc, Some(vec![i as u8; 3000]), "doc{i}");
-        }
+        assert_eq!(
+            meta.bucket_config("b", "doc").unwrap().as_deref(),
+            Some(&b"acknowledged"[..])
+        );
         meta.commit(vec![Op::SetBucketConfig {
             bucket: "b".into(),
             kind: "after".into(),
@@ -2569,9 +2615,29 @@ mod tests {
         drop(meta);
         let meta = ReplicatedMeta::open(&roots[..5], 3, true, 1 << 20).unwrap();
         for r in meta.replicas.iter() {
-            assert_eq!(current_seq(&r.db).unwrap(), 22, "replica {}", r.index);
+            assert_eq!(current_seq(&r.db).unwrap(), 3, "replica {}", r.index);
         }
-        assert_eq!(std::fs::read(roots[5].join(DB_FILE)).unwrap(), sixth);
+        assert_eq!(
+            file_hash(roots[5].join(DB_FILE)),
+            sixth,
+            "the sixth left alone"
+        );
+    }
+
+    /// A commit acknowledged by replicas 0, 1 and 2 of five (quorum 3); then those three disks are wiped.
+    /// redb creates an empty database on each at the next open, but an empty replica is no evidence: with two
+    /// replicas left that hold commits, of three needed, the open refuses rather than copy the stale ones over
+    /// everything.
+    #[test]
+    fn wiped_replicas_do_not_count_toward_those_needed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = roots_under(dir.path(), 5);
+        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
+        commit_missing_on(&meta, &[3, 4]);
+        drop(meta);
+        wipe(&roots[..3]);
+        let err = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("only 2 of 5"), "{err}");
     }
 
     /// Both replicas a group names eager fail before they even log it, so their failures come back before any

@@ -32,7 +32,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The log's file name inside a disk root.
-pub(super) const WAL_FILE: &str = "strata.wal";
+pub(crate) const WAL_FILE: &str = "strata.wal";
 
 const MAGIC: [u8; 4] = *b"SWAL";
 /// Bumped when the payload encoding or the layout of the records changes. The header's layout (and so where
