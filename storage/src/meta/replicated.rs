@@ -109,6 +109,9 @@ struct Replica {
     /// failure paths).
     #[cfg(test)]
     fail_next_group: AtomicBool,
+    /// Makes this replica's next apply to redb fail, after the groups are logged (tests, as above).
+    #[cfg(test)]
+    fail_next_apply: AtomicBool,
 }
 
 /// Number of the last group acknowledged to its callers. A replica whose `applied` is at least this holds
@@ -417,6 +420,8 @@ impl ReplicatedMeta {
                     applied: AtomicU64::new(0),
                     #[cfg(test)]
                     fail_next_group: AtomicBool::new(false),
+                    #[cfg(test)]
+                    fail_next_apply: AtomicBool::new(false),
                 };
                 (replica, (o.wal, o.seq))
             })
@@ -1154,6 +1159,7 @@ impl Applier {
                             Err(_) => break,
                         }
                     }
+                    let logged_before = self.logged_seq;
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         self.commit(&taken)
                     }))
@@ -1165,6 +1171,25 @@ impl Applier {
                                     return;
                                 }
                             }
+                        }
+                        Err(e) if self.logged_seq == logged_before + taken.len() as u64 => {
+                            // Logged durably, then the apply failed: the groups are this replica's as much as
+                            // a lazy replica's (a restart replays them), so they count toward the quorum. It
+                            // answers them without outcomes, as a lazy replica does (the committer then asks
+                            // another for them), and only then goes offline: a committer that saw it offline
+                            // with answers still on their way would count it out of the quorum.
+                            for job in taken.drain(..) {
+                                drop(done.send((self.index, job.group, Ok(None))));
+                            }
+                            self.replicas[self.index]
+                                .online
+                                .store(false, Ordering::Relaxed);
+                            tracing::error!(
+                                disk = self.index,
+                                error = %e,
+                                "metadata replica failed to apply groups it logged; offline until restart"
+                            );
+                            return;
                         }
                         Err(e) => {
                             // A failed replica is offline until restart: it must not go on (or checkpoint)
@@ -1268,6 +1293,13 @@ impl Applier {
         let Some(last) = self.unapplied.last().map(|job| job.group) else {
             return Ok(Vec::new());
         };
+        #[cfg(test)]
+        if self.replicas[self.index]
+            .fail_next_apply
+            .swap(false, Ordering::Relaxed)
+        {
+            return Err(Error::Meta("injected apply failure".into()));
+        }
         let db = &self.replicas[self.index].db;
         let groups: Vec<(&[Batch], i64)> = self
             .unapplied
@@ -2686,6 +2718,59 @@ mod tests {
         }
     }
 
+    /// Both eager replicas log a group and then fail to apply it; one lazy replica fails before it logs it.
+    /// Four of five logged it, so it is acknowledged (a replica that logged a group replays it at restart,
+    /// whatever befell its apply), with its own outcome asked of a lazy replica; before, the two eager
+    /// replicas' failures did not count as logged and the group was reported as a lost quorum.
+    #[test]
+    fn replicas_that_logged_a_group_count_toward_the_quorum_even_if_their_apply_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = roots_under(dir.path(), 5);
+        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
+        let create = || {
+            vec![Op::CreateBucket {
+                name: "b".into(),
+                record: bucket(),
+            }]
+        };
+        meta.commit(create()).unwrap();
+        for r in &meta.replicas[..EAGER] {
+            r.fail_next_apply.store(true, Ordering::Relaxed);
+        }
+        meta.replicas[2]
+            .fail_next_group
+            .store(true, Ordering::Relaxed);
+        let refused = meta.commit(create()).unwrap_err();
+        assert!(
+            !matches!(refused, Error::QuorumLost { .. } | Error::Meta(_)),
+            "the group's own outcome: {refused}"
+        );
+        // The eager ones go offline once they answered.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while meta.replicas[..3]
+            .iter()
+            .any(|r| r.online.load(Ordering::Relaxed))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "failed replicas go offline"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(meta);
+        // The two that logged it replay it; the one that did not catches up.
+        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
+        for r in meta.replicas.iter() {
+            assert_eq!(current_seq(&r.db).unwrap(), 2, "replica {}", r.index);
+        }
+        meta.commit(vec![Op::SetBucketConfig {
+            bucket: "b".into(),
+            kind: "after".into(),
+            document: Some(b"x".to_vec()),
+        }])
+        .unwrap();
+    }
+
     /// A commit is acknowledged once a write quorum logged it, so other replicas may lag behind it (a replica in
     /// a checkpoint does). Every read that follows an acknowledgement must still see the write.
     #[test]
@@ -3086,6 +3171,7 @@ mod tests {
                 online: AtomicBool::new(true),
                 applied: AtomicU64::new(0),
                 fail_next_group: AtomicBool::new(false),
+                fail_next_apply: AtomicBool::new(false),
             });
             wals.push((opened.wal, opened.seq));
         }
