@@ -978,10 +978,12 @@ impl Committer {
         let mut first = None;
         // Replicas expected to answer with the outcomes: the eager ones, then any lazy one asked for them.
         let mut answering = job.eager.clone();
-        // Whether replica `i` still owes an answer: online and handed a group (or a request) it has not
-        // answered. A replica answers in order, so one that failed (and went offline) owes nothing more.
-        let owes =
-            |c: &Self, i: usize| c.replicas[i].online.load(Ordering::Relaxed) && c.in_flight[i] > 0;
+        // Whether replica `i` still owes an answer: handed a group (or a request) it has not answered. Not its
+        // `online` flag: a replica that goes offline by itself may have answers on their way (one that logged a
+        // group and failed its apply answers, then goes offline), and every replica's thread sends something
+        // for each job, or its end (`GONE`) which settles the rest; one the committer took offline owes
+        // nothing more (`take_offline`).
+        let owes = |c: &Self, i: usize| c.in_flight[i] > 0;
         loop {
             if ok >= self.write_quorum && first.is_some() {
                 break;
@@ -1176,8 +1178,7 @@ impl Applier {
                             // Logged durably, then the apply failed: the groups are this replica's as much as
                             // a lazy replica's (a restart replays them), so they count toward the quorum. It
                             // answers them without outcomes, as a lazy replica does (the committer then asks
-                            // another for them), and only then goes offline: a committer that saw it offline
-                            // with answers still on their way would count it out of the quorum.
+                            // another for them), and goes offline so no group names it eager again.
                             for job in taken.drain(..) {
                                 drop(done.send((self.index, job.group, Ok(None))));
                             }
@@ -2584,6 +2585,23 @@ mod tests {
         }
     }
 
+    /// Waits until every replica applied group `group` (lazy ones within `LAZY_IDLE`), so that failures armed
+    /// next hit the next group alone: a replica that lagged would take both at once and fail them both.
+    fn wait_until_every_replica_applied(meta: &ReplicatedMeta, group: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while meta
+            .replicas
+            .iter()
+            .any(|r| r.applied.load(Ordering::Acquire) < group)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replicas apply group {group}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Commits bucket `b` to every replica, then a document that replicas `missing` fail to log (they go
     /// offline): the second commit is acknowledged by the others alone.
     fn commit_missing_on(meta: &ReplicatedMeta, missing: &[usize]) {
@@ -2592,20 +2610,7 @@ mod tests {
             record: bucket(),
         }])
         .unwrap();
-        // Every replica applied the first group (lazy ones within `LAZY_IDLE`) before the failures are armed: a
-        // replica that lagged would take both groups at once and fail them both.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while meta
-            .replicas
-            .iter()
-            .any(|r| r.applied.load(Ordering::Acquire) < 1)
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "replicas apply group 1"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_until_every_replica_applied(meta, 1);
         for &i in missing {
             meta.replicas[i]
                 .fail_next_group
@@ -2734,6 +2739,7 @@ mod tests {
             }]
         };
         meta.commit(create()).unwrap();
+        wait_until_every_replica_applied(&meta, 1);
         for r in &meta.replicas[..EAGER] {
             r.fail_next_apply.store(true, Ordering::Relaxed);
         }
