@@ -2429,16 +2429,20 @@ mod tests {
 
     /// Write quorum 2, fsync on.
     fn open_fsync(roots: &[PathBuf]) -> ReplicatedMeta {
-        ReplicatedMeta::open(roots, 2, true, 1 << 20).expect("open")
+        open_with_quorum(roots, 2)
     }
 
-    /// Three replica roots under `dir`, created.
-    fn three_roots(dir: &Path) -> Vec<PathBuf> {
-        let roots: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("d{i}"))).collect();
-        for r in &roots {
-            std::fs::create_dir_all(r).unwrap();
-        }
-        roots
+    /// Write quorum `quorum`, fsync on.
+    fn open_with_quorum(roots: &[PathBuf], quorum: usize) -> ReplicatedMeta {
+        ReplicatedMeta::open(roots, quorum, true, 1 << 20).expect("open")
+    }
+
+    /// The batch that creates bucket `b`.
+    fn create_bucket_b() -> Vec<Op> {
+        vec![Op::CreateBucket {
+            name: "b".into(),
+            record: bucket(),
+        }]
     }
 
     fn bucket() -> BucketRecord {
@@ -2465,10 +2469,7 @@ mod tests {
             .unwrap();
         }
         // A batch refused at commit is logged too, and must be refused again on replay.
-        let refused = meta.commit(vec![Op::CreateBucket {
-            name: "b".into(),
-            record: bucket(),
-        }]);
+        let refused = meta.commit(create_bucket_b());
         assert!(refused.is_err());
         std::process::abort();
     }
@@ -2479,7 +2480,7 @@ mod tests {
             commit_then_abort(Path::new(&dir));
         }
         let dir = tempfile::tempdir().unwrap();
-        let roots = three_roots(dir.path());
+        let roots = roots_under(dir.path(), 3);
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -2525,11 +2526,7 @@ mod tests {
             assert_eq!(current_seq(&r.db).unwrap(), 202, "replica {}", r.index);
         }
         // And the store goes on from there.
-        meta.commit(vec![Op::CreateBucket {
-            name: "b".into(),
-            record: bucket(),
-        }])
-        .unwrap_err();
+        meta.commit(create_bucket_b()).unwrap_err();
         meta.commit(vec![Op::SetBucketConfig {
             bucket: "b".into(),
             kind: "after".into(),
@@ -2597,16 +2594,18 @@ mod tests {
     /// Waits until every replica applied group `group` (lazy ones within `LAZY_IDLE`), so that failures armed
     /// next hit the next group alone: a replica that lagged would take both at once and fail them both.
     fn wait_until_every_replica_applied(meta: &ReplicatedMeta, group: u64) {
+        wait_until(&format!("replicas apply group {group}"), || {
+            meta.replicas
+                .iter()
+                .all(|r| r.applied.load(Ordering::Acquire) >= group)
+        });
+    }
+
+    /// Polls `done` every 5 ms until it holds; fails the test saying `what` after 10 s.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while meta
-            .replicas
-            .iter()
-            .any(|r| r.applied.load(Ordering::Acquire) < group)
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "replicas apply group {group}"
-            );
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
@@ -2614,11 +2613,7 @@ mod tests {
     /// Commits bucket `b` to every replica, then a document that replicas `missing` fail to log (they go
     /// offline): the second commit is acknowledged by the others alone.
     fn commit_missing_on(meta: &ReplicatedMeta, missing: &[usize]) {
-        meta.commit(vec![Op::CreateBucket {
-            name: "b".into(),
-            record: bucket(),
-        }])
-        .unwrap();
+        meta.commit(create_bucket_b()).unwrap();
         wait_until_every_replica_applied(meta, 1);
         for &i in missing {
             meta.replicas[i]
@@ -2641,13 +2636,13 @@ mod tests {
     fn a_store_of_six_replicas_opens_on_five_after_losing_two() {
         let dir = tempfile::tempdir().unwrap();
         let roots = roots_under(dir.path(), 6);
-        let meta = ReplicatedMeta::open(&roots, 4, true, 1 << 20).unwrap();
+        let meta = open_with_quorum(&roots, 4);
         commit_missing_on(&meta, &[3, 4]);
         drop(meta);
         wipe(&roots[..2]);
         let file_hash = |p: PathBuf| blake3::hash(&std::fs::read(p).unwrap());
         let sixth = file_hash(roots[5].join(DB_FILE));
-        let meta = ReplicatedMeta::open(&roots[..5], 3, true, 1 << 20).unwrap();
+        let meta = open_with_quorum(&roots[..5], 3);
         assert_eq!(
             meta.bucket_config("b", "doc").unwrap().as_deref(),
             Some(&b"acknowledged"[..])
@@ -2659,7 +2654,7 @@ mod tests {
         }])
         .unwrap();
         drop(meta);
-        let meta = ReplicatedMeta::open(&roots[..5], 3, true, 1 << 20).unwrap();
+        let meta = open_with_quorum(&roots[..5], 3);
         for r in meta.replicas.iter() {
             assert_eq!(current_seq(&r.db).unwrap(), 3, "replica {}", r.index);
         }
@@ -2678,7 +2673,7 @@ mod tests {
     fn wiped_replicas_do_not_count_toward_those_needed_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let roots = roots_under(dir.path(), 5);
-        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
+        let meta = open_with_quorum(&roots, 3);
         commit_missing_on(&meta, &[3, 4]);
         drop(meta);
         wipe(&roots[..3]);
@@ -2693,22 +2688,13 @@ mod tests {
     #[test]
     fn a_group_whose_eager_replicas_both_fail_gets_its_outcome_from_a_lazy_one() {
         let dir = tempfile::tempdir().unwrap();
-        let roots: Vec<PathBuf> = (0..5).map(|i| dir.path().join(format!("d{i}"))).collect();
-        for r in &roots {
-            std::fs::create_dir_all(r).unwrap();
-        }
-        let create = || {
-            vec![Op::CreateBucket {
-                name: "b".into(),
-                record: bucket(),
-            }]
-        };
-        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
-        meta.commit(create()).unwrap();
+        let roots = roots_under(dir.path(), 5);
+        let meta = open_with_quorum(&roots, 3);
+        meta.commit(create_bucket_b()).unwrap();
         for r in &meta.replicas[..EAGER] {
             r.fail_next_group.store(true, Ordering::Relaxed);
         }
-        let refused = meta.commit(create()).unwrap_err();
+        let refused = meta.commit(create_bucket_b()).unwrap_err();
         assert!(
             !matches!(refused, Error::QuorumLost { .. } | Error::Meta(_)),
             "the group's own outcome: {refused}"
@@ -2726,7 +2712,7 @@ mod tests {
             Some(&b"x"[..])
         );
         drop(meta);
-        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
+        let meta = open_with_quorum(&roots, 3);
         for r in meta.replicas.iter() {
             assert_eq!(current_seq(&r.db).unwrap(), 3, "replica {}", r.index);
         }
@@ -2740,14 +2726,8 @@ mod tests {
     fn replicas_that_logged_a_group_count_toward_the_quorum_even_if_their_apply_fails() {
         let dir = tempfile::tempdir().unwrap();
         let roots = roots_under(dir.path(), 5);
-        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
-        let create = || {
-            vec![Op::CreateBucket {
-                name: "b".into(),
-                record: bucket(),
-            }]
-        };
-        meta.commit(create()).unwrap();
+        let meta = open_with_quorum(&roots, 3);
+        meta.commit(create_bucket_b()).unwrap();
         wait_until_every_replica_applied(&meta, 1);
         for r in &meta.replicas[..EAGER] {
             r.fail_next_apply.store(true, Ordering::Relaxed);
@@ -2755,27 +2735,21 @@ mod tests {
         meta.replicas[2]
             .fail_next_group
             .store(true, Ordering::Relaxed);
-        let refused = meta.commit(create()).unwrap_err();
+        let refused = meta.commit(create_bucket_b()).unwrap_err();
         assert!(
             !matches!(refused, Error::QuorumLost { .. } | Error::Meta(_)),
             "the group's own outcome: {refused}"
         );
         // The eager ones go offline once they answered (the third, whose failure the commit did not wait for,
         // once the committer reads it).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while meta.replicas[..EAGER]
-            .iter()
-            .any(|r| r.online.load(Ordering::Relaxed))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "failed replicas go offline"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_until("failed replicas go offline", || {
+            meta.replicas[..EAGER]
+                .iter()
+                .all(|r| !r.online.load(Ordering::Relaxed))
+        });
         drop(meta);
         // The two that logged it replay it; the one that did not catches up.
-        let meta = ReplicatedMeta::open(&roots, 3, true, 1 << 20).unwrap();
+        let meta = open_with_quorum(&roots, 3);
         for r in meta.replicas.iter() {
             assert_eq!(current_seq(&r.db).unwrap(), 2, "replica {}", r.index);
         }
@@ -2822,20 +2796,16 @@ mod tests {
 
     /// Three replicas under `dir`, write quorum 2, fsync on, holding bucket `b`.
     fn store_with_bucket(dir: &Path) -> (Vec<PathBuf>, ReplicatedMeta) {
-        let roots = three_roots(dir);
+        let roots = roots_under(dir, 3);
         let meta = open_fsync(&roots);
-        meta.commit(vec![Op::CreateBucket {
-            name: "b".into(),
-            record: bucket(),
-        }])
-        .unwrap();
+        meta.commit(create_bucket_b()).unwrap();
         (roots, meta)
     }
 
     #[test]
     fn bucket_configs_and_users_persist_and_go_with_their_bucket() {
         let dir = tempfile::tempdir().unwrap();
-        let roots = three_roots(dir.path());
+        let roots = roots_under(dir.path(), 3);
         let meta = open(&roots);
         // A document for a bucket that does not exist is refused.
         let orphan = meta.commit(vec![Op::SetBucketConfig {
@@ -3023,7 +2993,7 @@ mod tests {
     #[test]
     fn lone_null_versions_read_as_versions_and_move_out_when_a_key_gains_another() {
         let dir = tempfile::tempdir().unwrap();
-        let roots = three_roots(dir.path());
+        let roots = roots_under(dir.path(), 3);
         let meta = open(&roots);
         // Neighbours on both sides, one named with "b" as a prefix: none of their rows may show in "b".
         for name in ["a", "b", "b2"] {
@@ -3175,11 +3145,10 @@ mod tests {
     /// `count` replicas opened under `dir` (`d0`, `d1`, ...), online and with nothing applied, with their logs
     /// and commit sequence numbers for [`Applier::new`].
     fn replicas_under(dir: &Path, count: usize) -> TestReplicas {
-        let roots: Vec<PathBuf> = (0..count).map(|i| dir.join(format!("d{i}"))).collect();
+        let roots = roots_under(dir, count);
         let mut replicas = Vec::new();
         let mut wals = Vec::new();
         for (i, root) in roots.iter().enumerate() {
-            std::fs::create_dir_all(root).unwrap();
             let opened = open_replica(root, 1 << 20).unwrap_or_else(|_| panic!("open"));
             replicas.push(Replica {
                 index: i,
