@@ -131,8 +131,14 @@ pub(crate) fn metadata_replicas(k: usize, m: usize) -> (usize, usize) {
     if m > 0 && 2 * m + 1 < n {
         (2 * m + 1, m + 1)
     } else {
-        (n, if k == m { k + 1 } else { k })
+        (n, data_write_quorum(k, m))
     }
+}
+
+/// Shards that must be durable for a write of `k` data and `m` parity shards to count.
+fn data_write_quorum(k: usize, m: usize) -> usize {
+    // With k == m a k-disk write could split into two disjoint halves; require one more.
+    if k == m { k + 1 } else { k }
 }
 
 /// The storage engine.
@@ -170,8 +176,7 @@ impl Engine {
             usize::from(settings.geometry.data),
             usize::from(settings.geometry.parity),
         );
-        // With k == m a k-disk write could split into two disjoint halves; require one more.
-        let write_quorum = if k == m { k + 1 } else { k };
+        let write_quorum = data_write_quorum(k, m);
         let (meta_replicas, meta_quorum) = metadata_replicas(k, m);
         let s = settings.clone();
         let (disks, io, meta) = tokio::task::spawn_blocking(move || -> Result<_> {
