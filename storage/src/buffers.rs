@@ -80,6 +80,80 @@ impl Drop for Recycled {
     }
 }
 
+/// Memory alignment of the buffers shards are cut from (blocks and their parity): a shard that starts at a
+/// multiple of it can go to an `O_DIRECT` write from where it is (see `disk::FileSink`). A page covers every
+/// device's DMA alignment.
+pub(crate) const SHARD_ALIGN: usize = 4096;
+
+/// A pooled buffer whose contents start at a [`SHARD_ALIGN`]-aligned address, for the blocks and parity that
+/// shards are sliced from. Buffers under [`MIN_KEPT`] bytes (small objects) are not worth the padding and
+/// start where the allocation does.
+#[derive(Default)]
+pub(crate) struct AlignedBuf {
+    /// `buf[..start]` is padding; the contents are `buf[start..]`.
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedBuf {
+    /// An empty buffer with room for `cap` bytes.
+    pub(crate) fn with_capacity(cap: usize) -> Self {
+        if cap < MIN_KEPT {
+            return Self {
+                buf: take(cap),
+                start: 0,
+            };
+        }
+        let mut buf = take(cap + SHARD_ALIGN);
+        let start = buf.as_ptr().align_offset(SHARD_ALIGN);
+        buf.resize(start, 0);
+        Self { buf, start }
+    }
+
+    /// A buffer of `len` bytes to be overwritten whole (recycled ones are not zeroed, as with [`take_len`]).
+    pub(crate) fn with_len(len: usize) -> Self {
+        let mut out = Self::with_capacity(len);
+        out.buf.resize(out.start + len, 0);
+        out
+    }
+
+    /// Bytes of contents.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Whether the buffer holds no contents.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Room for contents; 0 for a buffer taken with `mem::take`.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity() - self.start
+    }
+
+    /// Appends `data`.
+    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The contents.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The contents, to overwrite.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+
+    /// Freezes the contents; as with [`freeze`], the buffer goes back to the pool once every slice is dropped.
+    pub(crate) fn freeze(self) -> Bytes {
+        let start = self.start;
+        freeze(self.buf).slice(start..)
+    }
+}
+
 /// Returns a buffer taken with [`take`] and no longer used.
 pub(crate) fn give_back(buf: Vec<u8>) {
     if buf.capacity() < MIN_KEPT {
@@ -113,5 +187,28 @@ mod tests {
         // Other tests may take from the pool concurrently; look for ours among a few.
         let again: Vec<Vec<u8>> = (0..KEEP).map(|_| take(MIN_KEPT * 3)).collect();
         assert!(again.iter().any(|b| b.as_ptr() == ptr && b.is_empty()));
+    }
+
+    #[test]
+    fn aligned_buffers_start_aligned_and_freeze_to_their_contents() {
+        for cap in [MIN_KEPT, 1 << 20, (1 << 20) + 3] {
+            for _ in 0..3 {
+                let mut buf = AlignedBuf::with_capacity(cap);
+                assert!(buf.is_empty());
+                assert!(buf.capacity() >= cap);
+                buf.extend_from_slice(&vec![9u8; cap]);
+                assert_eq!(buf.as_slice().as_ptr() as usize % SHARD_ALIGN, 0);
+                let bytes = buf.freeze();
+                assert_eq!(bytes.len(), cap);
+                assert_eq!(bytes.as_ptr() as usize % SHARD_ALIGN, 0);
+                assert!(bytes.iter().all(|&b| b == 9));
+            }
+            let mut buf = AlignedBuf::with_len(cap);
+            assert_eq!(buf.len(), cap);
+            assert_eq!(buf.as_mut_slice().as_ptr() as usize % SHARD_ALIGN, 0);
+        }
+        let small = AlignedBuf::with_capacity(100);
+        assert!(small.capacity() >= 100);
+        assert_eq!(AlignedBuf::default().capacity(), 0);
     }
 }

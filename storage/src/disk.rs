@@ -14,10 +14,16 @@
 //!
 //! Every method blocks; callers run them on the blocking pool so the disks work in parallel.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::layout::{FrameLayout, HASH_LEN, HASH_SLOT, hash_slot};
 
 /// A 128-bit random identifier of one stored data segment (the same id on every disk of the set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -55,11 +61,24 @@ impl DataId {
     }
 }
 
+/// One block's frame for one disk: BLAKE3 of the shard, and the shard.
+pub type Frame = ([u8; HASH_LEN], Bytes);
+
 /// A shard file being written. Not `Send`: a sink is written and finished on the thread that created it
 /// (the io_uring sink's ring belongs to that thread and can wait for its writes only there).
 pub trait ShardSink {
     /// Appends bytes.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Appends block frames as `layout` lays them out: each block's hash slot, then its shard. The sinks of
+    /// both backends write aligned shards from where they are when the device allows it
+    /// ([`gather_in_place`]); this default copies them through `write_all`.
+    fn write_frames(&mut self, frames: Vec<Frame>, layout: FrameLayout) -> io::Result<()> {
+        for (hash, shard) in frames {
+            self.write_all(&hash_slot(&hash)[..layout.slot_len()])?;
+            self.write_all(&shard)?;
+        }
+        Ok(())
+    }
     /// Flushes and, if `fsync`, makes the file durable.
     fn finish(self: Box<Self>, fsync: bool) -> io::Result<()>;
 }
@@ -146,6 +165,9 @@ pub trait Disk: Send + Sync + 'static {
 pub struct PortableDisk {
     index: usize,
     root: PathBuf,
+    /// Whether `O_DIRECT` writes on this disk take shards in place ([`direct_allows_in_place`]), learnt from
+    /// the first staged file.
+    in_place: OnceLock<bool>,
 }
 
 impl PortableDisk {
@@ -156,7 +178,14 @@ impl PortableDisk {
         Ok(Self {
             index,
             root: root.to_owned(),
+            in_place: OnceLock::new(),
         })
+    }
+
+    /// Whether sinks of this disk may write shards in place, given a staged file just created (and whether
+    /// it was opened `O_DIRECT`).
+    pub(crate) fn in_place(&self, file: &File, direct: bool) -> bool {
+        direct && *self.in_place.get_or_init(|| direct_allows_in_place(file))
     }
 
     pub(crate) fn staged_path(&self, id: DataId, repair: bool) -> PathBuf {
@@ -179,8 +208,173 @@ impl PortableDisk {
 pub(crate) const SINK_BUFFER: usize = 1024 * 1024;
 
 /// What `O_DIRECT` needs aligned: buffer address, file offset and length (the page size covers every
-/// common device's logical block size).
+/// common device's logical block size). Writes of shards in place need less, and are made only where the
+/// device says so ([`direct_allows_in_place`]).
 pub(crate) const DIRECT_ALIGN: usize = 4096;
+
+/// Whether `O_DIRECT` writes to `file` may start at any multiple of [`HASH_SLOT`] in the file and in
+/// memory, as writes of shards in place do (the hash slots before the shards come from the sink's buffer
+/// at such offsets). `statx(STATX_DIOALIGN)` says (Linux 6.1 and later, on file systems that report it);
+/// where it does not, shards are copied, as they always were.
+pub(crate) fn direct_allows_in_place(file: &File) -> bool {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let Ok(st) = rustix::fs::statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN) else {
+        return false;
+    };
+    let fits = |align: u32| align != 0 && HASH_SLOT % align as usize == 0;
+    st.stx_mask & StatxFlags::DIOALIGN.bits() != 0
+        && fits(st.stx_dio_mem_align)
+        && fits(st.stx_dio_offset_align)
+}
+
+/// Most frames in one vectored write (a writer message, `write::BATCH`, holds four).
+const MAX_FRAMES: usize = 32;
+
+/// A piece of a vectored shard write.
+enum Piece {
+    /// `head[at..at + len]` of the [`Gathered`]: hash slots, the first with what the sink had buffered.
+    Head { at: usize, len: usize },
+    /// A whole shard, written from where it is.
+    Shard(Bytes),
+}
+
+/// Frames gathered by [`gather_in_place`] for one vectored write of `len` bytes. It owns all the memory
+/// the write reads, so an io_uring write can hold it until the kernel is done.
+pub(crate) struct Gathered {
+    /// The hash slots (and, before the first, what the sink had buffered) from `head_start`, which is
+    /// aligned to [`HASH_SLOT`].
+    head: Vec<u8>,
+    head_start: usize,
+    pieces: Vec<Piece>,
+    pub(crate) len: usize,
+}
+
+impl Gathered {
+    /// The pieces as slices, in file order.
+    pub(crate) fn slices(&self) -> Vec<IoSlice<'_>> {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Head { at, len } => {
+                    let at = self.head_start + at;
+                    IoSlice::new(&self.head[at..at + len])
+                }
+                Piece::Shard(shard) => IoSlice::new(shard),
+            })
+            .collect()
+    }
+}
+
+/// Whether a shard can be written from where it is: a whole number of [`HASH_SLOT`]s at an address
+/// aligned to one (the encoder's full shards; not a last block's, nor most rebuilt ones).
+fn goes_in_place(shard: &Bytes) -> bool {
+    !shard.is_empty() && shard.len() % HASH_SLOT == 0 && (shard.as_ptr() as usize) % HASH_SLOT == 0
+}
+
+/// Takes frames from the front of `frames` for one write with their shards in place: the hash slots go
+/// into a small buffer of the write's own, after whatever the sink has buffered (`buffered`, a whole
+/// number of `HASH_SLOT`s: the header, or frames copied before), and each shard is written from its own
+/// memory. The caller writes the pieces at the sink's `written` offset; its buffer is then empty. `None`
+/// when the first frame cannot go this way ([`goes_in_place`]) or what is buffered would leave the
+/// shards off alignment. Only for sinks whose device allows it ([`direct_allows_in_place`]).
+///
+/// Why: copying every shard into the sink's buffer cost about 8% of the server's CPU on 64 MiB PUTs
+/// (1.5 GiB copied per GiB of object at 4+2). The encoder's block and parity buffers are aligned
+/// (`buffers::AlignedBuf`) and the format puts each full shard at a multiple of `HASH_SLOT`, so the device
+/// can read them where they are. The slots go in a buffer of their own, not the sink's 1 MiB one, so that
+/// a write in flight holds 20 KiB of buffer rather than a megabyte.
+pub(crate) fn gather_in_place(
+    buffered: &[u8],
+    frames: &mut VecDeque<Frame>,
+) -> Option<Gathered> {
+    if buffered.len() % HASH_SLOT != 0 {
+        return None;
+    }
+    let n = frames
+        .iter()
+        .take(MAX_FRAMES)
+        .take_while(|(_, shard)| goes_in_place(shard))
+        .count();
+    if n == 0 {
+        return None;
+    }
+    let head_len = buffered.len() + n * HASH_SLOT;
+    let mut head = vec![0u8; head_len + HASH_SLOT];
+    let head_start = head.as_ptr().align_offset(HASH_SLOT);
+    head[head_start..head_start + buffered.len()].copy_from_slice(buffered);
+    let mut pieces = Vec::with_capacity(2 * n);
+    let mut len = 0;
+    let mut from = 0;
+    let mut to = buffered.len();
+    for (hash, shard) in frames.drain(..n) {
+        head[head_start + to..head_start + to + HASH_LEN].copy_from_slice(&hash);
+        to += HASH_SLOT;
+        pieces.push(Piece::Head {
+            at: from,
+            len: to - from,
+        });
+        len += to - from + shard.len();
+        from = to;
+        pieces.push(Piece::Shard(shard));
+    }
+    Some(Gathered {
+        head,
+        head_start,
+        pieces,
+        len,
+    })
+}
+
+/// A sink with an aligned buffer that can write shards in place (both backends' sinks).
+pub(crate) trait InPlaceSink: ShardSink {
+    /// [`gather_in_place`] over this sink's buffer; `None` also when the sink does not write in place.
+    fn gather(&mut self, frames: &mut VecDeque<Frame>) -> Option<Gathered>;
+    /// Writes what [`Self::gather`] gave at the end of the file; the buffer is empty after.
+    fn write_gathered(&mut self, gathered: Gathered) -> io::Result<()>;
+}
+
+/// [`ShardSink::write_frames`] for an [`InPlaceSink`]: in the aligned layout, shards in place where they can
+/// go so, copied through the buffer where not, in order.
+pub(crate) fn write_frames_in_place(
+    sink: &mut impl InPlaceSink,
+    frames: Vec<Frame>,
+    layout: FrameLayout,
+) -> io::Result<()> {
+    let mut frames = VecDeque::from(frames);
+    while !frames.is_empty() {
+        if layout == FrameLayout::Aligned
+            && let Some(gathered) = sink.gather(&mut frames)
+        {
+            sink.write_gathered(gathered)?;
+            continue;
+        }
+        let (hash, shard) = frames.pop_front().expect("a frame left");
+        sink.write_all(&hash_slot(&hash)[..layout.slot_len()])?;
+        sink.write_all(&shard)?;
+    }
+    Ok(())
+}
+
+/// Writes every byte of `slices` at `offset` (`pwritev`, again after a short write).
+pub(crate) fn write_all_vectored_at(
+    file: &File,
+    mut slices: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match rustix::io::pwritev(file, slices, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                offset += n as u64;
+                IoSlice::advance_slices(&mut slices, n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
 
 /// A staged shard file written through an aligned buffer, with `O_DIRECT` where the file system allows it.
 ///
@@ -201,6 +395,8 @@ struct FileSink {
     /// Bytes written to the file so far (a multiple of `DIRECT_ALIGN` while `direct`).
     written: u64,
     direct: bool,
+    /// Whether full shards are written from where they are ([`gather_in_place`]).
+    in_place: bool,
 }
 
 /// A sink buffer: `SINK_BUFFER + DIRECT_ALIGN` bytes, and where its aligned `SINK_BUFFER` start. Recycled
@@ -232,8 +428,9 @@ pub(crate) fn create_staged_file(path: &Path) -> io::Result<(File, bool)> {
 }
 
 impl FileSink {
-    fn create(path: PathBuf, dir: PathBuf) -> io::Result<Self> {
+    fn create(disk: &PortableDisk, path: PathBuf, dir: PathBuf) -> io::Result<Self> {
         let (file, direct) = create_staged_file(&path)?;
+        let in_place = disk.in_place(&file, direct);
         let (buf, start) = sink_buffer();
         Ok(Self {
             file,
@@ -244,23 +441,45 @@ impl FileSink {
             filled: 0,
             written: 0,
             direct,
+            in_place,
         })
     }
 
-    /// Writes the buffer's first `len` bytes (a multiple of `DIRECT_ALIGN` while `direct`) at `written`.
+    /// Writes the buffer's first `len` bytes (aligned as `written` says while `direct`) at `written`.
     fn write_out(&mut self, len: usize) -> io::Result<()> {
-        let chunk = &self.buf[self.start..self.start + len];
-        match self.file.write_all_at(chunk, self.written) {
+        let range = self.start..self.start + len;
+        match self.file.write_all_at(&self.buf[range.clone()], self.written) {
             Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                // The file system took the open but refuses this write: carry on through the page cache.
-                tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; writing buffered");
-                self.file = OpenOptions::new().write(true).open(&self.path)?;
-                self.direct = false;
-                self.file.write_all_at(chunk, self.written)?;
+                self.reopen_buffered()?;
+                self.file.write_all_at(&self.buf[range], self.written)?;
             }
             r => r?,
         }
         self.written += len as u64;
+        Ok(())
+    }
+
+    /// Writes gathered frames (which hold what was buffered) at `written`; the buffer is empty after.
+    fn write_gathered(&mut self, gathered: Gathered) -> io::Result<()> {
+        match write_all_vectored_at(&self.file, &mut gathered.slices(), self.written) {
+            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                self.reopen_buffered()?;
+                // Positional writes: whatever part went out before the refusal is written again, the same.
+                write_all_vectored_at(&self.file, &mut gathered.slices(), self.written)?;
+            }
+            r => r?,
+        }
+        self.written += gathered.len as u64;
+        self.filled = 0;
+        Ok(())
+    }
+
+    /// The file system took the `O_DIRECT` open but refuses a write: carry on through the page cache.
+    fn reopen_buffered(&mut self) -> io::Result<()> {
+        tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; writing buffered");
+        self.file = OpenOptions::new().write(true).open(&self.path)?;
+        self.direct = false;
+        self.in_place = false;
         Ok(())
     }
 }
@@ -288,6 +507,19 @@ pub(crate) fn fill_sink_buffer(
     *filled == SINK_BUFFER
 }
 
+impl InPlaceSink for FileSink {
+    fn gather(&mut self, frames: &mut VecDeque<Frame>) -> Option<Gathered> {
+        if !self.in_place {
+            return None;
+        }
+        gather_in_place(&self.buf[self.start..self.start + self.filled], frames)
+    }
+
+    fn write_gathered(&mut self, gathered: Gathered) -> io::Result<()> {
+        FileSink::write_gathered(self, gathered)
+    }
+}
+
 impl ShardSink for FileSink {
     fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
@@ -297,6 +529,10 @@ impl ShardSink for FileSink {
             }
         }
         Ok(())
+    }
+
+    fn write_frames(&mut self, frames: Vec<Frame>, layout: FrameLayout) -> io::Result<()> {
+        write_frames_in_place(self, frames, layout)
     }
 
     fn finish(mut self: Box<Self>, fsync: bool) -> io::Result<()> {
@@ -353,6 +589,7 @@ impl Disk for PortableDisk {
 
     fn create_staged(&self, id: DataId, repair: bool) -> io::Result<Box<dyn ShardSink>> {
         Ok(Box::new(FileSink::create(
+            self,
             self.staged_path(id, repair),
             self.root.join("tmp"),
         )?))
@@ -489,5 +726,49 @@ mod tests {
             src.read_exact_at(&mut back, 0).unwrap();
             assert!(back == data);
         }
+    }
+
+    /// `len` bytes at an address aligned as the encoder's buffers are.
+    fn aligned(data: &[u8]) -> Bytes {
+        let mut buf = crate::buffers::AlignedBuf::with_capacity(data.len());
+        buf.extend_from_slice(data);
+        buf.freeze()
+    }
+
+    #[test]
+    fn full_shards_go_in_place_where_the_device_allows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = PortableDisk::open(0, dir.path()).unwrap();
+        let id = DataId::random();
+        let mut sink = FileSink::create(&disk, disk.staged_path(id, false), dir.path().into()).unwrap();
+        let allowed = sink.in_place;
+        assert_eq!(allowed, sink.direct && direct_allows_in_place(&sink.file));
+        if cfg!(target_os = "linux") && sink.direct {
+            // Linux 6.1+ on ext4 (this project's machines) reports its DIO alignment.
+            assert!(allowed, "statx(STATX_DIOALIGN) allows shards in place here");
+        }
+        let header = pattern(HASH_SLOT);
+        sink.write_all(&header).unwrap();
+        let shards: Vec<Bytes> = (0..4).map(|i| aligned(&pattern((1 << 18) + i)[i..])).collect();
+        let frames: Vec<Frame> = shards
+            .iter()
+            .map(|s| (*blake3::hash(s).as_bytes(), s.clone()))
+            .collect();
+        sink.write_frames(frames.clone(), FrameLayout::Aligned)
+            .unwrap();
+        if allowed {
+            // One vectored write took the header, the hash slots and the shards: nothing left buffered.
+            assert_eq!(sink.filled, 0);
+            assert_eq!(sink.written as usize, HASH_SLOT + 4 * (HASH_SLOT + (1 << 18)));
+        } else {
+            assert_ne!(sink.filled, 0);
+        }
+        Box::new(sink).finish(true).unwrap();
+        let mut expected = header;
+        for (hash, shard) in &frames {
+            expected.extend_from_slice(&hash_slot(hash));
+            expected.extend_from_slice(shard);
+        }
+        assert!(fs::read(disk.staged_path(id, false)).unwrap() == expected);
     }
 }

@@ -15,6 +15,7 @@ use reed_solomon_erasure::galois_8::ReedSolomon as Vandermonde;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::buffers::AlignedBuf;
 use crate::error::{Error, Result};
 
 /// Which Reed-Solomon code computed a segment's parity.
@@ -238,7 +239,7 @@ impl Codec {
             let rs = self.vandermonde()?;
             // All parity of the block in one recycled buffer, computed in place and sliced per shard.
             // Every byte is overwritten: a recycled buffer need not be zeroed first.
-            let mut parity = crate::buffers::take_len(m * shard_len);
+            let mut parity = AlignedBuf::with_len(m * shard_len);
             let mut hashers = hashers;
             if let Some(h) = hashers.as_deref_mut() {
                 h.clear();
@@ -252,6 +253,7 @@ impl Codec {
                 let end = (start + VANDERMONDE_SLICE).min(shard_len);
                 let inputs: Vec<&[u8]> = shards.iter().map(|s| &s[start..end]).collect();
                 let mut outputs: Vec<&mut [u8]> = parity
+                    .as_mut_slice()
                     .chunks_mut(shard_len)
                     .map(|p| &mut p[start..end])
                     .collect();
@@ -265,7 +267,7 @@ impl Codec {
                 }
                 start = end;
             }
-            let parity = crate::buffers::freeze(parity);
+            let parity = parity.freeze();
             shards.extend((0..m).map(|j| parity.slice(j * shard_len..(j + 1) * shard_len)));
             return Ok(shards);
         }
@@ -284,11 +286,11 @@ impl Codec {
             }
             let result = encoder.encode().map_err(codec_err)?;
             // All parity of the block in one recycled buffer, sliced per shard.
-            let mut parity = crate::buffers::take(m * shard_len);
+            let mut parity = AlignedBuf::with_capacity(m * shard_len);
             for p in result.recovery_iter() {
                 parity.extend_from_slice(p);
             }
-            let parity = crate::buffers::freeze(parity);
+            let parity = parity.freeze();
             shards.extend((0..m).map(|j| parity.slice(j * shard_len..(j + 1) * shard_len)));
             Ok(())
         })?;

@@ -13,16 +13,16 @@ use crate::disk::{DataId, Disk, ShardSource};
 use crate::engine::{BodyStream, Engine};
 use crate::erasure::Codec;
 use crate::error::{Error, Result};
-use crate::layout::{BlockMap, HASH_LEN, ShardHeader};
+use crate::layout::{BlockMap, Frames, HASH_LEN, ShardHeader};
 use crate::meta::{ObjectData, ObjectRecord, Segment};
 
 /// Blocks read ahead of the consumer.
 const READ_AHEAD: usize = 2;
 
-/// One opened shard: the file and where its blocks start.
+/// One opened shard: the file and where its frames are.
 struct OpenShard {
     src: Box<dyn ShardSource>,
-    blocks_at: u64,
+    frames: Frames,
 }
 
 /// The shard files of one segment, opened up front so a concurrent overwrite cannot pull them away mid-read.
@@ -36,14 +36,14 @@ pub(crate) struct SegmentReader {
 
 fn open_shard(disk: &dyn Disk, id: DataId, slot: usize) -> std::io::Result<OpenShard> {
     let src = disk.open(id)?;
-    let (header, blocks_at) = ShardHeader::read(src.as_ref())?;
+    let (header, frames) = ShardHeader::read(src.as_ref())?;
     if header.data_id != id || usize::from(header.shard_index) != slot {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "shard header names another shard",
         ));
     }
-    Ok(OpenShard { src, blocks_at })
+    Ok(OpenShard { src, frames })
 }
 
 impl SegmentReader {
@@ -99,9 +99,11 @@ impl SegmentReader {
         let shard = self.shards[slot].clone()?;
         let map = self.map();
         let len = map.shard_len(block);
-        let offset = shard.blocks_at + map.frame_offset(block);
-        // A recycled buffer, not zeroed: the read overwrites all of it.
-        let mut buf = crate::buffers::take_len(HASH_LEN + len);
+        let offset = shard.frames.frame_offset(&map, block);
+        let slot = shard.frames.hash_slot;
+        // A recycled buffer, not zeroed: the read overwrites all of it. The slot's padding is read with the
+        // hash (one read, not two; 480 bytes beside a 256 KiB shard).
+        let mut buf = crate::buffers::take_len(slot + len);
         // From the page cache on this task when the block is there (a copy, no disk wait); otherwise on the
         // blocking pool, so a disk read never holds up the runtime's threads.
         let read = match shard.src.read_cached_at(&mut buf, offset) {
@@ -114,12 +116,12 @@ impl SegmentReader {
             .ok()?,
             Err(_) => return None,
         };
-        let (hash, data) = read.split_at(HASH_LEN);
+        let (hash, data) = (&read[..HASH_LEN], &read[slot..]);
         if blake3::hash(data).as_bytes() != hash {
             tracing::warn!(slot, block, id = %self.segment.data_id.to_hex(), "shard block checksum mismatch");
             return None;
         }
-        Some(crate::buffers::freeze(read).slice(HASH_LEN..))
+        Some(crate::buffers::freeze(read).slice(slot..))
     }
 
     /// Returns block `i`'s object bytes (as slices of its data shards), reconstructing from parity when a data

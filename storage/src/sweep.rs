@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::disk::{DataId, Disk};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::layout::ShardHeader;
+use crate::layout::{FrameLayout, ShardHeader};
 use crate::meta::{MetaStore, ObjectData, Op};
 use crate::read::SegmentReader;
 use crate::write::DiskWriter;
@@ -183,6 +183,8 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
     }
     let geometry = seg.geometry;
     let fsync = engine.settings().fsync;
+    // As the write path chose, so that a repaired file is the one that was lost.
+    let layout = FrameLayout::for_segment(seg.size, u64::from(seg.block_size));
     let mut writers = Vec::new();
     for &slot in &bad {
         let disk = engine.disk_for(seg.rotation, slot);
@@ -198,8 +200,8 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
             block_size: seg.block_size,
             size: seg.size,
         }
-        .encode();
-        let writer = DiskWriter::spawn(disk.clone(), seg.data_id, true, header, fsync);
+        .encode(layout);
+        let writer = DiskWriter::spawn(disk.clone(), seg.data_id, true, header, layout, fsync);
         writers.push((slot, disk, writer));
     }
     let fed: Result<()> = async {

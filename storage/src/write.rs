@@ -14,12 +14,12 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::buffers;
+use crate::buffers::AlignedBuf;
 use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Digests};
-use crate::disk::{DataId, Disk};
+use crate::disk::{DataId, Disk, Frame};
 use crate::engine::{BodyStream, Engine};
 use crate::error::{Error, Result};
-use crate::layout::ShardHeader;
+use crate::layout::{FrameLayout, ShardHeader};
 use crate::md5_lanes::Md5Stream;
 use crate::meta::{ObjectData, Segment};
 
@@ -36,8 +36,6 @@ const WRITER_QUEUE: usize = 1;
 /// and 4,800-5,500 to 3,700-4,100 with the portable backend (`perf stat` over the server).
 const BATCH: usize = 4;
 
-/// One block's frame for one disk: BLAKE3 of the shard, and the shard.
-pub(crate) type Frame = ([u8; 32], Bytes);
 
 /// Who the data belongs to, for the self-describing shard header.
 #[derive(Debug, Clone)]
@@ -129,7 +127,8 @@ pub(crate) struct DiskWriter {
 
 impl DiskWriter {
     /// Starts writing the staged file `id` (a `.repair` file if `repair`) on `disk`: `header`, then every frame
-    /// sent, then `finish(fsync)` when told to ([`DiskWriter::finish`]). The sink is created, written and
+    /// sent as `layout` lays them out (the header's own), then `finish(fsync)` when told to
+    /// ([`DiskWriter::finish`]). The sink is created, written and
     /// finished on the one thread, as a sink must be (the io_uring sink's ring belongs to the thread that
     /// created it).
     pub(crate) fn spawn(
@@ -137,6 +136,7 @@ impl DiskWriter {
         id: DataId,
         repair: bool,
         header: Vec<u8>,
+        layout: FrameLayout,
         fsync: bool,
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<ToWriter>(WRITER_QUEUE);
@@ -146,12 +146,7 @@ impl DiskWriter {
             sink.write_all(&header)?;
             while let Some(message) = rx.blocking_recv() {
                 match message {
-                    ToWriter::Frames(batch) => {
-                        for (hash, shard) in batch {
-                            sink.write_all(&hash)?;
-                            sink.write_all(&shard)?;
-                        }
-                    }
+                    ToWriter::Frames(batch) => sink.write_frames(batch, layout)?,
                     ToWriter::Finish => return sink.finish(fsync),
                 }
             }
@@ -207,8 +202,12 @@ struct SegmentWriters {
 }
 
 impl SegmentWriters {
-    fn start(engine: &Engine, target: &WriteTarget, rotation: u8, size_hint: u64) -> Self {
+    /// Starts the writers of a segment of at least `size` bytes (the real size where known, for the headers:
+    /// `exact`).
+    fn start(engine: &Engine, target: &WriteTarget, rotation: u8, size: u64, exact: bool) -> Self {
         let id = DataId::random();
+        let block_size = engine.settings().block_size;
+        let layout = FrameLayout::for_segment(size, block_size as u64);
         let geometry = engine.codec().geometry();
         let n = geometry.total();
         let fsync = engine.settings().fsync;
@@ -224,11 +223,11 @@ impl SegmentWriters {
                     upload_id: target.upload_id.clone(),
                     shard_index: slot as u8,
                     geometry,
-                    block_size: engine.settings().block_size as u32,
-                    size: size_hint,
+                    block_size: block_size as u32,
+                    size: if exact { size } else { 0 },
                 }
-                .encode();
-                DiskWriter::spawn(disk, id, false, header, fsync)
+                .encode(layout);
+                DiskWriter::spawn(disk, id, false, header, layout, fsync)
             })
             .collect();
         Self { id, writers }
@@ -313,7 +312,7 @@ pub(crate) async fn write_body(
     let mut hasher = ChecksumHasher::new(algorithm);
     let mut md5 = Md5Stream::new();
     let first_cap = expected_len.map_or(block_size, |l| (l as usize).min(block_size));
-    let mut block = buffers::take(first_cap.max(1));
+    let mut block = AlignedBuf::with_capacity(first_cap.max(1));
     let mut writers: Option<SegmentWriters> = None;
     let result: Result<()> = async {
         while let Some(chunk) = body.next().await {
@@ -331,16 +330,17 @@ pub(crate) async fn write_body(
                 if block.capacity() == 0 {
                     // Taken only once bytes of a next block arrive: a body that ends on a block boundary takes
                     // no buffer it will not fill.
-                    block = buffers::take(block_size);
+                    block = AlignedBuf::with_capacity(block_size);
                 }
                 let take = (block_size - block.len()).min(chunk.len());
                 block.extend_from_slice(&chunk[..take]);
                 chunk.advance(take);
                 if block.len() == block_size {
-                    let w = writers.get_or_insert_with(|| {
-                        SegmentWriters::start(engine, target, rotation, expected_len.unwrap_or(0))
+                    let w = writers.get_or_insert_with(|| match expected_len {
+                        Some(len) => SegmentWriters::start(engine, target, rotation, len, true),
+                        None => SegmentWriters::start(engine, target, rotation, hasher.len(), false),
                     });
-                    let full = buffers::freeze(std::mem::take(&mut block));
+                    let full = std::mem::take(&mut block).freeze();
                     // Hashed by the MD5 lanes while this task encodes and receives the next block.
                     md5.feed(full.clone()).await;
                     w.send(engine.codec().encode_hashed(full)?).await;
@@ -368,9 +368,9 @@ pub(crate) async fn write_body(
             got: total,
         });
     }
-    let digests = hasher.finish(md5.finish(&block).await);
+    let digests = hasher.finish(md5.finish(block.as_slice()).await);
     if allow_inline && writers.is_none() && (total as usize) <= settings.inline_threshold {
-        let bytes = Bytes::from(block);
+        let bytes = block.freeze();
         let data = ObjectData::Inline {
             data_id: DataId::ordered(),
             hash: *blake3::hash(&bytes).as_bytes(),
@@ -385,11 +385,10 @@ pub(crate) async fn write_body(
     let mut w = match writers {
         Some(w) => w,
         // Without Content-Length the header's size is only known now; shards carry the real one.
-        None => SegmentWriters::start(engine, target, rotation, total),
+        None => SegmentWriters::start(engine, target, rotation, total, true),
     };
     if !block.is_empty() {
-        w.send(engine.codec().encode_hashed(buffers::freeze(block))?)
-            .await;
+        w.send(engine.codec().encode_hashed(block.freeze())?).await;
     }
     let (data_id, disks) = w.finish(engine.write_quorum()).await?;
     let segment = Segment {
@@ -505,7 +504,14 @@ mod tests {
                     finishing: finishing.clone(),
                     of: n,
                 });
-                DiskWriter::spawn(disk, id, false, b"header".to_vec(), true)
+                DiskWriter::spawn(
+                    disk,
+                    id,
+                    false,
+                    b"header".to_vec(),
+                    FrameLayout::Aligned,
+                    true,
+                )
             })
             .collect();
         let mut segment = SegmentWriters { id, writers };
@@ -526,7 +532,12 @@ mod tests {
             let staged = dir.path().join(format!("d{i}/tmp/{}", id.to_hex()));
             assert_eq!(
                 std::fs::read(staged).unwrap(),
-                [&b"header"[..], blake3::hash(b"shard").as_bytes(), b"shard"].concat()
+                [
+                    &b"header"[..],
+                    &crate::layout::hash_slot(blake3::hash(b"shard").as_bytes()),
+                    b"shard"
+                ]
+                .concat()
             );
         }
     }

@@ -5,7 +5,9 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use strata_storage::disk::{DataId, Disk, PortableDisk};
+use bytes::Bytes;
+use strata_storage::disk::{DataId, Disk, Frame, PortableDisk};
+use strata_storage::layout::{FrameLayout, HASH_SLOT, hash_slot};
 use strata_storage::uring::UringDisk;
 
 type Opener = fn(usize, &Path) -> Box<dyn Disk>;
@@ -39,6 +41,8 @@ both_backends!(
     a_file_system_refusing_direct_io_still_gets_the_bytes,
     concurrent_writers_and_readers_share_one_disk,
     a_sink_dropped_mid_write_leaves_the_disk_usable,
+    frames_give_the_same_file_whether_shards_go_in_place_or_are_copied,
+    a_sink_dropped_with_shards_in_flight_leaves_the_disk_usable,
 );
 
 /// The sink's buffer (1 MiB): sizes around it matter.
@@ -215,6 +219,13 @@ fn a_file_system_refusing_direct_io_still_gets_the_bytes(open: Opener) {
             "{total} bytes on tmpfs"
         );
     }
+    // Frames whose shards would go in place on a disk that takes O_DIRECT are copied here.
+    let header = pattern(HASH_SLOT, 5);
+    let batches: Vec<Vec<Frame>> =
+        vec![(0..5u8).map(|i| frame(aligned(&pattern(1 << 18, i)))).collect()];
+    let id = write_frames(disk.as_ref(), &header, &batches, FrameLayout::Aligned, true);
+    let expected = expected_file(&header, &batches, FrameLayout::Aligned);
+    assert!(fs::read(staged_path(disk.as_ref(), id, false)).unwrap() == expected);
 }
 
 fn concurrent_writers_and_readers_share_one_disk(open: Opener) {
@@ -265,4 +276,131 @@ fn a_sink_dropped_mid_write_leaves_the_disk_usable(open: Opener) {
     write_shard(disk.as_ref(), id, false, &data, true);
     disk.publish(id, false, true).unwrap();
     assert!(read_all(disk.as_ref(), id, data.len()) == data);
+}
+
+/// `data` at a page-aligned address, as the encoder's block and parity buffers hold shards.
+fn aligned(data: &[u8]) -> Bytes {
+    let mut buf = vec![0u8; data.len() + 4096];
+    let at = buf.as_ptr().align_offset(4096);
+    buf[at..at + data.len()].copy_from_slice(data);
+    Bytes::from(buf).slice(at..at + data.len())
+}
+
+/// `data` one byte past an aligned address: never written in place.
+fn misaligned(data: &[u8]) -> Bytes {
+    let mut buf = vec![0u8; data.len() + 4097];
+    let at = buf.as_ptr().align_offset(4096) + 1;
+    buf[at..at + data.len()].copy_from_slice(data);
+    Bytes::from(buf).slice(at..at + data.len())
+}
+
+fn frame(shard: Bytes) -> Frame {
+    (*blake3::hash(&shard).as_bytes(), shard)
+}
+
+/// What a file of `header` then `batches` of frames in `layout` holds.
+fn expected_file(header: &[u8], batches: &[Vec<Frame>], layout: FrameLayout) -> Vec<u8> {
+    let mut out = header.to_vec();
+    for (hash, shard) in batches.iter().flatten() {
+        out.extend_from_slice(&hash_slot(hash)[..layout.slot_len()]);
+        out.extend_from_slice(shard);
+    }
+    out
+}
+
+/// Writes `header` and `batches` of frames in `layout` to a new staged file; its id.
+fn write_frames(
+    disk: &dyn Disk,
+    header: &[u8],
+    batches: &[Vec<Frame>],
+    layout: FrameLayout,
+    fsync: bool,
+) -> DataId {
+    let id = DataId::random();
+    let mut sink = disk.create_staged(id, false).unwrap();
+    sink.write_all(header).unwrap();
+    for batch in batches {
+        sink.write_frames(batch.clone(), layout).unwrap();
+    }
+    sink.finish(fsync).unwrap();
+    id
+}
+
+fn frames_give_the_same_file_whether_shards_go_in_place_or_are_copied(open: Opener) {
+    const SHARD: usize = 1 << 18;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(0, dir.path());
+    let shard = |seed: u8| pattern(SHARD, seed);
+    let cases: Vec<(&str, Vec<u8>, Vec<Vec<Frame>>)> = vec![
+        (
+            // The write path's shape: full shards in batches of four (more batches than the sink has
+            // buffers), then the last block's short shard.
+            "aligned batches and a short tail",
+            pattern(HASH_SLOT, 1),
+            (0..5u8)
+                .map(|b| (0..4u8).map(|i| frame(aligned(&shard(b * 4 + i)))).collect())
+                .chain([vec![frame(aligned(&pattern(1000, 99)))]])
+                .collect(),
+        ),
+        (
+            // A shard that cannot go in place between two that can; a rebuilt shard's odd length.
+            "mixed",
+            pattern(2 * HASH_SLOT, 2),
+            vec![
+                vec![
+                    frame(aligned(&shard(1))),
+                    frame(misaligned(&shard(2))),
+                    frame(aligned(&shard(3))),
+                ],
+                vec![frame(aligned(&pattern(SHARD - 6, 4))), frame(aligned(&shard(5)))],
+                vec![frame(aligned(&shard(6)))],
+            ],
+        ),
+        (
+            // A header of format 1's unpadded kind leaves everything after it unaligned: all copied.
+            "unaligned header",
+            pattern(300, 3),
+            vec![(0..4u8).map(|i| frame(aligned(&shard(i)))).collect()],
+        ),
+        ("nothing but the header", pattern(HASH_SLOT, 4), vec![]),
+    ];
+    for (name, header, batches) in cases {
+        for (layout, fsync) in [
+            (FrameLayout::Aligned, true),
+            (FrameLayout::Aligned, false),
+            (FrameLayout::Compact, true),
+        ] {
+            let id = write_frames(disk.as_ref(), &header, &batches, layout, fsync);
+            let expected = expected_file(&header, &batches, layout);
+            let staged = fs::read(staged_path(disk.as_ref(), id, false)).unwrap();
+            assert_eq!(staged.len(), expected.len(), "{name}: length");
+            assert!(staged == expected, "{name}: content");
+            disk.publish(id, false, true).unwrap();
+            assert!(read_all(disk.as_ref(), id, expected.len()) == expected, "{name}: read back");
+        }
+    }
+}
+
+fn a_sink_dropped_with_shards_in_flight_leaves_the_disk_usable(open: Opener) {
+    // An abandoned upload drops its sink while shards written in place may still be with the device: the
+    // sink waits for them before their memory goes.
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(0, dir.path());
+    for round in 0..4u8 {
+        let mut sink = disk.create_staged(DataId::random(), false).unwrap();
+        sink.write_all(&pattern(HASH_SLOT, round)).unwrap();
+        for b in 0..3u8 {
+            let batch = (0..4u8)
+                .map(|i| frame(aligned(&pattern(1 << 18, round ^ b ^ i))))
+                .collect();
+            sink.write_frames(batch, FrameLayout::Aligned).unwrap();
+        }
+        drop(sink);
+    }
+    let batches = vec![vec![frame(aligned(&pattern(1 << 18, 7)))]];
+    let header = pattern(HASH_SLOT, 8);
+    let id = write_frames(disk.as_ref(), &header, &batches, FrameLayout::Aligned, true);
+    disk.publish(id, false, true).unwrap();
+    let expected = expected_file(&header, &batches, FrameLayout::Aligned);
+    assert!(read_all(disk.as_ref(), id, expected.len()) == expected);
 }

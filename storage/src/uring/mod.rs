@@ -123,6 +123,7 @@ impl Disk for UringDisk {
         Ok(Box::new(UringSink::create(
             ring,
             self.ring.supported(),
+            &self.portable,
             self.portable.staged_path(id, repair),
             self.tmp_dir.clone(),
         )?))

@@ -46,6 +46,16 @@ pub(super) enum Op {
         /// can start without blocking, so the ring submits it itself rather than on a worker).
         in_place: bool,
     },
+    /// `pwritev` of `iovecs`, which point at `gathered`'s pieces (heap memory the op owns, which stays put
+    /// while the op moves).
+    Writev {
+        file: Arc<File>,
+        gathered: crate::disk::Gathered,
+        iovecs: Iovecs,
+        offset: u64,
+        /// As for `Write`.
+        in_place: bool,
+    },
     /// `fdatasync` (or `fsync` when not `data_only`).
     Fsync { file: Arc<File>, data_only: bool },
     /// `ftruncate`.
@@ -55,6 +65,13 @@ pub(super) enum Op {
     /// `unlinkat(AT_FDCWD, path, 0)`.
     Unlink { path: CString },
 }
+
+/// The iovec array of an [`Op::Writev`].
+pub(super) struct Iovecs(pub(super) Vec<libc::iovec>);
+
+// SAFETY: the pointers lead into the `gathered` of the same `Op::Writev`, heap memory that goes with
+// the op to whichever thread holds it; nothing reaches that memory through them but the kernel's write.
+unsafe impl Send for Iovecs {}
 
 impl Op {
     fn entry(&self) -> squeue::Entry {
@@ -80,6 +97,26 @@ impl Op {
                 } else {
                     // ext4 refuses a non-blocking O_DIRECT write that extends the file (EAGAIN) and io_uring
                     // then retries it on a worker: go to the worker at once instead of paying for the try.
+                    write.flags(squeue::Flags::ASYNC)
+                }
+            }
+            Op::Writev {
+                file,
+                iovecs,
+                offset,
+                in_place,
+                ..
+            } => {
+                let write = opcode::Writev::new(
+                    types::Fd(file.as_raw_fd()),
+                    iovecs.0.as_ptr(),
+                    iovecs.0.len() as u32,
+                )
+                .offset(*offset)
+                .build();
+                if *in_place {
+                    write
+                } else {
                     write.flags(squeue::Flags::ASYNC)
                 }
             }
@@ -131,6 +168,7 @@ impl Completed {
 /// Which optional opcodes the kernel has (the probe at start); the rest are done with plain system calls.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Supported {
+    pub(super) writev: bool,
     pub(super) ftruncate: bool,
     pub(super) rename: bool,
     pub(super) unlink: bool,
@@ -265,6 +303,7 @@ fn setup() -> io::Result<(IoUring, Supported)> {
         }
     }
     let supported = Supported {
+        writev: probe.is_supported(opcode::Writev::CODE),
         ftruncate: probe.is_supported(opcode::Ftruncate::CODE),
         rename: probe.is_supported(opcode::RenameAt::CODE),
         unlink: probe.is_supported(opcode::UnlinkAt::CODE),

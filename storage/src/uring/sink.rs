@@ -11,13 +11,17 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::ring::{LocalRing, Op, Supported, Ticket};
-use crate::disk::{DIRECT_ALIGN, SINK_BUFFER, ShardSink, fill_sink_buffer, sink_buffer};
+use super::ring::{Iovecs, LocalRing, Op, Supported, Ticket};
+use crate::layout::FrameLayout;
+use crate::disk::{
+    DIRECT_ALIGN, Frame, Gathered, InPlaceSink, PortableDisk, SINK_BUFFER, ShardSink,
+    fill_sink_buffer, gather_in_place, sink_buffer, write_all_vectored_at, write_frames_in_place,
+};
 
 /// Buffers per sink: one filling while the other is written (a third would add a buffer per disk per upload
 /// for writes that already keep up: the writer waits for the device rarely).
@@ -53,6 +57,8 @@ pub(super) struct UringSink {
     /// Bytes handed to the ring so far (a multiple of `DIRECT_ALIGN` while `direct`).
     written: u64,
     direct: bool,
+    /// Whether full shards are written from where they are (`disk::gather_in_place`).
+    in_place: bool,
     /// Bytes allocated from the start of the file by `fallocate`; 0 where the file system refuses it.
     allocated: u64,
     /// False once `fallocate` was refused: the sink then extends the file as it writes.
@@ -65,10 +71,12 @@ impl UringSink {
     pub(super) fn create(
         ring: LocalRing,
         supported: Supported,
+        disk: &PortableDisk,
         path: PathBuf,
         dir: Arc<File>,
     ) -> io::Result<Self> {
         let (file, direct) = crate::disk::create_staged_file(&path)?;
+        let in_place = disk.in_place(&file, direct);
         let (buf, start) = sink_buffer();
         Ok(Self {
             ring,
@@ -84,6 +92,7 @@ impl UringSink {
             in_flight: VecDeque::new(),
             written: 0,
             direct,
+            in_place,
             allocated: 0,
             preallocate: direct,
         })
@@ -123,21 +132,27 @@ impl UringSink {
         }
     }
 
-    /// Hands the full buffer to the ring and takes the next one, waiting for the device if none is free.
-    fn send_full(&mut self) -> io::Result<()> {
-        let next = match self.spare.pop() {
+    /// A buffer to fill next, waiting for the device if none is free.
+    fn next_buffer(&mut self) -> io::Result<Vec<u8>> {
+        Ok(match self.spare.pop() {
             Some(b) => b,
             None if self.taken < BUFFERS => {
                 self.taken += 1;
                 sink_buffer().0
             }
             None => {
-                self.reap_oldest()?;
-                self.spare
-                    .pop()
-                    .expect("a reaped write gives its buffer back")
+                // Every other buffer is with a write in flight (a gathered write holds none of them).
+                while self.spare.is_empty() {
+                    self.reap_oldest()?;
+                }
+                self.spare.pop().expect("a reaped write gave its buffer back")
             }
-        };
+        })
+    }
+
+    /// Hands the full buffer to the ring and takes the next one, waiting for the device if none is free.
+    fn send_full(&mut self) -> io::Result<()> {
+        let next = self.next_buffer()?;
         let buf = std::mem::replace(&mut self.buf, next);
         let in_place = self.allocate_to(self.written + SINK_BUFFER as u64);
         let op = Op::Write {
@@ -170,42 +185,131 @@ impl UringSink {
         Ok(())
     }
 
-    /// Waits for the oldest write, finishing it with a plain `pwrite` if the ring could not do it all.
+    /// Writes gathered frames (shards in place) through the ring; the buffer is empty after. At most
+    /// [`BUFFERS`] writes of either kind are with the device at once.
+    fn send_gathered(&mut self, gathered: Gathered) -> io::Result<()> {
+        let len = gathered.len;
+        let offset = self.written;
+        if !self.supported.writev {
+            self.write_plain_vectored(&gathered, offset)?;
+        } else {
+            while self.in_flight.len() >= BUFFERS {
+                self.reap_oldest()?;
+            }
+            let iovecs = gathered
+                .slices()
+                .iter()
+                .map(|s| libc::iovec {
+                    iov_base: s.as_ptr() as *mut libc::c_void,
+                    iov_len: s.len(),
+                })
+                .collect();
+            let in_place = self.allocate_to(offset + len as u64);
+            let op = Op::Writev {
+                file: self.file.clone(),
+                gathered,
+                iovecs: Iovecs(iovecs),
+                offset,
+                in_place,
+            };
+            match self.ring.submit(vec![op], 1) {
+                Ok(ticket) => self.in_flight.push_back(InFlight {
+                    ticket,
+                    offset,
+                    len,
+                }),
+                Err((e, ops)) => {
+                    tracing::debug!(error = %e, "shard write not through io_uring");
+                    let Some(Op::Writev { gathered, .. }) = ops.into_iter().next() else {
+                        unreachable!("one write was submitted");
+                    };
+                    self.write_plain_vectored(&gathered, offset)?;
+                }
+            }
+        }
+        self.written += len as u64;
+        self.filled = 0;
+        Ok(())
+    }
+
+    /// Waits for the oldest write, finishing it with plain system calls if the ring could not do it all.
     fn reap_oldest(&mut self) -> io::Result<()> {
         let Some(w) = self.in_flight.pop_front() else {
             return Ok(());
         };
         let done = self.ring.wait(w.ticket)?;
         let result = done.result(0);
-        let Some(Op::Write { buf, start, .. }) = done.ops.into_iter().next() else {
-            unreachable!("a write request holds one write");
-        };
-        let outcome = match result {
-            Ok(n) if n as usize == w.len => Ok(()),
-            Ok(n) => {
-                let n = n as usize;
-                self.write_plain(&buf[start + n..start + w.len], w.offset + n as u64)
+        match done.ops.into_iter().next() {
+            Some(Op::Write { buf, start, .. }) => {
+                let outcome = match result {
+                    Ok(n) if n as usize == w.len => Ok(()),
+                    Ok(n) => {
+                        let n = n as usize;
+                        self.write_plain(&buf[start + n..start + w.len], w.offset + n as u64)
+                    }
+                    Err(e) => self.write_after_error(e, &buf[start..start + w.len], w.offset),
+                };
+                self.spare.push(buf);
+                outcome
             }
-            Err(e) => self.write_after_error(e, &buf[start..start + w.len], w.offset),
-        };
-        self.spare.push(buf);
-        outcome
+            Some(Op::Writev { gathered, .. }) => match result {
+                Ok(n) if n as usize == w.len => Ok(()),
+                Ok(n) => {
+                    let mut slices = gathered.slices();
+                    let mut rest = &mut slices[..];
+                    IoSlice::advance_slices(&mut rest, n as usize);
+                    match write_all_vectored_at(&self.file, rest, w.offset + u64::from(n)) {
+                        Err(e) => self.write_vectored_after_error(e, &gathered, w.offset),
+                        ok => ok,
+                    }
+                }
+                Err(e) => self.write_vectored_after_error(e, &gathered, w.offset),
+            },
+            _ => unreachable!("a write request holds one write"),
+        }
     }
 
-    /// The ring's write failed: if the file system refused `O_DIRECT`, carry on through the page cache.
-    fn write_after_error(&mut self, e: io::Error, chunk: &[u8], offset: u64) -> io::Result<()> {
+    /// After a failed write: if the file system refused `O_DIRECT`, carry on through the page cache (and
+    /// say so with `Ok`, for the caller to write again); any other error is the write's.
+    fn refused_direct(&mut self, e: io::Error) -> io::Result<()> {
         if !(self.direct && e.raw_os_error() == Some(libc::EINVAL)) {
             return Err(e);
         }
         tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; writing buffered");
         self.file = Arc::new(OpenOptions::new().write(true).open(&self.path)?);
         self.direct = false;
+        self.in_place = false;
+        Ok(())
+    }
+
+    /// The ring's write failed: if the file system refused `O_DIRECT`, carry on through the page cache.
+    fn write_after_error(&mut self, e: io::Error, chunk: &[u8], offset: u64) -> io::Result<()> {
+        self.refused_direct(e)?;
         self.file.write_all_at(chunk, offset)
+    }
+
+    /// [`Self::write_after_error`] for gathered frames, written whole again (positional writes: what went out
+    /// before the error is written again, the same).
+    fn write_vectored_after_error(
+        &mut self,
+        e: io::Error,
+        gathered: &Gathered,
+        offset: u64,
+    ) -> io::Result<()> {
+        self.refused_direct(e)?;
+        write_all_vectored_at(&self.file, &mut gathered.slices(), offset)
     }
 
     fn write_plain(&mut self, chunk: &[u8], offset: u64) -> io::Result<()> {
         match self.file.write_all_at(chunk, offset) {
             Err(e) => self.write_after_error(e, chunk, offset),
+            ok => ok,
+        }
+    }
+
+    fn write_plain_vectored(&mut self, gathered: &Gathered, offset: u64) -> io::Result<()> {
+        match write_all_vectored_at(&self.file, &mut gathered.slices(), offset) {
+            Err(e) => self.write_vectored_after_error(e, gathered, offset),
             ok => ok,
         }
     }
@@ -297,6 +401,19 @@ impl UringSink {
     }
 }
 
+impl InPlaceSink for UringSink {
+    fn gather(&mut self, frames: &mut VecDeque<Frame>) -> Option<Gathered> {
+        if !self.in_place {
+            return None;
+        }
+        gather_in_place(&self.buf[self.start..self.start + self.filled], frames)
+    }
+
+    fn write_gathered(&mut self, gathered: Gathered) -> io::Result<()> {
+        self.send_gathered(gathered)
+    }
+}
+
 impl ShardSink for UringSink {
     fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
@@ -305,6 +422,10 @@ impl ShardSink for UringSink {
             }
         }
         Ok(())
+    }
+
+    fn write_frames(&mut self, frames: Vec<Frame>, layout: FrameLayout) -> io::Result<()> {
+        write_frames_in_place(self, frames, layout)
     }
 
     fn finish(mut self: Box<Self>, fsync: bool) -> io::Result<()> {
