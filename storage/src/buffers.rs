@@ -4,28 +4,62 @@
 //! block fills), and so does each block's parity. Allocated fresh, every one was new memory from the kernel:
 //! page faults and zeroing came to about 5% of the server's CPU on PUT. A buffer given out here comes back
 //! when the last `Bytes` slice of it is dropped (by the disk writer), and is handed out again; disk writers'
-//! own buffers come from here too. The pool keeps at most [`KEEP`] buffers, the most recently returned, so what
-//! it holds when idle is bounded too and follows what the server does now.
+//! own buffers come from here too. The pool keeps at most [`KEEP`] buffers, the most recently returned, and
+//! frees those unused for [`IDLE`], so what it holds follows what the server does now and goes once it stops.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 /// Buffers kept for reuse: enough that 8 concurrent uploads at 1 MiB and 4+2 recycle what they free rather than
-/// allocate afresh (per upload: up to 11 blocks with the disk writers, see `write::BATCH`, their parity, 6
-/// or, with io_uring, 12 sink buffers, and the blocks the MD5 lanes still hold, see `md5_lanes::BACKLOG`).
-/// The in-flight count swings, and a buffer evicted at a peak comes back as fresh memory (page faults and
-/// zeroing) at the next. Measured on PUT 64 MiB at c8 (`perf stat` over the server): with 96 kept, 1,400
-/// (portable) and 3,300 (io_uring) page faults per GiB; with 160, 230-370 for both. At most this many
-/// buffers, about 1 MiB each, stay allocated once the server goes idle.
-const KEEP: usize = 160;
+/// allocate afresh. Per upload, up to about 16 blocks are with the disk writers (see `write::BATCH`: queued,
+/// being gathered, and up to two writes per disk with the device, which reads full shards from the block
+/// itself, see `disk::gather_in_place`), their parity, a sink buffer per disk, and the blocks the MD5 lanes
+/// still hold (see `md5_lanes::BACKLOG`): counted on PUT 64 MiB at c8, at most 360 buffers out at once
+/// with io_uring and 220 with the portable backend. A buffer evicted at a peak comes back as fresh memory
+/// (page faults and zeroing) at the next: with 160 kept, 40,000-140,000 page faults per 10 s run against
+/// about 4,000 with 384 (`perf stat` over the server). Buffers are about 1 MiB each.
+const KEEP: usize = 384;
+/// How long a buffer stays in the pool unused before it is freed: a burst's buffers do not outlive it by
+/// more than this (and a little: the trimming thread looks every `IDLE / 2`).
+const IDLE: Duration = Duration::from_secs(10);
 /// Smaller buffers (small objects, last blocks) are not worth keeping.
 const MIN_KEPT: usize = 64 * 1024;
 
-static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Buffers and when each came back, oldest first.
+static POOL: Mutex<Vec<(Vec<u8>, Instant)>> = Mutex::new(Vec::new());
 
-fn pool() -> MutexGuard<'static, Vec<Vec<u8>>> {
+fn pool() -> MutexGuard<'static, Vec<(Vec<u8>, Instant)>> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Frees the buffers that came back more than `IDLE` before `now`.
+fn trim(now: Instant) -> usize {
+    let mut pool = pool();
+    let stale = pool
+        .iter()
+        .take_while(|(_, at)| now.duration_since(*at) > IDLE)
+        .count();
+    let freed: Vec<_> = pool.drain(..stale).collect();
+    drop(pool);
+    // Freed outside the lock: freeing a large buffer may unmap it.
+    freed.len()
+}
+
+/// Starts the thread that trims the pool, once (if it cannot start, `KEEP` still bounds the pool).
+fn start_trimming() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("buffer-trim".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(IDLE / 2);
+                    trim(Instant::now());
+                }
+            });
+    });
 }
 
 /// An empty buffer with room for `cap` bytes: a recycled one of about that size when there is one.
@@ -41,10 +75,10 @@ fn take_keeping(cap: usize) -> Vec<u8> {
         let mut pool = pool();
         if let Some(i) = pool
             .iter()
-            .rposition(|b| b.capacity() >= cap && b.capacity() <= 2 * cap)
+            .rposition(|(b, _)| b.capacity() >= cap && b.capacity() <= 2 * cap)
         {
-            // `remove`, not `swap_remove`: the pool stays ordered oldest first for `give_back`.
-            return pool.remove(i);
+            // `remove`, not `swap_remove`: the pool stays ordered oldest first for `give_back` and `trim`.
+            return pool.remove(i).0;
         }
     }
     Vec::with_capacity(cap)
@@ -159,12 +193,13 @@ pub(crate) fn give_back(buf: Vec<u8>) {
     if buf.capacity() < MIN_KEPT {
         return;
     }
+    start_trimming();
     let mut pool = pool();
     // A full pool drops its oldest buffer, not this one: otherwise what one workload left behind (1 MiB
     // blocks after a run of PUTs) would fill it for good, and a GET's shard buffers, of another size, would
     // be allocated and zeroed afresh every time (about 6% of the server's CPU on 64 MiB GETs).
     let evicted = (pool.len() >= KEEP).then(|| pool.remove(0));
-    pool.push(buf);
+    pool.push((buf, Instant::now()));
     drop(pool);
     // Freed outside the lock: freeing a large buffer may unmap it.
     drop(evicted);
@@ -187,6 +222,19 @@ mod tests {
         // Other tests may take from the pool concurrently; look for ours among a few.
         let again: Vec<Vec<u8>> = (0..KEEP).map(|_| take(MIN_KEPT * 3)).collect();
         assert!(again.iter().any(|b| b.as_ptr() == ptr && b.is_empty()));
+    }
+
+    #[test]
+    fn buffers_unused_for_the_idle_time_are_freed() {
+        give_back(Vec::with_capacity(MIN_KEPT * 5));
+        let later = Instant::now() + IDLE + Duration::from_millis(1);
+        trim(later);
+        // Whatever other tests gave back meanwhile came back after `later - IDLE`... or is stale too.
+        assert!(
+            pool()
+                .iter()
+                .all(|(_, at)| later.duration_since(*at) <= IDLE)
+        );
     }
 
     #[test]

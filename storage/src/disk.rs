@@ -221,7 +221,7 @@ pub(crate) fn direct_allows_in_place(file: &File) -> bool {
     let Ok(st) = rustix::fs::statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN) else {
         return false;
     };
-    let fits = |align: u32| align != 0 && HASH_SLOT % align as usize == 0;
+    let fits = |align: u32| align != 0 && HASH_SLOT.is_multiple_of(align as usize);
     st.stx_mask & StatxFlags::DIOALIGN.bits() != 0
         && fits(st.stx_dio_mem_align)
         && fits(st.stx_dio_offset_align)
@@ -268,7 +268,9 @@ impl Gathered {
 /// Whether a shard can be written from where it is: a whole number of [`HASH_SLOT`]s at an address
 /// aligned to one (the encoder's full shards; not a last block's, nor most rebuilt ones).
 fn goes_in_place(shard: &Bytes) -> bool {
-    !shard.is_empty() && shard.len() % HASH_SLOT == 0 && (shard.as_ptr() as usize) % HASH_SLOT == 0
+    !shard.is_empty()
+        && shard.len().is_multiple_of(HASH_SLOT)
+        && (shard.as_ptr() as usize).is_multiple_of(HASH_SLOT)
 }
 
 /// Takes frames from the front of `frames` for one write with their shards in place: the hash slots go
@@ -283,11 +285,8 @@ fn goes_in_place(shard: &Bytes) -> bool {
 /// (`buffers::AlignedBuf`) and the format puts each full shard at a multiple of `HASH_SLOT`, so the device
 /// can read them where they are. The slots go in a buffer of their own, not the sink's 1 MiB one, so that
 /// a write in flight holds 20 KiB of buffer rather than a megabyte.
-pub(crate) fn gather_in_place(
-    buffered: &[u8],
-    frames: &mut VecDeque<Frame>,
-) -> Option<Gathered> {
-    if buffered.len() % HASH_SLOT != 0 {
+pub(crate) fn gather_in_place(buffered: &[u8], frames: &mut VecDeque<Frame>) -> Option<Gathered> {
+    if !buffered.len().is_multiple_of(HASH_SLOT) {
         return None;
     }
     let n = frames
@@ -448,7 +447,10 @@ impl FileSink {
     /// Writes the buffer's first `len` bytes (aligned as `written` says while `direct`) at `written`.
     fn write_out(&mut self, len: usize) -> io::Result<()> {
         let range = self.start..self.start + len;
-        match self.file.write_all_at(&self.buf[range.clone()], self.written) {
+        match self
+            .file
+            .write_all_at(&self.buf[range.clone()], self.written)
+        {
             Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
                 self.reopen_buffered()?;
                 self.file.write_all_at(&self.buf[range], self.written)?;
@@ -740,7 +742,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let disk = PortableDisk::open(0, dir.path()).unwrap();
         let id = DataId::random();
-        let mut sink = FileSink::create(&disk, disk.staged_path(id, false), dir.path().into()).unwrap();
+        let mut sink =
+            FileSink::create(&disk, disk.staged_path(id, false), dir.path().into()).unwrap();
         let allowed = sink.in_place;
         assert_eq!(allowed, sink.direct && direct_allows_in_place(&sink.file));
         if cfg!(target_os = "linux") && sink.direct {
@@ -749,7 +752,9 @@ mod tests {
         }
         let header = pattern(HASH_SLOT);
         sink.write_all(&header).unwrap();
-        let shards: Vec<Bytes> = (0..4).map(|i| aligned(&pattern((1 << 18) + i)[i..])).collect();
+        let shards: Vec<Bytes> = (0..4)
+            .map(|i| aligned(&pattern((1 << 18) + i)[i..]))
+            .collect();
         let frames: Vec<Frame> = shards
             .iter()
             .map(|s| (*blake3::hash(s).as_bytes(), s.clone()))
@@ -759,7 +764,10 @@ mod tests {
         if allowed {
             // One vectored write took the header, the hash slots and the shards: nothing left buffered.
             assert_eq!(sink.filled, 0);
-            assert_eq!(sink.written as usize, HASH_SLOT + 4 * (HASH_SLOT + (1 << 18)));
+            assert_eq!(
+                sink.written as usize,
+                HASH_SLOT + 4 * (HASH_SLOT + (1 << 18))
+            );
         } else {
             assert_ne!(sink.filled, 0);
         }

@@ -14,14 +14,15 @@
 //! ...
 //! ```
 //!
-//! Segments of at least one full block are written aligned, smaller ones compact (and so were all segments
-//! before the aligned layout existed; both are read). The aligned layout puts every shard at a multiple of
-//! [`HASH_SLOT`] (4 KiB, the page and the physical block of nearly every device) in the file, and a full shard
-//! (256 KiB at the default block size and geometry) is a whole number of them: a sink then hands the
-//! encoder's shard buffers to an `O_DIRECT` write as they are, rather than copying every byte into a buffer of
-//! its own (see `disk::gather_in_place`). It costs 4,064 bytes per shard block (1.55% of a 256 KiB shard)
-//! and up to 4 KiB of header padding per file, which is why small segments, whose shards are short and not
-//! written in place anyway, stay compact: a 10 KB object's shard files would otherwise triple.
+//! Segments of at least one full block whose full shards are whole pages of at least [`MIN_ALIGNED_SHARD`]
+//! are written aligned, others compact (and so were all segments before the aligned layout existed; both are
+//! read). The aligned layout puts every shard at a multiple of [`HASH_SLOT`] (4 KiB, the page and the physical
+//! block of nearly every device) in the file, and a full shard (256 KiB at the default block size and
+//! geometry) is a whole number of them: a sink then hands the encoder's shard buffers to an `O_DIRECT` write
+//! as they are, rather than copying every byte into a buffer of its own (see `disk::gather_in_place`). It
+//! costs 4,064 bytes per shard block (1.55% of a 256 KiB shard) and up to 4 KiB of header padding per file.
+//! Hence the conditions: a small segment's shards are short and never written in place (a 10 KB object's
+//! shard files would triple), and small blocks would pay the padding on every shard.
 //!
 //! The header names bucket, key, version, part and shard slot, so the index can be rebuilt from disks alone.
 
@@ -37,6 +38,9 @@ pub const HASH_LEN: usize = 32;
 /// padded to.
 pub const HASH_SLOT: usize = 4096;
 
+/// The smallest full shard laid out aligned: its hash slot's padding is then at most 3.1% of it.
+pub const MIN_ALIGNED_SHARD: usize = 128 * 1024;
+
 /// How a shard file lays out its frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameLayout {
@@ -47,10 +51,13 @@ pub enum FrameLayout {
 }
 
 impl FrameLayout {
-    /// The layout for a segment of at least `size` bytes in blocks of `block_size`: aligned when it has a
-    /// full block. The write path and a repair of the same segment agree, so a repaired file is the same.
-    pub fn for_segment(size: u64, block_size: u64) -> Self {
-        if size >= block_size {
+    /// The layout for a segment of at least `size` bytes in blocks of `block_size` coded as `geometry`:
+    /// aligned when it has a full block and its full shards are whole pages of at least
+    /// [`MIN_ALIGNED_SHARD`] (see the module's doc). The write path and a repair of the same segment agree,
+    /// so a repaired file is the one that was lost.
+    pub fn for_segment(size: u64, block_size: u64, geometry: Geometry) -> Self {
+        let shard = geometry.shard_len(block_size as usize);
+        if size >= block_size && shard >= MIN_ALIGNED_SHARD && shard.is_multiple_of(HASH_SLOT) {
             Self::Aligned
         } else {
             Self::Compact
@@ -126,7 +133,8 @@ impl ShardHeader {
     /// Serialises the header with its framing and checksum (and padding, for the aligned layout).
     pub fn encode(&self, layout: FrameLayout) -> Vec<u8> {
         let body = postcard::to_stdvec(self).expect("header serialises");
-        let mut out = Vec::with_capacity((8 + 2 + 4 + body.len() + HASH_LEN).next_multiple_of(HASH_SLOT));
+        let mut out =
+            Vec::with_capacity((8 + 2 + 4 + body.len() + HASH_LEN).next_multiple_of(HASH_SLOT));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&layout.format().to_le_bytes());
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -244,7 +252,10 @@ mod tests {
     impl ShardSource for InMemory {
         fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
             let at = offset as usize;
-            let bytes = self.0.get(at..at + buf.len()).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            let bytes = self
+                .0
+                .get(at..at + buf.len())
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
             buf.copy_from_slice(bytes);
             Ok(())
         }
@@ -293,7 +304,12 @@ mod tests {
         let mut unknown = compact;
         unknown[8] = 3;
         assert!(ShardHeader::read(&InMemory(unknown)).is_err());
-        assert_eq!(FrameLayout::for_segment(1 << 20, 1 << 20), FrameLayout::Aligned);
-        assert_eq!(FrameLayout::for_segment((1 << 20) - 1, 1 << 20), FrameLayout::Compact);
+        let at = |size, block, k, m| FrameLayout::for_segment(size, block, Geometry::new(k, m));
+        assert_eq!(at(1 << 20, 1 << 20, 4, 2), FrameLayout::Aligned);
+        assert_eq!(at(5 << 30, 1 << 20, 8, 4), FrameLayout::Aligned);
+        // Less than a block; shards under 128 KiB (16 KiB); shards not whole pages (1 MiB / 3).
+        assert_eq!(at((1 << 20) - 1, 1 << 20, 4, 2), FrameLayout::Compact);
+        assert_eq!(at(1 << 20, 64 << 10, 4, 2), FrameLayout::Compact);
+        assert_eq!(at(1 << 20, 1 << 20, 3, 2), FrameLayout::Compact);
     }
 }

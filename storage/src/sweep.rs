@@ -184,7 +184,7 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
     let geometry = seg.geometry;
     let fsync = engine.settings().fsync;
     // As the write path chose, so that a repaired file is the one that was lost.
-    let layout = FrameLayout::for_segment(seg.size, u64::from(seg.block_size));
+    let layout = FrameLayout::for_segment(seg.size, u64::from(seg.block_size), geometry);
     let mut writers = Vec::new();
     for &slot in &bad {
         let disk = engine.disk_for(seg.rotation, slot);

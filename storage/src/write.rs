@@ -36,7 +36,6 @@ const WRITER_QUEUE: usize = 1;
 /// and 4,800-5,500 to 3,700-4,100 with the portable backend (`perf stat` over the server).
 const BATCH: usize = 4;
 
-
 /// Who the data belongs to, for the self-describing shard header.
 #[derive(Debug, Clone)]
 pub(crate) struct WriteTarget {
@@ -207,7 +206,7 @@ impl SegmentWriters {
     fn start(engine: &Engine, target: &WriteTarget, rotation: u8, size: u64, exact: bool) -> Self {
         let id = DataId::random();
         let block_size = engine.settings().block_size;
-        let layout = FrameLayout::for_segment(size, block_size as u64);
+        let layout = FrameLayout::for_segment(size, block_size as u64, engine.codec().geometry());
         let geometry = engine.codec().geometry();
         let n = geometry.total();
         let fsync = engine.settings().fsync;
@@ -338,7 +337,9 @@ pub(crate) async fn write_body(
                 if block.len() == block_size {
                     let w = writers.get_or_insert_with(|| match expected_len {
                         Some(len) => SegmentWriters::start(engine, target, rotation, len, true),
-                        None => SegmentWriters::start(engine, target, rotation, hasher.len(), false),
+                        None => {
+                            SegmentWriters::start(engine, target, rotation, hasher.len(), false)
+                        }
                     });
                     let full = std::mem::take(&mut block).freeze();
                     // Hashed by the MD5 lanes while this task encodes and receives the next block.

@@ -221,8 +221,11 @@ fn a_file_system_refusing_direct_io_still_gets_the_bytes(open: Opener) {
     }
     // Frames whose shards would go in place on a disk that takes O_DIRECT are copied here.
     let header = pattern(HASH_SLOT, 5);
-    let batches: Vec<Vec<Frame>> =
-        vec![(0..5u8).map(|i| frame(aligned(&pattern(1 << 18, i)))).collect()];
+    let batches: Vec<Vec<Frame>> = vec![
+        (0..5u8)
+            .map(|i| frame(aligned(&pattern(1 << 18, i))))
+            .collect(),
+    ];
     let id = write_frames(disk.as_ref(), &header, &batches, FrameLayout::Aligned, true);
     let expected = expected_file(&header, &batches, FrameLayout::Aligned);
     assert!(fs::read(staged_path(disk.as_ref(), id, false)).unwrap() == expected);
@@ -331,14 +334,20 @@ fn frames_give_the_same_file_whether_shards_go_in_place_or_are_copied(open: Open
     let dir = tempfile::tempdir().unwrap();
     let disk = open(0, dir.path());
     let shard = |seed: u8| pattern(SHARD, seed);
-    let cases: Vec<(&str, Vec<u8>, Vec<Vec<Frame>>)> = vec![
+    /// A case's name, the header, and the batches of frames.
+    type Case = (&'static str, Vec<u8>, Vec<Vec<Frame>>);
+    let cases: Vec<Case> = vec![
         (
             // The write path's shape: full shards in batches of four (more batches than the sink has
             // buffers), then the last block's short shard.
             "aligned batches and a short tail",
             pattern(HASH_SLOT, 1),
             (0..5u8)
-                .map(|b| (0..4u8).map(|i| frame(aligned(&shard(b * 4 + i)))).collect())
+                .map(|b| {
+                    (0..4u8)
+                        .map(|i| frame(aligned(&shard(b * 4 + i))))
+                        .collect()
+                })
                 .chain([vec![frame(aligned(&pattern(1000, 99)))]])
                 .collect(),
         ),
@@ -352,7 +361,10 @@ fn frames_give_the_same_file_whether_shards_go_in_place_or_are_copied(open: Open
                     frame(misaligned(&shard(2))),
                     frame(aligned(&shard(3))),
                 ],
-                vec![frame(aligned(&pattern(SHARD - 6, 4))), frame(aligned(&shard(5)))],
+                vec![
+                    frame(aligned(&pattern(SHARD - 6, 4))),
+                    frame(aligned(&shard(5))),
+                ],
                 vec![frame(aligned(&shard(6)))],
             ],
         ),
@@ -376,7 +388,10 @@ fn frames_give_the_same_file_whether_shards_go_in_place_or_are_copied(open: Open
             assert_eq!(staged.len(), expected.len(), "{name}: length");
             assert!(staged == expected, "{name}: content");
             disk.publish(id, false, true).unwrap();
-            assert!(read_all(disk.as_ref(), id, expected.len()) == expected, "{name}: read back");
+            assert!(
+                read_all(disk.as_ref(), id, expected.len()) == expected,
+                "{name}: read back"
+            );
         }
     }
 }

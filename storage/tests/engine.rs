@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use strata_config::{Config, IoBackend};
 use strata_storage::erasure::{ErasureCode, Geometry};
+use strata_storage::layout::{BlockMap, FrameLayout, HASH_LEN, HASH_SLOT, ShardHeader};
 use strata_storage::multipart::MIN_PART_SIZE;
 use strata_storage::{
     BodyStream, CompletePart, Engine, Error, ObjectData, ObjectRecord, PutOptions, Settings,
@@ -36,6 +37,7 @@ both_backends!(
     restart_rolls_committed_staged_files_forward,
     segments_of_either_erasure_code_are_rebuilt_after_an_upgrade,
     a_failed_upload_leaves_nothing_staged,
+    segments_of_either_shard_layout_are_read_and_repaired,
 );
 
 /// Small blocks so that multi-block objects stay small.
@@ -380,6 +382,86 @@ fn segments_of_either_erasure_code_are_rebuilt_after_an_upgrade(io: IoBackend) {
             std::fs::remove_file(&paths[3]).unwrap();
             assert!(&get(&engine, key).await == data, "{key}");
         }
+    });
+}
+
+/// Rewrites an aligned shard file (format 2) as the compact layout (format 1) that stores written before the
+/// aligned layout hold: the same header and frames without the padding.
+fn rewrite_compact(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let src = Disk0(bytes.clone());
+    let (header, frames) = ShardHeader::read(&src).unwrap();
+    assert_eq!(frames.hash_slot, HASH_SLOT, "written aligned");
+    let map = BlockMap {
+        geometry: header.geometry,
+        block_size: u64::from(header.block_size),
+        size: header.size,
+    };
+    let mut out = header.encode(FrameLayout::Compact);
+    for block in 0..map.blocks() {
+        let at = frames.frame_offset(&map, block) as usize;
+        out.extend_from_slice(&bytes[at..at + HASH_LEN]);
+        out.extend_from_slice(&bytes[at + HASH_SLOT..at + HASH_SLOT + map.shard_len(block)]);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// A shard file's bytes, read as a disk would.
+struct Disk0(Vec<u8>);
+
+impl strata_storage::disk::ShardSource for Disk0 {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let at = offset as usize;
+        buf.copy_from_slice(&self.0[at..at + buf.len()]);
+        Ok(())
+    }
+}
+
+fn segments_of_either_shard_layout_are_read_and_repaired(io: IoBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        // Blocks of 512 KiB: shards of 128 KiB, the smallest laid out aligned.
+        let mut big = settings(dir.path(), io);
+        big.block_size = 512 * 1024;
+        let engine = Engine::open(big).await.unwrap();
+        engine
+            .create_bucket(BUCKET, "owner", "us-east-1", false)
+            .await
+            .unwrap();
+        let data = pattern(3 * 512 * 1024 + 1000, 10);
+        let record = put(&engine, "k", &data).await;
+        let (_, paths) = &engine.shard_paths(&record)[0];
+        for path in paths {
+            let bytes = std::fs::read(path).unwrap();
+            assert_eq!(bytes[8], 2, "aligned layout");
+            // Header page, then three full frames and the last block's (1000 / 4, rounded up to even).
+            assert_eq!(bytes.len(), 4096 + 3 * (4096 + 128 * 1024) + 4096 + 250);
+        }
+        assert!(get(&engine, "k").await == data);
+        // The same object as a store written before the aligned layout holds it.
+        for path in paths {
+            rewrite_compact(path);
+        }
+        assert!(get(&engine, "k").await == data, "compact files read");
+        assert!(get_range(&engine, "k", 600_000, 1_200_000).await == data[600_000..=1_200_000]);
+        // A corrupt compact shard is rebuilt, not served, and repaired in the segment's layout (aligned).
+        let mut bytes = std::fs::read(&paths[1]).unwrap();
+        bytes[200_000] ^= 0xff;
+        std::fs::write(&paths[1], &bytes).unwrap();
+        assert!(get(&engine, "k").await == data, "despite the corrupt shard");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::read(&paths[1]).unwrap()[8] != 2 {
+            assert!(std::time::Instant::now() < deadline, "repaired within 20 s");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(get(&engine, "k").await == data, "after the repair");
+        // Small objects stay compact: a 100 KB object's shards are short.
+        let small = pattern(100_000, 11);
+        let record = put(&engine, "small", &small).await;
+        for path in &engine.shard_paths(&record)[0].1 {
+            assert_eq!(std::fs::read(path).unwrap()[8], 1, "compact layout");
+        }
+        assert!(get(&engine, "small").await == small);
     });
 }
 

@@ -124,14 +124,16 @@ async fn corrupt_shards_are_detected_never_served_and_repaired() {
     let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     // Corrupt four different shard files: two in block 0, two in block 1. At most two per block (= m), and at
     // least one of the four is a data shard, so the read must notice.
-    let frame = 32 + (1024 * 1024 / 4) as u64;
-    let header_guess = 200u64; // inside block 0's frame for any header size
+    // The aligned layout of a segment of full blocks (storage/src/layout.rs): a 4 KiB header, then per block a
+    // 4 KiB hash slot and the 256 KiB shard.
+    let slot = 4096u64;
+    let frame = slot + (1024 * 1024 / 4) as u64;
     for (i, f) in files.iter().take(4).enumerate() {
         let mut bytes = std::fs::read(f).unwrap();
         let at = if i < 2 {
-            header_guess + 1000
+            slot + slot + 1000
         } else {
-            header_guess + frame + 1000
+            slot + frame + slot + 1000
         } as usize;
         for b in &mut bytes[at..at + 64] {
             *b ^= 0xA5;

@@ -17,11 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::ring::{Iovecs, LocalRing, Op, Supported, Ticket};
-use crate::layout::FrameLayout;
 use crate::disk::{
     DIRECT_ALIGN, Frame, Gathered, InPlaceSink, PortableDisk, SINK_BUFFER, ShardSink,
     fill_sink_buffer, gather_in_place, sink_buffer, write_all_vectored_at, write_frames_in_place,
 };
+use crate::layout::FrameLayout;
 
 /// Buffers per sink: one filling while the other is written (a third would add a buffer per disk per upload
 /// for writes that already keep up: the writer waits for the device rarely).
@@ -145,7 +145,9 @@ impl UringSink {
                 while self.spare.is_empty() {
                     self.reap_oldest()?;
                 }
-                self.spare.pop().expect("a reaped write gave its buffer back")
+                self.spare
+                    .pop()
+                    .expect("a reaped write gave its buffer back")
             }
         })
     }
