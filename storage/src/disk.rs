@@ -74,7 +74,7 @@ pub trait ShardSink {
     /// ([`gather_in_place`]); this default copies them through `write_all`.
     fn write_frames(&mut self, frames: Vec<Frame>, layout: FrameLayout) -> io::Result<()> {
         for (hash, shard) in frames {
-            self.write_all(&hash_slot(&hash)[..layout.slot_len()])?;
+            self.write_all(layout.slot_of(&hash_slot(&hash)))?;
             self.write_all(&shard)?;
         }
         Ok(())
@@ -306,8 +306,8 @@ pub(crate) fn gather_in_place(buffered: &[u8], frames: &mut VecDeque<Frame>) -> 
     let mut from = 0;
     let mut to = buffered.len();
     for (hash, shard) in frames.drain(..n) {
-        head[head_start + to..head_start + to + HASH_LEN].copy_from_slice(&hash);
         to += HASH_SLOT;
+        head[head_start + to - HASH_LEN..head_start + to].copy_from_slice(&hash);
         pieces.push(Piece::Head {
             at: from,
             len: to - from,
@@ -348,7 +348,7 @@ pub(crate) fn write_frames_in_place(
             continue;
         }
         let (hash, shard) = frames.pop_front().expect("a frame left");
-        sink.write_all(&hash_slot(&hash)[..layout.slot_len()])?;
+        sink.write_all(layout.slot_of(&hash_slot(&hash)))?;
         sink.write_all(&shard)?;
     }
     Ok(())

@@ -10,9 +10,12 @@
 //!
 //! aligned (format 2):
 //! "STRATASH" | 2 u16 LE | header_len u32 LE | header (postcard) | BLAKE3(header) | zeros to HASH_SLOT
-//! block 0:  BLAKE3(shard) 32 bytes | zeros to HASH_SLOT | shard bytes
+//! block 0:  zeros (HASH_SLOT - 32 bytes) | BLAKE3(shard) 32 bytes | shard bytes
 //! ...
 //! ```
+//!
+//! In both, a block's hash sits right before its shard, so a reader takes the two in one read of the same
+//! length, whichever the layout.
 //!
 //! Segments of at least one full block whose full shards are whole pages of at least [`MIN_ALIGNED_SHARD`]
 //! are written aligned, others compact (and so were all segments before the aligned layout existed; both are
@@ -78,12 +81,17 @@ impl FrameLayout {
             Self::Aligned => HASH_SLOT,
         }
     }
+
+    /// This layout's hash slot, from the aligned one ([`hash_slot`]): its tail, the bare hash when compact.
+    pub fn slot_of(self, aligned: &[u8; HASH_SLOT]) -> &[u8] {
+        &aligned[HASH_SLOT - self.slot_len()..]
+    }
 }
 
-/// A block's hash slot as the aligned layout writes it.
+/// A block's hash slot as the aligned layout writes it: zeros, then the hash.
 pub fn hash_slot(hash: &[u8; HASH_LEN]) -> [u8; HASH_SLOT] {
     let mut slot = [0u8; HASH_SLOT];
-    slot[..HASH_LEN].copy_from_slice(hash);
+    slot[HASH_SLOT - HASH_LEN..].copy_from_slice(hash);
     slot
 }
 
@@ -92,7 +100,7 @@ pub fn hash_slot(hash: &[u8; HASH_LEN]) -> [u8; HASH_SLOT] {
 pub struct Frames {
     /// Offset of block 0's frame.
     pub blocks_at: u64,
-    /// Bytes before each block's shard: its hash and, in the aligned layout, the padding.
+    /// Bytes before each block's shard: its hash and, in the aligned layout, the padding before it.
     pub hash_slot: usize,
 }
 
@@ -101,6 +109,11 @@ impl Frames {
     pub fn frame_offset(&self, map: &BlockMap, i: u64) -> u64 {
         let full = (self.hash_slot + map.geometry.shard_len(map.block_size as usize)) as u64;
         self.blocks_at + i * full
+    }
+
+    /// Offset of block `i`'s hash, which its shard follows.
+    pub fn hash_offset(&self, map: &BlockMap, i: u64) -> u64 {
+        self.frame_offset(map, i) + (self.hash_slot - HASH_LEN) as u64
     }
 }
 
@@ -239,11 +252,16 @@ mod tests {
             hash_slot: HASH_SLOT,
         };
         assert_eq!(aligned.frame_offset(&map, 2), 4096 + 2 * (4096 + (1 << 18)));
+        assert_eq!(
+            aligned.hash_offset(&map, 2),
+            4096 + 2 * (4096 + (1 << 18)) + 4064
+        );
         let compact = Frames {
             blocks_at: 150,
             hash_slot: HASH_LEN,
         };
         assert_eq!(compact.frame_offset(&map, 2), 150 + 2 * (32 + (1 << 18)));
+        assert_eq!(compact.hash_offset(&map, 2), 150 + 2 * (32 + (1 << 18)));
     }
 
     /// A shard file in memory.

@@ -99,11 +99,10 @@ impl SegmentReader {
         let shard = self.shards[slot].clone()?;
         let map = self.map();
         let len = map.shard_len(block);
-        let offset = shard.frames.frame_offset(&map, block);
-        let slot = shard.frames.hash_slot;
-        // A recycled buffer, not zeroed: the read overwrites all of it. The slot's padding is read with the
-        // hash (one read, not two; 480 bytes beside a 256 KiB shard).
-        let mut buf = crate::buffers::take_len(slot + len);
+        // The hash and the shard after it, in either layout.
+        let offset = shard.frames.hash_offset(&map, block);
+        // A recycled buffer, not zeroed: the read overwrites all of it.
+        let mut buf = crate::buffers::take_len(HASH_LEN + len);
         // From the page cache on this task when the block is there (a copy, no disk wait); otherwise on the
         // blocking pool, so a disk read never holds up the runtime's threads.
         let read = match shard.src.read_cached_at(&mut buf, offset) {
@@ -116,12 +115,12 @@ impl SegmentReader {
             .ok()?,
             Err(_) => return None,
         };
-        let (hash, data) = (&read[..HASH_LEN], &read[slot..]);
+        let (hash, data) = read.split_at(HASH_LEN);
         if blake3::hash(data).as_bytes() != hash {
             tracing::warn!(slot, block, id = %self.segment.data_id.to_hex(), "shard block checksum mismatch");
             return None;
         }
-        Some(crate::buffers::freeze(read).slice(slot..))
+        Some(crate::buffers::freeze(read).slice(HASH_LEN..))
     }
 
     /// Returns block `i`'s object bytes (as slices of its data shards), reconstructing from parity when a data

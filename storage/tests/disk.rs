@@ -305,7 +305,7 @@ fn frame(shard: Bytes) -> Frame {
 fn expected_file(header: &[u8], batches: &[Vec<Frame>], layout: FrameLayout) -> Vec<u8> {
     let mut out = header.to_vec();
     for (hash, shard) in batches.iter().flatten() {
-        out.extend_from_slice(&hash_slot(hash)[..layout.slot_len()]);
+        out.extend_from_slice(layout.slot_of(&hash_slot(hash)));
         out.extend_from_slice(shard);
     }
     out

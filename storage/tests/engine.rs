@@ -399,9 +399,9 @@ fn rewrite_compact(path: &Path) {
     };
     let mut out = header.encode(FrameLayout::Compact);
     for block in 0..map.blocks() {
-        let at = frames.frame_offset(&map, block) as usize;
-        out.extend_from_slice(&bytes[at..at + HASH_LEN]);
-        out.extend_from_slice(&bytes[at + HASH_SLOT..at + HASH_SLOT + map.shard_len(block)]);
+        // The hash and the shard right after it.
+        let at = frames.hash_offset(&map, block) as usize;
+        out.extend_from_slice(&bytes[at..at + HASH_LEN + map.shard_len(block)]);
     }
     std::fs::write(path, out).unwrap();
 }
