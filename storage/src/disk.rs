@@ -213,8 +213,7 @@ pub(crate) const SINK_BUFFER: usize = 1024 * 1024;
 pub(crate) const DIRECT_ALIGN: usize = 4096;
 
 /// Whether `O_DIRECT` writes to `file` may start at any multiple of [`HASH_SLOT`] in the file and in
-/// memory, as writes of shards in place do (the hash slots before the shards come from the sink's buffer
-/// at such offsets). `statx(STATX_DIOALIGN)` says (Linux 6.1 and later, on file systems that report it);
+/// memory, in pieces of such lengths, as writes of shards in place do ([`gather_in_place`]). `statx(STATX_DIOALIGN)` says (Linux 6.1 and later, on file systems that report it);
 /// where it does not, shards are copied, as they always were.
 pub(crate) fn direct_allows_in_place(file: &File) -> bool {
     use rustix::fs::{AtFlags, StatxFlags};
@@ -284,7 +283,7 @@ fn goes_in_place(shard: &Bytes) -> bool {
 /// (1.5 GiB copied per GiB of object at 4+2). The encoder's block and parity buffers are aligned
 /// (`buffers::AlignedBuf`) and the format puts each full shard at a multiple of `HASH_SLOT`, so the device
 /// can read them where they are. The slots go in a buffer of their own, not the sink's 1 MiB one, so that
-/// a write in flight holds 20 KiB of buffer rather than a megabyte.
+/// a write in flight holds about 24 KiB of buffer (four slots, the header, alignment) rather than a megabyte.
 pub(crate) fn gather_in_place(buffered: &[u8], frames: &mut VecDeque<Frame>) -> Option<Gathered> {
     if !buffered.len().is_multiple_of(HASH_SLOT) {
         return None;

@@ -2,7 +2,9 @@
 //! own ([`LocalRing`], on the writing thread) while the writer goes on filling the next buffer.
 //!
 //! `write_all` hands a full buffer to the ring and carries on with a spare one; it waits only when all
-//! [`BUFFERS`] are with the device. The file is allocated ahead of the writes so the ring can start them
+//! [`BUFFERS`] are with the device. `write_frames` hands full shards to the ring where they are, as one
+//! `IORING_OP_WRITEV` per message of frames that owns them until it completes (`disk::gather_in_place`); at
+//! most `BUFFERS` writes of either kind are in flight. The file is allocated ahead of the writes so the ring can start them
 //! without a worker thread. `finish` sends the tail write, the truncation back to the real length (the tail
 //! goes out padded to the alignment, and the allocation may reach further), the `fdatasync` of the file (all three linked, so each runs
 //! only after the one before succeeded) and the `fsync` of the staging directory, in one submission.
