@@ -34,17 +34,13 @@ fn pool() -> MutexGuard<'static, Vec<(Vec<u8>, Instant)>> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Frees the buffers that came back more than `IDLE` before `now`.
-fn trim(now: Instant) -> usize {
-    let mut pool = pool();
+/// Takes out of `pool` (oldest first) the buffers that came back more than `IDLE` before `now`.
+fn take_stale(pool: &mut Vec<(Vec<u8>, Instant)>, now: Instant) -> Vec<(Vec<u8>, Instant)> {
     let stale = pool
         .iter()
         .take_while(|(_, at)| now.duration_since(*at) > IDLE)
         .count();
-    let freed: Vec<_> = pool.drain(..stale).collect();
-    drop(pool);
-    // Freed outside the lock: freeing a large buffer may unmap it.
-    freed.len()
+    pool.drain(..stale).collect()
 }
 
 /// Starts the thread that trims the pool, once (if it cannot start, `KEEP` still bounds the pool).
@@ -56,7 +52,9 @@ fn start_trimming() {
             .spawn(|| {
                 loop {
                     std::thread::sleep(IDLE / 2);
-                    trim(Instant::now());
+                    let stale = take_stale(&mut pool(), Instant::now());
+                    // Freed outside the lock: freeing a large buffer may unmap it.
+                    drop(stale);
                 }
             });
     });
@@ -225,16 +223,17 @@ mod tests {
     }
 
     #[test]
-    fn buffers_unused_for_the_idle_time_are_freed() {
-        give_back(Vec::with_capacity(MIN_KEPT * 5));
-        let later = Instant::now() + IDLE + Duration::from_millis(1);
-        trim(later);
-        // Whatever other tests gave back meanwhile came back after `later - IDLE`... or is stale too.
-        assert!(
-            pool()
-                .iter()
-                .all(|(_, at)| later.duration_since(*at) <= IDLE)
-        );
+    fn buffers_unused_for_the_idle_time_are_taken_out() {
+        let start = Instant::now();
+        let mut pool: Vec<(Vec<u8>, Instant)> = (0..4u8)
+            .map(|i| (vec![i], start + Duration::from_secs(u64::from(i) * 4)))
+            .collect();
+        // At start + IDLE + 5 s, the buffers back at 0 and 4 s are stale, those at 8 and 12 s are not.
+        let stale = take_stale(&mut pool, start + IDLE + Duration::from_secs(5));
+        let ids = |v: &[(Vec<u8>, Instant)]| v.iter().map(|(b, _)| b[0]).collect::<Vec<_>>();
+        assert_eq!(ids(&stale), [0, 1]);
+        assert_eq!(ids(&pool), [2, 3]);
+        assert!(take_stale(&mut pool, start + IDLE).is_empty());
     }
 
     #[test]

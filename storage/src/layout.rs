@@ -100,20 +100,22 @@ pub fn hash_slot(hash: &[u8; HASH_LEN]) -> [u8; HASH_SLOT] {
 pub struct Frames {
     /// Offset of block 0's frame.
     pub blocks_at: u64,
-    /// Bytes before each block's shard: its hash and, in the aligned layout, the padding before it.
-    pub hash_slot: usize,
+    /// The file's layout, which says how many bytes come before each block's shard: its hash and, when
+    /// aligned, the padding before it.
+    pub layout: FrameLayout,
 }
 
 impl Frames {
     /// Offset of block `i`'s frame (its hash slot first) in the file.
     pub fn frame_offset(&self, map: &BlockMap, i: u64) -> u64 {
-        let full = (self.hash_slot + map.geometry.shard_len(map.block_size as usize)) as u64;
+        let full =
+            (self.layout.slot_len() + map.geometry.shard_len(map.block_size as usize)) as u64;
         self.blocks_at + i * full
     }
 
     /// Offset of block `i`'s hash, which its shard follows.
     pub fn hash_offset(&self, map: &BlockMap, i: u64) -> u64 {
-        self.frame_offset(map, i) + (self.hash_slot - HASH_LEN) as u64
+        self.frame_offset(map, i) + (self.layout.slot_len() - HASH_LEN) as u64
     }
 }
 
@@ -146,8 +148,7 @@ impl ShardHeader {
     /// Serialises the header with its framing and checksum (and padding, for the aligned layout).
     pub fn encode(&self, layout: FrameLayout) -> Vec<u8> {
         let body = postcard::to_stdvec(self).expect("header serialises");
-        let mut out =
-            Vec::with_capacity((8 + 2 + 4 + body.len() + HASH_LEN).next_multiple_of(HASH_SLOT));
+        let mut out = Vec::with_capacity(HASH_SLOT.max(8 + 2 + 4 + body.len() + HASH_LEN));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&layout.format().to_le_bytes());
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -197,7 +198,7 @@ impl ShardHeader {
             header,
             Frames {
                 blocks_at: blocks_at as u64,
-                hash_slot: layout.slot_len(),
+                layout,
             },
         ))
     }
@@ -249,7 +250,7 @@ mod tests {
         assert_eq!(map.shard_len(5), 4);
         let aligned = Frames {
             blocks_at: 4096,
-            hash_slot: HASH_SLOT,
+            layout: FrameLayout::Aligned,
         };
         assert_eq!(aligned.frame_offset(&map, 2), 4096 + 2 * (4096 + (1 << 18)));
         assert_eq!(
@@ -258,7 +259,7 @@ mod tests {
         );
         let compact = Frames {
             blocks_at: 150,
-            hash_slot: HASH_LEN,
+            layout: FrameLayout::Compact,
         };
         assert_eq!(compact.frame_offset(&map, 2), 150 + 2 * (32 + (1 << 18)));
         assert_eq!(compact.hash_offset(&map, 2), 150 + 2 * (32 + (1 << 18)));
@@ -307,7 +308,7 @@ mod tests {
             frames,
             Frames {
                 blocks_at: compact.len() as u64,
-                hash_slot: HASH_LEN
+                layout: FrameLayout::Compact
             }
         );
         let (back, frames) = ShardHeader::read(&InMemory(aligned)).unwrap();
@@ -316,7 +317,7 @@ mod tests {
             frames,
             Frames {
                 blocks_at: HASH_SLOT as u64,
-                hash_slot: HASH_SLOT
+                layout: FrameLayout::Aligned
             }
         );
         let mut unknown = compact;

@@ -13,7 +13,7 @@ use crate::disk::{DataId, Disk, ShardSource};
 use crate::engine::{BodyStream, Engine};
 use crate::erasure::Codec;
 use crate::error::{Error, Result};
-use crate::layout::{BlockMap, Frames, HASH_LEN, ShardHeader};
+use crate::layout::{BlockMap, FrameLayout, Frames, HASH_LEN, ShardHeader};
 use crate::meta::{ObjectData, ObjectRecord, Segment};
 
 /// Blocks read ahead of the consumer.
@@ -179,6 +179,16 @@ impl SegmentReader {
         self.codec
             .reconstruct(&mut got, self.map().shard_len(block))?;
         Ok(got.into_iter().map(|g| g.expect("reconstructed")).collect())
+    }
+
+    /// The layout of the segment's shard files (a readable one's: a write gives every file of a segment the
+    /// same), for a repair to write the file it replaces as it was.
+    pub(crate) fn layout(&self) -> FrameLayout {
+        self.shards
+            .iter()
+            .flatten()
+            .next()
+            .map_or(FrameLayout::Compact, |s| s.frames.layout)
     }
 
     pub(crate) fn needs_repair(&self) -> bool {

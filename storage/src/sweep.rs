@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::disk::{DataId, Disk};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::layout::{FrameLayout, ShardHeader};
+use crate::layout::ShardHeader;
 use crate::meta::{MetaStore, ObjectData, Op};
 use crate::read::SegmentReader;
 use crate::write::DiskWriter;
@@ -183,8 +183,9 @@ pub(crate) async fn repair_segment(engine: &Arc<Engine>, job: &RepairJob) -> Res
     }
     let geometry = seg.geometry;
     let fsync = engine.settings().fsync;
-    // As the write path chose, so that a repaired file is the one that was lost.
-    let layout = FrameLayout::for_segment(seg.size, u64::from(seg.block_size), geometry);
+    // As the segment's other files are (the write path's choice, or compact for a segment written before the
+    // aligned layout), so that a repaired file is the one that was lost and an older build still reads it.
+    let layout = reader.layout();
     let mut writers = Vec::new();
     for &slot in &bad {
         let disk = engine.disk_for(seg.rotation, slot);

@@ -25,7 +25,8 @@ use crate::meta::{ObjectData, Segment};
 
 /// Batches queued per disk writer before the encoder waits: with [`BATCH`], bounds memory per upload (at most
 /// `WRITER_QUEUE * BATCH` blocks queued, one batch being written, and `BATCH - 1` blocks being gathered: 11
-/// blocks of 1 MiB, shared by the six writers).
+/// blocks of 1 MiB, shared by the six writers; plus, where shards are written in place, up to two more
+/// batches a sink still has with the device, `disk::gather_in_place`).
 const WRITER_QUEUE: usize = 1;
 /// Blocks whose frames go to a disk writer in one message. A writer drains its queue faster than the encoder
 /// fills it, so it sleeps after every message: one wake-up (futex on both sides, a context switch) per disk

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use strata_config::{Config, IoBackend};
 use strata_storage::erasure::{ErasureCode, Geometry};
-use strata_storage::layout::{BlockMap, FrameLayout, HASH_LEN, HASH_SLOT, ShardHeader};
+use strata_storage::layout::{BlockMap, FrameLayout, HASH_LEN, ShardHeader};
 use strata_storage::multipart::MIN_PART_SIZE;
 use strata_storage::{
     BodyStream, CompletePart, Engine, Error, ObjectData, ObjectRecord, PutOptions, Settings,
@@ -391,7 +391,7 @@ fn rewrite_compact(path: &Path) {
     let bytes = std::fs::read(path).unwrap();
     let src = Disk0(bytes.clone());
     let (header, frames) = ShardHeader::read(&src).unwrap();
-    assert_eq!(frames.hash_slot, HASH_SLOT, "written aligned");
+    assert_eq!(frames.layout, FrameLayout::Aligned, "written aligned");
     let map = BlockMap {
         geometry: header.geometry,
         block_size: u64::from(header.block_size),
@@ -417,6 +417,26 @@ impl strata_storage::disk::ShardSource for Disk0 {
     }
 }
 
+/// Flips a byte of shard file `path` at `at`, reads object "k" (which must still come back as `data`) and
+/// waits for the repair to put back the file's old bytes.
+async fn repaired_as_it_was(engine: &Arc<Engine>, path: &Path, at: usize, data: &[u8]) {
+    let before = std::fs::read(path).unwrap();
+    let mut bytes = before.clone();
+    bytes[at] ^= 0xff;
+    std::fs::write(path, &bytes).unwrap();
+    assert!(get(engine, "k").await == data, "despite the corrupt shard");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read(path).unwrap() != before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} repaired within 20 s",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(get(engine, "k").await == data, "after the repair");
+}
+
 fn segments_of_either_shard_layout_are_read_and_repaired(io: IoBackend) {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
@@ -438,23 +458,17 @@ fn segments_of_either_shard_layout_are_read_and_repaired(io: IoBackend) {
             assert_eq!(bytes.len(), 4096 + 3 * (4096 + 128 * 1024) + 4096 + 250);
         }
         assert!(get(&engine, "k").await == data);
+        // A corrupt shard is rebuilt, not served, and repaired as it was: the same bytes again.
+        repaired_as_it_was(&engine, &paths[2], 300_000, &data).await;
         // The same object as a store written before the aligned layout holds it.
         for path in paths {
             rewrite_compact(path);
         }
         assert!(get(&engine, "k").await == data, "compact files read");
         assert!(get_range(&engine, "k", 600_000, 1_200_000).await == data[600_000..=1_200_000]);
-        // A corrupt compact shard is rebuilt, not served, and repaired in the segment's layout (aligned).
-        let mut bytes = std::fs::read(&paths[1]).unwrap();
-        bytes[200_000] ^= 0xff;
-        std::fs::write(&paths[1], &bytes).unwrap();
-        assert!(get(&engine, "k").await == data, "despite the corrupt shard");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::fs::read(&paths[1]).unwrap()[8] != 2 {
-            assert!(std::time::Instant::now() < deadline, "repaired within 20 s");
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        assert!(get(&engine, "k").await == data, "after the repair");
+        // Repaired compact, as its sibling files are (an older build still reads it).
+        repaired_as_it_was(&engine, &paths[1], 200_000, &data).await;
+        assert_eq!(std::fs::read(&paths[1]).unwrap()[8], 1, "still compact");
         // Small objects stay compact: a 100 KB object's shards are short.
         let small = pattern(100_000, 11);
         let record = put(&engine, "small", &small).await;

@@ -545,8 +545,8 @@ struct Slot {
 #[must_use = "its buffers come back only through `LocalRing::wait`"]
 pub(super) struct Ticket(usize);
 
-/// Entries of a [`LocalRing`]: a sink has at most its two buffers' writes in flight, or its tail write,
-/// truncation and two syncs.
+/// Entries of a [`LocalRing`]: a sink has at most two writes in flight (`sink::BUFFERS`), or its tail
+/// write, truncation and two syncs.
 const LOCAL_ENTRIES: u32 = 8;
 
 impl LocalRing {

@@ -144,18 +144,19 @@ impl UringSink {
             }
             None => {
                 // Every other buffer is with a write in flight (a gathered write holds none of them).
-                while self.spare.is_empty() {
+                while self.spare.is_empty() && !self.in_flight.is_empty() {
                     self.reap_oldest()?;
                 }
-                self.spare
-                    .pop()
-                    .expect("a reaped write gave its buffer back")
+                self.spare.pop().unwrap_or_else(|| sink_buffer().0)
             }
         })
     }
 
     /// Hands the full buffer to the ring and takes the next one, waiting for the device if none is free.
     fn send_full(&mut self) -> io::Result<()> {
+        while self.in_flight.len() >= BUFFERS {
+            self.reap_oldest()?;
+        }
         let next = self.next_buffer()?;
         let buf = std::mem::replace(&mut self.buf, next);
         let in_place = self.allocate_to(self.written + SINK_BUFFER as u64);
@@ -244,51 +245,77 @@ impl UringSink {
         let done = self.ring.wait(w.ticket)?;
         let result = done.result(0);
         match done.ops.into_iter().next() {
-            Some(Op::Write { buf, start, .. }) => {
+            Some(Op::Write {
+                file, buf, start, ..
+            }) => {
+                let direct = self.issued_direct(&file);
                 let outcome = match result {
                     Ok(n) if n as usize == w.len => Ok(()),
                     Ok(n) => {
                         let n = n as usize;
                         self.write_plain(&buf[start + n..start + w.len], w.offset + n as u64)
                     }
-                    Err(e) => self.write_after_error(e, &buf[start..start + w.len], w.offset),
+                    Err(e) => {
+                        self.write_after_error(e, direct, &buf[start..start + w.len], w.offset)
+                    }
                 };
                 self.spare.push(buf);
                 outcome
             }
-            Some(Op::Writev { gathered, .. }) => match result {
-                Ok(n) if n as usize == w.len => Ok(()),
-                Ok(n) => {
-                    let mut slices = gathered.slices();
-                    let mut rest = &mut slices[..];
-                    IoSlice::advance_slices(&mut rest, n as usize);
-                    match write_all_vectored_at(&self.file, rest, w.offset + u64::from(n)) {
-                        Err(e) => self.write_vectored_after_error(e, &gathered, w.offset),
-                        ok => ok,
+            Some(Op::Writev { file, gathered, .. }) => {
+                let direct = self.issued_direct(&file);
+                match result {
+                    Ok(n) if n as usize == w.len => Ok(()),
+                    Ok(n) => {
+                        let mut slices = gathered.slices();
+                        let mut rest = &mut slices[..];
+                        IoSlice::advance_slices(&mut rest, n as usize);
+                        match write_all_vectored_at(&self.file, rest, w.offset + u64::from(n)) {
+                            Err(e) => {
+                                let direct = self.direct;
+                                self.write_vectored_after_error(e, direct, &gathered, w.offset)
+                            }
+                            ok => ok,
+                        }
                     }
+                    Err(e) => self.write_vectored_after_error(e, direct, &gathered, w.offset),
                 }
-                Err(e) => self.write_vectored_after_error(e, &gathered, w.offset),
-            },
+            }
             _ => unreachable!("a write request holds one write"),
         }
     }
 
-    /// After a failed write: if the file system refused `O_DIRECT`, carry on through the page cache (and
-    /// say so with `Ok`, for the caller to write again); any other error is the write's.
-    fn refused_direct(&mut self, e: io::Error) -> io::Result<()> {
-        if !(self.direct && e.raw_os_error() == Some(libc::EINVAL)) {
+    /// Whether a write issued on `file` went out `O_DIRECT`: the sink's file is reopened buffered at most
+    /// once, so a write on any other file than the current one was issued on the direct one.
+    fn issued_direct(&self, file: &Arc<File>) -> bool {
+        !Arc::ptr_eq(file, &self.file) || self.direct
+    }
+
+    /// After a failed write issued `direct` or not: if the file system refused `O_DIRECT`, carry on through
+    /// the page cache (reopening the file unless an earlier refusal did) and say so with `Ok`, for the caller
+    /// to write again; any other error is the write's.
+    fn refused_direct(&mut self, e: io::Error, direct: bool) -> io::Result<()> {
+        if !(direct && e.raw_os_error() == Some(libc::EINVAL)) {
             return Err(e);
         }
-        tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; writing buffered");
-        self.file = Arc::new(OpenOptions::new().write(true).open(&self.path)?);
-        self.direct = false;
-        self.in_place = false;
+        if self.direct {
+            tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; writing buffered");
+            self.file = Arc::new(OpenOptions::new().write(true).open(&self.path)?);
+            self.direct = false;
+            self.in_place = false;
+        }
         Ok(())
     }
 
-    /// The ring's write failed: if the file system refused `O_DIRECT`, carry on through the page cache.
-    fn write_after_error(&mut self, e: io::Error, chunk: &[u8], offset: u64) -> io::Result<()> {
-        self.refused_direct(e)?;
+    /// A write failed: if the file system refused `O_DIRECT`, carry on through the page cache.
+    fn write_after_error(
+        &mut self,
+        e: io::Error,
+        direct: bool,
+        chunk: &[u8],
+        offset: u64,
+    ) -> io::Result<()> {
+        self.refused_direct(e, direct)?;
         self.file.write_all_at(chunk, offset)
     }
 
@@ -297,23 +324,30 @@ impl UringSink {
     fn write_vectored_after_error(
         &mut self,
         e: io::Error,
+        direct: bool,
         gathered: &Gathered,
         offset: u64,
     ) -> io::Result<()> {
-        self.refused_direct(e)?;
+        self.refused_direct(e, direct)?;
         write_all_vectored_at(&self.file, &mut gathered.slices(), offset)
     }
 
     fn write_plain(&mut self, chunk: &[u8], offset: u64) -> io::Result<()> {
         match self.file.write_all_at(chunk, offset) {
-            Err(e) => self.write_after_error(e, chunk, offset),
+            Err(e) => {
+                let direct = self.direct;
+                self.write_after_error(e, direct, chunk, offset)
+            }
             ok => ok,
         }
     }
 
     fn write_plain_vectored(&mut self, gathered: &Gathered, offset: u64) -> io::Result<()> {
         match write_all_vectored_at(&self.file, &mut gathered.slices(), offset) {
-            Err(e) => self.write_vectored_after_error(e, gathered, offset),
+            Err(e) => {
+                let direct = self.direct;
+                self.write_vectored_after_error(e, direct, gathered, offset)
+            }
             ok => ok,
         }
     }
