@@ -142,11 +142,19 @@ impl AlignedBuf {
         Self { buf, start }
     }
 
-    /// A buffer of `len` bytes to be overwritten whole (recycled ones are not zeroed, as with [`take_len`]).
+    /// A buffer of `len` bytes to be overwritten whole (recycled ones are not zeroed, as with [`take_len`]:
+    /// zeroing each block's 512 KiB of parity first was 3.6% of a 64 MiB PUT's server samples).
     pub(crate) fn with_len(len: usize) -> Self {
-        let mut out = Self::with_capacity(len);
-        out.buf.resize(out.start + len, 0);
-        out
+        if len < MIN_KEPT {
+            return Self {
+                buf: take_len(len),
+                start: 0,
+            };
+        }
+        let mut buf = take_len(len + SHARD_ALIGN);
+        let start = buf.as_ptr().align_offset(SHARD_ALIGN);
+        buf.truncate(start + len);
+        Self { buf, start }
     }
 
     /// Bytes of contents.
