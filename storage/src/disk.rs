@@ -73,9 +73,8 @@ pub trait ShardSink {
     /// both backends write aligned shards from where they are when the device allows it
     /// ([`gather_in_place`]); this default copies them through `write_all`.
     fn write_frames(&mut self, frames: Vec<Frame>, layout: FrameLayout) -> io::Result<()> {
-        for (hash, shard) in frames {
-            self.write_all(layout.slot_of(&hash_slot(&hash)))?;
-            self.write_all(&shard)?;
+        for frame in frames {
+            copy_frame(self, frame, layout)?;
         }
         Ok(())
     }
@@ -327,10 +326,20 @@ pub(crate) fn gather_in_place(buffered: &[u8], frames: &mut VecDeque<Frame>) -> 
 
 /// A sink with an aligned buffer that can write shards in place (both backends' sinks).
 pub(crate) trait InPlaceSink: ShardSink {
-    /// [`gather_in_place`] over this sink's buffer; `None` also when the sink does not write in place.
-    fn gather(&mut self, frames: &mut VecDeque<Frame>) -> Option<Gathered>;
-    /// Writes what [`Self::gather`] gave at the end of the file; the buffer is empty after.
+    /// What the sink has buffered and not yet written, if it writes shards in place (`None` if not).
+    fn buffered_if_in_place(&self) -> Option<&[u8]>;
+    /// Writes what [`gather_in_place`] gave at the end of the file; the buffer is empty after.
     fn write_gathered(&mut self, gathered: Gathered) -> io::Result<()>;
+}
+
+/// Appends one frame as `layout` lays it out, copied through `write_all`.
+fn copy_frame<S: ShardSink + ?Sized>(
+    sink: &mut S,
+    (hash, shard): Frame,
+    layout: FrameLayout,
+) -> io::Result<()> {
+    sink.write_all(layout.slot_of(&hash_slot(&hash)))?;
+    sink.write_all(&shard)
 }
 
 /// [`ShardSink::write_frames`] for an [`InPlaceSink`]: in the aligned layout, shards in place where they can
@@ -343,14 +352,14 @@ pub(crate) fn write_frames_in_place(
     let mut frames = VecDeque::from(frames);
     while !frames.is_empty() {
         if layout == FrameLayout::Aligned
-            && let Some(gathered) = sink.gather(&mut frames)
+            && let Some(gathered) = sink
+                .buffered_if_in_place()
+                .and_then(|buffered| gather_in_place(buffered, &mut frames))
         {
             sink.write_gathered(gathered)?;
             continue;
         }
-        let (hash, shard) = frames.pop_front().expect("a frame left");
-        sink.write_all(layout.slot_of(&hash_slot(&hash)))?;
-        sink.write_all(&shard)?;
+        copy_frame(sink, frames.pop_front().expect("a frame left"), layout)?;
     }
     Ok(())
 }
@@ -512,11 +521,9 @@ pub(crate) fn fill_sink_buffer(
 }
 
 impl InPlaceSink for FileSink {
-    fn gather(&mut self, frames: &mut VecDeque<Frame>) -> Option<Gathered> {
-        if !self.in_place {
-            return None;
-        }
-        gather_in_place(&self.buf[self.start..self.start + self.filled], frames)
+    fn buffered_if_in_place(&self) -> Option<&[u8]> {
+        self.in_place
+            .then(|| &self.buf[self.start..self.start + self.filled])
     }
 
     fn write_gathered(&mut self, gathered: Gathered) -> io::Result<()> {

@@ -66,6 +66,17 @@ pub(super) enum Op {
     Unlink { path: CString },
 }
 
+/// A write's entry, sent to an io_uring worker at once unless it lands inside the file's allocated size:
+/// ext4 refuses a non-blocking O_DIRECT write that extends the file (EAGAIN) and io_uring then retries it
+/// on a worker, so going to the worker at once saves the try.
+fn async_unless_in_place(write: squeue::Entry, in_place: bool) -> squeue::Entry {
+    if in_place {
+        write
+    } else {
+        write.flags(squeue::Flags::ASYNC)
+    }
+}
+
 /// The iovec array of an [`Op::Writev`].
 pub(super) struct Iovecs(pub(super) Vec<libc::iovec>);
 
@@ -92,13 +103,7 @@ impl Op {
                 )
                 .offset(*offset)
                 .build();
-                if *in_place {
-                    write
-                } else {
-                    // ext4 refuses a non-blocking O_DIRECT write that extends the file (EAGAIN) and io_uring
-                    // then retries it on a worker: go to the worker at once instead of paying for the try.
-                    write.flags(squeue::Flags::ASYNC)
-                }
+                async_unless_in_place(write, *in_place)
             }
             Op::Writev {
                 file,
@@ -114,11 +119,7 @@ impl Op {
                 )
                 .offset(*offset)
                 .build();
-                if *in_place {
-                    write
-                } else {
-                    write.flags(squeue::Flags::ASYNC)
-                }
+                async_unless_in_place(write, *in_place)
             }
             Op::Fsync { file, data_only } => opcode::Fsync::new(types::Fd(file.as_raw_fd()))
                 .flags(if *data_only {

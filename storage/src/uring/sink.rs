@@ -21,7 +21,7 @@ use std::sync::Arc;
 use super::ring::{Iovecs, LocalRing, Op, Supported, Ticket};
 use crate::disk::{
     DIRECT_ALIGN, Frame, Gathered, InPlaceSink, PortableDisk, SINK_BUFFER, ShardSink,
-    fill_sink_buffer, gather_in_place, sink_buffer, write_all_vectored_at, write_frames_in_place,
+    fill_sink_buffer, sink_buffer, write_all_vectored_at, write_frames_in_place,
 };
 use crate::layout::FrameLayout;
 
@@ -440,11 +440,9 @@ impl UringSink {
 }
 
 impl InPlaceSink for UringSink {
-    fn gather(&mut self, frames: &mut VecDeque<Frame>) -> Option<Gathered> {
-        if !self.in_place {
-            return None;
-        }
-        gather_in_place(&self.buf[self.start..self.start + self.filled], frames)
+    fn buffered_if_in_place(&self) -> Option<&[u8]> {
+        self.in_place
+            .then(|| &self.buf[self.start..self.start + self.filled])
     }
 
     fn write_gathered(&mut self, gathered: Gathered) -> io::Result<()> {
