@@ -4,8 +4,9 @@
 //! block fills), and so does each block's parity. Allocated fresh, every one was new memory from the kernel:
 //! page faults and zeroing came to about 5% of the server's CPU on PUT. A buffer given out here comes back
 //! when the last `Bytes` slice of it is dropped (by the disk writer), and is handed out again; disk writers'
-//! own buffers come from here too. The pool keeps at most [`KEEP`] buffers, the most recently returned, and
-//! frees those unused for [`IDLE`], so what it holds follows what the server does now and goes once it stops.
+//! own buffers come from here too. The pool keeps at most [`KEEP`] buffers and [`KEEP_BYTES`], the most
+//! recently returned, and frees those unused for [`IDLE`], so what it holds follows what the server does now
+//! and goes once it stops.
 
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
@@ -21,6 +22,9 @@ use bytes::Bytes;
 /// (page faults and zeroing) at the next: with 160 kept, 40,000-140,000 page faults per 10 s run against
 /// about 4,000 with 384 (`perf stat` over the server). Buffers are about 1 MiB each.
 const KEEP: usize = 384;
+/// Bytes kept for reuse, whatever the buffers' size: above what [`KEEP`] buffers of the default 1 MiB blocks
+/// take, so it binds only with larger configured blocks (at 64 MiB blocks, eight buffers).
+const KEEP_BYTES: usize = 512 << 20;
 /// How long a buffer stays in the pool unused before it is freed: a burst's buffers do not outlive it by
 /// more than this (and a little: the trimming thread looks every `IDLE / 2`).
 const IDLE: Duration = Duration::from_secs(10);
@@ -199,16 +203,33 @@ pub(crate) fn give_back(buf: Vec<u8>) {
     if buf.capacity() < MIN_KEPT {
         return;
     }
+    if buf.capacity() > KEEP_BYTES {
+        return;
+    }
     start_trimming();
     let mut pool = pool();
-    // A full pool drops its oldest buffer, not this one: otherwise what one workload left behind (1 MiB
-    // blocks after a run of PUTs) would fill it for good, and a GET's shard buffers, of another size, would
-    // be allocated and zeroed afresh every time (about 6% of the server's CPU on 64 MiB GETs).
-    let evicted = (pool.len() >= KEEP).then(|| pool.remove(0));
+    let evicted = make_room(&mut pool, buf.capacity());
     pool.push((buf, Instant::now()));
     drop(pool);
     // Freed outside the lock: freeing a large buffer may unmap it.
     drop(evicted);
+}
+
+/// Takes out of `pool` the oldest buffers, as many as it takes for one more of `incoming` bytes to stay within
+/// [`KEEP`] buffers and [`KEEP_BYTES`]. A full pool drops its oldest buffers, not the one coming back:
+/// otherwise what one workload left behind (1 MiB blocks after a run of PUTs) would fill it for good, and a
+/// GET's shard buffers, of another size, would be allocated and zeroed afresh every time (about 6% of the
+/// server's CPU on 64 MiB GETs).
+fn make_room(pool: &mut Vec<(Vec<u8>, Instant)>, incoming: usize) -> Vec<(Vec<u8>, Instant)> {
+    let mut held: usize = pool.iter().map(|(b, _)| b.capacity()).sum::<usize>() + incoming;
+    let mut count = pool.len() + 1;
+    let mut oldest = 0;
+    while oldest < pool.len() && (count > KEEP || held > KEEP_BYTES) {
+        held -= pool[oldest].0.capacity();
+        count -= 1;
+        oldest += 1;
+    }
+    pool.drain(..oldest).collect()
 }
 
 #[cfg(test)]
@@ -228,6 +249,35 @@ mod tests {
         // Other tests may take from the pool concurrently; look for ours among a few.
         let again: Vec<Vec<u8>> = (0..KEEP).map(|_| take(MIN_KEPT * 3)).collect();
         assert!(again.iter().any(|b| b.as_ptr() == ptr && b.is_empty()));
+    }
+
+    #[test]
+    fn the_pool_stays_within_its_count_and_its_bytes() {
+        let at = Instant::now();
+        // Capacity only: the memory is reserved, never touched.
+        let big = |n: usize| (Vec::<u8>::with_capacity(n), at);
+        let mut pool: Vec<(Vec<u8>, Instant)> = (0..KEEP).map(|_| big(MIN_KEPT)).collect();
+        let evicted = make_room(&mut pool, MIN_KEPT);
+        assert_eq!(
+            (evicted.len(), pool.len()),
+            (1, KEEP - 1),
+            "a full pool drops one"
+        );
+        let mut pool = vec![
+            big(KEEP_BYTES / 4),
+            big(KEEP_BYTES / 4),
+            big(KEEP_BYTES / 4),
+        ];
+        let evicted = make_room(&mut pool, KEEP_BYTES / 2);
+        assert_eq!(
+            (evicted.len(), pool.len()),
+            (1, 2),
+            "the oldest goes to make room in bytes"
+        );
+        assert!(
+            make_room(&mut pool, KEEP_BYTES / 2).is_empty(),
+            "exactly full fits"
+        );
     }
 
     #[test]

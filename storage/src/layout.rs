@@ -56,8 +56,9 @@ pub enum FrameLayout {
 impl FrameLayout {
     /// The layout for a segment of at least `size` bytes in blocks of `block_size` coded as `geometry`:
     /// aligned when it has a full block and its full shards are whole pages of at least
-    /// [`MIN_ALIGNED_SHARD`] (see the module's doc). The write path and a repair of the same segment agree,
-    /// so a repaired file is the one that was lost.
+    /// [`MIN_ALIGNED_SHARD`] (see the module's doc). The write path chooses with it; a repair instead keeps
+    /// the layout of the segment's other files (`read::SegmentReader::layout`), so that segments written
+    /// before this rule stay as they were.
     pub fn for_segment(size: u64, block_size: u64, geometry: Geometry) -> Self {
         let shard = geometry.shard_len(block_size as usize);
         if size >= block_size && shard >= MIN_ALIGNED_SHARD && shard.is_multiple_of(HASH_SLOT) {

@@ -181,14 +181,22 @@ impl SegmentReader {
         Ok(got.into_iter().map(|g| g.expect("reconstructed")).collect())
     }
 
-    /// The layout of the segment's shard files (a readable one's: a write gives every file of a segment the
-    /// same), for a repair to write the file it replaces as it was.
+    /// The layout of the segment's shard files, for a repair to write the file it replaces as it was: a write
+    /// gives every file of a segment the same one, so it is what most readable files have (the format number
+    /// is outside the header's hash, and a file whose number flipped must not decide for its siblings).
     pub(crate) fn layout(&self) -> FrameLayout {
-        self.shards
-            .iter()
-            .flatten()
-            .next()
-            .map_or(FrameLayout::Compact, |s| s.frames.layout)
+        let (mut aligned, mut compact) = (0, 0);
+        for shard in self.shards.iter().flatten() {
+            match shard.frames.layout {
+                FrameLayout::Aligned => aligned += 1,
+                FrameLayout::Compact => compact += 1,
+            }
+        }
+        if aligned > compact {
+            FrameLayout::Aligned
+        } else {
+            FrameLayout::Compact
+        }
     }
 
     pub(crate) fn needs_repair(&self) -> bool {

@@ -420,9 +420,19 @@ impl strata_storage::disk::ShardSource for Disk0 {
 /// Flips a byte of shard file `path` at `at`, reads object "k" (which must still come back as `data`) and
 /// waits for the repair to put back the file's old bytes.
 async fn repaired_as_it_was(engine: &Arc<Engine>, path: &Path, at: usize, data: &[u8]) {
+    repaired_as_it_was_after(engine, path, |bytes| bytes[at] ^= 0xff, data).await;
+}
+
+/// [`repaired_as_it_was`] after any change to the file's bytes.
+async fn repaired_as_it_was_after(
+    engine: &Arc<Engine>,
+    path: &Path,
+    corrupt: impl FnOnce(&mut Vec<u8>),
+    data: &[u8],
+) {
     let before = std::fs::read(path).unwrap();
     let mut bytes = before.clone();
-    bytes[at] ^= 0xff;
+    corrupt(&mut bytes);
     std::fs::write(path, &bytes).unwrap();
     assert!(get(engine, "k").await == data, "despite the corrupt shard");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -460,6 +470,9 @@ fn segments_of_either_shard_layout_are_read_and_repaired(io: IoBackend) {
         assert!(get(&engine, "k").await == data);
         // A corrupt shard is rebuilt, not served, and repaired as it was: the same bytes again.
         repaired_as_it_was(&engine, &paths[2], 300_000, &data).await;
+        // The format number is outside the header's hash: shard 0 (the first the reader opens) claiming the
+        // compact layout fails its block hashes, and is repaired as its five siblings are laid out.
+        repaired_as_it_was_after(&engine, &paths[0], |bytes| bytes[8] = 1, &data).await;
         // The same object as a store written before the aligned layout holds it.
         for path in paths {
             rewrite_compact(path);

@@ -291,10 +291,15 @@ impl UringSink {
         !Arc::ptr_eq(file, &self.file) || self.direct
     }
 
-    /// After a failed write issued `direct` or not: if the file system refused `O_DIRECT`, carry on through
-    /// the page cache (reopening the file unless an earlier refusal did) and say so with `Ok`, for the caller
-    /// to write again; any other error is the write's.
+    /// After a failed write issued `direct` or not: `Ok` when the caller should write again with a plain call.
+    /// That is when the file system refused `O_DIRECT` (carry on through the page cache, reopening the file
+    /// unless an earlier refusal did), and when the ring gave up on a write that did not happen (EAGAIN from a
+    /// non-blocking attempt that some kernels hand back instead of retrying, or EINTR); any other error is
+    /// the write's.
     fn refused_direct(&mut self, e: io::Error, direct: bool) -> io::Result<()> {
+        if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
+            return Ok(());
+        }
         if !(direct && e.raw_os_error() == Some(libc::EINVAL)) {
             return Err(e);
         }
