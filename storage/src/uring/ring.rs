@@ -46,16 +46,8 @@ pub(super) enum Op {
         /// can start without blocking, so the ring submits it itself rather than on a worker).
         in_place: bool,
     },
-    /// `pwritev` of `iovecs`, which point at `gathered`'s pieces (heap memory the op owns, which stays put
-    /// while the op moves).
-    Writev {
-        file: Arc<File>,
-        gathered: crate::disk::Gathered,
-        iovecs: Iovecs,
-        offset: u64,
-        /// As for `Write`.
-        in_place: bool,
-    },
+    /// `pwritev` of gathered pieces ([`GatheredWrite`], built only by [`Op::writev`]).
+    Writev(GatheredWrite),
     /// `fdatasync` (or `fsync` when not `data_only`).
     Fsync { file: Arc<File>, data_only: bool },
     /// `ftruncate`.
@@ -77,14 +69,62 @@ fn async_unless_in_place(write: squeue::Entry, in_place: bool) -> squeue::Entry 
     }
 }
 
-/// The iovec array of an [`Op::Writev`].
-pub(super) struct Iovecs(pub(super) Vec<libc::iovec>);
+/// A `pwritev` of `gathered`'s pieces at `offset`. Its fields are private to this module so that the iovecs
+/// can only be the ones [`Op::writev`] made from the same `gathered` (heap memory the write owns, which stays
+/// put while the write moves): safe code elsewhere cannot pair them with other memory and submit that.
+pub(super) struct GatheredWrite {
+    file: Arc<File>,
+    gathered: crate::disk::Gathered,
+    iovecs: Iovecs,
+    offset: u64,
+    /// As for [`Op::Write`].
+    in_place: bool,
+}
 
-// SAFETY: the pointers lead into the `gathered` of the same `Op::Writev`, heap memory that goes with
-// the op to whichever thread holds it; nothing reaches that memory through them but the kernel's write.
+impl GatheredWrite {
+    /// The file the write was issued on.
+    pub(super) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    /// The pieces, once the write is done with (reaped, or refused before it was queued).
+    pub(super) fn into_gathered(self) -> crate::disk::Gathered {
+        self.gathered
+    }
+}
+
+/// The iovec array of a [`GatheredWrite`].
+struct Iovecs(Vec<libc::iovec>);
+
+// SAFETY: the pointers lead into the `gathered` of the same `GatheredWrite`, heap memory that goes with
+// the write to whichever thread holds it; nothing reaches that memory through them but the kernel's write.
 unsafe impl Send for Iovecs {}
 
 impl Op {
+    /// A `pwritev` of `gathered` at `offset` on `file`; `in_place` as for [`Op::Write`].
+    pub(super) fn writev(
+        file: Arc<File>,
+        gathered: crate::disk::Gathered,
+        offset: u64,
+        in_place: bool,
+    ) -> Self {
+        let iovecs = gathered
+            .slices()
+            .iter()
+            .map(|s| libc::iovec {
+                iov_base: s.as_ptr() as *mut libc::c_void,
+                iov_len: s.len(),
+            })
+            .collect();
+        Op::Writev(GatheredWrite {
+            file,
+            gathered,
+            iovecs: Iovecs(iovecs),
+            offset,
+            in_place,
+        })
+    }
+
     fn entry(&self) -> squeue::Entry {
         let cwd = types::Fd(libc::AT_FDCWD);
         match self {
@@ -105,13 +145,13 @@ impl Op {
                 .build();
                 async_unless_in_place(write, *in_place)
             }
-            Op::Writev {
+            Op::Writev(GatheredWrite {
                 file,
                 iovecs,
                 offset,
                 in_place,
                 ..
-            } => {
+            }) => {
                 let write = opcode::Writev::new(
                     types::Fd(file.as_raw_fd()),
                     iovecs.0.as_ptr(),

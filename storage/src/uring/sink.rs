@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::ring::{Iovecs, LocalRing, Op, Supported, Ticket};
+use super::ring::{LocalRing, Op, Supported, Ticket};
 use crate::disk::{
     DIRECT_ALIGN, Frame, Gathered, InPlaceSink, PortableDisk, SINK_BUFFER, ShardSink,
     fill_sink_buffer, sink_buffer, write_all_vectored_at, write_frames_in_place,
@@ -201,22 +201,8 @@ impl UringSink {
             while self.in_flight.len() >= BUFFERS {
                 self.reap_oldest()?;
             }
-            let iovecs = gathered
-                .slices()
-                .iter()
-                .map(|s| libc::iovec {
-                    iov_base: s.as_ptr() as *mut libc::c_void,
-                    iov_len: s.len(),
-                })
-                .collect();
             let in_place = self.allocate_to(offset + len as u64);
-            let op = Op::Writev {
-                file: self.file.clone(),
-                gathered,
-                iovecs: Iovecs(iovecs),
-                offset,
-                in_place,
-            };
+            let op = Op::writev(self.file.clone(), gathered, offset, in_place);
             match self.ring.submit(vec![op], 1) {
                 Ok(ticket) => self.in_flight.push_back(InFlight {
                     ticket,
@@ -225,10 +211,10 @@ impl UringSink {
                 }),
                 Err((e, ops)) => {
                     tracing::debug!(error = %e, "shard write not through io_uring");
-                    let Some(Op::Writev { gathered, .. }) = ops.into_iter().next() else {
+                    let Some(Op::Writev(write)) = ops.into_iter().next() else {
                         unreachable!("one write was submitted");
                     };
-                    self.write_plain_vectored(&gathered, offset)?;
+                    self.write_plain_vectored(&write.into_gathered(), offset)?;
                 }
             }
         }
@@ -262,8 +248,9 @@ impl UringSink {
                 self.spare.push(buf);
                 outcome
             }
-            Some(Op::Writev { file, gathered, .. }) => {
-                let direct = self.issued_direct(&file);
+            Some(Op::Writev(write)) => {
+                let direct = self.issued_direct(write.file());
+                let gathered = write.into_gathered();
                 match result {
                     Ok(n) if n as usize == w.len => Ok(()),
                     Ok(n) => {
