@@ -200,10 +200,7 @@ impl AlignedBuf {
 
 /// Returns a buffer taken with [`take`] and no longer used.
 pub(crate) fn give_back(buf: Vec<u8>) {
-    if buf.capacity() < MIN_KEPT {
-        return;
-    }
-    if buf.capacity() > KEEP_BYTES {
+    if !(MIN_KEPT..=KEEP_BYTES).contains(&buf.capacity()) {
         return;
     }
     start_trimming();
@@ -222,11 +219,10 @@ pub(crate) fn give_back(buf: Vec<u8>) {
 /// server's CPU on 64 MiB GETs).
 fn make_room(pool: &mut Vec<(Vec<u8>, Instant)>, incoming: usize) -> Vec<(Vec<u8>, Instant)> {
     let mut held: usize = pool.iter().map(|(b, _)| b.capacity()).sum::<usize>() + incoming;
-    let mut count = pool.len() + 1;
     let mut oldest = 0;
-    while oldest < pool.len() && (count > KEEP || held > KEEP_BYTES) {
+    // `pool.len() + 1 - oldest`: the buffers kept once the oldest `oldest` go and `incoming` comes.
+    while oldest < pool.len() && (pool.len() + 1 - oldest > KEEP || held > KEEP_BYTES) {
         held -= pool[oldest].0.capacity();
-        count -= 1;
         oldest += 1;
     }
     pool.drain(..oldest).collect()

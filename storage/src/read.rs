@@ -185,14 +185,12 @@ impl SegmentReader {
     /// gives every file of a segment the same one, so it is what most readable files have (the format number
     /// is outside the header's hash, and a file whose number flipped must not decide for its siblings).
     pub(crate) fn layout(&self) -> FrameLayout {
-        let (mut aligned, mut compact) = (0, 0);
-        for shard in self.shards.iter().flatten() {
-            match shard.frames.layout {
-                FrameLayout::Aligned => aligned += 1,
-                FrameLayout::Compact => compact += 1,
-            }
-        }
-        if aligned > compact {
+        let readable = self.shards.iter().flatten();
+        let aligned = readable
+            .clone()
+            .filter(|s| s.frames.layout == FrameLayout::Aligned)
+            .count();
+        if 2 * aligned > readable.count() {
             FrameLayout::Aligned
         } else {
             FrameLayout::Compact
