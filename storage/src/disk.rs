@@ -418,21 +418,33 @@ pub(crate) fn sink_buffer() -> (Vec<u8>, usize) {
     (buf, start)
 }
 
-/// Creates (truncating) a staged shard file for writing, with `O_DIRECT` where the file system allows it;
-/// the flag says whether it did.
+/// Creates a staged shard file for writing, with `O_DIRECT` where the file system allows it; the flag says
+/// whether it did.
+///
+/// The file is always a new inode: a file left at `path` (a repair that failed part-way and is tried again
+/// under the same name) is unlinked first, never truncated and reused. A write of the abandoned attempt that
+/// is still in flight (an io_uring operation leaked when its ring failed) then lands in the unlinked file, not
+/// in the new one.
 pub(crate) fn create_staged_file(path: &Path) -> io::Result<(File, bool)> {
     let open = |direct: bool| {
         let mut o = OpenOptions::new();
-        o.write(true).create(true).truncate(true);
+        o.write(true).create_new(true);
         if direct {
             o.custom_flags(libc::O_DIRECT);
         }
         o.open(path)
     };
-    match open(true) {
+    let open_new = |direct: bool| match open(direct) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            open(direct)
+        }
+        r => r,
+    };
+    match open_new(true) {
         Ok(f) => Ok((f, true)),
         // tmpfs and some FUSE file systems refuse O_DIRECT: write through the page cache there.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((open(false)?, false)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((open_new(false)?, false)),
         Err(e) => Err(e),
     }
 }
@@ -737,6 +749,30 @@ mod tests {
             src.read_exact_at(&mut back, 0).unwrap();
             assert!(back == data);
         }
+    }
+
+    #[test]
+    fn a_staged_file_made_again_is_a_new_file_a_late_write_of_the_old_one_cannot_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = PortableDisk::open(0, dir.path()).unwrap();
+        let id = DataId::random();
+        // A repair attempt that failed with a write still in flight: its file stays open with that write.
+        let (abandoned, _) = create_staged_file(&disk.staged_path(id, true)).unwrap();
+        let data = pattern(3 * 4096 + 100);
+        let mut sink = disk.create_staged(id, true).unwrap();
+        sink.write_all(&data).unwrap();
+        sink.finish(true).unwrap();
+        // The late write lands now (aligned, as an O_DIRECT write must be).
+        let late = vec![0xEE; 2 * DIRECT_ALIGN];
+        let at = late.as_ptr().align_offset(DIRECT_ALIGN);
+        abandoned
+            .write_all_at(&late[at..at + DIRECT_ALIGN], 0)
+            .unwrap();
+        assert!(fs::read(disk.staged_path(id, true)).unwrap() == data);
+        disk.publish(id, true, true).unwrap();
+        let mut back = vec![0u8; data.len()];
+        disk.open(id).unwrap().read_exact_at(&mut back, 0).unwrap();
+        assert!(back == data);
     }
 
     /// `len` bytes at an address aligned as the encoder's buffers are.

@@ -147,7 +147,13 @@ impl UringSink {
                 while self.spare.is_empty() && !self.in_flight.is_empty() {
                     self.reap_oldest()?;
                 }
-                self.spare.pop().unwrap_or_else(|| sink_buffer().0)
+                match self.spare.pop() {
+                    Some(b) => b,
+                    None => {
+                        self.taken += 1;
+                        sink_buffer().0
+                    }
+                }
             }
         })
     }
