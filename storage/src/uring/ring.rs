@@ -637,6 +637,15 @@ impl LocalRing {
                 self.slots.len() - 1
             }
         };
+        #[cfg(test)]
+        if let Some(errno) = refusals::take(&ops) {
+            self.slots[slot] = Some(Slot {
+                results: vec![-errno; ops.len()],
+                left: 0,
+                ops,
+            });
+            return Ok(Ticket(slot));
+        }
         // SAFETY: `ops` moves into `slots[slot]` below and stays there until every one of its completions is
         // reaped (`wait`), or is leaked when that cannot be known (`Drop`); room was checked above.
         unsafe { push_entries(&mut self.ring, &ops, chain, slot) };
@@ -712,5 +721,38 @@ impl Drop for LocalRing {
                 return;
             }
         }
+    }
+}
+
+/// Test-only: writes the ring gives up on without doing them, as a kernel may hand back EAGAIN from a
+/// non-blocking attempt instead of retrying it, or a device fails them, to exercise what the sink does then.
+#[cfg(test)]
+pub(super) mod refusals {
+    use std::cell::Cell;
+
+    use super::Op;
+
+    thread_local! {
+        static NEXT: Cell<(usize, i32)> = const { Cell::new((0, 0)) };
+    }
+
+    /// The next `count` submissions on this thread that start with a write complete at once, untouched by
+    /// the kernel, each of their operations with `-errno`.
+    pub(in crate::uring) fn refuse_writes(count: usize, errno: i32) {
+        NEXT.set((count, errno));
+    }
+
+    /// Refusals asked for and not yet made.
+    pub(in crate::uring) fn left() -> usize {
+        NEXT.get().0
+    }
+
+    pub(super) fn take(ops: &[Op]) -> Option<i32> {
+        let (count, errno) = NEXT.get();
+        let write = matches!(ops.first(), Some(Op::Write { .. } | Op::Writev(_)));
+        (count > 0 && write).then(|| {
+            NEXT.set((count - 1, errno));
+            errno
+        })
     }
 }

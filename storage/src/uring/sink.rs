@@ -504,3 +504,77 @@ impl Drop for UringSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use bytes::Bytes;
+
+    use super::super::UringDisk;
+    use super::super::ring::refusals;
+    use crate::disk::{DataId, Disk, Frame, SINK_BUFFER};
+    use crate::layout::{FrameLayout, HASH_SLOT, hash_slot};
+
+    fn pattern(len: usize, seed: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + i / 251 + seed) as u8).collect()
+    }
+
+    /// Writes a header, full buffers, frames in place and a tail through a sink of `disk`, then finishes it;
+    /// the bytes the staged file must hold, and the outcome.
+    fn write_a_shard(disk: &UringDisk, id: DataId) -> (Vec<u8>, std::io::Result<()>) {
+        let header = pattern(HASH_SLOT, 1);
+        let body = pattern(3 * SINK_BUFFER, 2);
+        let shards: Vec<Bytes> = (0..4)
+            .map(|i| {
+                let mut buf = crate::buffers::AlignedBuf::with_capacity(1 << 18);
+                buf.extend_from_slice(&pattern(1 << 18, 3 + i));
+                buf.freeze()
+            })
+            .collect();
+        let frames: Vec<Frame> = shards
+            .iter()
+            .map(|s| (*blake3::hash(s).as_bytes(), s.clone()))
+            .collect();
+        let tail = pattern(12_345, 4);
+        let mut expected = header.clone();
+        expected.extend_from_slice(&body);
+        for (hash, shard) in &frames {
+            expected.extend_from_slice(&hash_slot(hash));
+            expected.extend_from_slice(shard);
+        }
+        expected.extend_from_slice(&tail);
+        let outcome = (|| {
+            let mut sink = disk.create_staged(id, false)?;
+            sink.write_all(&header)?;
+            sink.write_all(&body)?;
+            sink.write_frames(frames, FrameLayout::Aligned)?;
+            sink.write_all(&tail)?;
+            sink.finish(true)
+        })();
+        (expected, outcome)
+    }
+
+    #[test]
+    fn writes_the_ring_gives_up_on_are_written_again_and_other_failures_fail_the_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = UringDisk::open(0, dir.path()).expect("this kernel allows io_uring");
+        // EAGAIN (a non-blocking attempt some kernels hand back instead of retrying) and EINTR: the write did
+        // not happen, and the sink writes it again with a plain call. Five refusals: the three full buffers,
+        // the gathered frames and the tail (whose chain then falls back to the plain ending).
+        for errno in [libc::EAGAIN, libc::EINTR] {
+            let id = DataId::random();
+            refusals::refuse_writes(5, errno);
+            let (expected, outcome) = write_a_shard(&disk, id);
+            outcome.unwrap();
+            assert_eq!(refusals::left(), 0, "every refusal was met (errno {errno})");
+            let staged = fs::read(disk.portable.staged_path(id, false)).unwrap();
+            assert!(staged == expected, "content after errno {errno}");
+        }
+        // Any other error is the write's, and the shard fails.
+        refusals::refuse_writes(1, libc::EIO);
+        let (_, outcome) = write_a_shard(&disk, DataId::random());
+        assert_eq!(refusals::left(), 0);
+        assert_eq!(outcome.unwrap_err().raw_os_error(), Some(libc::EIO));
+    }
+}
