@@ -196,6 +196,14 @@ impl BenchArgs {
                 "--edge-root-bucket applies to --mode edge-get only"
             ),
         }
+        anyhow::ensure!(
+            self.mix.is_none() || self.mode == Mode::Mixed,
+            "--mix applies to --mode mixed only"
+        );
+        anyhow::ensure!(
+            self.warmup.is_none() || self.mode != Mode::Delete,
+            "--warmup does not apply to --mode delete (a warm-up would delete the objects it measures)"
+        );
         if self.mode == Mode::Multipart {
             anyhow::ensure!(
                 sizes.is_fixed(),
@@ -334,7 +342,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: Option<u32>,
     /// Length of the measured phase: 30s, 500ms, 2m, 1m30s. Default 10s when --count is not given.
-    #[arg(long, value_parser = units::parse_duration, conflicts_with = "count")]
+    #[arg(long, value_parser = units::parse_positive_duration, conflicts_with = "count")]
     pub duration: Option<Duration>,
     /// Number of operations of the measured phase, instead of a duration.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -347,9 +355,9 @@ pub struct BenchArgs {
     /// for large objects so the pool holds at most 1 GiB (at least one object).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub objects: Option<u64>,
-    /// Mixed-mode ratio of operations (get, put, delete, stat).
-    #[arg(long, default_value = "get=70,put=20,delete=5,stat=5", value_parser = units::parse_mix_arg)]
-    pub mix: String,
+    /// Mixed-mode ratio of operations (get, put, delete, stat) [default: get=70,put=20,delete=5,stat=5].
+    #[arg(long, value_parser = units::parse_mix_arg)]
+    pub mix: Option<String>,
     /// Multipart mode: size of every part but the last (which holds the rest) [default: 64MiB].
     #[arg(long, value_parser = parse_part_size)]
     pub part_size: Option<u64>,
@@ -380,7 +388,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Give up on one operation after this long.
-    #[arg(long, default_value = "5m", value_parser = units::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = units::parse_positive_duration)]
     pub timeout: Duration,
     /// No progress bar or progress lines on stderr.
     #[arg(long)]

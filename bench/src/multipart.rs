@@ -190,7 +190,8 @@ pub async fn smoke(
         pool_size: 4,
         tls: &crate::transport::TlsOptions::default(),
     })?);
-    let created = setup::ensure_bucket(&client, "us-east-1").await?;
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let created = setup::ensure_bucket(&client, "us-east-1", Duration::MAX, &never).await?;
     let outcome = smoke_checks(&client).await;
     let mut cleanup = match client.delete_object(SMOKE_KEY).await {
         Ok(()) | Err(OpError::Http { status: 404, .. }) => Ok(()),

@@ -72,6 +72,9 @@ pub(crate) struct Report {
     /// The server's resident memory right after the measured phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) server_memory: Option<Memory>,
+    /// Whether Ctrl-C ended the measured phase early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) interrupted: bool,
 }
 
 fn one() -> u32 {
@@ -184,6 +187,23 @@ fn row(name: &str, s: &KindStats, elapsed_s: f64) -> OpRow {
 }
 
 impl Report {
+    /// Successful operations of every kind (a multipart upload counts once, not per part).
+    pub(crate) fn succeeded(&self) -> u64 {
+        self.kind_rows().map(|r| r.ops).sum()
+    }
+
+    /// Failed operations of every kind.
+    pub(crate) fn failed(&self) -> u64 {
+        self.kind_rows().map(|r| r.errors).sum()
+    }
+
+    /// The rows of the operation kinds (not the total, not the parts).
+    fn kind_rows(&self) -> impl Iterator<Item = &OpRow> {
+        self.ops
+            .iter()
+            .filter(|r| r.op != "total" && r.op != OpKind::Part.name())
+    }
+
     /// The sizes as given: the distribution, or (reports without one) the object size.
     pub(crate) fn describe_sizes(&self) -> String {
         if self.sizes.is_empty() {
@@ -237,8 +257,13 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "measured {:.2}s, bucket {}{}{}{}",
+            "measured {:.2}s{}, bucket {}{}{}{}",
             self.elapsed_s,
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            },
             self.bucket,
             match self.buckets {
                 1 => String::new(),
@@ -255,7 +280,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<9} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "{:<13} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "op",
             "ops",
             "errors",
@@ -271,7 +296,7 @@ impl Report {
             let l = &r.latency_ms;
             let _ = writeln!(
                 out,
-                "{:<9} {:>9} {:>7} {:>10.1} {:>9.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                "{:<13} {:>9} {:>7} {:>10.1} {:>9.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
                 r.op, r.ops, r.errors, r.ops_per_s, r.mib_per_s, l.p50, l.p90, l.p99, l.p999, l.max
             );
         }

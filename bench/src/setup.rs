@@ -19,24 +19,81 @@ const DELETE_BATCH: usize = 1000;
 /// Parallel DeleteObjects requests during cleanup, at most.
 const CLEANUP_PARALLEL: usize = 8;
 
+/// Longest wait for one set-up request (HEAD bucket, CreateBucket): they are small, so a server that has
+/// not answered by then is not going to, and a run should say so rather than wait out `--timeout`.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Awaits one set-up or cleanup request for at most `limit`, giving up early when the run is interrupted.
+async fn within<T>(
+    limit: Duration,
+    stop: Option<&AtomicBool>,
+    request: impl Future<Output = Result<T, OpError>>,
+) -> Result<T, Bounded> {
+    let interrupted = async {
+        match stop {
+            Some(stop) => {
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout(limit, request) => match r {
+            Ok(r) => r.map_err(Bounded::Failed),
+            Err(_) => Err(Bounded::Failed(OpError::Timeout)),
+        },
+        () = interrupted => Err(Bounded::Interrupted),
+    }
+}
+
+/// Why [`within`] gave no answer.
+#[derive(Debug)]
+enum Bounded {
+    Failed(OpError),
+    Interrupted,
+}
+
+impl Bounded {
+    fn context(self, what: &str) -> anyhow::Error {
+        match self {
+            Bounded::Failed(OpError::Timeout) => {
+                anyhow::anyhow!("{what}: no answer from the endpoint (timeout)")
+            }
+            Bounded::Failed(e) => anyhow::Error::new(e).context(what.to_owned()),
+            Bounded::Interrupted => anyhow::anyhow!("{what}: interrupted"),
+        }
+    }
+}
+
 /// Creates the bucket when it does not exist; returns whether this run created it.
-pub(crate) async fn ensure_bucket(client: &S3Client, region: &str) -> anyhow::Result<bool> {
-    match client.bucket_exists().await {
+pub(crate) async fn ensure_bucket(
+    client: &S3Client,
+    region: &str,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> anyhow::Result<bool> {
+    let limit = timeout.min(SETUP_TIMEOUT);
+    match within(limit, Some(stop), client.bucket_exists()).await {
         Ok(true) => return Ok(false),
         Ok(false) => {}
-        Err(e @ OpError::Http { status: 403, .. }) => {
+        Err(Bounded::Failed(e @ OpError::Http { status: 403, .. })) => {
             return Err(e).context(
                 "HEAD bucket: access denied (check the keys, --region and the bucket's owner)",
             );
         }
-        Err(e) => return Err(e).context("HEAD bucket"),
+        Err(Bounded::Failed(e @ OpError::Http { status: 400, .. })) => {
+            return Err(e).context("HEAD bucket: bad request (check --region and the endpoint)");
+        }
+        Err(e) => return Err(e.context("HEAD bucket")),
     }
-    match client.create_bucket(region).await {
+    match within(limit, Some(stop), client.create_bucket(region)).await {
         Ok(()) => Ok(true),
-        Err(OpError::Http {
+        Err(Bounded::Failed(OpError::Http {
             code: Some(code), ..
-        }) if code == "BucketAlreadyOwnedByYou" => Ok(false),
-        Err(e) => Err(e).context("CreateBucket"),
+        })) if code == "BucketAlreadyOwnedByYou" => Ok(false),
+        Err(e) => Err(e.context("CreateBucket")),
     }
 }
 
@@ -47,10 +104,11 @@ pub(crate) async fn ensure_buckets(
     region: &str,
     verbose: bool,
     timeout: Duration,
+    stop: &AtomicBool,
 ) -> anyhow::Result<Vec<bool>> {
     let mut created = Vec::with_capacity(clients.len());
     for client in clients {
-        match ensure_bucket(client, region).await {
+        match ensure_bucket(client, region, timeout, stop).await {
             Ok(c) => {
                 if c && verbose {
                     eprintln!("created bucket {}", client.bucket());
@@ -59,7 +117,7 @@ pub(crate) async fn ensure_buckets(
             }
             Err(e) => {
                 for (c, _) in clients.iter().zip(&created).filter(|(_, made)| **made) {
-                    let _ = tokio::time::timeout(timeout, c.delete_bucket()).await;
+                    let _ = within(timeout.min(SETUP_TIMEOUT), None, c.delete_bucket()).await;
                 }
                 return Err(e).with_context(|| format!("bucket {}", client.bucket()));
             }
@@ -180,19 +238,21 @@ pub(crate) async fn cleanup(
         Arc::new(keys.chunks(DELETE_BATCH).map(<[String]>::to_vec).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let gone = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..CLEANUP_PARALLEL.min(batches.len()) {
-        let (client, batches, next, failed) = (
+        let (client, batches, next, failed, gone) = (
             client.clone(),
             batches.clone(),
             next.clone(),
             failed.clone(),
+            gone.clone(),
         );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(batch) = batches.get(i) else { return };
-                let n = delete_batch(&client, batch, timeout).await;
+                let n = delete_batch(&client, batch, timeout, &gone).await;
                 failed.fetch_add(n, Ordering::Relaxed);
             }
         }));
@@ -201,6 +261,9 @@ pub(crate) async fn cleanup(
         let _ = t.await;
     }
     let failed = failed.load(Ordering::Relaxed);
+    if gone.load(Ordering::Relaxed) {
+        bail!("cleanup: the endpoint stopped answering; {failed} objects were not deleted");
+    }
     if !quiet {
         eprintln!(
             "cleanup: deleted {} of {total} objects in {:.1}s",
@@ -223,25 +286,100 @@ pub(crate) async fn cleanup(
     Ok(())
 }
 
-/// Deletes one batch; returns how many keys failed.
-async fn delete_batch(client: &S3Client, batch: &[String], timeout: Duration) -> u64 {
-    match tokio::time::timeout(timeout, client.delete_objects(batch)).await {
-        Ok(Ok(errors)) => return errors,
-        Ok(Err(OpError::Http {
+/// Deletes one batch; returns how many keys failed. A server that answers with an error gets the keys one by
+/// one (400, 405 and 501 are how servers without DeleteObjects refuse it); one that does not answer at all
+/// (timeout, connection failure) sets `gone`, and every batch after that fails without a request, so cleanup
+/// against a dead server ends after one `--timeout` rather than one per key.
+async fn delete_batch(
+    client: &S3Client,
+    batch: &[String],
+    timeout: Duration,
+    gone: &AtomicBool,
+) -> u64 {
+    let unanswered = |e: &OpError| matches!(e, OpError::Timeout | OpError::Transport(_));
+    if gone.load(Ordering::Relaxed) {
+        return batch.len() as u64;
+    }
+    match within(timeout, None, client.delete_objects(batch)).await {
+        Ok(errors) => return errors,
+        Err(Bounded::Failed(OpError::Http {
             status: 400 | 405 | 501,
             ..
         })) => {}
-        Ok(Err(e)) => {
-            eprintln!("cleanup: DeleteObjects failed ({e}); deleting one by one");
+        Err(Bounded::Failed(e)) if unanswered(&e) => {
+            if !gone.swap(true, Ordering::Relaxed) {
+                eprintln!("cleanup: DeleteObjects got no answer ({e}); giving up");
+            }
+            return batch.len() as u64;
         }
-        Err(_) => eprintln!("cleanup: DeleteObjects timed out; deleting one by one"),
+        Err(e) => eprintln!("cleanup: DeleteObjects failed ({e:?}); deleting one by one"),
     }
     let mut failed = 0;
-    for key in batch {
-        match tokio::time::timeout(timeout, client.delete_object(key)).await {
-            Ok(Ok(())) | Ok(Err(OpError::Http { status: 404, .. })) => {}
-            _ => failed += 1,
+    for (i, key) in batch.iter().enumerate() {
+        if gone.load(Ordering::Relaxed) {
+            return failed + (batch.len() - i) as u64;
+        }
+        match within(timeout, None, client.delete_object(key)).await {
+            Ok(()) | Err(Bounded::Failed(OpError::Http { status: 404, .. })) => {}
+            Err(Bounded::Failed(e)) if unanswered(&e) => {
+                gone.store(true, Ordering::Relaxed);
+                failed += 1;
+            }
+            Err(_) => failed += 1,
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientConfig;
+    use crate::transport::TlsOptions;
+
+    /// A server that accepts connections and never answers; counts the connections.
+    async fn silent_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                held.push(conn);
+            }
+        });
+        (endpoint, accepted)
+    }
+
+    #[tokio::test]
+    async fn cleanup_gives_up_on_a_server_that_stopped_answering_instead_of_trying_every_key() {
+        let (endpoint, accepted) = silent_server().await;
+        let tls = TlsOptions::default();
+        let client = Arc::new(
+            S3Client::new(&ClientConfig {
+                endpoint: &endpoint,
+                access_key: "AKIDEXAMPLE",
+                secret_key: "secret",
+                region: "us-east-1",
+                bucket: "b",
+                unsigned_payload: false,
+                pool_size: CLEANUP_PARALLEL,
+                tls: &tls,
+            })
+            .unwrap(),
+        );
+        let keys: Vec<String> = (0..20 * DELETE_BATCH).map(|i| format!("k{i}")).collect();
+        let r = cleanup(&client, keys, true, Duration::from_millis(200), true).await;
+        let e = r.expect_err("nothing was deleted");
+        assert!(e.to_string().contains("stopped answering"), "{e:#}");
+        // At most one DeleteObjects per cleanup task: no batch after the first timeout, no key one by one
+        // (which took 20,000 requests of one --timeout each).
+        let connections = accepted.load(Ordering::Relaxed);
+        assert!(
+            (1..=CLEANUP_PARALLEL).contains(&connections),
+            "{connections} connections"
+        );
+    }
 }

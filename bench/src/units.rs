@@ -69,6 +69,15 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     secs_to_duration(total, s)
 }
 
+/// [`parse_duration`] for lengths that must not be zero (the measured phase, the time limit of an operation).
+pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("duration {s:?} must be more than zero"));
+    }
+    Ok(d)
+}
+
 fn secs_to_duration(secs: f64, s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("duration {s:?} out of range"));
@@ -137,6 +146,9 @@ impl OpKind {
     }
 }
 
+/// The mixed workload's operations when `--mix` is not given.
+pub(crate) const DEFAULT_MIX: &str = "get=70,put=20,delete=5,stat=5";
+
 /// Relative weights of the mixed workload's operations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Mix {
@@ -148,6 +160,7 @@ impl Mix {
     /// Parses `get=70,put=20,delete=5,stat=5`. Kinds: get, put, delete, stat (HEAD). Weights are relative.
     pub(crate) fn parse(s: &str) -> Result<Mix, String> {
         let mut cumulative = Vec::new();
+        let mut seen = Vec::new();
         let mut total = 0u32;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part
@@ -168,9 +181,10 @@ impl Mix {
                 .trim()
                 .parse()
                 .map_err(|_| format!("invalid weight in mix entry {part:?}"))?;
-            if cumulative.iter().any(|&(k, _)| k == kind) {
+            if seen.contains(&kind) {
                 return Err(format!("operation {name:?} appears twice in the mix"));
             }
+            seen.push(kind);
             if weight == 0 {
                 continue;
             }
@@ -247,6 +261,10 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("s").is_err());
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_positive_duration("0").is_err());
+        assert!(parse_positive_duration("0ms").is_err());
+        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]
@@ -270,6 +288,7 @@ mod tests {
         assert_eq!(m.to_string(), "get=70,put=20,delete=5,stat=5");
         assert!(Mix::parse("get=0").is_err());
         assert!(Mix::parse("get=1,get=2").is_err());
+        assert!(Mix::parse("get=0,get=5").is_err());
         assert!(Mix::parse("copy=1").is_err());
         assert!(Mix::parse("get").is_err());
     }

@@ -184,13 +184,15 @@ impl Worker {
             OpKind::Put => {
                 let n = self.next;
                 self.next += 1;
+                // Tracked before the request, for cleanup: a PUT cut off by the timeout may have landed.
                 self.live.push_back(n);
                 let size = self.sizes.sample(&mut self.rng);
                 let variant = self.rng.random_range(0..ctx.payload.variants());
                 let (body, hash) = ctx.payload.body_sized(variant, size);
                 let (bucket, key) = ctx.put_key(self.id, n);
-                ctx.clients[bucket].put_object(&key, body, &hash).await?;
-                Ok(size)
+                let put = ctx.clients[bucket].put_object(&key, body, &hash).await;
+                self.forget_if_refused(&put);
+                put.map(|()| size)
             }
             OpKind::Get => {
                 let obj = self.pick(ctx);
@@ -217,13 +219,22 @@ impl Worker {
                 client.head_object(&obj.key).await.map(|()| 0)
             }
             OpKind::Delete => {
+                // The target stays tracked (for cleanup, and for the next delete to try again) until the
+                // server confirms it is gone.
                 let target = match ctx.mode {
-                    Mode::Delete => self.to_delete.pop().map(|o| (o.bucket, o.key)),
-                    _ => self.live.pop_front().map(|n| ctx.put_key(self.id, n)),
+                    Mode::Delete => self.to_delete.last().map(|o| (o.bucket, o.key.clone())),
+                    _ => self.live.front().map(|&n| ctx.put_key(self.id, n)),
                 };
                 let (bucket, key) =
                     target.ok_or_else(|| OpError::Transport("nothing left to delete".into()))?;
-                ctx.clients[bucket].delete_object(&key).await.map(|()| 0)
+                let deleted = ctx.clients[bucket].delete_object(&key).await;
+                if matches!(deleted, Ok(()) | Err(OpError::Http { status: 404, .. })) {
+                    match ctx.mode {
+                        Mode::Delete => drop(self.to_delete.pop()),
+                        _ => drop(self.live.pop_front()),
+                    }
+                }
+                deleted.map(|()| 0)
             }
             OpKind::List => {
                 let page = ctx.clients[0]
@@ -275,7 +286,16 @@ impl Worker {
                 stats.record(OpKind::Part, latency, outcome);
             }
         };
-        uploader.upload(&key, variant, &mut on_part).await?;
-        Ok(ctx.payload.size())
+        let uploaded = uploader.upload(&key, variant, &mut on_part).await;
+        self.forget_if_refused(&uploaded);
+        uploaded.map(|_| ctx.payload.size())
+    }
+
+    /// Stops tracking the object the last PUT or multipart upload meant to create when the server refused
+    /// it: an error answer means nothing was stored (a timeout or a broken connection might have been).
+    fn forget_if_refused<T>(&mut self, outcome: &Result<T, OpError>) {
+        if let Err(OpError::Http { .. }) = outcome {
+            self.live.pop_back();
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::progress::{Length, Output, PhaseBar};
 use crate::report::{self, CpuCost, Report};
 use crate::stats::{Progress, Stats};
 use crate::transport::TlsOptions;
-use crate::units::Mix;
+use crate::units::{DEFAULT_MIX, Mix};
 use crate::worker::{Ctx, Limit, Worker};
 use crate::{BenchArgs, KeyDist, Mode, setup};
 
@@ -37,7 +37,7 @@ const POOL_SEED: u64 = 0x5752_4154_4131;
 
 /// Runs a benchmark: prepare, warm up, measure, report, clean up.
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let mix = Mix::parse(&args.mix).map_err(anyhow::Error::msg)?;
+    let mix = Mix::parse(args.mix.as_deref().unwrap_or(DEFAULT_MIX)).map_err(anyhow::Error::msg)?;
     args.validate()?;
     let sizes = args.size_dist()?;
     let (endpoint, access_key, secret_key) = args.credentials()?;
@@ -82,7 +82,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let interrupt = spawn_interrupt_handler(stop.clone());
-    let created = setup::ensure_buckets(&clients, &args.region, out.lines, args.timeout).await?;
+    let created =
+        setup::ensure_buckets(&clients, &args.region, out.lines, args.timeout, &stop).await?;
     let layout = Layout {
         buckets: clients.len(),
         prefixes: args.prefixes as usize,
@@ -119,7 +120,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Ok(())
     } else {
         let mut keys: Vec<Vec<String>> = vec![Vec::new(); clients.len()];
-        for obj in prepared.iter() {
+        // Delete mode: only what the run did not delete.
+        let left: Vec<&crate::layout::Object> = match args.mode {
+            Mode::Delete => workers.iter().flat_map(|w| &w.to_delete).collect(),
+            _ => prepared.iter().collect(),
+        };
+        for obj in left {
             keys[obj.bucket].push(obj.key.clone());
         }
         for w in &workers {
@@ -131,8 +137,19 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         setup::cleanup_all(&clients, keys, &created, args.timeout, out.lines).await
     };
     interrupt.abort();
-    outcome?;
-    cleaned
+    let report = outcome?;
+    cleaned?;
+    anyhow::ensure!(
+        !report.interrupted,
+        "interrupted: the report covers the {:.2}s before Ctrl-C",
+        report.elapsed_s
+    );
+    anyhow::ensure!(
+        report.succeeded() > 0 || report.failed() == 0,
+        "every operation failed ({} errors, by type in the report)",
+        report.failed()
+    );
+    Ok(())
 }
 
 /// Objects uploaded before the run: the pool that get, mixed, edge-get and list read, or the objects delete
@@ -263,20 +280,29 @@ impl Bench<'_> {
             }
         };
         let cpu_before = CpuTimes::of("self").unwrap_or_default();
-        let server_before = server_pid.map(CpuTimes::of).transpose()?;
+        let server_before = server_pid.and_then(|pid| CpuTimes::of(pid).ok());
         let elapsed = run_phase(&ctx, workers, phase, self.out).await?;
         let cpu = CpuTimes::of("self").unwrap_or_default().since(&cpu_before);
-        let server = match (server_pid, server_before) {
-            (Some(pid), Some(before)) => {
-                Some((CpuTimes::of(pid)?.since(&before), Memory::of(pid)?))
+        // A server that exited mid-run costs the report its server figures, not the report.
+        let server = server_pid.and_then(|pid| {
+            let after = server_before
+                .zip(CpuTimes::of(pid).ok())
+                .zip(Memory::of(pid).ok());
+            if after.is_none() {
+                eprintln!(
+                    "warning: --server-pid {pid} is gone (the server exited?); no server figures"
+                );
             }
-            _ => None,
-        };
+            after.map(|((before, now), memory)| (now.since(&before), memory))
+        });
+        let interrupted = self.stop.load(Ordering::Relaxed);
         let mut stats = Stats::default();
         for w in workers.iter() {
             stats.merge(&w.stats);
         }
-        Ok(self.report(&stats, elapsed.as_secs_f64(), warmup, cpu, server))
+        let mut report = self.report(&stats, elapsed.as_secs_f64(), warmup, cpu, server);
+        report.interrupted = interrupted;
+        Ok(report)
     }
 
     /// The random buffer every body is sliced from: for one size (whole or in multipart parts), or for the
@@ -340,6 +366,7 @@ impl Bench<'_> {
             server_pid: args.server_pid,
             server_cpu: server.map(|(c, _)| CpuCost::new(&c, total.ops, total.bytes, elapsed_s)),
             server_memory: server.map(|(_, m)| m),
+            interrupted: false,
         }
     }
 }

@@ -53,7 +53,7 @@ fn total_ops_and_errors(report: &serde_json::Value) -> (u64, u64) {
 #[test]
 fn bench_smoke_runs_every_basic_mode_cleanly() {
     let server = Server::start();
-    let runs: [&[&str]; 5] = [
+    let runs: [&[&str]; 6] = [
         &[
             "--mode",
             "put",
@@ -112,6 +112,16 @@ fn bench_smoke_runs_every_basic_mode_cleanly() {
             "--count",
             "2",
         ],
+        &[
+            "--mode",
+            "delete",
+            "--size",
+            "1KiB",
+            "--concurrency",
+            "4",
+            "--count",
+            "40",
+        ],
     ];
     for args in runs {
         let report = bench(&server, args);
@@ -125,6 +135,47 @@ fn bench_smoke_runs_every_basic_mode_cleanly() {
         Vec::<String>::new(),
         "bench left its bucket behind"
     );
+}
+
+#[test]
+fn bench_smoke_refuses_bad_options_and_fails_a_run_where_nothing_succeeds() {
+    let server = Server::start();
+    for (args, says) in [
+        (&["--duration", "0"][..], "more than zero"),
+        (&["--timeout", "0ms"][..], "more than zero"),
+        (&["--mode", "put", "--mix", "get=100"][..], "--mix applies"),
+        (&["--mode", "mixed", "--mix", "get=0,get=5"][..], "twice"),
+        (&["--mode", "delete", "--warmup", "1s"][..], "--warmup"),
+    ] {
+        let out = run_bench(&server, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // Unsigned GETs of a private bucket through its S3 endpoint: every one is refused (403). The report is
+    // still printed, and the run fails.
+    let out = run_bench(
+        &server,
+        &[
+            "--mode",
+            "edge-get",
+            "--edge-url",
+            &server.endpoint,
+            "--size",
+            "1KiB",
+            "--count",
+            "20",
+            "--objects",
+            "4",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a run of 20 refused GETs passed");
+    assert!(stderr.contains("every operation failed"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report");
+    assert_eq!(total_ops_and_errors(&report), (0, 20), "{report}");
+    assert_eq!(report["errors"]["403"], 20, "{report}");
+    assert_eq!(bucket_names(&server), Vec::<String>::new());
 }
 
 fn bucket_names(server: &Server) -> Vec<String> {
