@@ -109,6 +109,16 @@ impl S3Client {
             );
         }
         let authority = uri.authority().context("endpoint has no host")?;
+        // `http` leaves a port it cannot read as a u16 (99999) in the authority without reporting it.
+        let after_host = authority
+            .as_str()
+            .rsplit_once(']')
+            .map_or(authority.as_str(), |(_, rest)| rest);
+        if let Some((_, port)) = after_host.rsplit_once(':')
+            && port.parse::<u16>().is_err()
+        {
+            bail!("invalid port {port:?} in endpoint {:?}", cfg.endpoint);
+        }
         let host = match authority.port_u16() {
             Some(p) if p == default_port => authority.host().to_owned(),
             _ => authority.as_str().to_owned(),
@@ -754,6 +764,9 @@ mod tests {
             ("127.0.0.1:8443", "https://127.0.0.1:8443")
         );
         assert!(S3Client::new(&cfg("ftp://127.0.0.1")).is_err());
+        let bad_port = S3Client::new(&cfg("http://127.0.0.1:99999")).err().unwrap();
+        assert!(bad_port.to_string().contains("invalid port"), "{bad_port}");
+        assert!(S3Client::new(&cfg("http://[::1]:9000")).is_ok());
         assert!(S3Client::new(&cfg("127.0.0.1:9000")).is_err());
         assert!(S3Client::new(&cfg("http://h/path")).is_err());
     }

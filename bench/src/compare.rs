@@ -49,6 +49,23 @@ fn table(pa: &Path, a: &Report, pb: &Path, b: &Report) -> String {
             r.elapsed_s
         );
     }
+    let differ: Vec<&str> = [
+        ("mode", a.mode != b.mode),
+        ("sizes", a.describe_sizes() != b.describe_sizes()),
+        ("concurrency", a.concurrency != b.concurrency),
+        ("payload signing", a.unsigned_payload != b.unsigned_payload),
+        ("interrupted", a.interrupted != b.interrupted),
+    ]
+    .into_iter()
+    .filter_map(|(what, differs)| differs.then_some(what))
+    .collect();
+    if !differ.is_empty() {
+        let _ = writeln!(
+            out,
+            "note: the runs differ in {}; the ratios compare unlike workloads",
+            differ.join(", ")
+        );
+    }
     let _ = writeln!(out, "{:<28} {:>14} {:>14} {:>9}", "figure", "A", "B", "B/A");
     let mut rows = Rows(&mut out);
     for ra in &a.ops {
@@ -200,6 +217,17 @@ mod tests {
         assert!(
             !t.contains("s/GiB"),
             "no per-GiB figure when a report has none"
+        );
+        assert!(!t.contains("note:"), "alike runs get no note:\n{t}");
+        let put = write(
+            &dir,
+            "put.json",
+            &report_json(100.0, 3.0, "{}").replace(r#""mode":"get""#, r#""mode":"put""#),
+        );
+        let t = table(&a, &ra, &put, &read(&put).unwrap());
+        assert!(
+            t.contains("note: the runs differ in mode;"),
+            "unlike runs are pointed out:\n{t}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -79,7 +79,14 @@ impl SizeDist {
                     format_size(median)
                 ));
             }
+            Some(m) if m > MAX_OBJECT => {
+                return Err(format!(
+                    "--size-max {} is over S3's 5GiB limit for one PUT",
+                    format_size(m)
+                ));
+            }
             Some(m) => m,
+            // The percentile may lie past what one PUT carries: the draws stop there.
             None => (median as f64 * (Z_999 * sigma).exp()).round() as u64,
         };
         Ok(SizeDist::LogNormal {
@@ -299,6 +306,7 @@ mod tests {
         assert!((0..5000).all(|_| tight.sample(&mut rng) <= 2000));
         assert!(SizeDist::lognormal(1000, 1.0, Some(999)).is_err());
         assert!(SizeDist::lognormal(0, 1.0, None).is_err());
+        assert!(SizeDist::lognormal(1000, 1.0, Some(10 << 30)).is_err());
         assert!(SizeDist::lognormal(1000, 0.0, None).is_err());
         assert_eq!(
             SizeDist::lognormal(1 << 30, 5.0, None).unwrap().max(),
