@@ -1,6 +1,8 @@
-//! Where objects go: `--buckets` and `--prefixes` spread a run's objects round-robin, so object number `seq`
-//! lands in bucket `seq % buckets` under prefix `p<(seq / buckets) % prefixes>/`. With one of each (the
-//! default) keys keep their plain names (`bench/pool/3`).
+//! Where objects go: every run names its objects under `bench/<run>/`, a random id of its own, so two runs
+//! never touch each other's objects (a run's cleanup cannot delete what an earlier `--keep` run left, and an
+//! edge holds no copy of a new run's pool). `--buckets` and `--prefixes` spread a run's objects round-robin,
+//! so object number `seq` lands in bucket `seq % buckets` under prefix `p<(seq / buckets) % prefixes>/`. With
+//! one of each (the default) keys keep their plain names (`bench/<run>/pool/3`).
 
 /// An object of the run: which bucket (index into the run's buckets), its key, its size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,14 +12,36 @@ pub(crate) struct Object {
     pub(crate) size: u64,
 }
 
-/// How a run spreads objects over buckets and prefixes.
+/// How a run names its objects and spreads them over buckets and prefixes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Layout {
     pub(crate) buckets: usize,
     pub(crate) prefixes: usize,
+    pub(crate) run: RunId,
+}
+
+/// A run's id: eight hex digits, random.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RunId(pub(crate) u32);
+
+impl RunId {
+    pub(crate) fn random() -> RunId {
+        RunId(rand::random())
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
 }
 
 impl Layout {
+    /// The name of this run's object `rest` (before any prefix): `bench/<run>/<rest>`.
+    pub(crate) fn name(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!("bench/{}/{rest}", self.run)
+    }
+
     /// The bucket index and key of object number `seq` whose name without prefix is `name`.
     pub(crate) fn place(&self, seq: u64, name: &str) -> (usize, String) {
         let buckets = self.buckets.max(1) as u64;
@@ -39,11 +63,15 @@ mod tests {
         let plain = Layout {
             buckets: 1,
             prefixes: 1,
+            run: RunId(0xab),
         };
-        assert_eq!(plain.place(7, "bench/pool/7"), (0, "bench/pool/7".into()));
+        let name = plain.name(format_args!("pool/{}", 7));
+        assert_eq!(name, "bench/000000ab/pool/7");
+        assert_eq!(plain.place(7, &name), (0, name.clone()));
         let spread = Layout {
             buckets: 2,
             prefixes: 3,
+            run: RunId(0xab),
         };
         let placed: Vec<(usize, String)> = (0..7).map(|i| spread.place(i, "k")).collect();
         let expect = [

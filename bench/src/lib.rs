@@ -368,7 +368,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_keys: u32,
     /// List and list-versions modes: list the objects already under this prefix ("" for the whole bucket)
-    /// instead of uploading `--objects` objects under bench/list/ first.
+    /// instead of uploading `--objects` objects under bench/<run>/list/ first.
     #[arg(long)]
     pub prefix: Option<String>,
     /// List and list-versions modes: start every pass after this key (ListObjectsV2 start-after,

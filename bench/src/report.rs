@@ -72,6 +72,9 @@ pub(crate) struct Report {
     /// The server's resident memory right after the measured phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) server_memory: Option<Memory>,
+    /// The run's id: its objects' keys start `bench/<run>/` (after any `p<i>/` prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) run: Option<String>,
     /// Whether Ctrl-C ended the measured phase early.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) interrupted: bool,
@@ -257,7 +260,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "measured {:.2}s{}, bucket {}{}{}{}",
+            "measured {:.2}s{}, bucket {}{}{}{}{}",
             self.elapsed_s,
             if self.interrupted {
                 " (interrupted)"
@@ -273,6 +276,10 @@ impl Report {
                 1 => String::new(),
                 n => format!(", {n} prefixes"),
             },
+            self.run
+                .as_deref()
+                .map(|r| format!(", keys bench/{r}/..."))
+                .unwrap_or_default(),
             self.edge_url
                 .as_deref()
                 .map(|u| format!(", through edge {u}"))

@@ -49,7 +49,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Bucket and key of the `n`-th object worker `worker` PUTs: `[p<i>/]bench/<worker>/<n>`.
+    /// Bucket and key of the `n`-th object worker `worker` PUTs: `[p<i>/]bench/<run>/<worker>/<n>`.
     pub(crate) fn put_key(&self, worker: usize, n: u64) -> (usize, String) {
         put_key(self.layout, self.workers, worker, n)
     }
@@ -58,7 +58,7 @@ impl Ctx {
 /// Bucket and key of the `n`-th object worker `worker` (of `workers`) PUTs.
 pub(crate) fn put_key(layout: Layout, workers: usize, worker: usize, n: u64) -> (usize, String) {
     let seq = n * workers as u64 + worker as u64;
-    layout.place(seq, &format!("bench/{worker}/{n}"))
+    layout.place(seq, &layout.name(format_args!("{worker}/{n}")))
 }
 
 /// When a phase ends.
@@ -87,7 +87,7 @@ pub(crate) struct Worker {
     rng: SmallRng,
     sizes: SizeSampler,
     keys: KeyPicker,
-    /// Number of the next object this worker PUTs (`bench/<id>/<n>`).
+    /// Number of the next object this worker PUTs (`bench/<run>/<id>/<n>`).
     next: u64,
     /// Numbers of objects this worker PUT and has not deleted, oldest first (cleanup, mixed-mode deletes).
     pub(crate) live: VecDeque<u64>,

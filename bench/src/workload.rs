@@ -15,7 +15,7 @@ use crate::client::{ClientConfig, S3Client};
 use crate::cpu::{CpuTimes, Memory};
 use crate::dist::{KeyPicker, SizeDist};
 use crate::edge_client::EdgeClient;
-use crate::layout::{Layout, Object};
+use crate::layout::{Layout, Object, RunId};
 use crate::multipart;
 use crate::payload::Payload;
 use crate::progress::{Length, Output, PhaseBar};
@@ -30,8 +30,6 @@ use crate::{BenchArgs, KeyDist, Mode, setup};
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// Warm-up when running by duration and `--warmup` is not given.
 const DEFAULT_WARMUP: Duration = Duration::from_secs(2);
-/// Prefix of the objects listed in list mode.
-const LIST_PREFIX: &str = "bench/list/";
 /// Seed of the pool's object sizes: the same options prepare the same sizes, so runs compare.
 const POOL_SEED: u64 = 0x5752_4154_4131;
 
@@ -87,6 +85,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let layout = Layout {
         buckets: clients.len(),
         prefixes: args.prefixes as usize,
+        run: RunId::random(),
     };
     let prepared = Arc::new(prepared_objects(&args, layout, &sizes));
     let mut workers: Vec<Worker> = (0..concurrency)
@@ -157,20 +156,17 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn prepared_objects(args: &BenchArgs, layout: Layout, sizes: &SizeDist) -> Vec<Object> {
     let (name, n) = match args.mode {
         Mode::Put | Mode::Multipart => return Vec::new(),
-        Mode::Get | Mode::Mixed | Mode::EdgeGet => ("bench/pool/", args.pool_objects()),
+        Mode::Get | Mode::Mixed | Mode::EdgeGet => ("pool", args.pool_objects()),
         // with --prefix, the objects already there are listed
         Mode::List | Mode::ListVersions if args.prefix.is_some() => return Vec::new(),
-        Mode::List | Mode::ListVersions => (LIST_PREFIX, args.pool_objects()),
-        Mode::Delete => (
-            "bench/del/",
-            args.count.unwrap_or_else(|| args.pool_objects()),
-        ),
+        Mode::List | Mode::ListVersions => ("list", args.pool_objects()),
+        Mode::Delete => ("del", args.count.unwrap_or_else(|| args.pool_objects())),
     };
     let sampler = sizes.sampler();
     let mut rng = SmallRng::seed_from_u64(POOL_SEED);
     (0..n)
         .map(|i| {
-            let (bucket, key) = layout.place(i, &format!("{name}{i}"));
+            let (bucket, key) = layout.place(i, &layout.name(format_args!("{name}/{i}")));
             Object {
                 bucket,
                 key,
@@ -240,7 +236,7 @@ impl Bench<'_> {
             list_prefix: args
                 .prefix
                 .clone()
-                .unwrap_or_else(|| LIST_PREFIX.to_owned()),
+                .unwrap_or_else(|| self.layout.name(format_args!("list/"))),
             start_after: args.start_after.clone(),
             parts_parallel: args.parts_parallel(),
             timeout: args.timeout,
@@ -366,6 +362,7 @@ impl Bench<'_> {
             server_pid: args.server_pid,
             server_cpu: server.map(|(c, _)| CpuCost::new(&c, total.ops, total.bytes, elapsed_s)),
             server_memory: server.map(|(_, m)| m),
+            run: Some(self.layout.run.to_string()),
             interrupted: false,
         }
     }

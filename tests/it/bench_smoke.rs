@@ -178,6 +178,30 @@ fn bench_smoke_refuses_bad_options_and_fails_a_run_where_nothing_succeeds() {
     assert_eq!(bucket_names(&server), Vec::<String>::new());
 }
 
+#[test]
+fn bench_smoke_a_run_leaves_the_objects_of_an_earlier_kept_run_alone() {
+    let server = Server::start();
+    let put = [
+        "--mode", "put", "--size", "1KiB", "--count", "30", "--bucket", "kept",
+    ];
+    let kept = bench(&server, &[&put[..], &["--keep"]].concat());
+    let run = kept["run"]
+        .as_str()
+        .expect("the report names its run")
+        .to_owned();
+    // The same options again, without --keep: its cleanup deletes its own objects and only those.
+    let second = bench(&server, &put);
+    assert_ne!(second["run"], kept["run"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listed = rt
+        .block_on(server.client().list_objects_v2().bucket("kept").send())
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys.len(), 30, "{keys:?}");
+    let root = format!("bench/{run}/");
+    assert!(keys.iter().all(|k| k.starts_with(&root)), "{keys:?}");
+}
+
 fn bucket_names(server: &Server) -> Vec<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let buckets = rt.block_on(server.client().list_buckets().send()).unwrap();
