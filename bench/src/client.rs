@@ -109,6 +109,12 @@ impl S3Client {
             );
         }
         let authority = uri.authority().context("endpoint has no host")?;
+        if authority.as_str().contains('@') {
+            bail!(
+                "endpoint must not carry credentials (got {:?}); use --access-key",
+                cfg.endpoint
+            );
+        }
         // `http` leaves a port it cannot read as a u16 (99999) in the authority without reporting it.
         let after_host = authority
             .as_str()

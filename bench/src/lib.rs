@@ -59,7 +59,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// The workload to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
-    /// PUT new objects `bench/<worker>/<n>`.
+    /// PUT new objects `bench/<run>/<worker>/<n>`.
     Put,
     /// GET random objects of a pool of `--objects` objects uploaded first.
     Get,
@@ -72,7 +72,7 @@ pub enum Mode {
     List,
     /// ListObjectVersions pages of `--max-keys`, over the same objects as list mode.
     ListVersions,
-    /// Upload new objects `bench/<worker>/<n>` as multipart uploads: CreateMultipartUpload, `--part-size`
+    /// Upload new objects `bench/<run>/<worker>/<n>` as multipart uploads: CreateMultipartUpload, `--part-size`
     /// parts with up to `--parts-parallel` UploadPart requests at once, CompleteMultipartUpload.
     Multipart,
     /// Plain unsigned GETs of the pool through `--edge-url` (a CDN edge or HTTP cache), for cache hits.
@@ -308,7 +308,8 @@ pub struct BenchArgs {
     /// Log-normal sizes: σ of the natural log of the size [default: 1.0].
     #[arg(long, value_parser = dist::parse_sigma)]
     pub size_sigma: Option<f64>,
-    /// Log-normal sizes: the largest size drawn [default: the 99.9th percentile, median·e^(3.09σ)].
+    /// Log-normal sizes: the largest size drawn, at most 5GiB [default: the 99.9th percentile,
+    /// median·e^(3.09σ), or 5GiB if less].
     #[arg(long, value_parser = units::parse_size)]
     pub size_max: Option<u64>,
     /// Which pool object a GET or HEAD reads (get, mixed, edge-get).
@@ -347,7 +348,7 @@ pub struct BenchArgs {
     /// Number of operations of the measured phase, instead of a duration.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-    /// Unmeasured warm-up before the measured phase. Default 2s with --duration, none with --count; never
+    /// Unmeasured warm-up before the measured phase. Default 2s with --duration, none with --count; refused
     /// in delete mode.
     #[arg(long, value_parser = units::parse_duration)]
     pub warmup: Option<Duration>,
@@ -387,7 +388,8 @@ pub struct BenchArgs {
     /// Pid of the server, to report its CPU time per 1,000 ops and per GiB, and its memory (Linux /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Give up on one operation after this long.
+    /// Give up on one operation after this long (set-up requests wait at most 30s of it; cleanup requests at
+    /// least 30s).
     #[arg(long, default_value = "5m", value_parser = units::parse_positive_duration)]
     pub timeout: Duration,
     /// No progress bar or progress lines on stderr.

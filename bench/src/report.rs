@@ -278,7 +278,7 @@ impl Report {
             },
             self.run
                 .as_deref()
-                .map(|r| format!(", keys bench/{r}/..."))
+                .map(|r| format!(", run {r}"))
                 .unwrap_or_default(),
             self.edge_url
                 .as_deref()

@@ -55,6 +55,15 @@ enum Bounded {
     Interrupted,
 }
 
+impl std::fmt::Display for Bounded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bounded::Failed(e) => e.fmt(f),
+            Bounded::Interrupted => f.write_str("interrupted"),
+        }
+    }
+}
+
 impl Bounded {
     fn context(self, what: &str) -> anyhow::Error {
         match self {
@@ -202,7 +211,7 @@ impl Prepare<'_> {
 }
 
 /// Cleans up every bucket: its `keys[i]`, then the bucket itself when `created[i]`. Goes on after a failure
-/// and returns the first error.
+/// and returns the first error; once the endpoint stopped answering, the buckets left are not tried.
 pub(crate) async fn cleanup_all(
     clients: &[Arc<S3Client>],
     keys: Vec<Vec<String>>,
@@ -210,9 +219,11 @@ pub(crate) async fn cleanup_all(
     timeout: Duration,
     verbose: bool,
 ) -> anyhow::Result<()> {
+    let gone = Arc::new(AtomicBool::new(false));
+    let limit = cleanup_limit(timeout);
     let mut first_error = Ok(());
     for ((client, keys), &created) in clients.iter().zip(keys).zip(created) {
-        let r = cleanup(client, keys, created, timeout, !verbose).await;
+        let r = cleanup(client, keys, created, limit, !verbose, &gone).await;
         if let Err(e) = r {
             eprintln!("cleanup of bucket {}: {e:#}", client.bucket());
             if first_error.is_ok() {
@@ -223,14 +234,23 @@ pub(crate) async fn cleanup_all(
     first_error
 }
 
+/// How long one cleanup request may take: `--timeout`, but never less than [`SETUP_TIMEOUT`] (a
+/// DeleteObjects of 1,000 keys on a server that syncs each delete can outlast a timeout chosen for GETs).
+fn cleanup_limit(timeout: Duration) -> Duration {
+    timeout.max(SETUP_TIMEOUT)
+}
+
 /// Deletes `keys` (DeleteObjects in batches of 1,000; per-key DELETE when the server lacks it), then the
-/// bucket when `delete_bucket`. Problems are reported on stderr and returned as an error at the end.
+/// bucket when `delete_bucket`, each request given at most `limit`. Problems are reported on stderr and
+/// returned as an error at the end. `gone` is set once the endpoint stopped answering (see
+/// [`delete_batch`]); nothing more is sent then.
 pub(crate) async fn cleanup(
     client: &Arc<S3Client>,
     keys: Vec<String>,
     delete_bucket: bool,
-    timeout: Duration,
+    limit: Duration,
     quiet: bool,
+    gone: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let total = keys.len();
@@ -238,7 +258,6 @@ pub(crate) async fn cleanup(
         Arc::new(keys.chunks(DELETE_BATCH).map(<[String]>::to_vec).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let gone = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..CLEANUP_PARALLEL.min(batches.len()) {
         let (client, batches, next, failed, gone) = (
@@ -252,7 +271,7 @@ pub(crate) async fn cleanup(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(batch) = batches.get(i) else { return };
-                let n = delete_batch(&client, batch, timeout, &gone).await;
+                let n = delete_batch(&client, batch, limit, &gone).await;
                 failed.fetch_add(n, Ordering::Relaxed);
             }
         }));
@@ -275,10 +294,14 @@ pub(crate) async fn cleanup(
         bail!("cleanup: {failed} objects could not be deleted");
     }
     if delete_bucket {
-        client
-            .delete_bucket()
-            .await
-            .context("cleanup: DeleteBucket")?;
+        match within(limit, None, client.delete_bucket()).await {
+            Ok(()) => {}
+            Err(Bounded::Failed(e)) if unanswered(&e) => {
+                gone.store(true, Ordering::Relaxed);
+                return Err(Bounded::Failed(e).context("cleanup: DeleteBucket"));
+            }
+            Err(e) => return Err(e.context("cleanup: DeleteBucket")),
+        }
         if !quiet {
             eprintln!("cleanup: deleted bucket {}", client.bucket());
         }
@@ -286,21 +309,35 @@ pub(crate) async fn cleanup(
     Ok(())
 }
 
+/// Whether a request failed for want of an answer (no connection, a broken one, the time limit) rather than
+/// with one.
+fn unanswered(e: &OpError) -> bool {
+    matches!(e, OpError::Timeout | OpError::Transport(_))
+}
+
 /// Deletes one batch; returns how many keys failed. A server that answers with an error gets the keys one by
-/// one (400, 405 and 501 are how servers without DeleteObjects refuse it); one that does not answer at all
-/// (timeout, connection failure) sets `gone`, and every batch after that fails without a request, so cleanup
-/// against a dead server ends after one `--timeout` rather than one per key.
+/// one (400, 405 and 501 are how servers without DeleteObjects refuse it). One that does not answer is asked
+/// once more (a keep-alive connection the server closed since its last use fails a request that is not
+/// retried for us); if that gets no answer either, `gone` is set and every batch after it fails without a
+/// request, so cleanup against a dead server ends after a time limit or two rather than one per key.
 async fn delete_batch(
     client: &S3Client,
     batch: &[String],
-    timeout: Duration,
+    limit: Duration,
     gone: &AtomicBool,
 ) -> u64 {
-    let unanswered = |e: &OpError| matches!(e, OpError::Timeout | OpError::Transport(_));
-    if gone.load(Ordering::Relaxed) {
-        return batch.len() as u64;
-    }
-    match within(timeout, None, client.delete_objects(batch)).await {
+    let mut tries = 0;
+    let answer = loop {
+        if gone.load(Ordering::Relaxed) {
+            return batch.len() as u64;
+        }
+        tries += 1;
+        match within(limit, None, client.delete_objects(batch)).await {
+            Err(Bounded::Failed(e)) if unanswered(&e) && tries < 2 => continue,
+            other => break other,
+        }
+    };
+    match answer {
         Ok(errors) => return errors,
         Err(Bounded::Failed(OpError::Http {
             status: 400 | 405 | 501,
@@ -312,14 +349,14 @@ async fn delete_batch(
             }
             return batch.len() as u64;
         }
-        Err(e) => eprintln!("cleanup: DeleteObjects failed ({e:?}); deleting one by one"),
+        Err(e) => eprintln!("cleanup: DeleteObjects failed ({e}); deleting one by one"),
     }
     let mut failed = 0;
     for (i, key) in batch.iter().enumerate() {
         if gone.load(Ordering::Relaxed) {
             return failed + (batch.len() - i) as u64;
         }
-        match within(timeout, None, client.delete_object(key)).await {
+        match within(limit, None, client.delete_object(key)).await {
             Ok(()) | Err(Bounded::Failed(OpError::Http { status: 404, .. })) => {}
             Err(Bounded::Failed(e)) if unanswered(&e) => {
                 gone.store(true, Ordering::Relaxed);
@@ -371,15 +408,31 @@ mod tests {
             .unwrap(),
         );
         let keys: Vec<String> = (0..20 * DELETE_BATCH).map(|i| format!("k{i}")).collect();
-        let r = cleanup(&client, keys, true, Duration::from_millis(200), true).await;
+        let gone = Arc::new(AtomicBool::new(false));
+        let r = cleanup(&client, keys, true, Duration::from_millis(200), true, &gone).await;
         let e = r.expect_err("nothing was deleted");
         assert!(e.to_string().contains("stopped answering"), "{e:#}");
-        // At most one DeleteObjects per cleanup task: no batch after the first timeout, no key one by one
-        // (which took 20,000 requests of one --timeout each).
+        assert!(gone.load(Ordering::Relaxed));
+        // At most two DeleteObjects per cleanup task (the first and its one retry): no batch after the
+        // endpoint was given up on, no key one by one (which took 20,000 requests of one --timeout each).
         let connections = accepted.load(Ordering::Relaxed);
         assert!(
-            (1..=CLEANUP_PARALLEL).contains(&connections),
+            (1..=2 * CLEANUP_PARALLEL).contains(&connections),
             "{connections} connections"
         );
+        // With no keys left to delete, DeleteBucket alone is bounded too.
+        let gone = Arc::new(AtomicBool::new(false));
+        let r = cleanup(
+            &client,
+            Vec::new(),
+            true,
+            Duration::from_millis(200),
+            true,
+            &gone,
+        )
+        .await;
+        let e = r.expect_err("the bucket was not deleted");
+        assert!(format!("{e:#}").contains("DeleteBucket"), "{e:#}");
+        assert!(gone.load(Ordering::Relaxed));
     }
 }

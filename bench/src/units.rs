@@ -31,7 +31,7 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     if !bytes.is_finite() || bytes < 0.0 || bytes > (1u64 << 50) as f64 {
         return Err(format!("size {s:?} out of range"));
     }
-    if bytes > 0.0 && bytes.round() == 0.0 {
+    if bytes > 0.0 && bytes < 1.0 {
         return Err(format!("size {s:?} is less than one byte"));
     }
     Ok(bytes.round() as u64)
@@ -251,6 +251,7 @@ mod tests {
         assert!(parse_size("4XiB").is_err());
         assert!(parse_size("-1KiB").is_err());
         assert!(parse_size("0.3").is_err());
+        assert!(parse_size("0.5").is_err());
         assert_eq!(parse_size("0.0"), Ok(0));
     }
 

@@ -228,10 +228,21 @@ impl Worker {
                 let (bucket, key) =
                     target.ok_or_else(|| OpError::Transport("nothing left to delete".into()))?;
                 let deleted = ctx.clients[bucket].delete_object(&key).await;
-                if matches!(deleted, Ok(()) | Err(OpError::Http { status: 404, .. })) {
-                    match ctx.mode {
-                        Mode::Delete => drop(self.to_delete.pop()),
-                        _ => drop(self.live.pop_front()),
+                let done = matches!(deleted, Ok(()) | Err(OpError::Http { status: 404, .. }));
+                // A key whose DELETE failed goes to the back of the line, so one that keeps failing (object
+                // lock, a policy) does not take every later delete of this worker.
+                match ctx.mode {
+                    Mode::Delete => {
+                        let target = self.to_delete.pop();
+                        if let (false, Some(t)) = (done, target) {
+                            self.to_delete.insert(0, t);
+                        }
+                    }
+                    _ => {
+                        let target = self.live.pop_front();
+                        if let (false, Some(n)) = (done, target) {
+                            self.live.push_back(n);
+                        }
                     }
                 }
                 deleted.map(|()| 0)
@@ -292,9 +303,13 @@ impl Worker {
     }
 
     /// Stops tracking the object the last PUT or multipart upload meant to create when the server refused
-    /// it: an error answer means nothing was stored (a timeout or a broken connection might have been).
+    /// it with a 4xx: nothing was stored. A 5xx (a proxy's 502 or 504 while the store finishes the PUT), a
+    /// timeout or a broken connection may have stored it, so those stay tracked for cleanup.
     fn forget_if_refused<T>(&mut self, outcome: &Result<T, OpError>) {
-        if let Err(OpError::Http { .. }) = outcome {
+        if let Err(OpError::Http {
+            status: 400..=499, ..
+        }) = outcome
+        {
             self.live.pop_back();
         }
     }

@@ -734,25 +734,43 @@ pub(super) mod refusals {
 
     thread_local! {
         static NEXT: Cell<(usize, i32)> = const { Cell::new((0, 0)) };
+        static MADE: Cell<Refused> = const { Cell::new(Refused { writes: 0, gathered: 0 }) };
+    }
+
+    /// Submissions refused since the last [`refuse_writes`], by the kind of their first operation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(in crate::uring) struct Refused {
+        pub(in crate::uring) writes: usize,
+        pub(in crate::uring) gathered: usize,
     }
 
     /// The next `count` submissions on this thread that start with a write complete at once, untouched by
     /// the kernel, each of their operations with `-errno`.
     pub(in crate::uring) fn refuse_writes(count: usize, errno: i32) {
         NEXT.set((count, errno));
+        MADE.set(Refused {
+            writes: 0,
+            gathered: 0,
+        });
     }
 
-    /// Refusals asked for and not yet made.
-    pub(in crate::uring) fn left() -> usize {
-        NEXT.get().0
+    pub(in crate::uring) fn made() -> Refused {
+        MADE.get()
     }
 
     pub(super) fn take(ops: &[Op]) -> Option<i32> {
         let (count, errno) = NEXT.get();
-        let write = matches!(ops.first(), Some(Op::Write { .. } | Op::Writev(_)));
-        (count > 0 && write).then(|| {
-            NEXT.set((count - 1, errno));
-            errno
-        })
+        if count == 0 {
+            return None;
+        }
+        let mut made = MADE.get();
+        match ops.first() {
+            Some(Op::Write { .. }) => made.writes += 1,
+            Some(Op::Writev(_)) => made.gathered += 1,
+            _ => return None,
+        }
+        MADE.set(made);
+        NEXT.set((count - 1, errno));
+        Some(errno)
     }
 }

@@ -512,17 +512,19 @@ mod tests {
     use bytes::Bytes;
 
     use super::super::UringDisk;
-    use super::super::ring::refusals;
-    use crate::disk::{DataId, Disk, Frame, SINK_BUFFER};
+    use super::super::ring::{LocalRing, refusals};
+    use super::UringSink;
+    use crate::disk::{DataId, Frame, SINK_BUFFER, ShardSink};
     use crate::layout::{FrameLayout, HASH_SLOT, hash_slot};
 
     fn pattern(len: usize, seed: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 + i / 251 + seed) as u8).collect()
     }
 
-    /// Writes a header, full buffers, frames in place and a tail through a sink of `disk`, then finishes it;
-    /// the bytes the staged file must hold, and the outcome.
-    fn write_a_shard(disk: &UringDisk, id: DataId) -> (Vec<u8>, std::io::Result<()>) {
+    /// Writes a header, three full buffers, four frames and a tail through a sink of `disk`, then finishes
+    /// it. Returns the bytes the staged file must hold, whether the frames went to the ring as one gathered
+    /// write (where shards are written in place), and the outcome.
+    fn write_a_shard(disk: &UringDisk, id: DataId) -> (Vec<u8>, bool, std::io::Result<()>) {
         let header = pattern(HASH_SLOT, 1);
         let body = pattern(3 * SINK_BUFFER, 2);
         let shards: Vec<Bytes> = (0..4)
@@ -544,15 +546,23 @@ mod tests {
             expected.extend_from_slice(shard);
         }
         expected.extend_from_slice(&tail);
+        let mut sink = UringSink::create(
+            LocalRing::new().expect("this kernel allows io_uring"),
+            disk.ring.supported(),
+            &disk.portable,
+            disk.portable.staged_path(id, false),
+            disk.tmp_dir.clone(),
+        )
+        .unwrap();
+        let gathered = sink.in_place && sink.supported.writev;
         let outcome = (|| {
-            let mut sink = disk.create_staged(id, false)?;
             sink.write_all(&header)?;
             sink.write_all(&body)?;
             sink.write_frames(frames, FrameLayout::Aligned)?;
             sink.write_all(&tail)?;
-            sink.finish(true)
+            Box::new(sink).finish(true)
         })();
-        (expected, outcome)
+        (expected, gathered, outcome)
     }
 
     #[test]
@@ -560,21 +570,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let disk = UringDisk::open(0, dir.path()).expect("this kernel allows io_uring");
         // EAGAIN (a non-blocking attempt some kernels hand back instead of retrying) and EINTR: the write did
-        // not happen, and the sink writes it again with a plain call. Five refusals: the three full buffers,
-        // the gathered frames and the tail (whose chain then falls back to the plain ending).
+        // not happen, and the sink writes it again with a plain call. Every write submitted is refused: the
+        // three full buffers, the frames (one gathered write where shards go in place, a fourth buffer where
+        // they are copied) and the tail's chain where the kernel can truncate through the ring.
         for errno in [libc::EAGAIN, libc::EINTR] {
             let id = DataId::random();
-            refusals::refuse_writes(5, errno);
-            let (expected, outcome) = write_a_shard(&disk, id);
+            refusals::refuse_writes(usize::MAX, errno);
+            let (expected, gathered, outcome) = write_a_shard(&disk, id);
             outcome.unwrap();
-            assert_eq!(refusals::left(), 0, "every refusal was met (errno {errno})");
+            let refused = refusals::made();
+            assert!(refused.writes >= 3, "{refused:?} (errno {errno})");
+            assert_eq!(refused.gathered, usize::from(gathered), "errno {errno}");
             let staged = fs::read(disk.portable.staged_path(id, false)).unwrap();
             assert!(staged == expected, "content after errno {errno}");
         }
         // Any other error is the write's, and the shard fails.
         refusals::refuse_writes(1, libc::EIO);
-        let (_, outcome) = write_a_shard(&disk, DataId::random());
-        assert_eq!(refusals::left(), 0);
+        let (_, _, outcome) = write_a_shard(&disk, DataId::random());
+        assert_eq!(refusals::made().writes, 1);
         assert_eq!(outcome.unwrap_err().raw_os_error(), Some(libc::EIO));
+        refusals::refuse_writes(0, 0);
     }
 }
