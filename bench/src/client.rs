@@ -109,22 +109,7 @@ impl S3Client {
             );
         }
         let authority = uri.authority().context("endpoint has no host")?;
-        if authority.as_str().contains('@') {
-            bail!(
-                "endpoint must not carry credentials (got {:?}); use --access-key",
-                cfg.endpoint
-            );
-        }
-        // `http` leaves a port it cannot read as a u16 (99999) in the authority without reporting it.
-        let after_host = authority
-            .as_str()
-            .rsplit_once(']')
-            .map_or(authority.as_str(), |(_, rest)| rest);
-        if let Some((_, port)) = after_host.rsplit_once(':')
-            && port.parse::<u16>().is_err()
-        {
-            bail!("invalid port {port:?} in endpoint {:?}", cfg.endpoint);
-        }
+        check_authority(authority, "endpoint", cfg.endpoint)?;
         let host = match authority.port_u16() {
             Some(p) if p == default_port => authority.host().to_owned(),
             _ => authority.as_str().to_owned(),
@@ -571,6 +556,28 @@ fn header_value(v: &str) -> OpResult<HeaderValue> {
     HeaderValue::from_str(v).map_err(|_| OpError::Transport(format!("invalid header value {v:?}")))
 }
 
+/// Refuses what `http` lets through in a URL's authority: credentials (`user:pw@host`) and a port that is
+/// no u16 (`:99999`, which it keeps without reporting). `what` names the option in the error.
+pub(crate) fn check_authority(
+    authority: &http::uri::Authority,
+    what: &str,
+    url: &str,
+) -> anyhow::Result<()> {
+    if authority.as_str().contains('@') {
+        bail!("{what} must not carry credentials (got {url:?})");
+    }
+    let after_host = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    if let Some((_, port)) = after_host.rsplit_once(':')
+        && port.parse::<u16>().is_err()
+    {
+        bail!("invalid port {port:?} in {what} {url:?}");
+    }
+    Ok(())
+}
+
 pub(crate) fn transport(e: impl std::error::Error) -> OpError {
     let mut msg = e.to_string();
     let mut source = e.source();
@@ -773,6 +780,7 @@ mod tests {
         let bad_port = S3Client::new(&cfg("http://127.0.0.1:99999")).err().unwrap();
         assert!(bad_port.to_string().contains("invalid port"), "{bad_port}");
         assert!(S3Client::new(&cfg("http://[::1]:9000")).is_ok());
+        assert!(S3Client::new(&cfg("http://u:p@127.0.0.1:9000")).is_err());
         assert!(S3Client::new(&cfg("127.0.0.1:9000")).is_err());
         assert!(S3Client::new(&cfg("http://h/path")).is_err());
     }

@@ -7,7 +7,7 @@
 use anyhow::{Context as _, bail};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 
-use crate::client::{OpError, drain_counting, read_doc, transport};
+use crate::client::{OpError, check_authority, drain_counting, read_doc, transport};
 use crate::payload::PayloadBody;
 use crate::sigv4;
 use crate::transport::{HttpClient, TlsOptions, http_client};
@@ -35,11 +35,12 @@ impl EdgeClient {
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             bail!("--edge-url must start with http:// or https:// (got {edge_url:?})");
         }
-        if uri.authority().is_none() || uri.query().is_some() {
+        let Some(authority) = uri.authority().filter(|_| uri.query().is_none()) else {
             bail!(
                 "--edge-url must be scheme://host[:port][/path], without a query (got {edge_url:?})"
             );
-        }
+        };
+        check_authority(authority, "--edge-url", edge_url)?;
         Ok(EdgeClient {
             http: http_client(tls, pool_size)?,
             base: edge_url.trim_end_matches('/').to_owned(),
@@ -100,8 +101,8 @@ mod tests {
         let tls = TlsOptions::default();
         let c = EdgeClient::new("http://127.0.0.1:8080/", true, &tls, 1).unwrap();
         assert_eq!(
-            c.url("b", "p1/bench/pool/3"),
-            "http://127.0.0.1:8080/b/p1/bench/pool/3"
+            c.url("b", "p1/bench/1a2b3c4d/pool/3"),
+            "http://127.0.0.1:8080/b/p1/bench/1a2b3c4d/pool/3"
         );
         assert_eq!(c.url("b", "a b+c"), "http://127.0.0.1:8080/b/a%20b%2Bc");
         let root = EdgeClient::new("https://cdn.example/s3", false, &tls, 1).unwrap();
@@ -109,5 +110,10 @@ mod tests {
         assert!(EdgeClient::new("127.0.0.1:8080", true, &tls, 1).is_err());
         assert!(EdgeClient::new("ftp://h", true, &tls, 1).is_err());
         assert!(EdgeClient::new("http://h/?x=1", true, &tls, 1).is_err());
+        let bad_port = EdgeClient::new("http://h:99999/", true, &tls, 1)
+            .err()
+            .unwrap();
+        assert!(bad_port.to_string().contains("invalid port"), "{bad_port}");
+        assert!(EdgeClient::new("http://u:p@h/", true, &tls, 1).is_err());
     }
 }
