@@ -1,6 +1,7 @@
 //! What a run shows on stderr while it works: a live indicatif bar per phase (operations per second and MiB/s
 //! over the last second, errors, elapsed and remaining time) when stderr is a terminal, and one summary line
-//! per phase. `--quiet` hides both; `--json` and a stderr that is not a terminal hide the bar only.
+//! per phase. Without the bar (`--json`, or a stderr that is not a terminal, as in CI logs) a progress line
+//! every [`LINE_EVERY`] of a phase takes its place. `--quiet` hides all of it.
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 const TICK: Duration = Duration::from_millis(250);
 /// The window the rates are measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// How often a progress line is printed where there is no bar.
+const LINE_EVERY: Duration = Duration::from_secs(10);
 
 /// What to show on stderr.
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +56,9 @@ impl PhaseBar {
         if !out.bar {
             return PhaseBar {
                 bar: ProgressBar::hidden(),
-                ticker: None,
+                ticker: out
+                    .lines
+                    .then(|| tokio::spawn(lines(label.to_owned(), counters))),
             };
         }
         let total = match length {
@@ -102,6 +107,30 @@ async fn tick(bar: ProgressBar, length: Length, counters: Counters) {
             "{ops_s:>9.1} ops/s {mib_s:>9.1} MiB/s  {} errors",
             errors - errors0
         ));
+    }
+}
+
+/// A progress line every [`LINE_EVERY`]: the phase's totals so far and the rates since the last line.
+async fn lines(label: String, counters: Counters) {
+    let started = Instant::now();
+    let (ops0, bytes0, errors0) = counters();
+    let mut last = (started, ops0, bytes0);
+    let mut interval = tokio::time::interval_at((started + LINE_EVERY).into(), LINE_EVERY);
+    loop {
+        let now = interval.tick().await.into_std();
+        let (ops, bytes, errors) = counters();
+        let secs = now.duration_since(last.0).as_secs_f64();
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        eprintln!(
+            "[{label}] {:.0}s: {} ops, {:.1} MiB, {} errors; last {secs:.0}s: {:.1} ops/s, {:.1} MiB/s",
+            now.duration_since(started).as_secs_f64(),
+            ops - ops0,
+            mib(bytes - bytes0),
+            errors - errors0,
+            (ops - last.1) as f64 / secs,
+            mib(bytes - last.2) / secs,
+        );
+        last = (now, ops, bytes);
     }
 }
 
