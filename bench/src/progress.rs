@@ -15,6 +15,7 @@ const TICK: Duration = Duration::from_millis(250);
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How often a progress line is printed where there is no bar.
 const LINE_EVERY: Duration = Duration::from_secs(10);
+const _: () = assert!(LINE_EVERY.as_millis() >= RATE_WINDOW.as_millis());
 
 /// What to show on stderr.
 #[derive(Clone, Copy, Debug)]
@@ -114,23 +115,20 @@ async fn tick(bar: ProgressBar, length: Length, counters: Counters) {
 async fn lines(label: String, counters: Counters) {
     let started = Instant::now();
     let (ops0, bytes0, errors0) = counters();
-    let mut last = (started, ops0, bytes0);
+    // Lines are further apart than the rate window, so each line's rates cover the time since the last.
+    let mut window = Window::new(started, ops0, bytes0);
     let mut interval = tokio::time::interval_at((started + LINE_EVERY).into(), LINE_EVERY);
     loop {
         let now = interval.tick().await.into_std();
         let (ops, bytes, errors) = counters();
-        let secs = now.duration_since(last.0).as_secs_f64();
-        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let (ops_s, mib_s) = window.rates(now, ops, bytes);
         eprintln!(
-            "[{label}] {:.0}s: {} ops, {:.1} MiB, {} errors; last {secs:.0}s: {:.1} ops/s, {:.1} MiB/s",
+            "[{label}] {:.0}s: {} ops, {:.1} MiB, {} errors; since the last line: {ops_s:.1} ops/s, {mib_s:.1} MiB/s",
             now.duration_since(started).as_secs_f64(),
             ops - ops0,
-            mib(bytes - bytes0),
+            (bytes - bytes0) as f64 / (1u64 << 20) as f64,
             errors - errors0,
-            (ops - last.1) as f64 / secs,
-            mib(bytes - last.2) / secs,
         );
-        last = (now, ops, bytes);
     }
 }
 

@@ -83,7 +83,7 @@ pub(crate) async fn ensure_bucket(
     timeout: Duration,
     stop: &AtomicBool,
 ) -> anyhow::Result<bool> {
-    let limit = timeout.min(SETUP_TIMEOUT);
+    let limit = setup_limit(timeout);
     match within(limit, Some(stop), client.bucket_exists()).await {
         Ok(true) => return Ok(false),
         Ok(false) => {}
@@ -126,7 +126,7 @@ pub(crate) async fn ensure_buckets(
             }
             Err(e) => {
                 for (c, _) in clients.iter().zip(&created).filter(|(_, made)| **made) {
-                    let _ = within(timeout.min(SETUP_TIMEOUT), None, c.delete_bucket()).await;
+                    let _ = within(setup_limit(timeout), None, c.delete_bucket()).await;
                 }
                 return Err(e).with_context(|| format!("bucket {}", client.bucket()));
             }
@@ -232,6 +232,11 @@ pub(crate) async fn cleanup_all(
         }
     }
     first_error
+}
+
+/// How long one set-up request may take: `--timeout`, but at most [`SETUP_TIMEOUT`].
+fn setup_limit(timeout: Duration) -> Duration {
+    timeout.min(SETUP_TIMEOUT)
 }
 
 /// How long one cleanup request may take: `--timeout`, but never less than [`SETUP_TIMEOUT`] (a

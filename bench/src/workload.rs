@@ -120,7 +120,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         let mut keys: Vec<Vec<String>> = vec![Vec::new(); clients.len()];
         // Delete mode: only what the run did not delete.
-        let left: Vec<&crate::layout::Object> = match args.mode {
+        let left: Vec<&Object> = match args.mode {
             Mode::Delete => workers.iter().flat_map(|w| &w.to_delete).collect(),
             _ => prepared.iter().collect(),
         };
@@ -291,14 +291,11 @@ impl Bench<'_> {
             }
             after.map(|((before, now), memory)| (now.since(&before), memory))
         });
-        let interrupted = self.stop.load(Ordering::Relaxed);
         let mut stats = Stats::default();
         for w in workers.iter() {
             stats.merge(&w.stats);
         }
-        let mut report = self.report(&stats, elapsed.as_secs_f64(), warmup, cpu, server);
-        report.interrupted = interrupted;
-        Ok(report)
+        Ok(self.report(&stats, elapsed.as_secs_f64(), warmup, cpu, server))
     }
 
     /// The random buffer every body is sliced from: for one size (whole or in multipart parts), or for the
@@ -363,7 +360,8 @@ impl Bench<'_> {
             server_cpu: server.map(|(c, _)| CpuCost::new(&c, total.ops, total.bytes, elapsed_s)),
             server_memory: server.map(|(_, m)| m),
             run: Some(self.layout.run.to_string()),
-            interrupted: false,
+            // Read right after the measured phase: a Ctrl-C later (during cleanup) did not cut it short.
+            interrupted: self.stop.load(Ordering::Relaxed),
         }
     }
 }
