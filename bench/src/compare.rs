@@ -52,7 +52,13 @@ fn table(pa: &Path, a: &Report, pb: &Path, b: &Report) -> String {
     let differ: Vec<&str> = [
         ("mode", a.mode != b.mode),
         ("sizes", a.describe_sizes() != b.describe_sizes()),
+        ("mix", a.mix != b.mix),
+        ("key distribution", a.keys != b.keys),
         ("concurrency", a.concurrency != b.concurrency),
+        ("part size", a.part_size != b.part_size),
+        ("parallel parts", a.parts_parallel != b.parts_parallel),
+        ("buckets", a.buckets != b.buckets),
+        ("prefixes", a.prefixes != b.prefixes),
         ("payload signing", a.unsigned_payload != b.unsigned_payload),
         ("interrupted", a.interrupted != b.interrupted),
     ]
@@ -228,6 +234,19 @@ mod tests {
         assert!(
             t.contains("note: the runs differ in mode;"),
             "unlike runs are pointed out:\n{t}"
+        );
+        let zipf = write(
+            &dir,
+            "zipf.json",
+            &report_json(100.0, 3.0, "{}").replace(
+                r#""concurrency":8"#,
+                r#""concurrency":8,"keys":"zipf s=1.1","prefixes":4"#,
+            ),
+        );
+        let t = table(&a, &ra, &zipf, &read(&zipf).unwrap());
+        assert!(
+            t.contains("note: the runs differ in key distribution, prefixes;"),
+            "{t}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -102,6 +102,17 @@ pub(crate) async fn ensure_bucket(
         Err(Bounded::Failed(OpError::Http {
             code: Some(code), ..
         })) if code == "BucketAlreadyOwnedByYou" => Ok(false),
+        // The request may have landed with its answer lost: the bucket was not there a moment ago, so if it
+        // is now, this run made it (and cleanup must remove it).
+        Err(Bounded::Failed(e)) if unanswered(&e) => {
+            match within(limit, Some(stop), client.bucket_exists()).await {
+                Ok(true) => Ok(true),
+                Ok(false) => Err(Bounded::Failed(e).context("CreateBucket")),
+                Err(_) => Err(Bounded::Failed(e).context(
+                    "CreateBucket (and HEAD bucket after it got no answer either: the bucket may exist now)",
+                )),
+            }
+        }
         Err(e) => Err(e.context("CreateBucket")),
     }
 }
@@ -393,6 +404,72 @@ mod tests {
             }
         });
         (endpoint, accepted)
+    }
+
+    /// A server whose CreateBucket lands but is never answered: HEAD bucket is 404 until a PUT arrived, 200
+    /// after; the PUT's connection is held open with no answer.
+    async fn create_lands_unanswered_server() -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let created = Arc::new(AtomicBool::new(false));
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let created = created.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end + 4);
+                        if head.starts_with("PUT ") {
+                            created.store(true, Ordering::Relaxed);
+                            std::future::pending::<()>().await;
+                        }
+                        let status = if created.load(Ordering::Relaxed) {
+                            "200 OK"
+                        } else {
+                            "404 Not Found"
+                        };
+                        let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                        if conn.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        endpoint
+    }
+
+    #[tokio::test]
+    async fn a_create_bucket_that_landed_unanswered_counts_as_created() {
+        let endpoint = create_lands_unanswered_server().await;
+        let tls = TlsOptions::default();
+        let client = S3Client::new(&ClientConfig {
+            endpoint: &endpoint,
+            access_key: "AKIDEXAMPLE",
+            secret_key: "secret",
+            region: "us-east-1",
+            bucket: "b",
+            unsigned_payload: false,
+            pool_size: 2,
+            tls: &tls,
+        })
+        .unwrap();
+        let stop = AtomicBool::new(false);
+        let created = ensure_bucket(&client, "us-east-1", Duration::from_millis(300), &stop).await;
+        assert!(
+            created.expect("the bucket is there"),
+            "a bucket this run made must be deleted by its cleanup"
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures_util::FutureExt as _;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 
@@ -79,7 +80,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let interrupt = spawn_interrupt_handler(stop.clone());
+    let cleaning = Arc::new(AtomicBool::new(false));
+    let interrupt = spawn_interrupt_handler(stop.clone(), cleaning.clone());
     let created =
         setup::ensure_buckets(&clients, &args.region, out.lines, args.timeout, &stop).await?;
     let layout = Layout {
@@ -133,6 +135,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 keys[bucket].push(key);
             }
         }
+        cleaning.store(true, Ordering::Relaxed);
         setup::cleanup_all(&clients, keys, &created, args.timeout, out.lines).await
     };
     interrupt.abort();
@@ -176,13 +179,21 @@ fn prepared_objects(args: &BenchArgs, layout: Layout, sizes: &SizeDist) -> Vec<O
         .collect()
 }
 
-/// First Ctrl-C: stop the run (then report and clean up). Second: exit at once.
-fn spawn_interrupt_handler(stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+/// First Ctrl-C: stop the run (then report and clean up). Second: exit at once. A first one during cleanup
+/// (the run's report complete) only says how to leave.
+fn spawn_interrupt_handler(
+    stop: Arc<AtomicBool>,
+    cleaning: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
         }
-        eprintln!("interrupted: stopping (Ctrl-C again to exit without cleanup)");
+        if cleaning.load(Ordering::Relaxed) {
+            eprintln!("interrupted: cleanup goes on (Ctrl-C again to exit without it)");
+        } else {
+            eprintln!("interrupted: stopping (Ctrl-C again to exit without cleanup)");
+        }
         stop.store(true, Ordering::Relaxed);
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(130);
@@ -397,15 +408,22 @@ async fn run_phase(
         let (ctx, limit) = (ctx.clone(), limit.clone());
         let record = phase.record;
         tasks.push(tokio::spawn(async move {
-            w.run(&ctx, &limit, record).await;
-            w
+            // A panic must not lose the worker: what it created and has yet to delete is cleanup's list.
+            let run = std::panic::AssertUnwindSafe(w.run(&ctx, &limit, record));
+            let panicked = run.catch_unwind().await.is_err();
+            (w, panicked)
         }));
     }
     let mut failure = None;
     for t in tasks {
         match t.await {
-            Ok(w) => workers.push(w),
-            Err(e) => failure = Some(e),
+            Ok((w, panicked)) => {
+                if panicked {
+                    failure = Some(anyhow::anyhow!("worker {} panicked", w.id));
+                }
+                workers.push(w);
+            }
+            Err(e) => failure = Some(e.into()),
         }
     }
     let elapsed = started.elapsed();
@@ -422,7 +440,7 @@ async fn run_phase(
         );
     }
     if let Some(e) = failure {
-        return Err(e).context("a worker task failed");
+        return Err(e.context("a worker task failed"));
     }
     Ok(elapsed)
 }
