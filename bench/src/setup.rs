@@ -390,6 +390,21 @@ mod tests {
     use crate::client::ClientConfig;
     use crate::transport::TlsOptions;
 
+    /// A client of bucket `b` at `endpoint`.
+    fn test_client(endpoint: &str, pool_size: usize) -> S3Client {
+        S3Client::new(&ClientConfig {
+            endpoint,
+            access_key: "AKIDEXAMPLE",
+            secret_key: "secret",
+            region: "us-east-1",
+            bucket: "b",
+            unsigned_payload: false,
+            pool_size,
+            tls: &TlsOptions::default(),
+        })
+        .unwrap()
+    }
+
     /// A server that accepts connections and never answers; counts the connections.
     async fn silent_server() -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -451,19 +466,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_create_bucket_that_landed_unanswered_counts_as_created() {
-        let endpoint = create_lands_unanswered_server().await;
-        let tls = TlsOptions::default();
-        let client = S3Client::new(&ClientConfig {
-            endpoint: &endpoint,
-            access_key: "AKIDEXAMPLE",
-            secret_key: "secret",
-            region: "us-east-1",
-            bucket: "b",
-            unsigned_payload: false,
-            pool_size: 2,
-            tls: &tls,
-        })
-        .unwrap();
+        let client = test_client(&create_lands_unanswered_server().await, 2);
         let stop = AtomicBool::new(false);
         let created = ensure_bucket(&client, "us-east-1", Duration::from_millis(300), &stop).await;
         assert!(
@@ -475,20 +478,7 @@ mod tests {
     #[tokio::test]
     async fn cleanup_gives_up_on_a_server_that_stopped_answering_instead_of_trying_every_key() {
         let (endpoint, accepted) = silent_server().await;
-        let tls = TlsOptions::default();
-        let client = Arc::new(
-            S3Client::new(&ClientConfig {
-                endpoint: &endpoint,
-                access_key: "AKIDEXAMPLE",
-                secret_key: "secret",
-                region: "us-east-1",
-                bucket: "b",
-                unsigned_payload: false,
-                pool_size: CLEANUP_PARALLEL,
-                tls: &tls,
-            })
-            .unwrap(),
-        );
+        let client = Arc::new(test_client(&endpoint, CLEANUP_PARALLEL));
         let keys: Vec<String> = (0..20 * DELETE_BATCH).map(|i| format!("k{i}")).collect();
         let gone = Arc::new(AtomicBool::new(false));
         let r = cleanup(&client, keys, true, Duration::from_millis(200), true, &gone).await;
