@@ -1,6 +1,6 @@
 //! Criterion benches for the CPU kernels that bound the storage data path (issue #7): Reed-Solomon encode and
-//! reconstruct of one block, BLAKE3 over shard blocks, MD5 for ETags, and the shard sinks' copy into their
-//! aligned buffers.
+//! reconstruct of one block, BLAKE3 over shard blocks, MD5 for ETags, the shard sinks' copy into their
+//! aligned buffers, and a GET's read of a shard frame from the page cache.
 //!
 //! Reed-Solomon runs at every geometry we expect to configure, with the default 1 MiB block, four ways: through
 //! Strata's own [`Codec`] with each of its two codes (what the PUT and GET paths call, copies and buffer pool
@@ -440,9 +440,56 @@ fn sink_copy(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
+/// A GET's read of one 4+2 frame (BLAKE3 + 256 KiB shard) of an aligned-layout shard file from the page cache
+/// into a page-aligned buffer, as `read::SegmentReader::read_shard` does: the read starts 32 bytes before a
+/// page of the file, so the kernel's copy writes 32 bytes (mod 4 KiB) past where it reads. Also timed: the
+/// same read landing 16 bytes past and 0 bytes past, to show what a change of hash length or of where the
+/// read starts would cost (ARCHITECTURE.md, GET).
+fn page_cache_read(c: &mut Criterion<ThreadCpuTime>) {
+    use std::os::unix::fs::FileExt;
+    const SLOT: usize = 4096;
+    const FRAME: usize = 32 + BLOCK / 4;
+    // 66 MiB: more than the L3 cache, so frames come from memory, as a GET's do.
+    const FRAMES: usize = 256;
+    let stride = SLOT + BLOCK / 4;
+    let path = std::env::temp_dir().join(format!("strata-bench-page-cache-{}", std::process::id()));
+    let contents = pseudo_random(FRAMES * stride, 0xfa9e);
+    std::fs::write(&path, &contents).expect("write the shard file");
+    let file = std::fs::File::open(&path).expect("open the shard file");
+    let _ = std::fs::remove_file(&path);
+    let mut buf = vec![0u8; FRAME + 2 * SLOT];
+    let page = buf.as_ptr().align_offset(SLOT);
+    let mut group = c.benchmark_group("page_cache_read");
+    group.throughput(Throughput::Bytes(FRAME as u64));
+    for distance in [32usize, 16, 0] {
+        // The frame starts at `SLOT - 32` (mod 4 KiB) in the file.
+        let at = page + (SLOT - 32 + distance) % SLOT;
+        let frame = |i: usize| (i * stride + SLOT - 32) as u64;
+        for i in 0..FRAMES {
+            file.read_exact_at(&mut buf[at..at + FRAME], frame(i))
+                .expect("read a frame");
+            let start = frame(i) as usize;
+            assert_eq!(
+                &buf[at..at + FRAME],
+                &contents[start..start + FRAME],
+                "the read reads"
+            );
+        }
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new("distance", distance), |b| {
+            b.iter(|| {
+                next = (next + 1) % FRAMES;
+                file.read_exact_at(black_box(&mut buf[at..at + FRAME]), frame(next))
+                    .expect("read a frame");
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = kernels;
     config = Criterion::default().with_measurement(ThreadCpuTime::default());
-    targets = erasure_encode, erasure_reconstruct, blake3_blocks, md5_etag, sink_copy
+    targets = erasure_encode, erasure_reconstruct, blake3_blocks, md5_etag, sink_copy, page_cache_read
 }
 criterion_main!(kernels);
