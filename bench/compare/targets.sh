@@ -3,7 +3,8 @@
 # fsync on, data on the local disk under $TMPDIR or /tmp), plus a loopback TCP copy (iperf3, 8 streams) as the
 # ceiling for GET and, for the 64 MiB PUT rows, the disk's write rate (six dd streams) as the ceiling for PUT.
 # Each row reports throughput and the server's CPU time (utime + stime from /proc, measured by
-# `strata bench --server-pid`) per GiB or per 1,000 operations.
+# `strata bench --server-pid`) per GiB or per 1,000 operations, and the cores busy with anything but the
+# generator and the server ("other") and stolen by the hypervisor ("steal"), which say whether a row was disturbed.
 #
 # Usage: bash bench/compare/targets.sh [BIN (default target/release/strata)] [DURATION (default 15s)]
 # Env: IO=uring|portable (storage.io of the server; default: the server's default), ROWS (default
@@ -86,9 +87,11 @@ row() { # row NAME MODE SIZE CONCURRENCY [extra bench args...]
     python3 - "$OUT/$name.json" "$name" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); o = d["ops"][0]; l = o["latency_ms"]; c = d["server_cpu"]
+m = d.get("machine_cpu")
 print(f"{sys.argv[2]:<6} {o['ops_per_s']:>9.0f} ops/s {d.get('mib_per_s', o.get('mib_per_s', 0)):>8.0f} MiB/s  "
       f"p50 {l['p50']:7.2f} ms  p99 {l['p99']:7.2f} ms  server {c['per_gib_s']:.3f} CPU-s/GiB "
-      f"{c['per_1000_ops_s']:.3f} CPU-s/1k ops")
+      f"{c['per_1000_ops_s']:.3f} CPU-s/1k ops"
+      + (f"  other {m['other_cores']:.2f} steal {m['steal_cores']:.2f} cores" if m else ""))
 PY
     [ -n "${KEEP_LOG:-}" ] && cp "$dir/server.log" "$OUT/$name.server.log"; rm -rf "$dir"
 }

@@ -1,6 +1,7 @@
-//! CPU and memory accounting of processes from `/proc`: user and system time of the generator itself
-//! (`/proc/self/stat`) and, with `--server-pid`, of the server under test, plus the server's resident memory
-//! (`VmRSS`, `VmHWM`). Linux only; elsewhere the figures are absent.
+//! CPU and memory accounting from `/proc`: user and system time of the generator itself (`/proc/self/stat`)
+//! and, with `--server-pid`, of the server under test, plus the server's resident memory (`VmRSS`, `VmHWM`);
+//! and the whole machine's busy and stolen time (`/proc/stat`), which says whether anything besides the run
+//! used the cores it measured on. Linux only; elsewhere the figures are absent.
 
 use std::time::Duration;
 
@@ -49,6 +50,57 @@ fn parse_stat(stat: &str, ticks_per_sec: u64) -> Option<CpuTimes> {
     Some(CpuTimes {
         user: Duration::from_secs_f64(utime as f64 / ticks),
         system: Duration::from_secs_f64(stime as f64 / ticks),
+    })
+}
+
+/// The whole machine's CPU time so far, from the `cpu` line of `/proc/stat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct MachineTimes {
+    /// Time not idle, waiting for I/O or stolen: user, nice, system, irq and softirq (guest time is in user).
+    pub(crate) busy: Duration,
+    /// Time the hypervisor ran something else while this machine had work (steal).
+    pub(crate) steal: Duration,
+    /// Online CPUs.
+    pub(crate) cores: usize,
+}
+
+impl MachineTimes {
+    pub(crate) fn now() -> std::io::Result<MachineTimes> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        parse_machine(&stat, rustix::param::clock_ticks_per_second()).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected /proc/stat")
+        })
+    }
+
+    /// The time spent between `earlier` and `self`.
+    pub(crate) fn since(&self, earlier: &MachineTimes) -> MachineTimes {
+        MachineTimes {
+            busy: self.busy.saturating_sub(earlier.busy),
+            steal: self.steal.saturating_sub(earlier.steal),
+            cores: self.cores,
+        }
+    }
+}
+
+/// Parses the aggregate `cpu` line (user nice system idle iowait irq softirq steal ..., in clock ticks) and
+/// counts the `cpuN` lines.
+fn parse_machine(stat: &str, ticks_per_sec: u64) -> Option<MachineTimes> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let field = |i: usize| f.get(i).copied().unwrap_or(0);
+    let ticks = ticks_per_sec.max(1) as f64;
+    let secs = |t: u64| Duration::from_secs_f64(t as f64 / ticks);
+    Some(MachineTimes {
+        busy: secs(field(0) + field(1) + field(2) + field(5) + field(6)),
+        steal: secs(field(7)),
+        cores: stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count(),
     })
 }
 
@@ -103,6 +155,22 @@ mod tests {
             assert!(t.total_secs() >= 0.0);
             let m = Memory::of("self").unwrap();
             assert!(m.hwm_kib >= m.rss_kib && m.rss_kib > 0);
+        }
+    }
+
+    #[test]
+    fn machine_line() {
+        let stat = "cpu  500 10 200 9000 40 5 25 60 0 0\ncpu0 250 5 100 4500 20 2 12 30 0 0\n\
+                    cpu1 250 5 100 4500 20 3 13 30 0 0\nintr 1 2 3\nctxt 99\n";
+        let t = parse_machine(stat, 100).unwrap();
+        // user + nice + system + irq + softirq; iowait and idle are not busy, steal is apart.
+        assert_eq!(t.busy, Duration::from_millis(7400));
+        assert_eq!(t.steal, Duration::from_millis(600));
+        assert_eq!(t.cores, 2);
+        assert!(parse_machine("intr 1 2\n", 100).is_none());
+        if cfg!(target_os = "linux") {
+            let now = MachineTimes::now().unwrap();
+            assert!(now.cores >= 1 && now.busy > Duration::ZERO);
         }
     }
 

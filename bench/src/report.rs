@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::{CpuTimes, Memory};
+use crate::cpu::{CpuTimes, MachineTimes, Memory};
 use crate::stats::{CacheCounts, KindStats, Stats};
 use crate::units::OpKind;
 
@@ -69,6 +69,9 @@ pub(crate) struct Report {
     pub(crate) server_pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) server_cpu: Option<CpuCost>,
+    /// The whole machine over the measured phase: what else ran beside the run, and steal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) machine_cpu: Option<MachineCpu>,
     /// The server's resident memory right after the measured phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) server_memory: Option<Memory>,
@@ -105,6 +108,50 @@ pub(crate) struct Latency {
     pub(crate) p99: f64,
     pub(crate) p999: f64,
     pub(crate) max: f64,
+}
+
+/// The whole machine's CPU over the measured phase, in average cores.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct MachineCpu {
+    pub(crate) cores: usize,
+    /// Cores busy (user, system, interrupts), whoever used them.
+    pub(crate) busy_cores: f64,
+    /// Busy cores that neither the generator nor (with `--server-pid`) the server accounts for: other
+    /// processes, and kernel work charged to no process of the run. Near 0 on an undisturbed machine.
+    pub(crate) other_cores: f64,
+    /// Cores the hypervisor took away while this machine had work.
+    pub(crate) steal_cores: f64,
+}
+
+impl MachineCpu {
+    pub(crate) fn new(
+        t: &MachineTimes,
+        generator: &CpuTimes,
+        server: Option<&CpuTimes>,
+        elapsed_s: f64,
+    ) -> MachineCpu {
+        let cores = |d: std::time::Duration| {
+            if elapsed_s > 0.0 {
+                d.as_secs_f64() / elapsed_s
+            } else {
+                0.0
+            }
+        };
+        let run = generator.total_secs() + server.map_or(0.0, CpuTimes::total_secs);
+        let busy = cores(t.busy);
+        MachineCpu {
+            cores: t.cores,
+            busy_cores: busy,
+            other_cores: (busy
+                - if elapsed_s > 0.0 {
+                    run / elapsed_s
+                } else {
+                    0.0
+                })
+            .max(0.0),
+            steal_cores: cores(t.steal),
+        }
+    }
 }
 
 /// CPU time of a process during the measured phase and what it comes to per unit of work.
@@ -330,6 +377,18 @@ impl Report {
             let who = format!("server pid {}", self.server_pid.unwrap_or_default());
             write_cpu(&mut out, &who, server);
         }
+        if let Some(m) = &self.machine_cpu {
+            let besides = if self.server_cpu.is_some() {
+                "the generator and the server"
+            } else {
+                "the generator (no --server-pid)"
+            };
+            let _ = writeln!(
+                out,
+                "machine: {:.2} of {} cores busy, {:.2} of them besides {besides}; steal {:.2} cores",
+                m.busy_cores, m.cores, m.other_cores, m.steal_cores
+            );
+        }
         if let Some(m) = &self.server_memory {
             let _ = writeln!(
                 out,
@@ -386,6 +445,27 @@ mod tests {
         assert_eq!(c.per_gib_s, Some(1.5));
         assert!((c.cores - 0.5).abs() < 1e-9);
         assert_eq!(CpuCost::new(&t, 0, 0, 1.0).per_gib_s, None);
+        // Over 3 s the machine was busy 5.7 core-seconds: 1.5 of them the generator, 3.6 the server.
+        let machine = MachineTimes {
+            busy: Duration::from_millis(5700),
+            steal: Duration::from_millis(300),
+            cores: 2,
+        };
+        let server = CpuTimes {
+            user: Duration::from_secs(3),
+            system: Duration::from_millis(600),
+        };
+        let m = MachineCpu::new(&machine, &t, Some(&server), 3.0);
+        assert!((m.busy_cores - 1.9).abs() < 1e-9);
+        assert!((m.other_cores - 0.2).abs() < 1e-9, "{}", m.other_cores);
+        assert!((m.steal_cores - 0.1).abs() < 1e-9);
+        // Without the server's figures, its work counts as other; never below zero.
+        assert!((MachineCpu::new(&machine, &t, None, 3.0).other_cores - 1.4).abs() < 1e-9);
+        let idle = MachineTimes {
+            busy: Duration::from_millis(100),
+            ..machine
+        };
+        assert_eq!(MachineCpu::new(&idle, &t, None, 3.0).other_cores, 0.0);
     }
 
     #[test]

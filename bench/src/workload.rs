@@ -13,14 +13,14 @@ use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 
 use crate::client::{ClientConfig, S3Client};
-use crate::cpu::{CpuTimes, Memory};
+use crate::cpu::{CpuTimes, MachineTimes, Memory};
 use crate::dist::{KeyPicker, SizeDist};
 use crate::edge_client::EdgeClient;
 use crate::layout::{Layout, Object, RunId};
 use crate::multipart;
 use crate::payload::Payload;
 use crate::progress::{Length, Output, PhaseBar};
-use crate::report::{self, CpuCost, Report};
+use crate::report::{self, CpuCost, MachineCpu, Report};
 use crate::stats::{Progress, Stats};
 use crate::transport::TlsOptions;
 use crate::units::{DEFAULT_MIX, Mix};
@@ -288,7 +288,11 @@ impl Bench<'_> {
         };
         let cpu_before = CpuTimes::of("self").unwrap_or_default();
         let server_before = server_pid.and_then(|pid| CpuTimes::of(pid).ok());
+        let machine_before = MachineTimes::now().ok();
         let elapsed = run_phase(&ctx, workers, phase, self.out).await?;
+        let machine = machine_before
+            .zip(MachineTimes::now().ok())
+            .map(|(before, now)| now.since(&before));
         let cpu = CpuTimes::of("self").unwrap_or_default().since(&cpu_before);
         // A server that exited mid-run costs the report its server figures, not the report.
         let server = server_pid.and_then(|pid| {
@@ -306,7 +310,7 @@ impl Bench<'_> {
         for w in workers.iter() {
             stats.merge(&w.stats);
         }
-        Ok(self.report(&stats, elapsed.as_secs_f64(), warmup, cpu, server))
+        Ok(self.report(&stats, elapsed.as_secs_f64(), warmup, cpu, server, machine))
     }
 
     /// The random buffer every body is sliced from: for one size (whole or in multipart parts), or for the
@@ -332,6 +336,7 @@ impl Bench<'_> {
         warmup: Duration,
         cpu: CpuTimes,
         server: Option<(CpuTimes, Memory)>,
+        machine: Option<MachineTimes>,
     ) -> Report {
         let args = self.args;
         let total = stats.total();
@@ -370,6 +375,8 @@ impl Bench<'_> {
             server_pid: args.server_pid,
             server_cpu: server.map(|(c, _)| CpuCost::new(&c, total.ops, total.bytes, elapsed_s)),
             server_memory: server.map(|(_, m)| m),
+            machine_cpu: machine
+                .map(|m| MachineCpu::new(&m, &cpu, server.as_ref().map(|(c, _)| c), elapsed_s)),
             run: Some(self.layout.run.to_string()),
             // Read right after the measured phase: a Ctrl-C later (during cleanup) did not cut it short.
             interrupted: self.stop.load(Ordering::Relaxed),

@@ -128,6 +128,13 @@ fn bench_smoke_runs_every_basic_mode_cleanly() {
         let (ops, errors) = total_ops_and_errors(&report);
         assert!(ops > 0, "{args:?} measured nothing: {report}");
         assert_eq!(errors, 0, "{args:?} had errors: {}", report["errors"]);
+        // The whole machine's figures are there (read, not judged: clock ticks over a short phase are coarse).
+        let machine = &report["machine_cpu"];
+        assert!(machine["cores"].as_u64().expect("machine cores") >= 1);
+        for figure in ["busy_cores", "other_cores", "steal_cores"] {
+            let v = machine[figure].as_f64().expect(figure);
+            assert!(v.is_finite() && v >= 0.0, "{figure} {v}: {machine}");
+        }
     }
     // Cleanup (no --keep) removed the bucket the runs created.
     assert_eq!(
