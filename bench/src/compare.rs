@@ -110,6 +110,11 @@ fn table(pa: &Path, a: &Report, pb: &Path, b: &Report) -> String {
         a.server_cpu.as_ref(),
         b.server_cpu.as_ref(),
     );
+    if let (Some(ma), Some(mb)) = (&a.machine_cpu, &b.machine_cpu) {
+        // Whether either run shared its cores: a ratio of two near-zero figures says nothing, the values do.
+        rows.figure("machine other cores", ma.other_cores, mb.other_cores, 2);
+        rows.figure("machine steal cores", ma.steal_cores, mb.steal_cores, 2);
+    }
     out
 }
 
@@ -225,6 +230,29 @@ mod tests {
             "no per-GiB figure when a report has none"
         );
         assert!(!t.contains("note:"), "alike runs get no note:\n{t}");
+        assert!(
+            !t.contains("machine"),
+            "no machine rows when a report has none"
+        );
+        let with_machine = |other: f64| {
+            report_json(100.0, 3.0, "{}").replace(
+                r#""concurrency":8"#,
+                &format!(
+                    r#""concurrency":8,"machine_cpu":{{"cores":2,"busy_cores":1.9,"other_cores":{other},"steal_cores":0.0}}"#
+                ),
+            )
+        };
+        let (ma, mb) = (
+            write(&dir, "ma.json", &with_machine(0.02)),
+            write(&dir, "mb.json", &with_machine(0.5)),
+        );
+        let t = table(&ma, &read(&ma).unwrap(), &mb, &read(&mb).unwrap());
+        let other = t.lines().find(|l| l.starts_with("machine other cores"));
+        assert_eq!(
+            other.and_then(|l| l.split_whitespace().last()),
+            Some("25.00x"),
+            "{t}"
+        );
         let put = write(
             &dir,
             "put.json",
