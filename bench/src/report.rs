@@ -130,26 +130,20 @@ impl MachineCpu {
         server: Option<&CpuTimes>,
         elapsed_s: f64,
     ) -> MachineCpu {
-        let cores = |d: std::time::Duration| {
+        let per_second = |secs: f64| {
             if elapsed_s > 0.0 {
-                d.as_secs_f64() / elapsed_s
+                secs / elapsed_s
             } else {
                 0.0
             }
         };
         let run = generator.total_secs() + server.map_or(0.0, CpuTimes::total_secs);
-        let busy = cores(t.busy);
+        let busy = per_second(t.busy.as_secs_f64());
         MachineCpu {
             cores: t.cores,
             busy_cores: busy,
-            other_cores: (busy
-                - if elapsed_s > 0.0 {
-                    run / elapsed_s
-                } else {
-                    0.0
-                })
-            .max(0.0),
-            steal_cores: cores(t.steal),
+            other_cores: (busy - per_second(run)).max(0.0),
+            steal_cores: per_second(t.steal.as_secs_f64()),
         }
     }
 }
