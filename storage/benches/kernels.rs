@@ -449,7 +449,7 @@ fn page_cache_read(c: &mut Criterion<ThreadCpuTime>) {
     use std::os::unix::fs::FileExt;
     const SLOT: usize = 4096;
     const FRAME: usize = 32 + BLOCK / 4;
-    // 66 MiB: more than the L3 cache, so frames come from memory, as a GET's do.
+    // 65 MiB: more than the L3 cache, so frames come from memory, as a GET's do.
     const FRAMES: usize = 256;
     let stride = SLOT + BLOCK / 4;
     let path = std::env::temp_dir().join(format!("strata-bench-page-cache-{}", std::process::id()));

@@ -35,9 +35,9 @@ use crate::disk::{DataId, ShardSource};
 use crate::erasure::Geometry;
 
 const MAGIC: &[u8; 8] = b"STRATASH";
-/// Bytes of the per-block checksum. In the aligned layout a read of hash and shard into a page-aligned buffer
-/// copies from 32 bytes (mod 4 KiB) before where it writes; a distance of 1-31 would make that copy several
-/// times slower on AMD Zen 3 (ARCHITECTURE.md, GET).
+/// Bytes of the per-block checksum. In the aligned layout a GET reads hash and shard into a page-aligned buffer
+/// (`read::SegmentReader::read_shard`), so the kernel's copy writes 32 bytes (mod 4 KiB) past where it reads;
+/// a distance of 1-31 would make that copy about five times slower on AMD Zen 3 (ARCHITECTURE.md, GET).
 pub const HASH_LEN: usize = 32;
 /// Bytes of a block's hash slot in the aligned layout (its hash, then zeros), and the multiple its header is
 /// padded to.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::buffers::AlignedBuf;
 use crate::disk::{DataId, Disk, ShardSource};
 use crate::engine::{BodyStream, Engine};
 use crate::erasure::Codec;
@@ -101,26 +102,31 @@ impl SegmentReader {
         let len = map.shard_len(block);
         // The hash and the shard after it, in either layout.
         let offset = shard.frames.hash_offset(&map, block);
-        // A recycled buffer, not zeroed: the read overwrites all of it.
-        let mut buf = crate::buffers::take_len(HASH_LEN + len);
+        // A recycled buffer, not zeroed: the read overwrites all of it. Page-aligned (from 64 KiB on), so that
+        // in the aligned layout, where the hash ends its 4 KiB slot, the kernel's copy lands HASH_LEN bytes
+        // past where it reads: the fast distance for `rep movsb` (see `layout::HASH_LEN`).
+        let mut buf = AlignedBuf::with_len(HASH_LEN + len);
         // From the page cache on this task when the block is there (a copy, no disk wait); otherwise on the
         // blocking pool, so a disk read never holds up the runtime's threads.
-        let read = match shard.src.read_cached_at(&mut buf, offset) {
+        let read = match shard.src.read_cached_at(buf.as_mut_slice(), offset) {
             Ok(true) => buf,
             Ok(false) => tokio::task::spawn_blocking(move || {
-                shard.src.read_exact_at(&mut buf, offset).map(|()| buf)
+                shard
+                    .src
+                    .read_exact_at(buf.as_mut_slice(), offset)
+                    .map(|()| buf)
             })
             .await
             .ok()?
             .ok()?,
             Err(_) => return None,
         };
-        let (hash, data) = read.split_at(HASH_LEN);
+        let (hash, data) = read.as_slice().split_at(HASH_LEN);
         if blake3::hash(data).as_bytes() != hash {
             tracing::warn!(slot, block, id = %self.segment.data_id.to_hex(), "shard block checksum mismatch");
             return None;
         }
-        Some(crate::buffers::freeze(read).slice(HASH_LEN..))
+        Some(read.freeze().slice(HASH_LEN..))
     }
 
     /// Returns block `i`'s object bytes (as slices of its data shards), reconstructing from parity when a data
