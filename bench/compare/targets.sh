@@ -4,7 +4,8 @@
 # ceiling for GET and, for the 64 MiB PUT rows, the disk's write rate (six dd streams) as the ceiling for PUT.
 # Each row reports throughput and the server's CPU time (utime + stime from /proc, measured by
 # `strata bench --server-pid`) per GiB or per 1,000 operations, and the cores busy with anything but the
-# generator and the server ("other") and stolen by the hypervisor ("steal"), which say whether a row was disturbed.
+# generator and the server ("other") and stolen by the hypervisor ("steal"): against a quiet row (0.00-0.04
+# here), whether a row shared its cores with something else.
 #
 # Usage: bash bench/compare/targets.sh [BIN (default target/release/strata)] [DURATION (default 15s)]
 # Env: IO=uring|portable (storage.io of the server; default: the server's default), ROWS (default

@@ -58,6 +58,8 @@ fn parse_stat(stat: &str, ticks_per_sec: u64) -> Option<CpuTimes> {
 pub(crate) struct MachineTimes {
     /// Time not idle, waiting for I/O or stolen: user, nice, system, irq and softirq (guest time is in user).
     pub(crate) busy: Duration,
+    /// The irq and softirq part of `busy`.
+    pub(crate) irq: Duration,
     /// Time the hypervisor ran something else while this machine had work (steal).
     pub(crate) steal: Duration,
     /// Online CPUs.
@@ -76,6 +78,7 @@ impl MachineTimes {
     pub(crate) fn since(&self, earlier: &MachineTimes) -> MachineTimes {
         MachineTimes {
             busy: self.busy.saturating_sub(earlier.busy),
+            irq: self.irq.saturating_sub(earlier.irq),
             steal: self.steal.saturating_sub(earlier.steal),
             cores: self.cores,
         }
@@ -96,6 +99,7 @@ fn parse_machine(stat: &str, ticks_per_sec: u64) -> Option<MachineTimes> {
     let secs = |t: u64| Duration::from_secs_f64(t as f64 / ticks);
     Some(MachineTimes {
         busy: secs(field(0) + field(1) + field(2) + field(5) + field(6)),
+        irq: secs(field(5) + field(6)),
         steal: secs(field(7)),
         cores: stat
             .lines()
@@ -165,6 +169,7 @@ mod tests {
         let t = parse_machine(stat, 100).unwrap();
         // user + nice + system + irq + softirq; iowait and idle are not busy, steal is apart.
         assert_eq!(t.busy, Duration::from_millis(7400));
+        assert_eq!(t.irq, Duration::from_millis(300));
         assert_eq!(t.steal, Duration::from_millis(600));
         assert_eq!(t.cores, 2);
         assert!(parse_machine("intr 1 2\n", 100).is_none());

@@ -117,8 +117,13 @@ pub(crate) struct MachineCpu {
     /// Cores busy (user, system, interrupts), whoever used them.
     pub(crate) busy_cores: f64,
     /// Busy cores that neither the generator nor (with `--server-pid`) the server accounts for: other
-    /// processes, and kernel work charged to no process of the run. Near 0 on an undisturbed machine.
+    /// processes, and kernel work for the run charged to no process of it (kernel threads such as writeback;
+    /// interrupts, where the kernel accounts their time apart from the process they interrupted).
     pub(crate) other_cores: f64,
+    /// The interrupt (irq and softirq) part of `busy_cores`, whoever it was charged to: mostly network
+    /// processing, which on loopback is the run's own.
+    #[serde(default)]
+    pub(crate) irq_cores: f64,
     /// Cores the hypervisor took away while this machine had work.
     pub(crate) steal_cores: f64,
 }
@@ -130,7 +135,7 @@ impl MachineCpu {
         server: Option<&CpuTimes>,
         elapsed_s: f64,
     ) -> MachineCpu {
-        let per_second = |secs: f64| {
+        let cores = |secs: f64| {
             if elapsed_s > 0.0 {
                 secs / elapsed_s
             } else {
@@ -138,12 +143,13 @@ impl MachineCpu {
             }
         };
         let run = generator.total_secs() + server.map_or(0.0, CpuTimes::total_secs);
-        let busy = per_second(t.busy.as_secs_f64());
+        let busy = cores(t.busy.as_secs_f64());
         MachineCpu {
             cores: t.cores,
             busy_cores: busy,
-            other_cores: (busy - per_second(run)).max(0.0),
-            steal_cores: per_second(t.steal.as_secs_f64()),
+            other_cores: (busy - cores(run)).max(0.0),
+            irq_cores: cores(t.irq.as_secs_f64()),
+            steal_cores: cores(t.steal.as_secs_f64()),
         }
     }
 }
@@ -379,8 +385,9 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "machine: {:.2} of {} cores busy, {:.2} of them besides {besides}; steal {:.2} cores",
-                m.busy_cores, m.cores, m.other_cores, m.steal_cores
+                "machine: {:.2} of {} cores busy ({:.2} interrupts), {:.2} of them besides {besides}; \
+                 steal {:.2} cores",
+                m.busy_cores, m.cores, m.irq_cores, m.other_cores, m.steal_cores
             );
         }
         if let Some(m) = &self.server_memory {
@@ -442,6 +449,7 @@ mod tests {
         // Over 3 s the machine was busy 5.7 core-seconds: 1.5 of them the generator, 3.6 the server.
         let machine = MachineTimes {
             busy: Duration::from_millis(5700),
+            irq: Duration::from_millis(600),
             steal: Duration::from_millis(300),
             cores: 2,
         };
@@ -453,6 +461,7 @@ mod tests {
         assert!((m.busy_cores - 1.9).abs() < 1e-9);
         assert!((m.other_cores - 0.2).abs() < 1e-9, "{}", m.other_cores);
         assert!((m.steal_cores - 0.1).abs() < 1e-9);
+        assert!((m.irq_cores - 0.2).abs() < 1e-9);
         // Without the server's figures, its work counts as other; never below zero.
         assert!((MachineCpu::new(&machine, &t, None, 3.0).other_cores - 1.4).abs() < 1e-9);
         let idle = MachineTimes {

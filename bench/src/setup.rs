@@ -108,8 +108,11 @@ pub(crate) async fn ensure_bucket(
             match within(limit, Some(stop), client.bucket_exists()).await {
                 Ok(true) => Ok(true),
                 Ok(false) => Err(Bounded::Failed(e).context("CreateBucket")),
-                Err(_) => Err(Bounded::Failed(e).context(
+                Err(Bounded::Failed(head)) if unanswered(&head) => Err(Bounded::Failed(e).context(
                     "CreateBucket (and HEAD bucket after it got no answer either: the bucket may exist now)",
+                )),
+                Err(head) => Err(head.context(
+                    "HEAD bucket after a CreateBucket that got no answer (the bucket may exist now)",
                 )),
             }
         }
@@ -421,9 +424,9 @@ mod tests {
         (endpoint, accepted)
     }
 
-    /// A server whose CreateBucket lands but is never answered: HEAD bucket is 404 until a PUT arrived, 200
-    /// after; the PUT's connection is held open with no answer.
-    async fn create_lands_unanswered_server() -> String {
+    /// A server whose CreateBucket gets no answer: it reads the PUT and closes the connection, creating the
+    /// bucket first when `lands`. HEAD bucket answers 404 until the bucket exists, 200 after.
+    async fn unanswered_create_server(lands: bool) -> String {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -445,8 +448,8 @@ mod tests {
                         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                         buf.drain(..end + 4);
                         if head.starts_with("PUT ") {
-                            created.store(true, Ordering::Relaxed);
-                            std::future::pending::<()>().await;
+                            created.store(lands, Ordering::Relaxed);
+                            return; // dropped: the connection closes with no answer
                         }
                         let status = if created.load(Ordering::Relaxed) {
                             "200 OK"
@@ -466,13 +469,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_create_bucket_that_landed_unanswered_counts_as_created() {
-        let client = test_client(&create_lands_unanswered_server().await, 2);
         let stop = AtomicBool::new(false);
-        let created = ensure_bucket(&client, "us-east-1", Duration::from_millis(300), &stop).await;
+        let limit = Duration::from_secs(30);
+        let client = test_client(&unanswered_create_server(true).await, 2);
+        let created = ensure_bucket(&client, "us-east-1", limit, &stop).await;
         assert!(
             created.expect("the bucket is there"),
             "a bucket this run made must be deleted by its cleanup"
         );
+        // One that did not land is the error it was.
+        let client = test_client(&unanswered_create_server(false).await, 2);
+        let e = ensure_bucket(&client, "us-east-1", limit, &stop)
+            .await
+            .expect_err("no bucket");
+        assert!(format!("{e:#}").starts_with("CreateBucket"), "{e:#}");
     }
 
     #[tokio::test]

@@ -417,20 +417,28 @@ async fn run_phase(
         tasks.push(tokio::spawn(async move {
             // A panic must not lose the worker: what it created and has yet to delete is cleanup's list.
             let run = std::panic::AssertUnwindSafe(w.run(&ctx, &limit, record));
-            let panicked = run.catch_unwind().await.is_err();
+            let panicked = run.catch_unwind().await.err().map(|payload| {
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned());
+                text.unwrap_or_else(|| "a panic without a message".to_owned())
+            });
             (w, panicked)
         }));
     }
-    let mut failure = None;
+    let mut failure: Option<anyhow::Error> = None;
     for t in tasks {
-        match t.await {
+        let failed = match t.await {
             Ok((w, panicked)) => {
-                if panicked {
-                    failure = Some(anyhow::anyhow!("worker {} panicked", w.id));
-                }
+                let id = w.id;
                 workers.push(w);
+                panicked.map(|why| anyhow::anyhow!("worker {id} panicked: {why}"))
             }
-            Err(e) => failure = Some(e.into()),
+            Err(e) => Some(e.into()),
+        };
+        if failure.is_none() {
+            failure = failed;
         }
     }
     let elapsed = started.elapsed();
