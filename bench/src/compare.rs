@@ -163,19 +163,18 @@ struct Rows<'a>(&'a mut String);
 
 impl Rows<'_> {
     fn figure(&mut self, name: &str, a: f64, b: f64, decimals: usize) {
-        let _ = writeln!(
-            self.0,
-            "{name:<28} {a:>14.decimals$} {b:>14.decimals$} {:>9}",
-            ratio(a, b)
-        );
+        self.row(name, a, b, decimals, &ratio(a, b));
     }
 
     /// A figure row without the ratio.
     fn values(&mut self, name: &str, a: f64, b: f64, decimals: usize) {
+        self.row(name, a, b, decimals, "");
+    }
+
+    fn row(&mut self, name: &str, a: f64, b: f64, decimals: usize, ratio: &str) {
         let _ = writeln!(
             self.0,
-            "{name:<28} {a:>14.decimals$} {b:>14.decimals$} {:>9}",
-            ""
+            "{name:<28} {a:>14.decimals$} {b:>14.decimals$} {ratio:>9}"
         );
     }
 
@@ -248,18 +247,24 @@ mod tests {
             !t.contains("machine"),
             "no machine rows when a report has none"
         );
-        let with_machine = |other: f64| {
-            report_json(100.0, 3.0, "{}").replace(
-                r#""concurrency":8"#,
+        // A report like `a` with more fields.
+        let with_fields = |name: &str, extra: &str| {
+            write(
+                &dir,
+                name,
+                &report_json(100.0, 3.0, "{}")
+                    .replace(r#""concurrency":8"#, &format!(r#""concurrency":8,{extra}"#)),
+            )
+        };
+        let with_machine = |name: &str, other: f64| {
+            with_fields(
+                name,
                 &format!(
-                    r#""concurrency":8,"machine_cpu":{{"cores":2,"busy_cores":1.9,"other_cores":{other},"irq_cores":0.1,"steal_cores":0.0}}"#
+                    r#""machine_cpu":{{"cores":2,"busy_cores":1.9,"other_cores":{other},"irq_cores":0.1,"steal_cores":0.0}}"#
                 ),
             )
         };
-        let (ma, mb) = (
-            write(&dir, "ma.json", &with_machine(0.02)),
-            write(&dir, "mb.json", &with_machine(0.5)),
-        );
+        let (ma, mb) = (with_machine("ma.json", 0.02), with_machine("mb.json", 0.5));
         let t = table(&ma, &read(&ma).unwrap(), &mb, &read(&mb).unwrap());
         let other = t.lines().find(|l| l.starts_with("machine other cores"));
         assert_eq!(
@@ -277,16 +282,8 @@ mod tests {
             t.contains("note: the runs differ in mode;"),
             "unlike runs are pointed out:\n{t}"
         );
-        let with_keys = |name: &str, extra: &str| {
-            write(
-                &dir,
-                name,
-                &report_json(100.0, 3.0, "{}")
-                    .replace(r#""concurrency":8"#, &format!(r#""concurrency":8,{extra}"#)),
-            )
-        };
-        let uniform = with_keys("uniform.json", r#""keys":"uniform""#);
-        let zipf = with_keys("zipf.json", r#""keys":"zipf s=1.1","prefixes":4"#);
+        let uniform = with_fields("uniform.json", r#""keys":"uniform""#);
+        let zipf = with_fields("zipf.json", r#""keys":"zipf s=1.1","prefixes":4"#);
         let ru = read(&uniform).unwrap();
         let t = table(&uniform, &ru, &zipf, &read(&zipf).unwrap());
         assert!(

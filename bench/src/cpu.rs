@@ -46,11 +46,15 @@ fn parse_stat(stat: &str, ticks_per_sec: u64) -> Option<CpuTimes> {
     // After the comm: field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    let ticks = ticks_per_sec.max(1) as f64;
     Some(CpuTimes {
-        user: Duration::from_secs_f64(utime as f64 / ticks),
-        system: Duration::from_secs_f64(stime as f64 / ticks),
+        user: from_ticks(utime, ticks_per_sec),
+        system: from_ticks(stime, ticks_per_sec),
     })
+}
+
+/// `/proc` times are in clock ticks (`USER_HZ`).
+fn from_ticks(ticks: u64, ticks_per_sec: u64) -> Duration {
+    Duration::from_secs_f64(ticks as f64 / ticks_per_sec.max(1) as f64)
 }
 
 /// The whole machine's CPU time so far, from the `cpu` line of `/proc/stat`.
@@ -95,8 +99,7 @@ fn parse_machine(stat: &str, ticks_per_sec: u64) -> Option<MachineTimes> {
         .map(|v| v.parse().ok())
         .collect::<Option<_>>()?;
     let field = |i: usize| f.get(i).copied().unwrap_or(0);
-    let ticks = ticks_per_sec.max(1) as f64;
-    let secs = |t: u64| Duration::from_secs_f64(t as f64 / ticks);
+    let secs = |t: u64| from_ticks(t, ticks_per_sec);
     Some(MachineTimes {
         busy: secs(field(0) + field(1) + field(2) + field(5) + field(6)),
         irq: secs(field(5) + field(6)),

@@ -135,21 +135,15 @@ impl MachineCpu {
         server: Option<&CpuTimes>,
         elapsed_s: f64,
     ) -> MachineCpu {
-        let cores = |secs: f64| {
-            if elapsed_s > 0.0 {
-                secs / elapsed_s
-            } else {
-                0.0
-            }
-        };
+        let of = |d: std::time::Duration| cores(d.as_secs_f64(), elapsed_s);
         let run = generator.total_secs() + server.map_or(0.0, CpuTimes::total_secs);
-        let busy = cores(t.busy.as_secs_f64());
+        let busy = of(t.busy);
         MachineCpu {
             cores: t.cores,
             busy_cores: busy,
-            other_cores: (busy - cores(run)).max(0.0),
-            irq_cores: cores(t.irq.as_secs_f64()),
-            steal_cores: cores(t.steal.as_secs_f64()),
+            other_cores: (busy - cores(run, elapsed_s)).max(0.0),
+            irq_cores: of(t.irq),
+            steal_cores: of(t.steal),
         }
     }
 }
@@ -177,12 +171,17 @@ impl CpuCost {
             total_s: total,
             per_1000_ops_s: (ops > 0).then(|| total * 1000.0 / ops as f64),
             per_gib_s: (bytes > 0).then(|| total * GIB / bytes as f64),
-            cores: if elapsed_s > 0.0 {
-                total / elapsed_s
-            } else {
-                0.0
-            },
+            cores: cores(total, elapsed_s),
         }
+    }
+}
+
+/// CPU seconds spent over `elapsed_s` of wall time, as average cores busy (0 for an empty phase).
+fn cores(cpu_s: f64, elapsed_s: f64) -> f64 {
+    if elapsed_s > 0.0 {
+        cpu_s / elapsed_s
+    } else {
+        0.0
     }
 }
 
