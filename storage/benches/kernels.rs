@@ -1,6 +1,6 @@
 //! Criterion benches for the CPU kernels that bound the storage data path (issue #7): Reed-Solomon encode and
 //! reconstruct of one block, BLAKE3 over shard blocks, MD5 for ETags, the shard sinks' copy into their
-//! aligned buffers, and a GET's read of a shard frame from the page cache.
+//! aligned buffers, and a GET's read of a shard frame from the page cache (by `pread`, and hashed through a mapping).
 //!
 //! Reed-Solomon runs at every geometry we expect to configure, with the default 1 MiB block, four ways: through
 //! Strata's own [`Codec`] with each of its two codes (what the PUT and GET paths call, copies and buffer pool
@@ -487,9 +487,88 @@ fn page_cache_read(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
+/// A GET's read and check of one 4+2 shard frame from the page cache, two ways: `pread` into a page-aligned
+/// buffer and BLAKE3 over the copy (what `read.rs` does), and BLAKE3 straight over a fresh `mmap` of the frame
+/// (mapped, hashed, unmapped), the copy a mapping would save. Single-threaded, so the unmap costs no TLB
+/// shootdown on other cores, as it would in the server: the mapping's best case.
+#[allow(unsafe_code)] // mmap and munmap: no safe wrapper is worth a dependency for one bench
+fn page_cache_verify(c: &mut Criterion<ThreadCpuTime>) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    const SLOT: usize = 4096;
+    const SHARD: usize = BLOCK / 4;
+    // As in `page_cache_read`: 65 MiB, more than the L3 cache, so frames come from memory, as a GET's do.
+    const FRAMES: usize = 256;
+    let stride = SLOT + SHARD;
+    let path = std::env::temp_dir().join(format!(
+        "strata-bench-page-cache-verify-{}",
+        std::process::id()
+    ));
+    let mut contents = pseudo_random(FRAMES * stride, 0x7e51);
+    // Each frame: its shard's hash at the end of a 4 KiB slot, then the shard (the aligned layout).
+    for i in 0..FRAMES {
+        let shard = i * stride + SLOT;
+        let hash = *blake3::hash(&contents[shard..shard + SHARD]).as_bytes();
+        contents[shard - 32..shard].copy_from_slice(&hash);
+    }
+    std::fs::write(&path, &contents).expect("write the shard file");
+    let file = std::fs::File::open(&path).expect("open the shard file");
+    let _ = std::fs::remove_file(&path);
+    drop(contents);
+
+    let mut buf = vec![0u8; stride + SLOT];
+    let at = buf.as_ptr().align_offset(SLOT) + SLOT - 32;
+    let pread = |buf: &mut [u8], i: usize| -> bool {
+        let frame = &mut buf[at..at + 32 + SHARD];
+        file.read_exact_at(frame, (i * stride + SLOT - 32) as u64)
+            .expect("read a frame");
+        blake3::hash(&frame[32..]).as_bytes() == &frame[..32]
+    };
+    let mapped = |i: usize| -> bool {
+        // SAFETY: a read-only mapping of a file nothing truncates, unmapped before return; the slice
+        // does not outlive it.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                stride,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                (i * stride) as libc::off_t,
+            );
+            assert_ne!(map, libc::MAP_FAILED, "map a frame");
+            let frame = std::slice::from_raw_parts(map.cast::<u8>(), stride);
+            let ok = blake3::hash(&frame[SLOT..]).as_bytes() == &frame[SLOT - 32..SLOT];
+            libc::munmap(map, stride);
+            ok
+        }
+    };
+    for i in 0..FRAMES {
+        assert!(pread(&mut buf, i), "frame {i} read verifies");
+        assert!(mapped(i), "frame {i} mapped verifies");
+    }
+    let mut group = c.benchmark_group("page_cache_verify");
+    group.throughput(Throughput::Bytes(SHARD as u64));
+    let mut next = 0;
+    group.bench_function("pread_then_hash", |b| {
+        b.iter(|| {
+            next = (next + 1) % FRAMES;
+            black_box(pread(&mut buf, next))
+        })
+    });
+    group.bench_function("mmap_hash", |b| {
+        b.iter(|| {
+            next = (next + 1) % FRAMES;
+            black_box(mapped(next))
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = kernels;
     config = Criterion::default().with_measurement(ThreadCpuTime::default());
-    targets = erasure_encode, erasure_reconstruct, blake3_blocks, md5_etag, sink_copy, page_cache_read
+    targets = erasure_encode, erasure_reconstruct, blake3_blocks, md5_etag, sink_copy, page_cache_read,
+        page_cache_verify
 }
 criterion_main!(kernels);
