@@ -1,5 +1,5 @@
-//! A minimal S3 client for load generation: path-style requests over a pooled keep-alive hyper 1 connection
-//! pool (HTTP or HTTPS, [`crate::transport`]), signed with [`crate::sigv4`]. It speaks only what the benchmark needs (put, get, head, delete, list,
+//! A minimal S3 client for load generation: path-style or virtual-hosted-style requests over a pooled
+//! keep-alive hyper 1 connection pool (HTTP or HTTPS, [`crate::transport`]), signed with [`crate::sigv4`]. It speaks only what the benchmark needs (put, get, head, delete, list,
 //! list versions, multi-delete, multipart create/upload part/complete/abort, bucket create/head/delete) and
 //! never buffers object bodies: downloads are counted and dropped.
 
@@ -14,6 +14,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use md5::Digest as _;
 
+use crate::Addressing;
 use crate::payload::PayloadBody;
 use crate::sigv4::{self, EMPTY_SHA256, SignInput, Signer, UNSIGNED_PAYLOAD};
 use crate::transport::{self, HttpClient, TlsOptions};
@@ -56,6 +57,7 @@ type OpResult<T> = Result<T, OpError>;
 /// Connection settings for [`S3Client::new`].
 pub(crate) struct ClientConfig<'a> {
     pub(crate) endpoint: &'a str,
+    pub(crate) addressing: Addressing,
     pub(crate) access_key: &'a str,
     pub(crate) secret_key: &'a str,
     pub(crate) region: &'a str,
@@ -80,12 +82,73 @@ pub(crate) struct ListPage {
 pub(crate) struct S3Client {
     http: HttpClient,
     signer: Arc<Signer>,
-    /// `http(s)://host:port`, no trailing slash.
+    endpoint: Arc<Endpoint>,
+    /// Where requests for the bucket go: `http(s)://host:port`, with `bucket.` before the host in
+    /// virtual-hosted style; no trailing slash.
     base: String,
-    /// The `Host` header value (authority of the endpoint).
+    /// The `Host` header value: the endpoint's, with `bucket.` before it in virtual-hosted style.
     host: String,
     bucket: String,
     unsigned_payload: bool,
+}
+
+/// The endpoint as given, split for addressing buckets.
+struct Endpoint {
+    /// `http` or `https`.
+    scheme: &'static str,
+    /// `host:port` as in the endpoint URL.
+    authority: String,
+    /// The `Host` header value for the endpoint itself: its authority, less a default port.
+    host: String,
+    addressing: Addressing,
+}
+
+impl Endpoint {
+    /// `(base, host)` for requests to `bucket`.
+    fn addressed(&self, bucket: &str) -> (String, String) {
+        match self.addressing {
+            Addressing::Path => (
+                format!("{}://{}", self.scheme, self.authority),
+                self.host.clone(),
+            ),
+            Addressing::Virtual => (
+                format!("{}://{bucket}.{}", self.scheme, self.authority),
+                format!("{bucket}.{}", self.host),
+            ),
+        }
+    }
+}
+
+/// Refuses a virtual-hosted-style setup that cannot reach the bucket: an IP address has no subdomains, and a
+/// bucket name must be a host name label (one label over HTTPS, where `a.b.host` would not match a wildcard
+/// certificate for `*.host`). Names the server would refuse otherwise are left to the server.
+fn check_virtual(host: &str, bucket: &str, https: bool) -> anyhow::Result<()> {
+    if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        bail!(
+            "--addressing-style virtual needs an endpoint host name, not an IP address ({host}); \
+             use the path style, or a name such as localhost"
+        );
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if !bucket.split('.').all(label_ok) {
+        bail!(
+            "--addressing-style virtual: bucket {bucket:?} is not a host name (lowercase letters, digits, \
+             hyphens and dots); use the path style"
+        );
+    }
+    if https && bucket.contains('.') {
+        bail!(
+            "--addressing-style virtual over HTTPS: bucket {bucket:?} has a dot, so {bucket}.{host} would not \
+             match the endpoint's certificate; use the path style"
+        );
+    }
+    Ok(())
 }
 
 impl S3Client {
@@ -117,23 +180,37 @@ impl S3Client {
         if cfg.bucket.is_empty() || cfg.bucket.contains('/') {
             bail!("invalid bucket name {:?}", cfg.bucket);
         }
+        if cfg.addressing == Addressing::Virtual {
+            check_virtual(authority.host(), cfg.bucket, default_port == 443)?;
+        }
+        let endpoint = Arc::new(Endpoint {
+            scheme: if default_port == 443 { "https" } else { "http" },
+            authority: authority.as_str().to_owned(),
+            host,
+            addressing: cfg.addressing,
+        });
+        let (base, host) = endpoint.addressed(cfg.bucket);
         Ok(S3Client {
             http: transport::http_client(cfg.tls, cfg.pool_size)?,
             signer: Arc::new(Signer::new(cfg.access_key, cfg.secret_key, cfg.region)),
-            base: format!("{}://{authority}", uri.scheme_str().unwrap_or("http")),
+            endpoint,
+            base,
             host,
             bucket: cfg.bucket.to_owned(),
             unsigned_payload: cfg.unsigned_payload,
         })
     }
 
-    /// The same client (and connection pool) for another bucket.
+    /// The same client (and connection pool) for another bucket, named as `--bucket` was (`<bucket>-<i>`), so
+    /// it addresses the same way.
     pub(crate) fn with_bucket(&self, bucket: &str) -> S3Client {
+        let (base, host) = self.endpoint.addressed(bucket);
         S3Client {
             http: self.http.clone(),
             signer: self.signer.clone(),
-            base: self.base.clone(),
-            host: self.host.clone(),
+            endpoint: self.endpoint.clone(),
+            base,
+            host,
             bucket: bucket.to_owned(),
             unsigned_payload: self.unsigned_payload,
         }
@@ -512,11 +589,18 @@ impl S3Client {
         payload_hash: &str,
     ) -> OpResult<Response<Incoming>> {
         let mut path = String::with_capacity(self.bucket.len() + 64);
-        path.push('/');
-        path.push_str(&self.bucket);
-        if let Some(k) = key {
+        if self.endpoint.addressing == Addressing::Path {
             path.push('/');
-            path.push_str(k);
+            path.push_str(&self.bucket);
+        }
+        match key {
+            Some(k) => {
+                path.push('/');
+                path.push_str(k);
+            }
+            // The bucket itself: `/bucket` in the path style, `/` when the host names it.
+            None if path.is_empty() => path.push('/'),
+            None => {}
         }
         let path = sigv4::uri_encode(&path, true);
         let query = sigv4::canonical_query(query);
@@ -747,6 +831,7 @@ mod tests {
         let tls = TlsOptions::default();
         let cfg = |endpoint| ClientConfig {
             endpoint,
+            addressing: Addressing::Path,
             access_key: "a",
             secret_key: "s",
             region: "us-east-1",
@@ -783,5 +868,104 @@ mod tests {
         assert!(S3Client::new(&cfg("http://u:p@127.0.0.1:9000")).is_err());
         assert!(S3Client::new(&cfg("127.0.0.1:9000")).is_err());
         assert!(S3Client::new(&cfg("http://h/path")).is_err());
+    }
+
+    #[test]
+    fn virtual_hosted_style_needs_a_host_name_and_a_bucket_that_is_one() {
+        assert!(check_virtual("localhost", "strata-bench", false).is_ok());
+        assert!(check_virtual("s3.example.com", "a.b", false).is_ok());
+        for (host, bucket, https) in [
+            ("127.0.0.1", "b", false),
+            ("[::1]", "b", false),
+            ("localhost", "Upper", false),
+            ("localhost", "-b", false),
+            ("localhost", "a..b", false),
+            ("localhost", "a_b", false),
+            ("s3.example.com", "a.b", true),
+        ] {
+            assert!(
+                check_virtual(host, bucket, https).is_err(),
+                "{host} {bucket} {https}"
+            );
+        }
+    }
+
+    /// A server that answers every request 200 with no body and records each request line and Host.
+    async fn recording_server() -> (u16, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                            buf.drain(..end + 4);
+                            let mut lines = head.lines();
+                            let request = lines.next().unwrap_or_default().to_owned();
+                            let host = lines
+                                .find_map(|l| l.strip_prefix("host: "))
+                                .unwrap_or_default()
+                                .to_owned();
+                            log.lock().unwrap().push((request, host));
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if conn.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn the_bucket_goes_in_the_path_or_in_the_host_name() {
+        let (port, seen) = recording_server().await;
+        let endpoint = format!("http://localhost:{port}");
+        let tls = TlsOptions::default();
+        for addressing in [Addressing::Path, Addressing::Virtual] {
+            let client = S3Client::new(&ClientConfig {
+                endpoint: &endpoint,
+                addressing,
+                access_key: "a",
+                secret_key: "s",
+                region: "us-east-1",
+                bucket: "b",
+                unsigned_payload: false,
+                pool_size: 1,
+                tls: &tls,
+            })
+            .unwrap();
+            // Another bucket of the run (--buckets) is addressed the same way.
+            let other = client.with_bucket("b-1");
+            assert!(client.bucket_exists().await.unwrap());
+            client.head_object("dir/k").await.unwrap();
+            other.head_object("k").await.unwrap();
+        }
+        let at = |bucket: &str| format!("{bucket}localhost:{port}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                ("HEAD /b HTTP/1.1".to_owned(), at("")),
+                ("HEAD /b/dir/k HTTP/1.1".to_owned(), at("")),
+                ("HEAD /b-1/k HTTP/1.1".to_owned(), at("")),
+                // The virtual-hosted requests reached the server through `b.localhost`: the loopback.
+                ("HEAD / HTTP/1.1".to_owned(), at("b.")),
+                ("HEAD /dir/k HTTP/1.1".to_owned(), at("b.")),
+                ("HEAD /k HTTP/1.1".to_owned(), at("b-1.")),
+            ]
+        );
     }
 }

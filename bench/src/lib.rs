@@ -56,6 +56,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// How a request names its bucket: aws-cli's `addressing_style`, warp's `--lookup`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressing {
+    /// `http://HOST/BUCKET/KEY`: works with every endpoint, IP addresses included
+    #[default]
+    Path,
+    /// `http://BUCKET.HOST/KEY`: what AWS prefers and some S3 services require; needs an endpoint host name
+    /// under which BUCKET.HOST resolves (names under `localhost` resolve to the loopback here, RFC 6761)
+    Virtual,
+}
+
 /// The workload to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -267,9 +289,12 @@ impl Mode {
 /// Options of `strata bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// S3 endpoint, e.g. http://127.0.0.1:9000 or https://s3.example.com (path-style requests).
+    /// S3 endpoint, e.g. http://127.0.0.1:9000 or https://s3.example.com.
     #[arg(long, required_unless_present = "compare")]
     pub endpoint: Option<String>,
+    /// How requests name the bucket: in the path, or in the host name (virtual-hosted style).
+    #[arg(long, value_enum, default_value_t = Addressing::Path)]
+    pub addressing_style: Addressing,
     /// Access key.
     #[arg(
         long,

@@ -182,6 +182,7 @@ pub async fn smoke(
 ) -> anyhow::Result<()> {
     let client = Arc::new(S3Client::new(&ClientConfig {
         endpoint,
+        addressing: crate::Addressing::Path,
         access_key,
         secret_key,
         region: "us-east-1",

@@ -21,6 +21,9 @@ const GIB: f64 = (1u64 << 30) as f64;
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Report {
     pub(crate) endpoint: String,
+    /// How requests named the bucket (reports from before the field used the path style).
+    #[serde(default)]
+    pub(crate) addressing_style: crate::Addressing,
     pub(crate) bucket: String,
     pub(crate) mode: String,
     /// Only for mixed runs: the ratio used.
@@ -277,8 +280,12 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "strata bench: {} mode={}{} size={}{}{} concurrency={} {limit} warmup={}s payload={}",
+            "strata bench: {}{} mode={}{} size={}{}{} concurrency={} {limit} warmup={}s payload={}",
             self.endpoint,
+            match self.addressing_style {
+                crate::Addressing::Path => "",
+                crate::Addressing::Virtual => " (virtual-hosted)",
+            },
             self.mode,
             self.mix
                 .as_deref()

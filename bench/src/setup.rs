@@ -397,6 +397,7 @@ mod tests {
     fn test_client(endpoint: &str, pool_size: usize) -> S3Client {
         S3Client::new(&ClientConfig {
             endpoint,
+            addressing: crate::Addressing::Path,
             access_key: "AKIDEXAMPLE",
             secret_key: "secret",
             region: "us-east-1",

@@ -1,16 +1,23 @@
 //! Connections: one pooled keep-alive hyper client (HTTP/1.1, TCP_NODELAY) for `http://` and `https://` URLs,
-//! TLS through rustls with the ring provider. Servers are verified against the webpki roots plus `--ca-cert`,
+//! TLS through rustls with the ring provider. Host names resolve through `getaddrinfo`, except names under
+//! `localhost`, which are the loopback (RFC 6761, as in curl and browsers; glibc leaves `bucket.localhost`
+//! unresolved), so virtual-hosted-style requests reach a local server. Servers are verified against the webpki roots plus `--ca-cert`,
 //! or not at all with `--insecure` (self-signed test certificates; signatures are still checked so the
 //! handshake costs what a verified one does, minus the chain walk).
 
+use std::future::Future;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -21,7 +28,43 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use crate::payload::PayloadBody;
 
 /// The client every request goes through.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, PayloadBody>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<Resolver>>, PayloadBody>;
+
+/// `getaddrinfo`, but names under `localhost` (and `localhost` itself) are the loopback addresses, IPv4 first.
+#[derive(Clone)]
+pub(crate) struct Resolver(GaiResolver);
+
+/// Whether `name` is `localhost` or a name under it (RFC 6761 section 6.3).
+fn is_localhost(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let tail = name.len().saturating_sub("localhost".len());
+    name.get(tail..)
+        .is_some_and(|t| t.eq_ignore_ascii_case("localhost"))
+        && (tail == 0 || name.as_bytes()[tail - 1] == b'.')
+}
+
+impl tower_service::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    // Boxed: a resolution happens per new connection, not per request.
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        if is_localhost(name.as_str()) {
+            let loopback = vec![
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+            ];
+            return Box::pin(std::future::ready(Ok(loopback.into_iter())));
+        }
+        let lookup = self.0.call(name);
+        Box::pin(async move { Ok(lookup.await?.collect::<Vec<_>>().into_iter()) })
+    }
+}
 
 /// How HTTPS servers are trusted.
 #[derive(Clone, Debug, Default)]
@@ -34,7 +77,7 @@ pub(crate) struct TlsOptions {
 
 /// A pooled client keeping up to `pool_size` idle connections per host.
 pub(crate) fn http_client(tls: &TlsOptions, pool_size: usize) -> anyhow::Result<HttpClient> {
-    let mut http = HttpConnector::new();
+    let mut http = HttpConnector::new_with_resolver(Resolver(GaiResolver::new()));
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
@@ -135,6 +178,28 @@ impl ServerCertVerifier for NoVerification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_under_localhost_are_the_loopback() {
+        for name in [
+            "localhost",
+            "LocalHost",
+            "b.localhost",
+            "a.b.localhost.",
+            "x.LOCALHOST",
+        ] {
+            assert!(is_localhost(name), "{name}");
+        }
+        for name in [
+            "notlocalhost",
+            "localhost.example.com",
+            "example.com",
+            "",
+            "b-localhost",
+        ] {
+            assert!(!is_localhost(name), "{name}");
+        }
+    }
 
     #[test]
     fn ca_cert_errors_are_clear() {

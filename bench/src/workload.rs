@@ -58,6 +58,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let names = args.bucket_names();
     let first = S3Client::new(&ClientConfig {
         endpoint,
+        addressing: args.addressing_style,
         access_key,
         secret_key,
         region: &args.region,
@@ -344,6 +345,7 @@ impl Bench<'_> {
         let reads_pool = matches!(args.mode, Mode::Get | Mode::Mixed | Mode::EdgeGet);
         Report {
             endpoint: args.endpoint.clone().unwrap_or_default(),
+            addressing_style: args.addressing_style,
             bucket: args.bucket.clone(),
             mode: args.mode.name().to_owned(),
             mix: (args.mode == Mode::Mixed).then(|| self.mix.to_string()),

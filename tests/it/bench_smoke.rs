@@ -9,18 +9,14 @@ use std::process::{Command, Output};
 use crate::harness::{ACCESS_KEY, EdgeProcess, SECRET_KEY, Server};
 
 /// Runs `strata bench` against `server` with `--json --quiet`; the bucket is `bench-smoke` unless `args`
-/// names one.
+/// names one, and the endpoint the server's unless `args` names one.
 fn run_bench(server: &Server, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    cmd.arg("bench")
-        .args([
-            "--endpoint",
-            &server.endpoint,
-            "--access-key",
-            ACCESS_KEY,
-            "--secret-key",
-            SECRET_KEY,
-        ])
+    cmd.arg("bench");
+    if !args.contains(&"--endpoint") {
+        cmd.args(["--endpoint", &server.endpoint]);
+    }
+    cmd.args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
         .args(["--json", "--quiet"]);
     if !args.contains(&"--bucket") {
         cmd.args(["--bucket", "bench-smoke"]);
@@ -207,6 +203,70 @@ fn bench_smoke_a_run_leaves_the_objects_of_an_earlier_kept_run_alone() {
     assert_eq!(keys.len(), 30, "{keys:?}");
     let root = format!("bench/{run}/");
     assert!(keys.iter().all(|k| k.starts_with(&root)), "{keys:?}");
+}
+
+#[test]
+fn bench_smoke_virtual_hosted_style() {
+    let server = Server::start();
+    // `strata serve` takes `BUCKET.localhost` as virtual-hosted style, and the bench resolves names under
+    // `localhost` to the loopback.
+    let endpoint = server.endpoint.replace("127.0.0.1", "localhost");
+    let virtual_hosted = ["--endpoint", &endpoint, "--addressing-style", "virtual"];
+    // Every kind of request of a run: CreateBucket and HEAD bucket, PUT, GET, HEAD, DELETE, and the cleanup's
+    // DeleteObjects and DeleteBucket, over two buckets.
+    let mixed = [
+        "--mode",
+        "mixed",
+        "--size",
+        "4KiB",
+        "--objects",
+        "20",
+        "--count",
+        "300",
+        "--buckets",
+        "2",
+    ];
+    let report = bench(&server, &[&virtual_hosted[..], &mixed].concat());
+    assert_eq!(report["addressing_style"], "virtual");
+    let total = row(&report, "total");
+    assert_eq!(
+        (&total["ops"], &total["errors"]),
+        (&300.into(), &0.into()),
+        "{report}"
+    );
+    assert_eq!(bucket_names(&server), Vec::<String>::new());
+    // ListObjectsV2 pages with the bucket in the host name.
+    let list = [
+        "--mode",
+        "list",
+        "--objects",
+        "30",
+        "--max-keys",
+        "7",
+        "--count",
+        "20",
+    ];
+    let report = bench(&server, &[&virtual_hosted[..], &list].concat());
+    assert_eq!(row(&report, "list")["errors"], 0, "{report}");
+    assert_eq!(bucket_names(&server), Vec::<String>::new());
+    // An IP address has no subdomains: refused before any request.
+    let out = run_bench(
+        &server,
+        &[
+            "--addressing-style",
+            "virtual",
+            "--mode",
+            "put",
+            "--count",
+            "1",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not an IP address"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn bucket_names(server: &Server) -> Vec<String> {
