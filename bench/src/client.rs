@@ -78,6 +78,15 @@ pub(crate) struct ListPage {
     pub(crate) next_version: Option<String>,
 }
 
+/// One page of ListMultipartUploads.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UploadsPage {
+    /// `(key, upload id)` of every upload on the page.
+    pub(crate) uploads: Vec<(String, String)>,
+    /// Where the next page starts (key marker, upload-id marker); `None` on the last page.
+    pub(crate) next: Option<(String, String)>,
+}
+
 /// Signs and sends S3 requests to one bucket of one endpoint.
 pub(crate) struct S3Client {
     http: HttpClient,
@@ -100,10 +109,23 @@ struct Endpoint {
     authority: String,
     /// The `Host` header value for the endpoint itself: its authority, less a default port.
     host: String,
+    /// The host alone (no port).
+    name: String,
     addressing: Addressing,
 }
 
 impl Endpoint {
+    /// Refuses a bucket this endpoint cannot address (see [`check_virtual`]).
+    fn check(&self, bucket: &str) -> anyhow::Result<()> {
+        if bucket.is_empty() || bucket.contains('/') {
+            bail!("invalid bucket name {bucket:?}");
+        }
+        match self.addressing {
+            Addressing::Path => Ok(()),
+            Addressing::Virtual => check_virtual(&self.name, bucket, self.scheme == "https"),
+        }
+    }
+
     /// `(base, host)` for requests to `bucket`.
     fn addressed(&self, bucket: &str) -> (String, String) {
         match self.addressing {
@@ -130,7 +152,7 @@ fn check_virtual(host: &str, bucket: &str, https: bool) -> anyhow::Result<()> {
         );
     }
     let label_ok = |l: &str| {
-        !l.is_empty()
+        (1..=63).contains(&l.len())
             && !l.starts_with('-')
             && !l.ends_with('-')
             && l.bytes()
@@ -138,8 +160,14 @@ fn check_virtual(host: &str, bucket: &str, https: bool) -> anyhow::Result<()> {
     };
     if !bucket.split('.').all(label_ok) {
         bail!(
-            "--addressing-style virtual: bucket {bucket:?} is not a host name (lowercase letters, digits, \
-             hyphens and dots); use the path style"
+            "--addressing-style virtual: bucket {bucket:?} is not a host name (labels of 1-63 lowercase \
+             letters, digits and hyphens, between dots); use the path style"
+        );
+    }
+    if bucket.len() + 1 + host.len() > 253 {
+        bail!(
+            "--addressing-style virtual: {bucket}.{host} is longer than a host name may be (253); \
+             use the path style"
         );
     }
     if https && bucket.contains('.') {
@@ -177,18 +205,14 @@ impl S3Client {
             Some(p) if p == default_port => authority.host().to_owned(),
             _ => authority.as_str().to_owned(),
         };
-        if cfg.bucket.is_empty() || cfg.bucket.contains('/') {
-            bail!("invalid bucket name {:?}", cfg.bucket);
-        }
-        if cfg.addressing == Addressing::Virtual {
-            check_virtual(authority.host(), cfg.bucket, default_port == 443)?;
-        }
         let endpoint = Arc::new(Endpoint {
             scheme: if default_port == 443 { "https" } else { "http" },
             authority: authority.as_str().to_owned(),
             host,
+            name: authority.host().to_owned(),
             addressing: cfg.addressing,
         });
+        endpoint.check(cfg.bucket)?;
         let (base, host) = endpoint.addressed(cfg.bucket);
         Ok(S3Client {
             http: transport::http_client(cfg.tls, cfg.pool_size)?,
@@ -201,11 +225,11 @@ impl S3Client {
         })
     }
 
-    /// The same client (and connection pool) for another bucket, named as `--bucket` was (`<bucket>-<i>`), so
-    /// it addresses the same way.
-    pub(crate) fn with_bucket(&self, bucket: &str) -> S3Client {
+    /// The same client (and connection pool) for another bucket.
+    pub(crate) fn with_bucket(&self, bucket: &str) -> anyhow::Result<S3Client> {
+        self.endpoint.check(bucket)?;
         let (base, host) = self.endpoint.addressed(bucket);
-        S3Client {
+        Ok(S3Client {
             http: self.http.clone(),
             signer: self.signer.clone(),
             endpoint: self.endpoint.clone(),
@@ -213,7 +237,7 @@ impl S3Client {
             host,
             bucket: bucket.to_owned(),
             unsigned_payload: self.unsigned_payload,
-        }
+        })
     }
 
     /// The bucket this client addresses.
@@ -475,6 +499,21 @@ impl S3Client {
     }
 
     /// GET on the bucket with `query`; the listing document.
+    /// One ListMultipartUploads page of the uploads in progress under `prefix`, after `marker`.
+    pub(crate) async fn list_uploads_page(
+        &self,
+        prefix: &str,
+        marker: Option<&(String, String)>,
+    ) -> OpResult<UploadsPage> {
+        let mut query = vec![("uploads", ""), ("prefix", prefix)];
+        if let Some((key, id)) = marker {
+            query.push(("key-marker", key));
+            query.push(("upload-id-marker", id));
+        }
+        let doc = self.get_listing(&query).await?;
+        Ok(parse_uploads_page(&String::from_utf8_lossy(&doc)))
+    }
+
     async fn get_listing(&self, query: &[(&str, &str)]) -> OpResult<Bytes> {
         let resp = self
             .send(
@@ -745,6 +784,30 @@ fn parse_versions_page(doc: &str) -> ListPage {
     }
 }
 
+/// The uploads of a ListMultipartUploads document, and where the next page starts.
+fn parse_uploads_page(doc: &str) -> UploadsPage {
+    let uploads = doc
+        .split("<Upload>")
+        .skip(1)
+        .filter_map(|upload| {
+            let upload = &upload[..upload.find("</Upload>")?];
+            Some((
+                xml_unescape(xml_text(upload, "Key")?),
+                xml_unescape(xml_text(upload, "UploadId")?),
+            ))
+        })
+        .collect();
+    let next = (xml_text(doc, "IsTruncated") == Some("true"))
+        .then(|| {
+            Some((
+                xml_unescape(xml_text(doc, "NextKeyMarker")?),
+                xml_unescape(xml_text(doc, "NextUploadIdMarker").unwrap_or_default()),
+            ))
+        })
+        .flatten();
+    UploadsPage { uploads, next }
+}
+
 /// The text of the first `<tag>...</tag>` element of `doc`.
 fn xml_text<'a>(doc: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
@@ -804,6 +867,29 @@ mod tests {
             ListPage {
                 next_token: None,
                 next_version: None
+            }
+        );
+        let uploads = "<ListMultipartUploadsResult><Bucket>b</Bucket><KeyMarker></KeyMarker>\
+            <NextKeyMarker>bench/1/&lt;2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>\
+            <IsTruncated>true</IsTruncated>\
+            <Upload><Key>bench/1/a</Key><UploadId>u1</UploadId><Initiator><ID>x</ID></Initiator></Upload>\
+            <Upload><Key>bench/1/&lt;2</Key><UploadId>u2</UploadId></Upload></ListMultipartUploadsResult>";
+        assert_eq!(
+            parse_uploads_page(uploads),
+            UploadsPage {
+                uploads: vec![
+                    ("bench/1/a".into(), "u1".into()),
+                    ("bench/1/<2".into(), "u2".into())
+                ],
+                next: Some(("bench/1/<2".into(), "u2".into())),
+            }
+        );
+        let none = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>";
+        assert_eq!(
+            parse_uploads_page(none),
+            UploadsPage {
+                uploads: Vec::new(),
+                next: None
             }
         );
     }
@@ -874,6 +960,7 @@ mod tests {
     fn virtual_hosted_style_needs_a_host_name_and_a_bucket_that_is_one() {
         assert!(check_virtual("localhost", "strata-bench", false).is_ok());
         assert!(check_virtual("s3.example.com", "a.b", false).is_ok());
+        assert!(check_virtual("localhost", &"b".repeat(63), true).is_ok());
         for (host, bucket, https) in [
             ("127.0.0.1", "b", false),
             ("[::1]", "b", false),
@@ -882,6 +969,12 @@ mod tests {
             ("localhost", "a..b", false),
             ("localhost", "a_b", false),
             ("s3.example.com", "a.b", true),
+            ("localhost", &"b".repeat(64), false),
+            (
+                &format!("{}.example.com", "h".repeat(60)),
+                &format!("{0}.{0}.{0}", "b".repeat(63)),
+                false,
+            ),
         ] {
             assert!(
                 check_virtual(host, bucket, https).is_err(),
@@ -948,8 +1041,13 @@ mod tests {
                 tls: &tls,
             })
             .unwrap();
-            // Another bucket of the run (--buckets) is addressed the same way.
-            let other = client.with_bucket("b-1");
+            // Another bucket of the run (--buckets) is addressed the same way, and checked the same way.
+            let other = client.with_bucket("b-1").unwrap();
+            let long = format!("{}-1", "b".repeat(62));
+            assert_eq!(
+                client.with_bucket(&long).is_ok(),
+                addressing == Addressing::Path
+            );
             assert!(client.bucket_exists().await.unwrap());
             client.head_object("dir/k").await.unwrap();
             other.head_object("k").await.unwrap();

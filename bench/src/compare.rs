@@ -40,9 +40,13 @@ fn table(pa: &Path, a: &Report, pb: &Path, b: &Report) -> String {
     for (tag, path, r) in [("A", pa, a), ("B", pb, b)] {
         let _ = writeln!(
             out,
-            "{tag}: {} — {} mode={} size={} concurrency={} measured {:.2}s",
+            "{tag}: {} — {}{} mode={} size={} concurrency={} measured {:.2}s",
             path.display(),
             r.endpoint,
+            match r.addressing_style {
+                crate::Addressing::Path => "",
+                crate::Addressing::Virtual => " (virtual-hosted)",
+            },
             r.mode,
             r.describe_sizes(),
             r.concurrency,
@@ -64,6 +68,8 @@ fn table(pa: &Path, a: &Report, pb: &Path, b: &Report) -> String {
         ("buckets", a.buckets != b.buckets),
         ("prefixes", a.prefixes != b.prefixes),
         ("payload signing", a.unsigned_payload != b.unsigned_payload),
+        // Virtual-hosted style keeps connections per bucket host: with several buckets, more of them.
+        ("addressing style", a.addressing_style != b.addressing_style),
         ("interrupted", a.interrupted != b.interrupted),
     ]
     .into_iter()
@@ -293,6 +299,17 @@ mod tests {
         // A report from before the key field (`a`) compares with a newer one without a false note.
         let t = table(&a, &ra, &uniform, &ru);
         assert!(!t.contains("note:"), "{t}");
+        // Nor from before the addressing field, which read as the path style.
+        let path = with_fields("path.json", r#""addressing_style":"path""#);
+        let t = table(&a, &ra, &path, &read(&path).unwrap());
+        assert!(!t.contains("note:"), "{t}");
+        let hosted = with_fields("hosted.json", r#""addressing_style":"virtual""#);
+        let t = table(&a, &ra, &hosted, &read(&hosted).unwrap());
+        assert!(
+            t.contains("note: the runs differ in addressing style;"),
+            "{t}"
+        );
+        assert!(t.contains("(virtual-hosted) mode="), "{t}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::client::{OpError, S3Client};
-use crate::layout::Object;
+use crate::layout::{Layout, Object, RunId};
 use crate::payload::Payload;
 use crate::progress::{Length, Output, PhaseBar};
 use crate::stats::Progress;
@@ -224,12 +224,14 @@ impl Prepare<'_> {
     }
 }
 
-/// Cleans up every bucket: its `keys[i]`, then the bucket itself when `created[i]`. Goes on after a failure
-/// and returns the first error; once the endpoint stopped answering, the buckets left are not tried.
+/// Cleans up every bucket: with `uploads_of` (a multipart run's layout), the uploads the run left in progress;
+/// then its `keys[i]`, then the bucket itself when `created[i]`. Goes on after a failure and returns the
+/// first error; once the endpoint stopped answering, the buckets left are not tried.
 pub(crate) async fn cleanup_all(
     clients: &[Arc<S3Client>],
     keys: Vec<Vec<String>>,
     created: &[bool],
+    uploads_of: Option<Layout>,
     timeout: Duration,
     verbose: bool,
 ) -> anyhow::Result<()> {
@@ -237,8 +239,12 @@ pub(crate) async fn cleanup_all(
     let limit = cleanup_limit(timeout);
     let mut first_error = Ok(());
     for ((client, keys), &created) in clients.iter().zip(keys).zip(created) {
-        let r = cleanup(client, keys, created, limit, !verbose, &gone).await;
-        if let Err(e) = r {
+        let mut r = Ok(());
+        if let Some(layout) = uploads_of {
+            r = abort_uploads_left(client, layout, limit, !verbose, &gone).await;
+        }
+        let deleted = cleanup(client, keys, created, limit, !verbose, &gone).await;
+        if let Err(e) = r.and(deleted) {
             eprintln!("cleanup of bucket {}: {e:#}", client.bucket());
             if first_error.is_ok() {
                 first_error = Err(e);
@@ -324,6 +330,97 @@ pub(crate) async fn cleanup(
         if !quiet {
             eprintln!("cleanup: deleted bucket {}", client.bucket());
         }
+    }
+    Ok(())
+}
+
+/// Most pages of ListMultipartUploads read looking for a run's uploads: a bound on a bucket that holds
+/// (or a server that reports) endless uploads of others.
+const MAX_UPLOAD_PAGES: usize = 100;
+
+/// Whether `key` is one of run `run`'s: `bench/<run>/...`, after any `p<i>/` prefix (see [`crate::layout`]).
+fn of_run(key: &str, run: RunId) -> bool {
+    let unprefixed = key
+        .strip_prefix('p')
+        .and_then(|k| k.split_once('/'))
+        .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(key, |(_, rest)| rest);
+    unprefixed
+        .strip_prefix("bench/")
+        .and_then(|k| k.strip_prefix(run.to_string().as_str()))
+        .is_some_and(|k| k.starts_with('/'))
+}
+
+/// Aborts the multipart uploads run `run` left in progress in `client`'s bucket. A failed upload is aborted
+/// when it fails, but that abort can fail too, a CreateMultipartUpload that got no answer may have made an
+/// upload nobody knows the id of, and a worker that panicked aborted nothing: their parts would stay (and on
+/// AWS, be paid for) until a lifecycle rule removes them. A server without ListMultipartUploads is left
+/// alone, with a note.
+async fn abort_uploads_left(
+    client: &S3Client,
+    layout: Layout,
+    limit: Duration,
+    quiet: bool,
+    gone: &AtomicBool,
+) -> anyhow::Result<()> {
+    let run = layout.run;
+    let prefix = format!("bench/{run}/");
+    // Keys under prefixes `p<i>/` share no prefix to list by: all are listed, and the run's own picked out.
+    let listed = if layout.prefixes > 1 { "" } else { &prefix };
+    let mut marker = None;
+    let (mut aborted, mut failed) = (0u64, 0u64);
+    for _ in 0..MAX_UPLOAD_PAGES {
+        if gone.load(Ordering::Relaxed) {
+            bail!("cleanup: the endpoint stopped answering; uploads in progress not looked for");
+        }
+        let page = match within(
+            limit,
+            None,
+            client.list_uploads_page(listed, marker.as_ref()),
+        )
+        .await
+        {
+            Ok(page) => page,
+            Err(Bounded::Failed(OpError::Http {
+                status: 400 | 405 | 501,
+                ..
+            })) => {
+                if !quiet {
+                    eprintln!("cleanup: the server lists no multipart uploads; none looked for");
+                }
+                return Ok(());
+            }
+            Err(Bounded::Failed(e)) if unanswered(&e) => {
+                gone.store(true, Ordering::Relaxed);
+                return Err(Bounded::Failed(e).context("cleanup: ListMultipartUploads"));
+            }
+            Err(e) => return Err(e.context("cleanup: ListMultipartUploads")),
+        };
+        for (key, id) in page.uploads.iter().filter(|(k, _)| of_run(k, run)) {
+            match within(limit, None, client.abort_multipart_upload(key, id)).await {
+                Ok(()) | Err(Bounded::Failed(OpError::Http { status: 404, .. })) => aborted += 1,
+                Err(Bounded::Failed(e)) if unanswered(&e) => {
+                    gone.store(true, Ordering::Relaxed);
+                    return Err(Bounded::Failed(e).context("cleanup: AbortMultipartUpload"));
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        marker = match page.next {
+            // A marker that does not move on would list the same page forever.
+            Some(next) if marker.as_ref() != Some(&next) => Some(next),
+            _ => break,
+        };
+    }
+    if aborted > 0 && !quiet {
+        eprintln!(
+            "cleanup: aborted {aborted} multipart upload(s) the run left in progress under {prefix}"
+        );
+    }
+    if failed > 0 {
+        bail!(
+            "cleanup: {failed} multipart upload(s) in progress under {prefix} could not be aborted"
+        );
     }
     Ok(())
 }
@@ -484,6 +581,113 @@ mod tests {
             .await
             .expect_err("no bucket");
         assert!(format!("{e:#}").starts_with("CreateBucket"), "{e:#}");
+    }
+
+    #[test]
+    fn a_runs_keys_are_told_from_others() {
+        let run = RunId(0xab);
+        for key in [
+            "bench/000000ab/0/1",
+            "p7/bench/000000ab/pool/3",
+            "p12/bench/000000ab/x",
+        ] {
+            assert!(of_run(key, run), "{key}");
+        }
+        for key in [
+            "bench/000000ac/0/1",
+            "bench/000000ab",
+            "bench/000000abc/0",
+            "px/bench/000000ab/0",
+            "p/bench/000000ab/0",
+            "q1/bench/000000ab/0",
+            "other",
+        ] {
+            assert!(!of_run(key, run), "{key}");
+        }
+    }
+
+    /// A server with two pages of ListMultipartUploads (the second for a request with a key-marker) that
+    /// answers every other request 204; records the request lines.
+    async fn uploads_server(
+        pages: [&'static str; 2],
+    ) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                            buf.drain(..end + 4);
+                            let line = head.lines().next().unwrap_or_default().to_owned();
+                            let answer = if line.starts_with("GET ") {
+                                let page = pages[usize::from(line.contains("key-marker="))];
+                                format!(
+                                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{page}",
+                                    page.len()
+                                )
+                            } else {
+                                "HTTP/1.1 204 No Content\r\n\r\n".to_owned()
+                            };
+                            log.lock().unwrap().push(line);
+                            if conn.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (endpoint, seen)
+    }
+
+    #[tokio::test]
+    async fn a_multipart_runs_cleanup_aborts_its_uploads_left_in_progress_and_only_those() {
+        let (endpoint, seen) = uploads_server([
+            "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>\
+             <NextKeyMarker>p1/bench/000000ab/2/3</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>\
+             <Upload><Key>bench/000000ab/0/1</Key><UploadId>u1</UploadId></Upload>\
+             <Upload><Key>bench/deadbeef/0/1</Key><UploadId>theirs</UploadId></Upload>\
+             <Upload><Key>p1/bench/000000ab/2/3</Key><UploadId>u2</UploadId></Upload>\
+             </ListMultipartUploadsResult>",
+            "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>\
+             <Upload><Key>notes/x</Key><UploadId>other</UploadId></Upload>\
+             <Upload><Key>p0/bench/000000ab/1/1</Key><UploadId>u3</UploadId></Upload>\
+             </ListMultipartUploadsResult>",
+        ])
+        .await;
+        let client = test_client(&endpoint, 2);
+        let layout = Layout {
+            buckets: 1,
+            prefixes: 2,
+            run: RunId(0xab),
+        };
+        let gone = AtomicBool::new(false);
+        abort_uploads_left(&client, layout, Duration::from_secs(30), true, &gone)
+            .await
+            .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                // Under prefixes, the whole bucket is listed (and the run's uploads picked out).
+                "GET /b?prefix=&uploads= HTTP/1.1",
+                "DELETE /b/bench/000000ab/0/1?uploadId=u1 HTTP/1.1",
+                "DELETE /b/p1/bench/000000ab/2/3?uploadId=u2 HTTP/1.1",
+                "GET /b?key-marker=p1%2Fbench%2F000000ab%2F2%2F3&prefix=&upload-id-marker=u2&uploads= HTTP/1.1",
+                "DELETE /b/p0/bench/000000ab/1/1?uploadId=u3 HTTP/1.1",
+            ]
+        );
     }
 
     #[tokio::test]

@@ -69,8 +69,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     })?;
     let clients: Vec<Arc<S3Client>> = names
         .iter()
-        .map(|n| Arc::new(first.with_bucket(n)))
-        .collect();
+        .map(|n| first.with_bucket(n).map(Arc::new))
+        .collect::<anyhow::Result<_>>()?;
     let edge = match &args.edge_url {
         Some(url) => Some(EdgeClient::new(
             url,
@@ -137,7 +137,16 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
         cleaning.store(true, Ordering::Relaxed);
-        setup::cleanup_all(&clients, keys, &created, args.timeout, out.lines).await
+        let uploads_of = (args.mode == Mode::Multipart).then_some(layout);
+        setup::cleanup_all(
+            &clients,
+            keys,
+            &created,
+            uploads_of,
+            args.timeout,
+            out.lines,
+        )
+        .await
     };
     interrupt.abort();
     let report = outcome?;

@@ -405,8 +405,9 @@ impl Endpoint {
 
 /// Splits host + path into (bucket, key) for path-style or virtual-hosted-style addressing.
 ///
-/// `path` is the raw (percent-encoded) request path. Virtual-hosted style applies when the host (without port)
-/// is `<bucket>.<domain>` for one of `domains`.
+/// `path` is the raw (percent-encoded) request path. Virtual-hosted style applies when the host (without port
+/// and a trailing dot) is `<bucket>.<domain>` for one of `domains`; host names are case-insensitive, so the
+/// bucket is the lower-case form of what the host says.
 pub fn split_resource(
     host: Option<&str>,
     path: &str,
@@ -424,14 +425,21 @@ pub fn split_resource(
                 h
             }
         });
+        // Host names are case-insensitive (as the website endpoint reads them), and may end in the root's dot.
+        let h = h.strip_suffix('.').unwrap_or(h);
         domains.iter().find_map(|d| {
-            h.strip_suffix(d.as_str())?
+            let at = h.len().checked_sub(d.len())?;
+            if !h.is_char_boundary(at) || !h[at..].eq_ignore_ascii_case(d) {
+                return None;
+            }
+            h[..at]
                 .strip_suffix('.')
                 .filter(|b| !b.is_empty())
+                .map(str::to_ascii_lowercase)
         })
     });
     let (bucket, key) = match host_bucket {
-        Some(b) => (Some(b.to_owned()), Some(path.to_owned())),
+        Some(b) => (Some(b), Some(path.to_owned())),
         None => match path.split_once('/') {
             Some((b, k)) => (Some(b.to_owned()), Some(k.to_owned())),
             None => (Some(path.to_owned()), None),
@@ -635,6 +643,41 @@ mod tests {
             .map_or((path_query, None), |(p, q)| (p, Some(q)));
         let (b, k) = split_resource(Some(host), path, &["localhost".to_string()]).unwrap();
         route(&method, b, k, &Query::parse(query), false).unwrap()
+    }
+
+    #[test]
+    fn virtual_hosted_domains_match_without_case_or_a_trailing_dot() {
+        let domains = ["localhost".to_string()];
+        for host in [
+            "bkt.localhost:9000",
+            "bkt.LocalHost:9000",
+            "bkt.localhost.:9000",
+            "BKT.LOCALHOST.",
+        ] {
+            let (b, k) = split_resource(Some(host), "/a/b", &domains).unwrap();
+            assert_eq!(
+                (b.as_deref(), k.as_deref()),
+                (Some("bkt"), Some("a/b")),
+                "{host}"
+            );
+        }
+        // Not under the domain: the path names the bucket.
+        for host in [
+            "localhost:9000",
+            "bktlocalhost",
+            ".localhost",
+            "bkt.localhost.com",
+            "é.x",
+            "ééééélocalhost",
+            "écalhostx",
+        ] {
+            let (b, k) = split_resource(Some(host), "/a/b", &domains).unwrap();
+            assert_eq!(
+                (b.as_deref(), k.as_deref()),
+                (Some("a"), Some("b")),
+                "{host}"
+            );
+        }
     }
 
     #[test]

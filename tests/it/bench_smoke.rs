@@ -269,6 +269,45 @@ fn bench_smoke_virtual_hosted_style() {
     );
 }
 
+#[test]
+fn bench_smoke_a_multipart_run_leaves_no_upload_in_progress_even_when_creates_time_out() {
+    let server = Server::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = server.client();
+    rt.block_on(client.create_bucket().bucket("uploads").send())
+        .unwrap();
+    // With a 1 ms limit, CreateMultipartUpload times out on the client while the server makes the upload:
+    // nobody has its id, and only cleanup's listing can find and abort it.
+    let out = run_bench(
+        &server,
+        &[
+            "--bucket",
+            "uploads",
+            "--mode",
+            "multipart",
+            "--size",
+            "6MiB",
+            "--part-size",
+            "5MiB",
+            "--count",
+            "4",
+            "--timeout",
+            "1ms",
+        ],
+    );
+    assert!(!out.status.success(), "every upload timed out");
+    let left = rt
+        .block_on(client.list_multipart_uploads().bucket("uploads").send())
+        .unwrap();
+    assert_eq!(
+        left.uploads().len(),
+        0,
+        "{:?}\n{}",
+        left.uploads(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn bucket_names(server: &Server) -> Vec<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let buckets = rt.block_on(server.client().list_buckets().send()).unwrap();
