@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::report::{CpuCost, OpRow, Report};
+use crate::stats::PerSecond;
 
 /// Reads both reports and prints the comparison on stdout.
 pub(crate) fn run(a: &Path, b: &Path) -> anyhow::Result<()> {
@@ -107,6 +108,16 @@ fn table(pa: &Path, a: &Report, pb: &Path, b: &Report) -> String {
         && let (Some(ra), Some(rb)) = (ca.hit_ratio(), cb.hit_ratio())
     {
         rows.figure("edge hit %", ra * 100.0, rb * 100.0, 1);
+    }
+    if let (Some(sa), Some(sb)) = (
+        a.per_second.as_ref().and_then(PerSecond::spread),
+        b.per_second.as_ref().and_then(PerSecond::spread),
+    ) {
+        // The slowest second: a stall that the averages above smooth over.
+        rows.figure("slowest second ops", sa.ops[0] as f64, sb.ops[0] as f64, 0);
+        if sa.mib[2] > 0.0 || sb.mib[2] > 0.0 {
+            rows.figure("slowest second MiB", sa.mib[0], sb.mib[0], 1);
+        }
     }
     cpu_rows(
         &mut rows,
@@ -310,6 +321,30 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("(virtual-hosted) mode="), "{t}");
+        // The slowest second of each, when both were recorded second by second.
+        let steady = with_fields(
+            "steady.json",
+            r#""per_second":{"ops":[10,11,12],"bytes":[10485760,11534336,12582912],"errors":[0,0,0]}"#,
+        );
+        let stalled = with_fields(
+            "stalled.json",
+            r#""per_second":{"ops":[12,0,12],"bytes":[12582912,0,12582912],"errors":[0,0,0]}"#,
+        );
+        let t = table(
+            &steady,
+            &read(&steady).unwrap(),
+            &stalled,
+            &read(&stalled).unwrap(),
+        );
+        assert!(t.contains("slowest second ops"), "{t}");
+        assert!(
+            t.lines().any(|l| l.starts_with("slowest second MiB")
+                && l.contains("10.0")
+                && l.ends_with("0.00x")),
+            "{t}"
+        );
+        let t = table(&a, &ra, &stalled, &read(&stalled).unwrap());
+        assert!(!t.contains("slowest second"), "only one run has them:\n{t}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cpu::{CpuTimes, MachineTimes, Memory};
-use crate::stats::{CacheCounts, KindStats, Stats};
+use crate::stats::{CacheCounts, KindStats, PerSecond, Stats};
 use crate::units::OpKind;
 
 const MIB: f64 = (1u64 << 20) as f64;
@@ -84,6 +84,9 @@ pub(crate) struct Report {
     /// Whether Ctrl-C ended the measured phase early.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) interrupted: bool,
+    /// The measured phase second by second: whether the rates held or the run had slow stretches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) per_second: Option<PerSecond>,
 }
 
 fn one() -> u32 {
@@ -377,6 +380,19 @@ impl Report {
                 "edge X-Cache: {} hit, {} miss, {} other, {} without the header ({ratio})",
                 c.hit, c.miss, c.other, c.absent
             );
+        }
+        if let Some(s) = self.per_second.as_ref().and_then(PerSecond::spread) {
+            let [lo, mid, hi] = s.ops;
+            let _ = write!(
+                out,
+                "per second ({} whole seconds, slowest / median / fastest): {lo} / {mid} / {hi} ops",
+                s.seconds
+            );
+            if s.mib[2] > 0.0 {
+                let [lo, mid, hi] = s.mib;
+                let _ = write!(out, ", {lo:.1} / {mid:.1} / {hi:.1} MiB");
+            }
+            let _ = writeln!(out);
         }
         write_cpu(&mut out, "generator", &self.generator_cpu);
         if let Some(server) = &self.server_cpu {

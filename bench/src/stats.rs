@@ -1,5 +1,6 @@
 //! Measurement: per-worker, per-operation latency histograms (hdrhistogram, microseconds), byte and error
-//! counts, merged once at the end; the shared live counters behind the once-a-second progress line.
+//! counts, merged once at the end; the shared live counters behind the once-a-second progress line, and the
+//! second-by-second record of the measured phase taken from them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,9 +187,140 @@ impl Progress {
     }
 }
 
+/// Seconds recorded at most (a day): a longer run's report covers its first day second by second.
+const MAX_SECONDS: usize = 86_400;
+
+/// What finished in each whole second of the measured phase, counted from its start: successful operations,
+/// their bytes (multipart parts count as they finish) and failures. A last part-second is left out, as a rate
+/// over a fraction of a second would be noise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PerSecond {
+    pub(crate) ops: Vec<u64>,
+    pub(crate) bytes: Vec<u64>,
+    pub(crate) errors: Vec<u64>,
+}
+
+/// The slowest, median and fastest second of a [`PerSecond`] record.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Spread {
+    pub(crate) seconds: usize,
+    /// Operations per second: slowest, median, fastest.
+    pub(crate) ops: [u64; 3],
+    /// MiB per second: slowest, median, fastest.
+    pub(crate) mib: [f64; 3],
+}
+
+impl PerSecond {
+    /// The spread of the seconds; `None` under two (no spread to speak of).
+    pub(crate) fn spread(&self) -> Option<Spread> {
+        fn three(values: &[u64]) -> [u64; 3] {
+            let mut v = values.to_vec();
+            v.sort_unstable();
+            [v[0], v[v.len() / 2], v[v.len() - 1]]
+        }
+        if self.ops.len() < 2 {
+            return None;
+        }
+        let bytes = three(&self.bytes);
+        Some(Spread {
+            seconds: self.ops.len(),
+            ops: three(&self.ops),
+            mib: bytes.map(|b| b as f64 / (1u64 << 20) as f64),
+        })
+    }
+
+    fn push(&mut self, (ops, bytes, errors): (u64, u64, u64)) {
+        self.ops.push(ops);
+        self.bytes.push(bytes);
+        self.errors.push(errors);
+    }
+}
+
+/// Records [`PerSecond`] from the live counters while a phase runs.
+pub(crate) struct SecondSampler {
+    task: tokio::task::JoinHandle<()>,
+    seconds: std::sync::Arc<std::sync::Mutex<PerSecond>>,
+}
+
+impl SecondSampler {
+    /// Starts sampling `progress` every second from now.
+    pub(crate) fn start(progress: std::sync::Arc<Progress>) -> SecondSampler {
+        let seconds = std::sync::Arc::new(std::sync::Mutex::new(PerSecond::default()));
+        let record = seconds.clone();
+        let task = tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            let mut last = progress.snapshot();
+            for n in 1..=MAX_SECONDS as u32 {
+                // At whole seconds from the start, not one second after each wake-up: no drift.
+                tokio::time::sleep_until(start + Duration::from_secs(u64::from(n))).await;
+                let now = progress.snapshot();
+                let delta = (now.0 - last.0, now.1 - last.1, now.2 - last.2);
+                last = now;
+                record.lock().unwrap_or_else(|e| e.into_inner()).push(delta);
+            }
+        });
+        SecondSampler { task, seconds }
+    }
+
+    /// Stops sampling; the whole seconds recorded.
+    pub(crate) fn finish(self) -> PerSecond {
+        self.task.abort();
+        std::mem::take(&mut *self.seconds.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sampler_records_whole_seconds_only() {
+        let progress = std::sync::Arc::new(Progress::default());
+        let sampler = SecondSampler::start(progress.clone());
+        for second in 0..3u64 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            for _ in 0..=second {
+                progress.add(&Ok(10));
+            }
+            progress.add(&Err(OpError::Timeout));
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        // Half a second more: not a whole one, so not recorded.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        progress.add(&Ok(10));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            sampler.finish(),
+            PerSecond {
+                ops: vec![1, 2, 3],
+                bytes: vec![10, 20, 30],
+                errors: vec![1, 1, 1],
+            }
+        );
+    }
+
+    #[test]
+    fn the_spread_is_of_whole_seconds() {
+        let one = PerSecond {
+            ops: vec![5],
+            bytes: vec![5 << 20],
+            errors: vec![0],
+        };
+        assert_eq!(one.spread(), None);
+        let four = PerSecond {
+            ops: vec![9, 3, 7, 8],
+            bytes: vec![9 << 20, 3 << 20, 7 << 20, 8 << 20],
+            errors: vec![0; 4],
+        };
+        assert_eq!(
+            four.spread(),
+            Some(Spread {
+                seconds: 4,
+                ops: [3, 8, 9],
+                mib: [3.0, 8.0, 9.0],
+            })
+        );
+    }
 
     #[test]
     fn record_and_merge() {

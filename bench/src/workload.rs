@@ -21,7 +21,7 @@ use crate::multipart;
 use crate::payload::Payload;
 use crate::progress::{Length, Output, PhaseBar};
 use crate::report::{self, CpuCost, MachineCpu, Report};
-use crate::stats::{Progress, Stats};
+use crate::stats::{PerSecond, Progress, SecondSampler, Stats};
 use crate::transport::TlsOptions;
 use crate::units::{DEFAULT_MIX, Mix};
 use crate::worker::{Ctx, Limit, Worker};
@@ -299,7 +299,7 @@ impl Bench<'_> {
         let cpu_before = CpuTimes::of("self").unwrap_or_default();
         let server_before = server_pid.and_then(|pid| CpuTimes::of(pid).ok());
         let machine_before = MachineTimes::now().ok();
-        let elapsed = run_phase(&ctx, workers, phase, self.out).await?;
+        let (elapsed, per_second) = run_phase(&ctx, workers, phase, self.out).await?;
         let machine = machine_before
             .zip(MachineTimes::now().ok())
             .map(|(before, now)| now.since(&before));
@@ -320,7 +320,9 @@ impl Bench<'_> {
         for w in workers.iter() {
             stats.merge(&w.stats);
         }
-        Ok(self.report(&stats, elapsed.as_secs_f64(), warmup, cpu, server, machine))
+        let mut report = self.report(&stats, elapsed.as_secs_f64(), warmup, cpu, server, machine);
+        report.per_second = per_second;
+        Ok(report)
     }
 
     /// The random buffer every body is sliced from: for one size (whole or in multipart parts), or for the
@@ -391,6 +393,7 @@ impl Bench<'_> {
             run: Some(self.layout.run.to_string()),
             // Read right after the measured phase: a Ctrl-C later (during cleanup) did not cut it short.
             interrupted: self.stop.load(Ordering::Relaxed),
+            per_second: None,
         }
     }
 }
@@ -410,10 +413,13 @@ async fn run_phase(
     workers: &mut Vec<Worker>,
     phase: Phase,
     out: Output,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, Option<PerSecond>)> {
     let limit = Arc::new(phase.limit);
     let (ops0, bytes0, errors0) = ctx.progress.snapshot();
     let started = Instant::now();
+    let sampler = phase
+        .record
+        .then(|| SecondSampler::start(ctx.progress.clone()));
     let counters = ctx.progress.clone();
     let bar = PhaseBar::start(
         out,
@@ -453,6 +459,7 @@ async fn run_phase(
         }
     }
     let elapsed = started.elapsed();
+    let per_second = sampler.map(SecondSampler::finish);
     bar.finish();
     if out.lines {
         let (ops, bytes, errors) = ctx.progress.snapshot();
@@ -468,5 +475,5 @@ async fn run_phase(
     if let Some(e) = failure {
         return Err(e.context("a worker task failed"));
     }
-    Ok(elapsed)
+    Ok((elapsed, per_second))
 }

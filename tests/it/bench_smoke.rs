@@ -49,7 +49,7 @@ fn total_ops_and_errors(report: &serde_json::Value) -> (u64, u64) {
 #[test]
 fn bench_smoke_runs_every_basic_mode_cleanly() {
     let server = Server::start();
-    let runs: [&[&str]; 6] = [
+    let runs: [&[&str]; 7] = [
         &[
             "--mode",
             "put",
@@ -59,6 +59,19 @@ fn bench_smoke_runs_every_basic_mode_cleanly() {
             "8",
             "--count",
             "200",
+        ],
+        // By time: at least one whole second, recorded second by second.
+        &[
+            "--mode",
+            "put",
+            "--size",
+            "1KiB",
+            "--concurrency",
+            "2",
+            "--duration",
+            "2s",
+            "--warmup",
+            "0s",
         ],
         &[
             "--mode",
@@ -124,6 +137,23 @@ fn bench_smoke_runs_every_basic_mode_cleanly() {
         let (ops, errors) = total_ops_and_errors(&report);
         assert!(ops > 0, "{args:?} measured nothing: {report}");
         assert_eq!(errors, 0, "{args:?} had errors: {}", report["errors"]);
+        // What finished in each whole second adds up to no more than the run's total.
+        let seconds = &report["per_second"];
+        let column = |name: &str| -> Vec<u64> {
+            seconds[name]
+                .as_array()
+                .unwrap_or_else(|| panic!("per_second {name}: {report}"))
+                .iter()
+                .map(|v| v.as_u64().expect("a count"))
+                .collect()
+        };
+        let (per_ops, per_errors) = (column("ops"), column("errors"));
+        assert_eq!(per_ops.len(), column("bytes").len());
+        assert_eq!(per_ops.len(), per_errors.len());
+        assert!(per_ops.iter().sum::<u64>() + per_errors.iter().sum::<u64>() <= ops + errors);
+        if args.contains(&"--duration") {
+            assert!(!per_ops.is_empty(), "{report}");
+        }
         // The whole machine's figures are there (read, not judged: clock ticks over a short phase are coarse).
         let machine = &report["machine_cpu"];
         assert!(machine["cores"].as_u64().expect("machine cores") >= 1);
