@@ -914,18 +914,7 @@ mod tests {
 
     #[test]
     fn endpoint_validation() {
-        let tls = TlsOptions::default();
-        let cfg = |endpoint| ClientConfig {
-            endpoint,
-            addressing: Addressing::Path,
-            access_key: "a",
-            secret_key: "s",
-            region: "us-east-1",
-            bucket: "b",
-            unsigned_payload: false,
-            pool_size: 1,
-            tls: &tls,
-        };
+        let cfg = |endpoint| crate::test_support::config(endpoint, Addressing::Path, 1);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -985,62 +974,29 @@ mod tests {
 
     /// A server that answers every request 200 with no body and records each request line and Host.
     async fn recording_server() -> (u16, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    loop {
-                        let mut chunk = [0u8; 4096];
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                            buf.drain(..end + 4);
-                            let mut lines = head.lines();
-                            let request = lines.next().unwrap_or_default().to_owned();
-                            let host = lines
-                                .find_map(|l| l.strip_prefix("host: "))
-                                .unwrap_or_default()
-                                .to_owned();
-                            log.lock().unwrap().push((request, host));
-                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-                            if conn.write_all(ok).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        (port, seen)
+        let addr = crate::test_support::scripted_server(move |head| {
+            let mut lines = head.lines();
+            let request = lines.next().unwrap_or_default().to_owned();
+            let host = lines
+                .find_map(|l| l.strip_prefix("host: "))
+                .unwrap_or_default()
+                .to_owned();
+            log.lock().unwrap().push((request, host));
+            Some("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_owned())
+        })
+        .await;
+        (addr.port(), seen)
     }
 
     #[tokio::test]
     async fn the_bucket_goes_in_the_path_or_in_the_host_name() {
         let (port, seen) = recording_server().await;
         let endpoint = format!("http://localhost:{port}");
-        let tls = TlsOptions::default();
         for addressing in [Addressing::Path, Addressing::Virtual] {
-            let client = S3Client::new(&ClientConfig {
-                endpoint: &endpoint,
-                addressing,
-                access_key: "a",
-                secret_key: "s",
-                region: "us-east-1",
-                bucket: "b",
-                unsigned_payload: false,
-                pool_size: 1,
-                tls: &tls,
-            })
-            .unwrap();
+            let client =
+                S3Client::new(&crate::test_support::config(&endpoint, addressing, 1)).unwrap();
             // Another bucket of the run (--buckets) is addressed the same way, and checked the same way.
             let other = client.with_bucket("b-1").unwrap();
             let long = format!("{}-1", "b".repeat(62));

@@ -33,6 +33,8 @@ mod report;
 mod setup;
 pub mod sigv4;
 mod stats;
+#[cfg(test)]
+mod test_support;
 mod transport;
 mod units;
 mod worker;

@@ -487,24 +487,7 @@ async fn delete_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::ClientConfig;
-    use crate::transport::TlsOptions;
-
-    /// A client of bucket `b` at `endpoint`.
-    fn test_client(endpoint: &str, pool_size: usize) -> S3Client {
-        S3Client::new(&ClientConfig {
-            endpoint,
-            addressing: crate::Addressing::Path,
-            access_key: "AKIDEXAMPLE",
-            secret_key: "secret",
-            region: "us-east-1",
-            bucket: "b",
-            unsigned_payload: false,
-            pool_size,
-            tls: &TlsOptions::default(),
-        })
-        .unwrap()
-    }
+    use crate::test_support::{client as test_client, scripted_server};
 
     /// A server that accepts connections and never answers; counts the connections.
     async fn silent_server() -> (String, Arc<AtomicUsize>) {
@@ -525,44 +508,21 @@ mod tests {
     /// A server whose CreateBucket gets no answer: it reads the PUT and closes the connection, creating the
     /// bucket first when `lands`. HEAD bucket answers 404 until the bucket exists, 200 after.
     async fn unanswered_create_server(lands: bool) -> String {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let created = Arc::new(AtomicBool::new(false));
-        tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let created = created.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    loop {
-                        let mut chunk = [0u8; 4096];
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                        buf.drain(..end + 4);
-                        if head.starts_with("PUT ") {
-                            created.store(lands, Ordering::Relaxed);
-                            return; // dropped: the connection closes with no answer
-                        }
-                        let status = if created.load(Ordering::Relaxed) {
-                            "200 OK"
-                        } else {
-                            "404 Not Found"
-                        };
-                        let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
-                        if conn.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+        let created = AtomicBool::new(false);
+        let addr = scripted_server(move |head| {
+            if head.starts_with("PUT ") {
+                created.store(lands, Ordering::Relaxed);
+                return None; // the connection closes with no answer
             }
-        });
-        endpoint
+            let status = if created.load(Ordering::Relaxed) {
+                "200 OK"
+            } else {
+                "404 Not Found"
+            };
+            Some(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n"))
+        })
+        .await;
+        format!("http://{addr}")
     }
 
     #[tokio::test]
@@ -611,45 +571,24 @@ mod tests {
     async fn uploads_server(
         pages: [&'static str; 2],
     ) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    loop {
-                        let mut chunk = [0u8; 4096];
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                            buf.drain(..end + 4);
-                            let line = head.lines().next().unwrap_or_default().to_owned();
-                            let answer = if line.starts_with("GET ") {
-                                let page = pages[usize::from(line.contains("key-marker="))];
-                                format!(
-                                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{page}",
-                                    page.len()
-                                )
-                            } else {
-                                "HTTP/1.1 204 No Content\r\n\r\n".to_owned()
-                            };
-                            log.lock().unwrap().push(line);
-                            if conn.write_all(answer.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        (endpoint, seen)
+        let addr = scripted_server(move |head| {
+            let line = head.lines().next().unwrap_or_default().to_owned();
+            let answer = if line.starts_with("GET ") {
+                let page = pages[usize::from(line.contains("key-marker="))];
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{page}",
+                    page.len()
+                )
+            } else {
+                "HTTP/1.1 204 No Content\r\n\r\n".to_owned()
+            };
+            log.lock().unwrap().push(line);
+            Some(answer)
+        })
+        .await;
+        (format!("http://{addr}"), seen)
     }
 
     #[tokio::test]
