@@ -355,7 +355,7 @@ fn of_run(key: &str, run: RunId) -> bool {
 /// when it fails, but that abort can fail too, a CreateMultipartUpload that got no answer may have made an
 /// upload nobody knows the id of, and a worker that panicked aborted nothing: their parts would stay (and on
 /// AWS, be paid for) until a lifecycle rule removes them. A server without ListMultipartUploads is left
-/// alone, with a note.
+/// alone, with a note, and so is one that does not let these credentials list uploads (403), with a warning.
 async fn abort_uploads_left(
     client: &S3Client,
     layout: Layout,
@@ -388,6 +388,15 @@ async fn abort_uploads_left(
                 if !quiet {
                     eprintln!("cleanup: the server lists no multipart uploads; none looked for");
                 }
+                return Ok(());
+            }
+            // Credentials without s3:ListBucketMultipartUploads: the run did its work, so it does not fail
+            // here, but the uploads it may have left are unknown.
+            Err(Bounded::Failed(OpError::Http { status: 403, .. })) => {
+                eprintln!(
+                    "warning: cleanup may not list multipart uploads (403); any the run left under {prefix} \
+                     were not looked for"
+                );
                 return Ok(());
             }
             Err(Bounded::Failed(e)) if unanswered(&e) => {
@@ -627,6 +636,34 @@ mod tests {
                 "DELETE /b/p0/bench/000000ab/1/1?uploadId=u3 HTTP/1.1",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_listing_refused_or_forbidden_leaves_the_run_alone_and_silence_fails_it() {
+        let layout = Layout {
+            buckets: 1,
+            prefixes: 1,
+            run: RunId(0xab),
+        };
+        for status in [
+            "501 Not Implemented",
+            "405 Method Not Allowed",
+            "403 Forbidden",
+        ] {
+            let addr = scripted_server(move |_| {
+                Some(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n"))
+            })
+            .await;
+            let gone = AtomicBool::new(false);
+            let client = test_client(&format!("http://{addr}"), 1);
+            let r = abort_uploads_left(&client, layout, Duration::from_secs(30), true, &gone).await;
+            assert!(r.is_ok(), "{status}: {r:?}");
+        }
+        let (endpoint, _) = silent_server().await;
+        let gone = AtomicBool::new(false);
+        let client = test_client(&endpoint, 1);
+        let r = abort_uploads_left(&client, layout, Duration::from_millis(200), true, &gone).await;
+        assert!(r.is_err() && gone.load(Ordering::Relaxed), "{r:?}");
     }
 
     #[tokio::test]
