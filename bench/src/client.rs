@@ -498,7 +498,6 @@ impl S3Client {
         Ok(parse_versions_page(&String::from_utf8_lossy(&doc)))
     }
 
-    /// GET on the bucket with `query`; the listing document.
     /// One ListMultipartUploads page of the uploads in progress under `prefix`, after `marker`.
     pub(crate) async fn list_uploads_page(
         &self,
@@ -508,12 +507,16 @@ impl S3Client {
         let mut query = vec![("uploads", ""), ("prefix", prefix)];
         if let Some((key, id)) = marker {
             query.push(("key-marker", key));
-            query.push(("upload-id-marker", id));
+            // An empty one would mean "this key's uploads from the first" to some servers, not "after it".
+            if !id.is_empty() {
+                query.push(("upload-id-marker", id));
+            }
         }
         let doc = self.get_listing(&query).await?;
         Ok(parse_uploads_page(&String::from_utf8_lossy(&doc)))
     }
 
+    /// GET on the bucket with `query`; the listing document.
     async fn get_listing(&self, query: &[(&str, &str)]) -> OpResult<Bytes> {
         let resp = self
             .send(

@@ -334,9 +334,11 @@ pub(crate) async fn cleanup(
     Ok(())
 }
 
-/// Most pages of ListMultipartUploads read looking for a run's uploads: a bound on a bucket that holds
-/// (or a server that reports) endless uploads of others.
+/// Most pages of ListMultipartUploads read per prefix looking for a run's uploads: a bound on a bucket that
+/// holds (or a server that reports) endless uploads of others.
 const MAX_UPLOAD_PAGES: usize = 100;
+/// Most `--prefixes` whose uploads are listed one prefix at a time; with more, the whole bucket is listed.
+const MAX_SWEPT_PREFIXES: usize = 100;
 
 /// Whether `key` is one of run `run`'s: `bench/<run>/...`, after any `p<i>/` prefix (see [`crate::layout`]).
 fn of_run(key: &str, run: RunId) -> bool {
@@ -364,74 +366,100 @@ async fn abort_uploads_left(
     gone: &AtomicBool,
 ) -> anyhow::Result<()> {
     let run = layout.run;
-    let prefix = format!("bench/{run}/");
-    // Keys under prefixes `p<i>/` share no prefix to list by: all are listed, and the run's own picked out.
-    let listed = if layout.prefixes > 1 { "" } else { &prefix };
-    let mut marker = None;
+    // Each prefix `p<i>/` of the run is listed, up to a hundred of them; beyond, the whole bucket, with the
+    // run's own picked out.
+    let listed: Vec<String> = match layout.prefixes {
+        0 | 1 => vec![format!("bench/{run}/")],
+        n if n <= MAX_SWEPT_PREFIXES => (0..n).map(|i| format!("p{i}/bench/{run}/")).collect(),
+        _ => vec![String::new()],
+    };
     let (mut aborted, mut failed) = (0u64, 0u64);
-    for _ in 0..MAX_UPLOAD_PAGES {
-        if gone.load(Ordering::Relaxed) {
-            bail!("cleanup: the endpoint stopped answering; uploads in progress not looked for");
-        }
-        let page = match within(
-            limit,
-            None,
-            client.list_uploads_page(listed, marker.as_ref()),
-        )
-        .await
-        {
-            Ok(page) => page,
-            Err(Bounded::Failed(OpError::Http {
-                status: 400 | 405 | 501,
-                ..
-            })) => {
-                if !quiet {
-                    eprintln!("cleanup: the server lists no multipart uploads; none looked for");
-                }
-                return Ok(());
-            }
-            // Credentials without s3:ListBucketMultipartUploads: the run did its work, so it does not fail
-            // here, but the uploads it may have left are unknown.
-            Err(Bounded::Failed(OpError::Http { status: 403, .. })) => {
-                eprintln!(
-                    "warning: cleanup may not list multipart uploads (403); any the run left under {prefix} \
-                     were not looked for"
+    for prefix in &listed {
+        let mut marker = None;
+        let mut pages = 0;
+        loop {
+            if gone.load(Ordering::Relaxed) {
+                bail!(
+                    "cleanup: the endpoint stopped answering; uploads in progress not looked for"
                 );
-                return Ok(());
             }
-            Err(Bounded::Failed(e)) if unanswered(&e) => {
-                gone.store(true, Ordering::Relaxed);
-                return Err(Bounded::Failed(e).context("cleanup: ListMultipartUploads"));
+            if pages == MAX_UPLOAD_PAGES {
+                eprintln!(
+                    "warning: cleanup looked through {MAX_UPLOAD_PAGES} pages of uploads in progress under \
+                     {prefix:?} and stopped: any more of run {run}'s were not looked for"
+                );
+                break;
             }
-            Err(e) => return Err(e.context("cleanup: ListMultipartUploads")),
-        };
-        for (key, id) in page.uploads.iter().filter(|(k, _)| of_run(k, run)) {
-            match within(limit, None, client.abort_multipart_upload(key, id)).await {
-                Ok(()) | Err(Bounded::Failed(OpError::Http { status: 404, .. })) => aborted += 1,
+            pages += 1;
+            let listing = answered(limit, || client.list_uploads_page(prefix, marker.as_ref()));
+            let page = match listing.await {
+                Ok(page) => page,
+                Err(Bounded::Failed(OpError::Http {
+                    status: 400 | 405 | 501,
+                    ..
+                })) => {
+                    if !quiet {
+                        eprintln!(
+                            "cleanup: the server lists no multipart uploads; none looked for"
+                        );
+                    }
+                    return Ok(());
+                }
+                // Credentials without s3:ListBucketMultipartUploads: the run did its work, so it does not fail
+                // here, but the uploads it may have left are unknown.
+                Err(Bounded::Failed(OpError::Http { status: 403, .. })) => {
+                    eprintln!(
+                        "warning: cleanup may not list multipart uploads (403); any that run {run} left \
+                         were not looked for"
+                    );
+                    return Ok(());
+                }
                 Err(Bounded::Failed(e)) if unanswered(&e) => {
                     gone.store(true, Ordering::Relaxed);
-                    return Err(Bounded::Failed(e).context("cleanup: AbortMultipartUpload"));
+                    return Err(Bounded::Failed(e).context("cleanup: ListMultipartUploads"));
                 }
-                Err(_) => failed += 1,
+                Err(e) => return Err(e.context("cleanup: ListMultipartUploads")),
+            };
+            for (key, id) in page.uploads.iter().filter(|(k, _)| of_run(k, run)) {
+                match answered(limit, || client.abort_multipart_upload(key, id)).await {
+                    Ok(()) | Err(Bounded::Failed(OpError::Http { status: 404, .. })) => {
+                        aborted += 1
+                    }
+                    Err(Bounded::Failed(e)) if unanswered(&e) => {
+                        gone.store(true, Ordering::Relaxed);
+                        return Err(Bounded::Failed(e).context("cleanup: AbortMultipartUpload"));
+                    }
+                    Err(_) => failed += 1,
+                }
             }
+            marker = match page.next {
+                // A marker that does not move on would list the same page forever.
+                Some(next) if marker.as_ref() != Some(&next) => Some(next),
+                _ => break,
+            };
         }
-        marker = match page.next {
-            // A marker that does not move on would list the same page forever.
-            Some(next) if marker.as_ref() != Some(&next) => Some(next),
-            _ => break,
-        };
     }
     if aborted > 0 && !quiet {
-        eprintln!(
-            "cleanup: aborted {aborted} multipart upload(s) the run left in progress under {prefix}"
-        );
+        eprintln!("cleanup: aborted {aborted} multipart upload(s) that run {run} left in progress");
     }
     if failed > 0 {
         bail!(
-            "cleanup: {failed} multipart upload(s) in progress under {prefix} could not be aborted"
+            "cleanup: {failed} multipart upload(s) that run {run} left in progress could not be aborted"
         );
     }
     Ok(())
+}
+
+/// Awaits `request()` for at most `limit`, and when it gets no answer, once more: a keep-alive connection
+/// the server closed since its last use fails a request that is not retried for us.
+async fn answered<T, F: Future<Output = Result<T, OpError>>>(
+    limit: Duration,
+    request: impl Fn() -> F,
+) -> Result<T, Bounded> {
+    match within(limit, None, request()).await {
+        Err(Bounded::Failed(e)) if unanswered(&e) => within(limit, None, request()).await,
+        other => other,
+    }
 }
 
 /// Whether a request failed for want of an answer (no connection, a broken one, the time limit) rather than
@@ -451,18 +479,10 @@ async fn delete_batch(
     limit: Duration,
     gone: &AtomicBool,
 ) -> u64 {
-    let mut tries = 0;
-    let answer = loop {
-        if gone.load(Ordering::Relaxed) {
-            return batch.len() as u64;
-        }
-        tries += 1;
-        match within(limit, None, client.delete_objects(batch)).await {
-            Err(Bounded::Failed(e)) if unanswered(&e) && tries < 2 => continue,
-            other => break other,
-        }
-    };
-    match answer {
+    if gone.load(Ordering::Relaxed) {
+        return batch.len() as u64;
+    }
+    match answered(limit, || client.delete_objects(batch)).await {
         Ok(errors) => return errors,
         Err(Bounded::Failed(OpError::Http {
             status: 400 | 405 | 501,
@@ -575,17 +595,16 @@ mod tests {
         }
     }
 
-    /// A server with two pages of ListMultipartUploads (the second for a request with a key-marker) that
-    /// answers every other request 204; records the request lines.
-    async fn uploads_server(
-        pages: [&'static str; 2],
-    ) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    /// Runs the uploads sweep of run 000000ab (with `prefixes`) against a server that answers
+    /// ListMultipartUploads with the page `page` picks for the request line, and every other request 204;
+    /// the request lines it got.
+    async fn sweep(page: fn(&str) -> &'static str, prefixes: usize) -> Vec<String> {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
         let addr = scripted_server(move |head| {
             let line = head.lines().next().unwrap_or_default().to_owned();
             let answer = if line.starts_with("GET ") {
-                let page = pages[usize::from(line.contains("key-marker="))];
+                let page = page(&line);
                 format!(
                     "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{page}",
                     page.len()
@@ -597,38 +616,80 @@ mod tests {
             Some(answer)
         })
         .await;
-        (format!("http://{addr}"), seen)
-    }
-
-    #[tokio::test]
-    async fn a_multipart_runs_cleanup_aborts_its_uploads_left_in_progress_and_only_those() {
-        let (endpoint, seen) = uploads_server([
-            "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>\
-             <NextKeyMarker>p1/bench/000000ab/2/3</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>\
-             <Upload><Key>bench/000000ab/0/1</Key><UploadId>u1</UploadId></Upload>\
-             <Upload><Key>bench/deadbeef/0/1</Key><UploadId>theirs</UploadId></Upload>\
-             <Upload><Key>p1/bench/000000ab/2/3</Key><UploadId>u2</UploadId></Upload>\
-             </ListMultipartUploadsResult>",
-            "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>\
-             <Upload><Key>notes/x</Key><UploadId>other</UploadId></Upload>\
-             <Upload><Key>p0/bench/000000ab/1/1</Key><UploadId>u3</UploadId></Upload>\
-             </ListMultipartUploadsResult>",
-        ])
-        .await;
-        let client = test_client(&endpoint, 2);
+        let client = test_client(&format!("http://{addr}"), 2);
         let layout = Layout {
             buckets: 1,
-            prefixes: 2,
+            prefixes,
             run: RunId(0xab),
         };
         let gone = AtomicBool::new(false);
         abort_uploads_left(&client, layout, Duration::from_secs(30), true, &gone)
             .await
             .unwrap();
+        std::mem::take(&mut *seen.lock().unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_multipart_runs_cleanup_aborts_its_uploads_left_in_progress_and_only_those() {
+        let seen = sweep(
+            |line| {
+                if line.contains("prefix=p1") {
+                    "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>\
+                     <Upload><Key>p1/bench/000000ab/1/1</Key><UploadId>u3</UploadId></Upload>\
+                     </ListMultipartUploadsResult>"
+                } else if line.contains("key-marker=") {
+                    "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>\
+                     <Upload><Key>p0/bench/000000ab/2/3</Key><UploadId>u2</UploadId></Upload>\
+                     </ListMultipartUploadsResult>"
+                } else {
+                    "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>\
+                     <NextKeyMarker>p0/bench/000000ab/0/1</NextKeyMarker><NextUploadIdMarker>u1</NextUploadIdMarker>\
+                     <Upload><Key>p0/bench/000000ab/0/1</Key><UploadId>u1</UploadId></Upload>\
+                     <Upload><Key>p0/bench/000000abc/0/1</Key><UploadId>lookalike</UploadId></Upload>\
+                     </ListMultipartUploadsResult>"
+                }
+            },
+            2,
+        )
+        .await;
         assert_eq!(
-            *seen.lock().unwrap(),
+            seen,
             [
-                // Under prefixes, the whole bucket is listed (and the run's uploads picked out).
+                // Each prefix of the run is listed, page after page.
+                "GET /b?prefix=p0%2Fbench%2F000000ab%2F&uploads= HTTP/1.1",
+                "DELETE /b/p0/bench/000000ab/0/1?uploadId=u1 HTTP/1.1",
+                "GET /b?key-marker=p0%2Fbench%2F000000ab%2F0%2F1&prefix=p0%2Fbench%2F000000ab%2F&upload-id-marker=u1&uploads= HTTP/1.1",
+                "DELETE /b/p0/bench/000000ab/2/3?uploadId=u2 HTTP/1.1",
+                "GET /b?prefix=p1%2Fbench%2F000000ab%2F&uploads= HTTP/1.1",
+                "DELETE /b/p1/bench/000000ab/1/1?uploadId=u3 HTTP/1.1",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn with_many_prefixes_cleanup_lists_the_whole_bucket_and_picks_out_the_runs_uploads() {
+        let seen = sweep(
+            |line| {
+                if line.contains("key-marker=") {
+                    "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>\
+                     <Upload><Key>notes/x</Key><UploadId>other</UploadId></Upload>\
+                     <Upload><Key>p0/bench/000000ab/1/1</Key><UploadId>u3</UploadId></Upload>\
+                     </ListMultipartUploadsResult>"
+                } else {
+                    "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>\
+                     <NextKeyMarker>p1/bench/000000ab/2/3</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>\
+                     <Upload><Key>bench/000000ab/0/1</Key><UploadId>u1</UploadId></Upload>\
+                     <Upload><Key>bench/deadbeef/0/1</Key><UploadId>theirs</UploadId></Upload>\
+                     <Upload><Key>p1/bench/000000ab/2/3</Key><UploadId>u2</UploadId></Upload>\
+                     </ListMultipartUploadsResult>"
+                }
+            },
+            MAX_SWEPT_PREFIXES + 1,
+        )
+        .await;
+        assert_eq!(
+            seen,
+            [
                 "GET /b?prefix=&uploads= HTTP/1.1",
                 "DELETE /b/bench/000000ab/0/1?uploadId=u1 HTTP/1.1",
                 "DELETE /b/p1/bench/000000ab/2/3?uploadId=u2 HTTP/1.1",

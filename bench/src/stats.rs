@@ -190,9 +190,9 @@ impl Progress {
 /// Seconds recorded at most (a day): a longer run's report covers its first day second by second.
 const MAX_SECONDS: usize = 86_400;
 
-/// What finished in each whole second of the measured phase, counted from its start: successful operations,
-/// their bytes (multipart parts count as they finish) and failures. A last part-second is left out, as a rate
-/// over a fraction of a second would be noise.
+/// What finished in each second of the measured phase (see [`SecondSampler`]): successful operations, bytes
+/// (multipart parts count as they finish, those of an upload that fails later too) and failures. A last
+/// part-second is left out, as a rate over a fraction of a second would be noise.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PerSecond {
     pub(crate) ops: Vec<u64>,
@@ -236,36 +236,62 @@ impl PerSecond {
     }
 }
 
-/// Records [`PerSecond`] from the live counters while a phase runs.
+/// How late the sampler may wake for a second to count: one it reads later covers more than a second (and
+/// the next one less), so it is left out and the seconds start again from the late reading.
+const LATE: Duration = Duration::from_millis(100);
+
+/// Records [`PerSecond`] from the live counters while a phase runs, on a thread of its own: a busy runtime
+/// delays its timers, and the record would then show the generator's own hiccups as the server's stalls.
 pub(crate) struct SecondSampler {
-    task: tokio::task::JoinHandle<()>,
-    seconds: std::sync::Arc<std::sync::Mutex<PerSecond>>,
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<PerSecond>,
 }
 
 impl SecondSampler {
-    /// Starts sampling `progress` every second from now.
-    pub(crate) fn start(progress: std::sync::Arc<Progress>) -> SecondSampler {
-        let seconds = std::sync::Arc::new(std::sync::Mutex::new(PerSecond::default()));
-        let record = seconds.clone();
-        let task = tokio::spawn(async move {
-            let start = tokio::time::Instant::now();
-            let mut last = progress.snapshot();
-            for n in 1..=MAX_SECONDS as u32 {
-                // At whole seconds from the start, not one second after each wake-up: no drift.
-                tokio::time::sleep_until(start + Duration::from_secs(u64::from(n))).await;
-                let now = progress.snapshot();
-                let delta = (now.0 - last.0, now.1 - last.1, now.2 - last.2);
-                last = now;
-                record.lock().unwrap_or_else(|e| e.into_inner()).push(delta);
-            }
-        });
-        SecondSampler { task, seconds }
+    /// Starts sampling `progress` every second from now, until [`Self::finish`] or until `winding_down`
+    /// says since when no operation starts any more: the seconds after that, with fewer and fewer
+    /// operations under way, say nothing of the server's pace.
+    pub(crate) fn start(
+        progress: std::sync::Arc<Progress>,
+        winding_down: impl Fn() -> Option<std::time::Instant> + Send + 'static,
+    ) -> SecondSampler {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let mut from = std::time::Instant::now();
+        let mut last = progress.snapshot();
+        let thread = std::thread::Builder::new()
+            .name("bench-seconds".into())
+            .spawn(move || {
+                let mut seconds = PerSecond::default();
+                while seconds.ops.len() < MAX_SECONDS {
+                    let due = from + Duration::from_secs(1);
+                    let wait = due.saturating_duration_since(std::time::Instant::now());
+                    if stopped.recv_timeout(wait) != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    {
+                        break;
+                    }
+                    if winding_down().is_some_and(|at| at < due) {
+                        break;
+                    }
+                    let now = progress.snapshot();
+                    let read = std::time::Instant::now();
+                    if read.duration_since(due) <= LATE {
+                        seconds.push((now.0 - last.0, now.1 - last.1, now.2 - last.2));
+                        from = due;
+                    } else {
+                        from = read;
+                    }
+                    last = now;
+                }
+                seconds
+            })
+            .expect("spawn the per-second sampler");
+        SecondSampler { stop, thread }
     }
 
     /// Stops sampling; the whole seconds recorded.
     pub(crate) fn finish(self) -> PerSecond {
-        self.task.abort();
-        std::mem::take(&mut *self.seconds.lock().unwrap_or_else(|e| e.into_inner()))
+        drop(self.stop);
+        self.thread.join().unwrap_or_default()
     }
 }
 
@@ -273,28 +299,35 @@ impl SecondSampler {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn the_sampler_records_whole_seconds_only() {
+    #[test]
+    fn the_sampler_records_whole_seconds_until_the_phase_winds_down() {
         let progress = std::sync::Arc::new(Progress::default());
-        let sampler = SecondSampler::start(progress.clone());
-        for second in 0..3u64 {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            for _ in 0..=second {
-                progress.add(&Ok(10));
-            }
-            progress.add(&Err(OpError::Timeout));
-            tokio::time::sleep(Duration::from_millis(600)).await;
-        }
-        // Half a second more: not a whole one, so not recorded.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ends = std::sync::Arc::new(std::sync::OnceLock::new());
+        let winding = ends.clone();
+        let sampler = SecondSampler::start(progress.clone(), move || winding.get().copied());
+        let started = std::time::Instant::now();
+        let at = |ms: u64| {
+            let t = started + Duration::from_millis(ms);
+            std::thread::sleep(t.saturating_duration_since(std::time::Instant::now()));
+        };
+        // Mid-second work, well away from the sampler's readings at 1 s and 2 s.
+        at(400);
         progress.add(&Ok(10));
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        progress.add(&Err(OpError::Timeout));
+        at(1400);
+        progress.add(&Ok(10));
+        progress.add(&Ok(10));
+        // The phase winds down at 2.5 s: the third second is not recorded, nor anything after.
+        at(2500);
+        ends.set(std::time::Instant::now()).unwrap();
+        progress.add(&Ok(10));
+        at(3300);
         assert_eq!(
             sampler.finish(),
             PerSecond {
-                ops: vec![1, 2, 3],
-                bytes: vec![10, 20, 30],
-                errors: vec![1, 1, 1],
+                ops: vec![1, 2],
+                bytes: vec![10, 20],
+                errors: vec![1, 0],
             }
         );
     }

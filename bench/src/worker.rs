@@ -65,18 +65,37 @@ pub(crate) fn put_key(layout: Layout, workers: usize, worker: usize, n: u64) -> 
 pub(crate) enum Limit {
     /// No operation starts after this instant.
     Until(Instant),
-    /// Operations left to start.
-    Count(AtomicU64),
+    /// Operations left to start, and when a worker was first refused one.
+    Count(AtomicU64, std::sync::OnceLock<Instant>),
 }
 
 impl Limit {
+    /// No operation starts after `n` more.
+    pub(crate) fn count(n: u64) -> Limit {
+        Limit::Count(AtomicU64::new(n), std::sync::OnceLock::new())
+    }
+
     /// Claims the right to start one more operation.
     fn take(&self) -> bool {
         match self {
             Limit::Until(deadline) => Instant::now() < *deadline,
-            Limit::Count(left) => left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok(),
+            Limit::Count(left, refused) => {
+                let taken = left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok();
+                if !taken {
+                    let _ = refused.set(Instant::now());
+                }
+                taken
+            }
+        }
+    }
+
+    /// When the phase began to wind down (no operation starts any more, those under way finish), if it has.
+    pub(crate) fn winding_down(&self) -> Option<Instant> {
+        match self {
+            Limit::Until(deadline) => (Instant::now() >= *deadline).then_some(*deadline),
+            Limit::Count(_, refused) => refused.get().copied(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! before each operation.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -29,6 +29,8 @@ use crate::{BenchArgs, KeyDist, Mode, setup};
 
 /// Measured-phase length when neither `--duration` nor `--count` is given.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// How long a multipart run that had requests go unanswered waits before cleanup lists its uploads.
+const SETTLE: Duration = Duration::from_secs(1);
 /// Warm-up when running by duration and `--warmup` is not given.
 const DEFAULT_WARMUP: Duration = Duration::from_secs(2);
 /// Seed of the pool's object sizes: the same options prepare the same sizes, so runs compare.
@@ -138,6 +140,16 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         cleaning.store(true, Ordering::Relaxed);
         let uploads_of = (args.mode == Mode::Multipart).then_some(layout);
+        // A CreateMultipartUpload the run stopped waiting for may still be under way on the server: a moment
+        // for it to land, so that cleanup's listing finds it.
+        let unanswered = outcome.as_ref().map_or(true, |r| {
+            r.errors
+                .keys()
+                .any(|e| e == "timeout" || e.starts_with("transport"))
+        });
+        if uploads_of.is_some() && unanswered {
+            tokio::time::sleep(SETTLE).await;
+        }
         setup::cleanup_all(
             &clients,
             keys,
@@ -281,7 +293,7 @@ impl Bench<'_> {
         }
         let phase = match args.count {
             Some(n) => Phase {
-                limit: Limit::Count(AtomicU64::new(n)),
+                limit: Limit::count(n),
                 length: Length::Count(n),
                 record: true,
                 label: args.mode.name(),
@@ -417,9 +429,10 @@ async fn run_phase(
     let limit = Arc::new(phase.limit);
     let (ops0, bytes0, errors0) = ctx.progress.snapshot();
     let started = Instant::now();
-    let sampler = phase
-        .record
-        .then(|| SecondSampler::start(ctx.progress.clone()));
+    let sampler = phase.record.then(|| {
+        let limit = limit.clone();
+        SecondSampler::start(ctx.progress.clone(), move || limit.winding_down())
+    });
     let counters = ctx.progress.clone();
     let bar = PhaseBar::start(
         out,

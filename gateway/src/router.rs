@@ -663,6 +663,8 @@ mod tests {
             ("é.x", pathed),
             ("ééééélocalhost", pathed),
             ("écalhostx", pathed),
+            ("[::1]:9000", pathed),
+            ("localhost.", pathed),
         ] {
             let (b, k) = split_resource(Some(host), "/a/b", &domains).unwrap();
             assert_eq!((b.as_deref(), k.as_deref()), named, "{host}");

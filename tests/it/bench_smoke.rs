@@ -60,7 +60,8 @@ fn bench_smoke_runs_every_basic_mode_cleanly() {
             "--count",
             "200",
         ],
-        // By time: at least one whole second, recorded second by second.
+        // By time, so the seconds are recorded (how many depends on the sampler's timing, so only their sums
+        // are checked).
         &[
             "--mode",
             "put",
@@ -151,9 +152,6 @@ fn bench_smoke_runs_every_basic_mode_cleanly() {
         assert_eq!(per_ops.len(), column("bytes").len());
         assert_eq!(per_ops.len(), per_errors.len());
         assert!(per_ops.iter().sum::<u64>() + per_errors.iter().sum::<u64>() <= ops + errors);
-        if args.contains(&"--duration") {
-            assert!(!per_ops.is_empty(), "{report}");
-        }
         // The whole machine's figures are there (read, not judged: clock ticks over a short phase are coarse).
         let machine = &report["machine_cpu"];
         assert!(machine["cores"].as_u64().expect("machine cores") >= 1);
