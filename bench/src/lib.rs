@@ -16,8 +16,9 @@
 //! `prefix_hash` for signed bodies of drawn sizes); `transport` the pooled HTTP(S) client; `client` S3
 //! requests; `edge_client` unsigned GETs through an edge; `multipart` one object as a multipart upload (and
 //! [`multipart_smoke`]); `workload` workers and phases; `setup` buckets, prepare and cleanup; `stats`
-//! histograms and counters; `progress` the live bar; `cpu` `/proc` accounting; `report` the output;
-//! `compare` two reports side by side.
+//! histograms and counters (and the per-second record); `progress` the live bar; `cpu` `/proc` accounting;
+//! `report` the output; `compare` two reports side by side; `test_support` (tests only) a scripted HTTP
+//! server and test clients.
 
 mod client;
 mod compare;
