@@ -52,6 +52,19 @@ impl fmt::Display for OpError {
 
 impl std::error::Error for OpError {}
 
+impl OpError {
+    /// Whether the request failed for want of an answer (no connection, a broken one, the time limit) rather
+    /// than with one.
+    pub(crate) fn unanswered(&self) -> bool {
+        matches!(self, OpError::Timeout | OpError::Transport(_))
+    }
+
+    /// Whether an error counted under `label` (its [`fmt::Display`], as reports count errors) got no answer.
+    pub(crate) fn label_unanswered(label: &str) -> bool {
+        label == "timeout" || label.starts_with("transport: ")
+    }
+}
+
 type OpResult<T> = Result<T, OpError>;
 
 /// Connection settings for [`S3Client::new`].

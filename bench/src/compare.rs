@@ -44,10 +44,7 @@ fn table(pa: &Path, a: &Report, pb: &Path, b: &Report) -> String {
             "{tag}: {} — {}{} mode={} size={} concurrency={} measured {:.2}s",
             path.display(),
             r.endpoint,
-            match r.addressing_style {
-                crate::Addressing::Path => "",
-                crate::Addressing::Virtual => " (virtual-hosted)",
-            },
+            r.addressing_style.tag(),
             r.mode,
             r.describe_sizes(),
             r.concurrency,

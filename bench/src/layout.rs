@@ -42,6 +42,26 @@ impl Layout {
         format!("bench/{}/{rest}", self.run)
     }
 
+    /// Where this run's keys start, one per prefix: `bench/<run>/`, or `p<i>/bench/<run>/` for each of
+    /// `--prefixes`.
+    pub(crate) fn roots(&self) -> Vec<String> {
+        let root = self.name(format_args!(""));
+        match self.prefixes {
+            0 | 1 => vec![root],
+            p => (0..p).map(|i| format!("p{i}/{root}")).collect(),
+        }
+    }
+
+    /// Whether `key` is one of this run's (under any `p<i>/` prefix, whatever `--prefixes` was).
+    pub(crate) fn owns(&self, key: &str) -> bool {
+        let unprefixed = key
+            .strip_prefix('p')
+            .and_then(|k| k.split_once('/'))
+            .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(key, |(_, rest)| rest);
+        unprefixed.starts_with(&self.name(format_args!("")))
+    }
+
     /// The bucket index and key of object number `seq` whose name without prefix is `name`.
     pub(crate) fn place(&self, seq: u64, name: &str) -> (usize, String) {
         let buckets = self.buckets.max(1) as u64;
@@ -85,6 +105,42 @@ mod tests {
         ];
         for (got, (b, k)) in placed.iter().zip(expect) {
             assert_eq!((got.0, got.1.as_str()), (b, k));
+        }
+        assert_eq!(plain.roots(), ["bench/000000ab/"]);
+        assert_eq!(
+            spread.roots(),
+            [
+                "p0/bench/000000ab/",
+                "p1/bench/000000ab/",
+                "p2/bench/000000ab/"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_runs_keys_are_told_from_others() {
+        let run = Layout {
+            buckets: 1,
+            prefixes: 1,
+            run: RunId(0xab),
+        };
+        for key in [
+            "bench/000000ab/0/1",
+            "p7/bench/000000ab/pool/3",
+            "p12/bench/000000ab/x",
+        ] {
+            assert!(run.owns(key), "{key}");
+        }
+        for key in [
+            "bench/000000ac/0/1",
+            "bench/000000ab",
+            "bench/000000abc/0",
+            "px/bench/000000ab/0",
+            "p/bench/000000ab/0",
+            "q1/bench/000000ab/0",
+            "other",
+        ] {
+            assert!(!run.owns(key), "{key}");
         }
     }
 }

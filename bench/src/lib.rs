@@ -81,6 +81,16 @@ pub enum Addressing {
     Virtual,
 }
 
+impl Addressing {
+    /// What a report's header adds after the endpoint: nothing for the path style.
+    pub(crate) fn tag(self) -> &'static str {
+        match self {
+            Addressing::Path => "",
+            Addressing::Virtual => " (virtual-hosted)",
+        }
+    }
+}
+
 /// The workload to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {

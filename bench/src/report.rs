@@ -285,10 +285,7 @@ impl Report {
             out,
             "strata bench: {}{} mode={}{} size={}{}{} concurrency={} {limit} warmup={}s payload={}",
             self.endpoint,
-            match self.addressing_style {
-                crate::Addressing::Path => "",
-                crate::Addressing::Virtual => " (virtual-hosted)",
-            },
+            self.addressing_style.tag(),
             self.mode,
             self.mix
                 .as_deref()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::client::{OpError, S3Client};
-use crate::layout::{Layout, Object, RunId};
+use crate::layout::{Layout, Object};
 use crate::payload::Payload;
 use crate::progress::{Length, Output, PhaseBar};
 use crate::stats::Progress;
@@ -104,11 +104,11 @@ pub(crate) async fn ensure_bucket(
         })) if code == "BucketAlreadyOwnedByYou" => Ok(false),
         // The request may have landed with its answer lost: the bucket was not there a moment ago, so if it
         // is now, this run made it (and cleanup must remove it).
-        Err(Bounded::Failed(e)) if unanswered(&e) => {
+        Err(Bounded::Failed(e)) if e.unanswered() => {
             match within(limit, Some(stop), client.bucket_exists()).await {
                 Ok(true) => Ok(true),
                 Ok(false) => Err(Bounded::Failed(e).context("CreateBucket")),
-                Err(Bounded::Failed(head)) if unanswered(&head) => Err(Bounded::Failed(e).context(
+                Err(Bounded::Failed(head)) if head.unanswered() => Err(Bounded::Failed(e).context(
                     "CreateBucket (and HEAD bucket after it got no answer either: the bucket may exist now)",
                 )),
                 Err(head) => Err(head.context(
@@ -239,10 +239,10 @@ pub(crate) async fn cleanup_all(
     let limit = cleanup_limit(timeout);
     let mut first_error = Ok(());
     for ((client, keys), &created) in clients.iter().zip(keys).zip(created) {
-        let mut r = Ok(());
-        if let Some(layout) = uploads_of {
-            r = abort_uploads_left(client, layout, limit, !verbose, &gone).await;
-        }
+        let r = match uploads_of {
+            Some(layout) => abort_uploads_left(client, layout, limit, !verbose, &gone).await,
+            None => Ok(()),
+        };
         let deleted = cleanup(client, keys, created, limit, !verbose, &gone).await;
         if let Err(e) = r.and(deleted) {
             eprintln!("cleanup of bucket {}: {e:#}", client.bucket());
@@ -321,7 +321,7 @@ pub(crate) async fn cleanup(
     if delete_bucket {
         match within(limit, None, client.delete_bucket()).await {
             Ok(()) => {}
-            Err(Bounded::Failed(e)) if unanswered(&e) => {
+            Err(Bounded::Failed(e)) if e.unanswered() => {
                 gone.store(true, Ordering::Relaxed);
                 return Err(Bounded::Failed(e).context("cleanup: DeleteBucket"));
             }
@@ -340,19 +340,6 @@ const MAX_UPLOAD_PAGES: usize = 100;
 /// Most `--prefixes` whose uploads are listed one prefix at a time; with more, the whole bucket is listed.
 const MAX_SWEPT_PREFIXES: usize = 100;
 
-/// Whether `key` is one of run `run`'s: `bench/<run>/...`, after any `p<i>/` prefix (see [`crate::layout`]).
-fn of_run(key: &str, run: RunId) -> bool {
-    let unprefixed = key
-        .strip_prefix('p')
-        .and_then(|k| k.split_once('/'))
-        .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(key, |(_, rest)| rest);
-    unprefixed
-        .strip_prefix("bench/")
-        .and_then(|k| k.strip_prefix(run.to_string().as_str()))
-        .is_some_and(|k| k.starts_with('/'))
-}
-
 /// Aborts the multipart uploads run `run` left in progress in `client`'s bucket. A failed upload is aborted
 /// when it fails, but that abort can fail too, a CreateMultipartUpload that got no answer may have made an
 /// upload nobody knows the id of, and a worker that panicked aborted nothing: their parts would stay (and on
@@ -368,9 +355,8 @@ async fn abort_uploads_left(
     let run = layout.run;
     // Each prefix `p<i>/` of the run is listed, up to a hundred of them; beyond, the whole bucket, with the
     // run's own picked out.
-    let listed: Vec<String> = match layout.prefixes {
-        0 | 1 => vec![format!("bench/{run}/")],
-        n if n <= MAX_SWEPT_PREFIXES => (0..n).map(|i| format!("p{i}/bench/{run}/")).collect(),
+    let listed = match layout.prefixes {
+        n if n <= MAX_SWEPT_PREFIXES => layout.roots(),
         _ => vec![String::new()],
     };
     let (mut aborted, mut failed) = (0u64, 0u64);
@@ -414,18 +400,18 @@ async fn abort_uploads_left(
                     );
                     return Ok(());
                 }
-                Err(Bounded::Failed(e)) if unanswered(&e) => {
+                Err(Bounded::Failed(e)) if e.unanswered() => {
                     gone.store(true, Ordering::Relaxed);
                     return Err(Bounded::Failed(e).context("cleanup: ListMultipartUploads"));
                 }
                 Err(e) => return Err(e.context("cleanup: ListMultipartUploads")),
             };
-            for (key, id) in page.uploads.iter().filter(|(k, _)| of_run(k, run)) {
+            for (key, id) in page.uploads.iter().filter(|(k, _)| layout.owns(k)) {
                 match answered(limit, || client.abort_multipart_upload(key, id)).await {
                     Ok(()) | Err(Bounded::Failed(OpError::Http { status: 404, .. })) => {
                         aborted += 1
                     }
-                    Err(Bounded::Failed(e)) if unanswered(&e) => {
+                    Err(Bounded::Failed(e)) if e.unanswered() => {
                         gone.store(true, Ordering::Relaxed);
                         return Err(Bounded::Failed(e).context("cleanup: AbortMultipartUpload"));
                     }
@@ -457,15 +443,9 @@ async fn answered<T, F: Future<Output = Result<T, OpError>>>(
     request: impl Fn() -> F,
 ) -> Result<T, Bounded> {
     match within(limit, None, request()).await {
-        Err(Bounded::Failed(e)) if unanswered(&e) => within(limit, None, request()).await,
+        Err(Bounded::Failed(e)) if e.unanswered() => within(limit, None, request()).await,
         other => other,
     }
-}
-
-/// Whether a request failed for want of an answer (no connection, a broken one, the time limit) rather than
-/// with one.
-fn unanswered(e: &OpError) -> bool {
-    matches!(e, OpError::Timeout | OpError::Transport(_))
 }
 
 /// Deletes one batch; returns how many keys failed. A server that answers with an error gets the keys one by
@@ -488,7 +468,7 @@ async fn delete_batch(
             status: 400 | 405 | 501,
             ..
         })) => {}
-        Err(Bounded::Failed(e)) if unanswered(&e) => {
+        Err(Bounded::Failed(e)) if e.unanswered() => {
             if !gone.swap(true, Ordering::Relaxed) {
                 eprintln!("cleanup: DeleteObjects got no answer ({e}); giving up");
             }
@@ -503,7 +483,7 @@ async fn delete_batch(
         }
         match within(limit, None, client.delete_object(key)).await {
             Ok(()) | Err(Bounded::Failed(OpError::Http { status: 404, .. })) => {}
-            Err(Bounded::Failed(e)) if unanswered(&e) => {
+            Err(Bounded::Failed(e)) if e.unanswered() => {
                 gone.store(true, Ordering::Relaxed);
                 failed += 1;
             }
@@ -516,6 +496,7 @@ async fn delete_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::RunId;
     use crate::test_support::{client as test_client, scripted_server};
 
     /// A server that accepts connections and never answers; counts the connections.
@@ -570,29 +551,6 @@ mod tests {
             .await
             .expect_err("no bucket");
         assert!(format!("{e:#}").starts_with("CreateBucket"), "{e:#}");
-    }
-
-    #[test]
-    fn a_runs_keys_are_told_from_others() {
-        let run = RunId(0xab);
-        for key in [
-            "bench/000000ab/0/1",
-            "p7/bench/000000ab/pool/3",
-            "p12/bench/000000ab/x",
-        ] {
-            assert!(of_run(key, run), "{key}");
-        }
-        for key in [
-            "bench/000000ac/0/1",
-            "bench/000000ab",
-            "bench/000000abc/0",
-            "px/bench/000000ab/0",
-            "p/bench/000000ab/0",
-            "q1/bench/000000ab/0",
-            "other",
-        ] {
-            assert!(!of_run(key, run), "{key}");
-        }
     }
 
     /// Runs the uploads sweep of run 000000ab (with `prefixes`) against a server that answers

@@ -12,7 +12,7 @@ use futures_util::FutureExt as _;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 
-use crate::client::{ClientConfig, S3Client};
+use crate::client::{ClientConfig, OpError, S3Client};
 use crate::cpu::{CpuTimes, MachineTimes, Memory};
 use crate::dist::{KeyPicker, SizeDist};
 use crate::edge_client::EdgeClient;
@@ -143,9 +143,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         // A CreateMultipartUpload the run stopped waiting for may still be under way on the server: a moment
         // for it to land, so that cleanup's listing finds it.
         let unanswered = outcome.as_ref().map_or(true, |r| {
-            r.errors
-                .keys()
-                .any(|e| e == "timeout" || e.starts_with("transport"))
+            r.errors.keys().any(|e| OpError::label_unanswered(e))
         });
         if uploads_of.is_some() && unanswered {
             tokio::time::sleep(SETTLE).await;
