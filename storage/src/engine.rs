@@ -150,6 +150,8 @@ pub struct Engine {
     meta: Arc<ReplicatedMeta>,
     repairs: tokio::sync::mpsc::UnboundedSender<RepairJob>,
     write_quorum: usize,
+    /// Object bodies being streamed (see `read::Pace`).
+    open_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -213,6 +215,7 @@ impl Engine {
             meta: Arc::new(meta),
             repairs,
             write_quorum,
+            open_streams: Arc::default(),
         });
         tokio::spawn(sweep::gc_loop(engine.clone()));
         tokio::spawn(sweep::repair_loop(engine.clone(), jobs));
@@ -235,6 +238,11 @@ impl Engine {
 
     pub(crate) fn disks(&self) -> &[Arc<dyn Disk>] {
         &self.disks
+    }
+
+    /// The count of object bodies being streamed.
+    pub(crate) fn open_streams(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
+        &self.open_streams
     }
 
     pub(crate) fn write_quorum(&self) -> usize {
