@@ -6,21 +6,21 @@
 //! Where the blocks are read depends on how busy the runtime is ([`Pace`]). While the other open streams
 //! leave a worker free, a task of their own reads up to [`READ_AHEAD`] blocks ahead, so one stream's reads
 //! and checks run on one core while another sends. Once there is no core to spare, the blocks are read on
-//! the response's own task, as its body is polled ([`BlockStream`]): a block from the page cache is read only
-//! once the one before it has been handed to the socket, so the kernel copies to the socket the bytes just
-//! checked, still in this core's cache, and no task or channel hand-off runs per block. A block that had to
-//! come from disk lets the next reads go ahead there too, so disk reads overlap the socket.
+//! the response's own task, as hyper polls its body ([`BlockStream`]): a block from the page cache is read
+//! only once hyper has taken every piece of the one before, so the kernel copies to the socket bytes just
+//! checked on this core, and no task hand-off runs per block. A block that had to come from disk lets the
+//! next read go ahead there too, so disk reads overlap the socket.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::buffers::AlignedBuf;
 use crate::disk::{DataId, Disk, ShardSource};
@@ -49,6 +49,10 @@ impl Pace {
     /// less server CPU per GiB; at concurrency 1 they cut the stream's throughput by a quarter, as its reads
     /// no longer run beside its sends. An inline object is one piece with nothing to overlap, so it is read
     /// on demand always: the task and channel it no longer needs were about a sixth of a 4 KiB GET's CPU.
+    ///
+    /// The pace is chosen once, when the stream opens. `open_streams` counts every object body being
+    /// streamed (GETs, CopyObject and UploadPartCopy sources), including one waiting on a slow client: a
+    /// rough measure of busy workers, which errs towards on-demand reads, the cheaper in CPU.
     fn choose(data: &ObjectData, open_streams: usize, workers: usize) -> Self {
         match data {
             ObjectData::Segments(_) if open_streams < workers => Pace::Ahead,
@@ -311,7 +315,7 @@ pub(crate) fn stream_range(
         start,
         end,
     };
-    stream_paced(read, pace, open)
+    stream_paced(read, pace, open, Arc::default())
 }
 
 /// What one body reads: bytes `start..=end` of one version of an object.
@@ -325,13 +329,12 @@ struct RangeRead {
 }
 
 /// [`stream_range`] at a given pace.
-fn stream_paced(read: RangeRead, pace: Pace, open: OpenStream) -> BodyStream {
+fn stream_paced(read: RangeRead, pace: Pace, open: OpenStream, demand: Arc<Demand>) -> BodyStream {
     let (tx, rx) = mpsc::channel::<Result<Vec<Bytes>>>(READ_AHEAD);
-    let wanted = Arc::new(Notify::new());
     let out = Outlet {
         blocks: tx,
         pace,
-        wanted: wanted.clone(),
+        demand: demand.clone(),
     };
     let producer = async move {
         if let Err(e) = produce(&read, &out).await {
@@ -349,29 +352,64 @@ fn stream_paced(read: RangeRead, pace: Pace, open: OpenStream) -> BodyStream {
     Box::pin(BlockStream {
         producer,
         blocks: rx,
-        wanted,
+        demand,
         ready: VecDeque::new(),
         _open: open,
     })
+}
+
+/// What a body and its on-demand reads share.
+#[derive(Default)]
+struct Demand {
+    /// Set by the body when it has handed out every piece and none is queued; cleared by the next read.
+    wanted: AtomicBool,
+    /// Blocks read so far, and how many of them came from disk (for the tests of the pacing).
+    #[cfg(test)]
+    blocks_read: AtomicUsize,
+    #[cfg(test)]
+    from_disk: AtomicUsize,
 }
 
 /// Where `produce` hands its blocks, and when it may read the next.
 struct Outlet {
     blocks: mpsc::Sender<Result<Vec<Bytes>>>,
     pace: Pace,
-    /// The body's go-ahead for an on-demand read.
-    wanted: Arc<Notify>,
+    demand: Arc<Demand>,
 }
 
 impl Outlet {
     /// Waits until the next block may be read and there is room for it, so no more than [`READ_AHEAD`]
-    /// blocks are ever held; `None` once the body is gone. An on-demand read from the page cache waits for
-    /// the body to ask; after a block that came from disk, the next read goes ahead at once.
+    /// blocks wait in the channel; `None` once the body is gone. An on-demand read waits for the body to
+    /// ask, unless the block before came from disk: then the next read goes ahead at once.
     async fn slot(&self, after_disk: bool) -> Option<mpsc::Permit<'_, Result<Vec<Bytes>>>> {
         if self.pace == Pace::OnDemand && !after_disk {
-            self.wanted.notified().await;
+            // No waker: an on-demand producer is only polled by `BlockStream::poll_next`, right after it
+            // sets the flag, so this waits only after a block was sent in that same poll, and the body
+            // returns that block and is polled again.
+            std::future::poll_fn(|_| {
+                if self.demand.wanted.load(Ordering::Relaxed) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
         }
-        self.blocks.reserve().await.ok()
+        let slot = self.blocks.reserve().await.ok();
+        // This read answers the go-ahead, whether it waited for it or not.
+        self.demand.wanted.store(false, Ordering::Relaxed);
+        slot
+    }
+
+    /// Notes a block read (tests only).
+    fn block_read(&self, _from_disk: bool) {
+        #[cfg(test)]
+        {
+            self.demand.blocks_read.fetch_add(1, Ordering::Relaxed);
+            self.demand
+                .from_disk
+                .fetch_add(usize::from(_from_disk), Ordering::Relaxed);
+        }
     }
 }
 
@@ -381,8 +419,7 @@ struct BlockStream {
     /// of their own or are done (the channel then drains and closes).
     producer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     blocks: mpsc::Receiver<Result<Vec<Bytes>>>,
-    /// Told each time the body has handed out every byte it was given: an on-demand read's go-ahead.
-    wanted: Arc<Notify>,
+    demand: Arc<Demand>,
     /// Pieces of the current block not yet handed out.
     ready: VecDeque<Bytes>,
     _open: OpenStream,
@@ -393,22 +430,28 @@ impl Stream for BlockStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let mut asked = false;
         loop {
             if let Some(piece) = this.ready.pop_front() {
                 return Poll::Ready(Some(Ok(piece)));
             }
-            // At most one go-ahead is stored, so on-demand reads from the page cache get at most one block
-            // ahead of the socket.
-            this.wanted.notify_one();
-            if let Some(producer) = this.producer.as_mut()
-                && producer.as_mut().poll(cx).is_ready()
-            {
-                this.producer = None;
-            }
-            match std::task::ready!(this.blocks.poll_recv(cx)) {
-                Some(Ok(pieces)) => this.ready.extend(pieces),
-                Some(Err(e)) => return Poll::Ready(Some(Err(Box::new(e)))),
-                None => return Poll::Ready(None),
+            match this.blocks.poll_recv(cx) {
+                Poll::Ready(Some(Ok(pieces))) => this.ready.extend(pieces),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    // Nothing left to hand out: an on-demand producer may read the next block now. It then
+                    // leaves a block (or an error, or its end) in the channel, or waits on something that
+                    // wakes this task (a disk read, a shard file's open).
+                    let Some(producer) = this.producer.as_mut().filter(|_| !asked) else {
+                        return Poll::Pending;
+                    };
+                    asked = true;
+                    this.demand.wanted.store(true, Ordering::Relaxed);
+                    if producer.as_mut().poll(cx).is_ready() {
+                        this.producer = None;
+                    }
+                }
             }
         }
     }
@@ -470,9 +513,10 @@ async fn produce(read: &RangeRead, out: &Outlet) -> Result<()> {
                 let mut repair_queued = false;
                 for b in from / bs..=to / bs {
                     let Some(slot) = out.slot(after_disk).await else {
-                        break; // client went away
+                        return Ok(()); // the client went away
                     };
                     let block = reader.block(b).await?;
+                    out.block_read(block.from_disk);
                     // Queued as soon as found: a client that goes away mid-object drops these reads.
                     if reader.needs_repair() && !repair_queued {
                         engine.queue_repair(bucket, key, seg.data_id);
@@ -495,7 +539,7 @@ async fn produce(read: &RangeRead, out: &Outlet) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{OpenStream, Pace, RangeRead, slice_pieces, stream_paced};
+    use super::{Demand, OpenStream, Pace, RangeRead, slice_pieces, stream_paced};
     use crate::layout::{BlockMap, HASH_LEN, ShardHeader};
     use crate::meta::{ObjectData, ObjectRecord};
     use crate::{Engine, PutOptions, Settings};
@@ -560,6 +604,18 @@ mod tests {
         end: u64,
         pace: Pace,
     ) -> crate::BodyStream {
+        open_counted(engine, record, start, end, pace, Arc::default())
+    }
+
+    /// [`open_stream`], counting the blocks read in `demand`.
+    fn open_counted(
+        engine: &Arc<Engine>,
+        record: &ObjectRecord,
+        start: u64,
+        end: u64,
+        pace: Pace,
+        demand: Arc<Demand>,
+    ) -> crate::BodyStream {
         let (open, _) = OpenStream::register(engine.open_streams());
         let read = RangeRead {
             engine: engine.clone(),
@@ -569,7 +625,7 @@ mod tests {
             start,
             end,
         };
-        stream_paced(read, pace, open)
+        stream_paced(read, pace, open, demand)
     }
 
     async fn read(
@@ -643,6 +699,63 @@ mod tests {
                 );
             }
             assert_eq!(engine.open_streams().load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// From the page cache, an on-demand read waits for the body to hand out the block before; a read-ahead
+    /// task runs READ_AHEAD blocks ahead of the body; after a block from disk, an on-demand read goes ahead.
+    #[test]
+    fn on_demand_reads_wait_for_the_body_and_read_ahead_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(async {
+            let engine = engine(dir.path()).await;
+            let data = pattern(8 * BLOCK, 5);
+            let record = put(&engine, "k", &data).await;
+            let end = data.len() as u64 - 1;
+            let settle = || tokio::time::sleep(std::time::Duration::from_millis(100));
+            let count = |d: &Demand| d.blocks_read.load(Ordering::Relaxed);
+
+            // Out of the page cache, the first block comes from disk and lets the next read go ahead (which
+            // may find it cached, by the kernel's own read-ahead, and wait).
+            for path in &engine.shard_paths(&record)[0].1 {
+                let file = std::fs::File::open(path).unwrap();
+                rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+            }
+            let cold = Arc::new(Demand::default());
+            let mut body = open_counted(&engine, &record, 0, end, Pace::OnDemand, cold.clone());
+            body.next().await.unwrap().unwrap();
+            settle().await;
+            assert!(cold.from_disk.load(Ordering::Relaxed) >= 1);
+            assert!(count(&cold) >= 2, "read {} blocks", count(&cold));
+            while let Some(piece) = body.next().await {
+                piece.unwrap();
+            }
+
+            // Now cached: one block read while the body holds its first piece, two once it is into the second.
+            let warm = Arc::new(Demand::default());
+            let mut body = open_counted(&engine, &record, 0, end, Pace::OnDemand, warm.clone());
+            let mut got = body.next().await.unwrap().unwrap().to_vec();
+            settle().await;
+            let from_disk = warm.from_disk.load(Ordering::Relaxed);
+            assert_eq!(from_disk, 0, "RWF_NOWAIT reads of cached shards");
+            assert_eq!(count(&warm), 1);
+            while got.len() <= BLOCK {
+                got.extend_from_slice(&body.next().await.unwrap().unwrap());
+            }
+            settle().await;
+            assert_eq!(count(&warm), 2);
+            while let Some(piece) = body.next().await {
+                got.extend_from_slice(&piece.unwrap());
+            }
+            assert!(got == data);
+            assert_eq!(count(&warm), 8);
+
+            // A read-ahead task fills the channel while the body holds its first piece.
+            let ahead = Arc::new(Demand::default());
+            let mut body = open_counted(&engine, &record, 0, end, Pace::Ahead, ahead.clone());
+            body.next().await.unwrap().unwrap();
+            settle().await;
+            assert_eq!(count(&ahead), 1 + super::READ_AHEAD);
         });
     }
 
