@@ -7,8 +7,8 @@
 //! leave a worker free, a task of their own reads up to [`READ_AHEAD`] blocks ahead, so one stream's reads
 //! and checks run on one core while another sends. Once there is no core to spare, the blocks are read on
 //! the response's own task, as hyper polls its body ([`BlockStream`]): a block from the page cache is read
-//! only once hyper has taken every piece of the one before, so the kernel copies to the socket bytes just
-//! checked on this core, and no task hand-off runs per block. A block that had to come from disk lets the
+//! only once hyper has taken every piece of the one before, so that no task hand-off runs per block and the
+//! kernel copies to the socket bytes just checked on this core. A block that had to come from disk lets the
 //! next read go ahead there too, so disk reads overlap the socket.
 
 use std::collections::VecDeque;
