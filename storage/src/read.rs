@@ -88,10 +88,10 @@ enum Source {
 }
 
 /// One block of an object, as slices of its data shards.
-pub(crate) struct Block {
-    pub(crate) pieces: Vec<Bytes>,
+struct Block {
+    pieces: Vec<Bytes>,
     /// Whether any shard of it had to be read from disk (so the next one likely will too).
-    pub(crate) from_disk: bool,
+    from_disk: bool,
 }
 
 /// One opened shard: the file and where its frames are.
@@ -208,7 +208,7 @@ impl SegmentReader {
 
     /// Returns block `i`'s object bytes (as slices of its data shards), reconstructing from parity when a data
     /// shard fails.
-    pub(crate) async fn block(&mut self, i: u64) -> Result<Block> {
+    async fn block(&mut self, i: u64) -> Result<Block> {
         let k = usize::from(self.segment.geometry.data);
         let n = self.segment.geometry.total();
         let mut got: Vec<Option<Bytes>> = vec![None; n];
@@ -539,8 +539,8 @@ async fn produce(read: &RangeRead, out: &Outlet) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Demand, OpenStream, Pace, RangeRead, slice_pieces, stream_paced};
-    use crate::layout::{BlockMap, HASH_LEN, ShardHeader};
+    use super::{Demand, OpenStream, Pace, RangeRead, SegmentReader, slice_pieces, stream_paced};
+    use crate::layout::HASH_LEN;
     use crate::meta::{ObjectData, ObjectRecord};
     use crate::{Engine, PutOptions, Settings};
     use bytes::Bytes;
@@ -759,17 +759,6 @@ mod tests {
         });
     }
 
-    /// A shard file's bytes, read as a disk would.
-    struct InMemory(Vec<u8>);
-
-    impl crate::disk::ShardSource for InMemory {
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-            let at = offset as usize;
-            buf.copy_from_slice(&self.0[at..at + buf.len()]);
-            Ok(())
-        }
-    }
-
     /// An on-demand read rebuilds a corrupt shard from parity rather than serve it, and queues it for repair
     /// as soon as it is found: the repair does not wait for the body to finish (nor happen only if it does).
     #[test]
@@ -780,16 +769,16 @@ mod tests {
             let data = pattern(6 * BLOCK, 3);
             let record = put(&engine, "k", &data).await;
             let (_, paths) = &engine.shard_paths(&record)[0];
-            // Data shard 1, inside block 1's bytes.
+            // Data shard 1, inside block 1's bytes, found as the reader finds it.
             let victim = &paths[1];
-            let before = std::fs::read(victim).unwrap();
-            let (header, frames) = ShardHeader::read(&InMemory(before.clone())).unwrap();
-            let map = BlockMap {
-                geometry: header.geometry,
-                block_size: u64::from(header.block_size),
-                size: header.size,
+            let ObjectData::Segments(segments) = &record.data else {
+                panic!("not inline: {:?}", record.data);
             };
-            let at = frames.hash_offset(&map, 1) as usize + HASH_LEN + 100;
+            let reader = SegmentReader::open(&engine, &segments[0]).await.unwrap();
+            let frames = &reader.shards[1].as_ref().unwrap().frames;
+            let at = frames.hash_offset(&reader.map(), 1) as usize + HASH_LEN + 100;
+            drop(reader);
+            let before = std::fs::read(victim).unwrap();
             let mut bytes = before.clone();
             bytes[at] ^= 0xff;
             std::fs::write(victim, &bytes).unwrap();
