@@ -359,20 +359,7 @@ impl S3Client {
             .await?;
         let status = resp.status().as_u16();
         let answer = expect_success(resp).await?;
-        let answer = String::from_utf8_lossy(&answer);
-        if answer.contains("<Error>") {
-            let code = xml_text(&answer, "Code").map(str::to_owned);
-            return Err(OpError::Http { status, code });
-        }
-        match xml_text(&answer, "ETag") {
-            Some(etag) if answer.contains("<CompleteMultipartUploadResult") => {
-                Ok(xml_unescape(etag))
-            }
-            _ => Err(OpError::Transport(
-                "CompleteMultipartUpload answer has no CompleteMultipartUploadResult with an ETag"
-                    .into(),
-            )),
-        }
+        parse_complete(status, &String::from_utf8_lossy(&answer))
     }
 
     /// AbortMultipartUpload.
@@ -774,6 +761,22 @@ pub(crate) async fn read_doc(mut body: Incoming) -> OpResult<Bytes> {
 }
 
 /// The continuation of a ListObjectsV2 document.
+/// The ETag of a successful CompleteMultipartUpload answer `doc`, sent with `status`. The root element is
+/// not checked beyond `Error`: AWS names it CompleteMultipartUploadResult, moto
+/// CompleteMultipartUploadResponse, and the SDKs take either.
+fn parse_complete(status: u16, doc: &str) -> OpResult<String> {
+    match (xml_root(doc), xml_text(doc, "ETag")) {
+        (Some("Error"), _) => {
+            let code = xml_text(doc, "Code").map(str::to_owned);
+            Err(OpError::Http { status, code })
+        }
+        (Some(_), Some(etag)) => Ok(xml_unescape(etag)),
+        _ => Err(OpError::Transport(
+            "CompleteMultipartUpload answer has no ETag".into(),
+        )),
+    }
+}
+
 fn parse_list_page(doc: &str) -> ListPage {
     let truncated = xml_text(doc, "IsTruncated") == Some("true");
     let next_token = xml_text(doc, "NextContinuationToken")
@@ -824,6 +827,23 @@ fn parse_uploads_page(doc: &str) -> UploadsPage {
     UploadsPage { uploads, next }
 }
 
+/// The name of `doc`'s root element, past an XML declaration, comments and white space.
+fn xml_root(doc: &str) -> Option<&str> {
+    let mut rest = doc;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("<?") {
+            rest = &after[after.find("?>")? + 2..];
+        } else if let Some(after) = rest.strip_prefix("<!--") {
+            rest = &after[after.find("-->")? + 3..];
+        } else {
+            let name = rest.strip_prefix('<')?;
+            let end = name.find(|c: char| c.is_whitespace() || c == '>' || c == '/')?;
+            return Some(&name[..end]).filter(|n| !n.is_empty());
+        }
+    }
+}
+
 /// The text of the first `<tag>...</tag>` element of `doc`.
 fn xml_text<'a>(doc: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
@@ -857,7 +877,51 @@ mod tests {
         let doc = "<Error><Code>NoSuchKey</Code><Message>x</Message></Error>";
         assert_eq!(xml_text(doc, "Code"), Some("NoSuchKey"));
         assert_eq!(xml_text(doc, "Missing"), None);
+        assert_eq!(xml_root(doc), Some("Error"));
+        let declared = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n\
+            <CompleteMultipartUploadResponse xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
+        assert_eq!(xml_root(declared), Some("CompleteMultipartUploadResponse"));
+        assert_eq!(xml_root("<Empty/>"), Some("Empty"));
+        assert_eq!(xml_root("not xml"), None);
+        assert_eq!(xml_root("<?xml version=\"1.0\""), None);
         assert_eq!(xml_unescape(&xml_escape("a&b<c>'\"")), "a&b<c>'\"");
+    }
+
+    #[test]
+    fn complete_answers_of_aws_and_of_moto_and_an_error_in_a_200() {
+        let aws = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult \
+            xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Location>http://b.s3/k</Location>\
+            <Bucket>b</Bucket><Key>k</Key><ETag>&quot;3858f62230ac3c915f300c664312c11f-2&quot;</ETag>\
+            </CompleteMultipartUploadResult>";
+        assert_eq!(
+            parse_complete(200, aws).unwrap(),
+            "\"3858f62230ac3c915f300c664312c11f-2\""
+        );
+        let moto = aws.replace(
+            "CompleteMultipartUploadResult",
+            "CompleteMultipartUploadResponse",
+        );
+        assert_eq!(
+            parse_complete(200, &moto).unwrap(),
+            "\"3858f62230ac3c915f300c664312c11f-2\""
+        );
+        let failed = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>InternalError</Code>\
+            <Message>We encountered an internal error. Please try again.</Message></Error>";
+        assert_eq!(
+            parse_complete(200, failed),
+            Err(OpError::Http {
+                status: 200,
+                code: Some("InternalError".into())
+            })
+        );
+        assert!(matches!(
+            parse_complete(200, "<CompleteMultipartUploadResult/>"),
+            Err(OpError::Transport(_))
+        ));
+        assert!(matches!(
+            parse_complete(200, ""),
+            Err(OpError::Transport(_))
+        ));
     }
 
     #[test]
