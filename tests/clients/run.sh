@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole client-compatibility suite: installs the clients when missing
 # (install.sh), builds target/release/strata only if it is not there, then runs
-# aws.sh, rclone.sh, s5cmd.sh, aws-versioning.sh, edge.sh, website.sh and aws-access.sh (each starts its own
-# server on 127.0.0.1) and prints the combined final line `N passed, M failed`.
+# aws.sh, rclone.sh, s5cmd.sh, aws-versioning.sh, edge.sh, website.sh, aws-access.sh (each starts its own
+# server on 127.0.0.1) and bench.sh (strata bench against moto_server and s3rver) and prints the combined final line `N passed, M failed`.
 # Exits non-zero on any failure.
 # Per-suite server logs and step outputs stay in target/client-tests/.
 # STRATA_CLIENT_BIG_MIB (default 1024) is the size in MiB of the large file each suite
@@ -16,6 +16,7 @@ SUITES="$SUITES aws-versioning" # versioning and object lock through aws-cli s3a
 SUITES="$SUITES edge" # aws-cli, rclone and curl through the edge (serve's and a strata edge with OAC, TLS, SNI)
 SUITES="$SUITES website" # a static site published with aws-cli, read with curl and headless Chromium
 SUITES="$SUITES aws-access" # bucket policies, Block Public Access and canned ACLs through aws-cli s3api; curl as anonymous
+SUITES="$SUITES bench" # strata bench against other S3 servers (moto_server over HTTP and HTTPS, s3rver)
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1200}" # seconds per suite
 PASSED=0
 FAILED=0
