@@ -125,6 +125,8 @@ struct Endpoint {
     /// The host alone (no port).
     name: String,
     addressing: Addressing,
+    /// HTTPS with the server's certificate checked (not `--insecure`).
+    checks_certificate: bool,
 }
 
 impl Endpoint {
@@ -135,7 +137,7 @@ impl Endpoint {
         }
         match self.addressing {
             Addressing::Path => Ok(()),
-            Addressing::Virtual => check_virtual(&self.name, bucket, self.scheme == "https"),
+            Addressing::Virtual => check_virtual(&self.name, bucket, self.checks_certificate),
         }
     }
 
@@ -155,9 +157,10 @@ impl Endpoint {
 }
 
 /// Refuses a virtual-hosted-style setup that cannot reach the bucket: an IP address has no subdomains, and a
-/// bucket name must be a host name label (one label over HTTPS, where `a.b.host` would not match a wildcard
-/// certificate for `*.host`). Names the server would refuse otherwise are left to the server.
-fn check_virtual(host: &str, bucket: &str, https: bool) -> anyhow::Result<()> {
+/// bucket name must be a host name label (one label where the certificate is checked, since `a.b.host` would
+/// not match a wildcard certificate for `*.host`; with `--insecure` nothing is matched). Names the server would
+/// refuse otherwise are left to the server.
+fn check_virtual(host: &str, bucket: &str, checks_certificate: bool) -> anyhow::Result<()> {
     if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
         bail!(
             "--addressing-style virtual needs an endpoint host name, not an IP address ({host}); \
@@ -183,10 +186,10 @@ fn check_virtual(host: &str, bucket: &str, https: bool) -> anyhow::Result<()> {
              use the path style"
         );
     }
-    if https && bucket.contains('.') {
+    if checks_certificate && bucket.contains('.') {
         bail!(
             "--addressing-style virtual over HTTPS: bucket {bucket:?} has a dot, so {bucket}.{host} would not \
-             match the endpoint's certificate; use the path style"
+             match the endpoint's certificate; use the path style (or --insecure with a test certificate)"
         );
     }
     Ok(())
@@ -224,6 +227,7 @@ impl S3Client {
             host,
             name: authority.host().to_owned(),
             addressing: cfg.addressing,
+            checks_certificate: default_port == 443 && !cfg.tls.insecure,
         });
         endpoint.check(cfg.bucket)?;
         let (base, host) = endpoint.addressed(cfg.bucket);
@@ -1050,6 +1054,21 @@ mod tests {
                 "{host} {bucket} {https}"
             );
         }
+        // A dotted bucket over HTTPS is refused for the certificate's sake only, so --insecure lets it through.
+        let mut dotted =
+            crate::test_support::config("https://s3.example.com", Addressing::Virtual, 1);
+        dotted.bucket = "a.b";
+        let err = S3Client::new(&dotted)
+            .err()
+            .expect("refused while certificates are checked");
+        assert!(err.to_string().contains("--insecure"), "{err}");
+        let insecure = TlsOptions {
+            insecure: true,
+            ca_cert: None,
+        };
+        dotted.tls = &insecure;
+        let client = S3Client::new(&dotted).expect("taken with --insecure");
+        assert_eq!(client.host, "a.b.s3.example.com");
     }
 
     /// A server that answers every request 200 with no body and records each request line and Host.
