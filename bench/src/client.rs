@@ -764,7 +764,6 @@ pub(crate) async fn read_doc(mut body: Incoming) -> OpResult<Bytes> {
     Ok(out.freeze())
 }
 
-/// The continuation of a ListObjectsV2 document.
 /// The ETag of a successful CompleteMultipartUpload answer `doc`, sent with `status`. The root element is
 /// not checked beyond `Error`: AWS names it CompleteMultipartUploadResult, moto
 /// CompleteMultipartUploadResponse, and the SDKs take either.
@@ -781,6 +780,7 @@ fn parse_complete(status: u16, doc: &str) -> OpResult<String> {
     }
 }
 
+/// The continuation of a ListObjectsV2 document.
 fn parse_list_page(doc: &str) -> ListPage {
     let truncated = xml_text(doc, "IsTruncated") == Some("true");
     let next_token = xml_text(doc, "NextContinuationToken")
