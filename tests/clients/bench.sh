@@ -39,20 +39,12 @@ OTHER_PIDS=""
 # start_other NAME URL CMD...: start a server in the background (log in target/client-tests/) and wait until
 # URL answers; sets OTHER_PIDS for the cleanup.
 start_other() {
-    local name="$1" url="$2" pid deadline
+    local url="$2" log="$CLIENT_LOG_DIR/$SUITE-$1.log"
     shift 2
-    "$@" >"$CLIENT_LOG_DIR/$SUITE-$name.log" 2>&1 </dev/null &
-    pid=$!
-    OTHER_PIDS="$OTHER_PIDS $pid"
+    "$@" >"$log" 2>&1 </dev/null &
+    OTHER_PIDS="$OTHER_PIDS $!"
     CLEANUP_CMDS="kill $OTHER_PIDS"
-    deadline=$((SECONDS + READY_TIMEOUT))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$CLIENT_LOG_DIR/$SUITE-$name.log"; return 1; }
-        curl -sk -o /dev/null --max-time 2 "$url/" && return 0
-        sleep 0.3
-    done
-    echo "$name did not answer at $url within $READY_TIMEOUT s"
-    return 1
+    wait_ready "$url" "$!" "$log"
 }
 
 start_servers() {

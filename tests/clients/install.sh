@@ -43,14 +43,14 @@ apt_install() {
     fi
 }
 
-# pip_install [--upgrade] PKG...
+# pip_install [--upgrade] PKG...: into the python3 on PATH, or into the python PIP_PYTHON names (a virtualenv's).
 pip_install() {
-    local out
-    log "pip install $*"
-    if ! out="$(python3 -m pip install -q --disable-pip-version-check --no-input --root-user-action=ignore "$@" 2>&1)"; then
+    local out python="${PIP_PYTHON:-python3}"
+    log "pip install $*${PIP_PYTHON:+ (with $PIP_PYTHON)}"
+    if ! out="$("$python" -m pip install -q --disable-pip-version-check --no-input --root-user-action=ignore "$@" 2>&1)"; then
         # A distribution python (PEP 668) refuses plain installs; retry the way it asks.
         if printf '%s' "$out" | grep 'externally-managed-environment' >/dev/null; then
-            if ! out="$(python3 -m pip install -q --disable-pip-version-check --no-input --root-user-action=ignore --break-system-packages "$@" 2>&1)"; then
+            if ! out="$("$python" -m pip install -q --disable-pip-version-check --no-input --root-user-action=ignore --break-system-packages "$@" 2>&1)"; then
                 printf '%s\n' "$out" | tail -n 20 >&2
                 die "pip install $* failed"
             fi
@@ -106,14 +106,9 @@ MOTO_VERSION=5.2.1
 S3RVER_VERSION=3.7.1
 if ! "$TOOLS/moto-venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" \
     >/dev/null 2>&1; then
-    log "moto[server]==$MOTO_VERSION into $TOOLS/moto-venv"
     mkdir -p "$TOOLS"
     python3 -m venv --clear "$TOOLS/moto-venv" || die "python3 -m venv failed"
-    if ! out="$("$TOOLS/moto-venv/bin/python" -m pip install -q --disable-pip-version-check --no-input \
-        "moto[server]==$MOTO_VERSION" 2>&1)"; then
-        printf '%s\n' "$out" | tail -n 20 >&2
-        die "pip install moto[server]==$MOTO_VERSION failed"
-    fi
+    PIP_PYTHON="$TOOLS/moto-venv/bin/python" pip_install "moto[server]==$MOTO_VERSION"
 fi
 "$TOOLS/moto-venv/bin/moto_server" --help >/dev/null 2>&1 || die "moto_server does not run after install"
 if [ "$(cat "$TOOLS/s3rver/.version" 2>/dev/null)" != "$S3RVER_VERSION" ]; then

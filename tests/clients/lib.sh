@@ -117,22 +117,26 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# wait_ready: poll the endpoint until it answers any HTTP status, at most READY_TIMEOUT s.
+# wait_ready [URL PID LOG]: poll URL (default: the endpoint) until it answers any HTTP status, at most
+# READY_TIMEOUT s, giving up when the server PID (default: ours) exits; LOG's last lines say why. Given a URL,
+# it is another server of a suite's own (bench.sh), whose HTTPS certificate is a self-signed test one.
 wait_ready() {
+    local url="${1:-$ENDPOINT}" pid="${2:-$SERVER_PID}" log="${3:-$SERVER_LOG}" tls=()
+    [ "$#" -eq 0 ] || tls=(-k)
     local deadline=$((SECONDS + READY_TIMEOUT))
     while [ "$SECONDS" -lt "$deadline" ]; do
-        if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
             echo "lib: server exited before it was ready; last log lines:" >&2
-            tail -n 30 "$SERVER_LOG" >&2
+            tail -n 30 "$log" >&2
             return 1
         fi
-        if curl -s -o /dev/null --max-time 2 "$ENDPOINT/"; then
+        if curl -s "${tls[@]}" -o /dev/null --max-time 2 "$url/"; then
             return 0
         fi
         sleep 0.5
     done
-    echo "lib: $ENDPOINT not answering after $READY_TIMEOUT s" >&2
-    [ -z "$SERVER_LOG" ] || tail -n 30 "$SERVER_LOG" >&2
+    echo "lib: $url not answering after $READY_TIMEOUT s" >&2
+    [ -z "$log" ] || tail -n 30 "$log" >&2
     return 1
 }
 

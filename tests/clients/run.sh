@@ -2,7 +2,8 @@
 # Runs the whole client-compatibility suite: installs the clients when missing
 # (install.sh), builds target/release/strata only if it is not there, then runs
 # aws.sh, rclone.sh, s5cmd.sh, aws-versioning.sh, edge.sh, website.sh, aws-access.sh (each starts its own
-# server on 127.0.0.1) and bench.sh (strata bench against moto_server and s3rver) and prints the combined final line `N passed, M failed`.
+# server on 127.0.0.1) and bench.sh (strata bench against moto_server and s3rver), and prints the combined
+# final line `N passed, M failed`.
 # Exits non-zero on any failure.
 # Per-suite server logs and step outputs stay in target/client-tests/.
 # STRATA_CLIENT_BIG_MIB (default 1024) is the size in MiB of the large file each suite
