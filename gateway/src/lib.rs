@@ -16,6 +16,7 @@ pub mod cors;
 pub mod credentials;
 pub mod error;
 pub mod handlers;
+mod host;
 pub mod post_policy;
 pub mod range;
 pub mod router;

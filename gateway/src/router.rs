@@ -417,27 +417,7 @@ pub fn split_resource(
         .decode_utf8()
         .map_err(|_| ApiError::InvalidArgument("The request path is not valid UTF-8.".into()))?;
     let path = decoded.strip_prefix('/').unwrap_or(&decoded);
-    let host_bucket = host.and_then(|h| {
-        let h = h.rsplit_once(':').map_or(h, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                name
-            } else {
-                h
-            }
-        });
-        // Host names are case-insensitive (as the website endpoint reads them), and may end in the root's dot.
-        let h = h.strip_suffix('.').unwrap_or(h);
-        domains.iter().find_map(|d| {
-            let at = h.len().checked_sub(d.len())?;
-            if !h.is_char_boundary(at) || !h[at..].eq_ignore_ascii_case(d) {
-                return None;
-            }
-            h[..at]
-                .strip_suffix('.')
-                .filter(|b| !b.is_empty())
-                .map(str::to_ascii_lowercase)
-        })
-    });
+    let host_bucket = host.and_then(|h| crate::host::virtual_bucket(h, domains));
     let (bucket, key) = match host_bucket {
         Some(b) => (Some(b), Some(path.to_owned())),
         None => match path.split_once('/') {

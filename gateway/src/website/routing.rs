@@ -24,33 +24,11 @@ const PATH: &AsciiSet = &CONTROLS
 /// The bucket a Host header names: `BUCKET.<domain>` for a configured website domain, else the whole host
 /// (a bucket named like the site). The port is ignored; `None` for an empty host.
 pub fn bucket_for_host(host: &str, domains: &[String]) -> Option<String> {
-    let host = strip_port(host.trim())
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-    if host.is_empty() {
-        return None;
+    if let Some(bucket) = crate::host::virtual_bucket(host, domains) {
+        return Some(bucket);
     }
-    for d in domains {
-        let d = d.trim_matches('.').to_ascii_lowercase();
-        if let Some(b) = host
-            .strip_suffix(d.as_str())
-            .and_then(|rest| rest.strip_suffix('.'))
-            .filter(|b| !b.is_empty())
-        {
-            return Some(b.to_owned());
-        }
-    }
-    Some(host)
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &h[1..]);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    }
+    let name = crate::host::host_name(host);
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
 }
 
 /// The key a request path names (leading `/` removed, percent-decoded); `None` when not UTF-8.
