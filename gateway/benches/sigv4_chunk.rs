@@ -97,7 +97,14 @@ fn seed_request() -> http::request::Parts {
 }
 
 fn authenticate_seed() -> AuthOutcome {
-    authenticate(&seed_request(), &ExampleUser, "us-east-1", example_time()).expect("seed verifies")
+    authenticate(
+        &seed_request(),
+        &ExampleUser,
+        "us-east-1",
+        None,
+        example_time(),
+    )
+    .expect("seed verifies")
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -224,7 +231,7 @@ fn sha256_floor(c: &mut Criterion<ThreadCpuTime>) {
 fn seed_signature(c: &mut Criterion<ThreadCpuTime>) {
     let parts = seed_request();
     c.bench_function("sigv4_seed_authenticate", |b| {
-        b.iter(|| authenticate(&parts, &ExampleUser, "us-east-1", example_time()))
+        b.iter(|| authenticate(&parts, &ExampleUser, "us-east-1", None, example_time()))
     });
 }
 

@@ -11,6 +11,9 @@ pub enum ApiError {
     /// Credentials missing where required, or not allowed to do this.
     #[error("Access Denied")]
     AccessDenied,
+    /// Authentication refused for a reason S3 states (AccessDenied with its own message).
+    #[error("{0}")]
+    AccessDeniedWithMessage(String),
     /// The access key is not known.
     #[error("The AWS Access Key Id you provided does not exist in our records.")]
     InvalidAccessKeyId,
@@ -243,7 +246,7 @@ impl ApiError {
     pub fn aws_code(&self) -> &'static str {
         use ApiError::*;
         match self {
-            AccessDenied => "AccessDenied",
+            AccessDenied | AccessDeniedWithMessage(_) => "AccessDenied",
             InvalidAccessKeyId => "InvalidAccessKeyId",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
@@ -315,6 +318,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             AccessDenied
+            | AccessDeniedWithMessage(_)
             | InvalidAccessKeyId
             | SignatureDoesNotMatch
             | RequestTimeTooSkewed

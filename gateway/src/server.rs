@@ -215,14 +215,24 @@ async fn handle_inner(
     peer: Option<SocketAddr>,
     op: &mut &'static str,
 ) -> ApiResult<Resp> {
-    let outcome = auth::authenticate(&parts, ctx.creds.as_ref(), &ctx.region, chrono::Utc::now())?;
-    let query = Query::parse(parts.uri.query());
     let host = request_host(&parts);
+    let host_bucket = host
+        .as_deref()
+        .and_then(|h| crate::host::virtual_bucket(h, &ctx.vhost_domains));
+    let outcome = auth::authenticate(
+        &parts,
+        ctx.creds.as_ref(),
+        &ctx.region,
+        host_bucket.as_deref(),
+        chrono::Utc::now(),
+    )?;
+    let query = Query::parse(parts.uri.query());
     let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
     if bucket.as_deref() == Some(admin::SEGMENT) {
         *op = "Admin";
         let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
-        let env = RequestEnv::from_request(&parts.headers, peer, None, chrono::Utc::now());
+        let env = RequestEnv::from_request(&parts.headers, peer, None, chrono::Utc::now())
+            .with_signing(outcome.signing);
         let req = Req {
             parts,
             body: Some(body),
@@ -250,7 +260,8 @@ async fn handle_inner(
         chrono::Utc::now(),
     )
     .with_listing(query.get("delimiter"), query.get("max-keys"))
-    .with_version(query.get("versionId"));
+    .with_version(query.get("versionId"))
+    .with_signing(outcome.signing);
     let req = Req {
         parts,
         body: Some(body),

@@ -208,6 +208,31 @@ t_head_object() {
         awsc s3api head-object --bucket "$BUCKET" --key no-such-key
 }
 
+# aws-cli v1 (botocore) presigns with Signature Version 2 in us-east-1 unless the config asks for s3v4, and aws-cli
+# v2 with SigV4. curl must fetch the object with a URL of either kind, and be refused once it names another key
+# or has lapsed.
+presign_checks() {
+    local what="$1" url code
+    shift
+    url="$("$@" s3 presign "s3://$BUCKET/small.txt" --expires-in 300)" || return 1
+    echo "$what: $url"
+    curl -sS -f -o "$WORK/presigned.out" "$url" || { fail "$what: presigned GET failed"; return 1; }
+    expect_eq "$what: presigned GET body" "$(md5_of "$WORK/presigned.out")" "$(md5_of "$UP/small.txt")"
+    code="$(curl -s -o /dev/null -w '%{http_code}' "${url/small.txt/other.txt}")"
+    expect_eq "$what: the URL with another key" "$code" 403
+    url="$("$@" s3 presign "s3://$BUCKET/small.txt" --expires-in 1)" || return 1
+    sleep 2
+    code="$(curl -s -o /dev/null -w '%{http_code}' "$url")"
+    expect_eq "$what: the URL after it lapsed" "$code" 403
+}
+
+t_presign() {
+    presign_checks "default signature" awsc || return 1
+    sed 's/^s3 =$/s3 =\n    signature_version = s3v4/' "$AWS_CONFIG_FILE" >"$WORK/aws-config-v4" || return 1
+    presign_checks "s3v4" env AWS_CONFIG_FILE="$WORK/aws-config-v4" \
+        aws --endpoint-url "$ENDPOINT" --cli-connect-timeout 10 --cli-read-timeout 120
+}
+
 t_get_range() {
     rm -f "$WORK/range.out"
     awsc s3api get-object --bucket "$BUCKET" --key big.bin --range bytes=100-199 "$WORK/range.out" --output json >"$WORK/range.json"
@@ -380,6 +405,7 @@ step s3-sync-up-again-copies-nothing t_resync_up_noop
 step s3-sync-down-tree t_sync_down
 step s3-rm-recursive-prefix t_rm_recursive
 step s3api-head-object t_head_object
+step s3-presign-curl t_presign
 step s3api-get-object-range t_get_range
 step s3api-copy-object t_copy_object
 step s3api-delete-objects t_delete_objects

@@ -16,6 +16,7 @@ mod multipart;
 mod object;
 mod object_lock;
 mod presigned_post;
+mod sigv2;
 mod sigv4;
 mod smoke;
 mod tagging;

@@ -339,6 +339,8 @@ fn context_value(key: &str, caller: Option<&Identity>, env: &RequestEnv) -> Opti
         "s3:max-keys" => env.max_keys.clone(),
         "s3:x-amz-acl" => env.acl.clone(),
         "s3:versionid" => env.version_id.clone(),
+        "s3:signatureversion" => env.signing.map(|s| s.version.to_owned()),
+        "s3:authtype" => env.signing.map(|s| s.auth_type.to_owned()),
         _ => None,
     }
 }
@@ -362,6 +364,7 @@ mod tests {
             now: DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),
+            signing: None,
         }
     }
 

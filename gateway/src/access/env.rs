@@ -70,7 +70,14 @@ impl RequestEnv {
             acl: header(headers, "x-amz-acl").map(|a| a.trim().to_owned()),
             version_id: None,
             now,
+            signing: None,
         }
+    }
+
+    /// Records how the request was signed (s3:signatureversion and s3:authType).
+    pub fn with_signing(mut self, signing: Option<crate::auth::Signing>) -> Self {
+        self.signing = signing;
+        self
     }
 
     /// Names the object version the request acts on (`?versionId=`; s3:versionid). Object ACLs and ownership

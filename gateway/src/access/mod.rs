@@ -77,6 +77,9 @@ pub struct RequestEnv {
     pub version_id: Option<String>,
     /// When the request arrived (aws:CurrentTime).
     pub now: DateTime<Utc>,
+    /// How the request was signed (s3:signatureversion, s3:authType); `None` when anonymous. Set with
+    /// [`RequestEnv::with_signing`].
+    pub signing: Option<crate::auth::Signing>,
 }
 
 /// Actions root may always perform on its buckets, whatever the bucket policy says (so a policy that denies

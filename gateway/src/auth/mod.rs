@@ -14,6 +14,7 @@ mod chunked;
 mod header;
 mod post_form;
 mod presigned;
+mod v2;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -61,11 +62,46 @@ pub enum Payload {
     StreamingUnsignedTrailer,
 }
 
+/// How an authenticated request was signed: the values of the `s3:signatureversion` and `s3:authType` policy
+/// condition keys, with which a bucket policy can refuse Version 2 signatures or presigned URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signing {
+    /// `AWS` (Signature Version 2) or `AWS4-HMAC-SHA256`.
+    pub version: &'static str,
+    /// `REST-HEADER`, `REST-QUERY-STRING` or `POST`.
+    pub auth_type: &'static str,
+}
+
+impl Signing {
+    pub(crate) const V4_HEADER: Signing = Signing {
+        version: canonical::ALGORITHM,
+        auth_type: "REST-HEADER",
+    };
+    pub(crate) const V4_QUERY: Signing = Signing {
+        version: canonical::ALGORITHM,
+        auth_type: "REST-QUERY-STRING",
+    };
+    pub(crate) const V4_POST: Signing = Signing {
+        version: canonical::ALGORITHM,
+        auth_type: "POST",
+    };
+    pub(crate) const V2_HEADER: Signing = Signing {
+        version: v2::SCHEME,
+        auth_type: "REST-HEADER",
+    };
+    pub(crate) const V2_QUERY: Signing = Signing {
+        version: v2::SCHEME,
+        auth_type: "REST-QUERY-STRING",
+    };
+}
+
 /// What authentication established.
 #[derive(Debug, Clone)]
 pub struct AuthOutcome {
     /// None for an anonymous request (no Authorization header and no X-Amz-Signature query).
     pub identity: Option<Identity>,
+    /// How the request was signed; `None` when anonymous.
+    pub signing: Option<Signing>,
     /// How the body must be verified; hand it to [`verified_body`].
     pub payload: Payload,
     /// x-amz-decoded-content-length for aws-chunked bodies.
@@ -78,11 +114,14 @@ pub(crate) const MAX_SKEW: TimeDelta = TimeDelta::minutes(15);
 /// Authenticates a request from its head.
 ///
 /// Header auth and query-string auth are mutually exclusive; a request with neither is anonymous. `region` is
-/// the region this server answers for, and `now` the current time (passed in so that tests need no clock).
+/// the region this server answers for, `host_bucket` the bucket the Host header names in virtual-hosted style
+/// (signed by Signature Version 2, see [`v2`]), and `now` the current time (passed in so that tests need no
+/// clock).
 pub fn authenticate(
     parts: &http::request::Parts,
     creds: &dyn CredentialStore,
     region: &str,
+    host_bucket: Option<&str>,
     now: DateTime<Utc>,
 ) -> ApiResult<AuthOutcome> {
     let mut auth_headers = parts.headers.get_all(AUTHORIZATION).iter();
@@ -92,14 +131,20 @@ pub fn authenticate(
             "more than one Authorization header was sent".into(),
         ));
     }
-    match (auth, presigned::has_query_auth(parts.uri.query())) {
+    let query = parts.uri.query();
+    let query_auth = presigned::has_query_auth(query) || v2::has_query_auth(query);
+    match (auth, query_auth) {
         (Some(_), true) => Err(ApiError::InvalidArgument(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string \
              parameter or the Authorization header should be specified"
                 .into(),
         )),
-        (Some(value), false) => header::authenticate(parts, value, creds, region, now),
-        (None, true) => presigned::authenticate(parts, creds, region, now),
+        (Some(value), false) => match v2::header_credentials(value) {
+            Some(credentials) => v2::authenticate_header(parts, credentials, creds, host_bucket, now),
+            None => header::authenticate(parts, value, creds, region, now),
+        },
+        (None, true) if presigned::has_query_auth(query) => presigned::authenticate(parts, creds, region, now),
+        (None, true) => v2::authenticate_query(parts, creds, host_bucket, now),
         (None, false) => anonymous(parts),
     }
 }
@@ -114,7 +159,7 @@ fn anonymous(parts: &http::request::Parts) -> ApiResult<AuthOutcome> {
     } else {
         Payload::Unsigned
     };
-    outcome(None, payload, &parts.headers)
+    outcome(None, None, payload, &parts.headers)
 }
 
 /// Fails if `time` is more than [`MAX_SKEW`] away from `now`.
@@ -160,6 +205,7 @@ impl ContentSha256 {
 /// Builds the outcome, reading x-amz-decoded-content-length for aws-chunked payloads.
 pub(crate) fn outcome(
     identity: Option<Identity>,
+    signing: Option<Signing>,
     payload: Payload,
     headers: &HeaderMap,
 ) -> ApiResult<AuthOutcome> {
@@ -181,6 +227,7 @@ pub(crate) fn outcome(
     };
     Ok(AuthOutcome {
         identity,
+        signing,
         payload,
         decoded_content_length,
     })
@@ -308,7 +355,7 @@ mod tests {
     #[test]
     fn no_credentials_is_anonymous() {
         let p = parts("GET", "/bucket/key?list-type=2", &[("host", "h")]);
-        let out = authenticate(&p, &Store, "us-east-1", at("20130524T000000Z")).unwrap();
+        let out = authenticate(&p, &Store, "us-east-1", None, at("20130524T000000Z")).unwrap();
         assert!(out.identity.is_none());
         assert!(matches!(out.payload, Payload::Unsigned));
         assert_eq!(out.decoded_content_length, None);
@@ -325,7 +372,7 @@ mod tests {
                 ("x-amz-decoded-content-length", "11"),
             ],
         );
-        let out = authenticate(&p, &Store, "us-east-1", at("20130524T000000Z")).unwrap();
+        let out = authenticate(&p, &Store, "us-east-1", None, at("20130524T000000Z")).unwrap();
         assert!(out.identity.is_none());
         assert!(matches!(out.payload, Payload::StreamingUnsignedTrailer));
         assert_eq!(out.decoded_content_length, Some(11));
@@ -341,7 +388,7 @@ mod tests {
                 ("x-amz-content-sha256", canonical::EMPTY_SHA256_HEX),
             ],
         );
-        let out = authenticate(&p, &Store, "us-east-1", at("20130524T000000Z")).unwrap();
+        let out = authenticate(&p, &Store, "us-east-1", None, at("20130524T000000Z")).unwrap();
         assert!(matches!(out.payload, Payload::Unsigned));
     }
 
@@ -355,7 +402,7 @@ mod tests {
                 ("authorization", "AWS4-HMAC-SHA256 Credential=x"),
             ],
         );
-        let err = authenticate(&p, &Store, "us-east-1", at("20130524T000000Z")).unwrap_err();
+        let err = authenticate(&p, &Store, "us-east-1", None, at("20130524T000000Z")).unwrap_err();
         assert!(
             matches!(&err, ApiError::InvalidArgument(m) if m.starts_with("Only one auth mechanism allowed"))
         );

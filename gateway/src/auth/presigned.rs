@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use http::request::Parts;
 
 use super::canonical::{self, RequestToCheck, SigningContext, X_AMZ_CONTENT_SHA256};
-use super::{AuthOutcome, ContentSha256, CredentialStore, MAX_SKEW, Payload};
+use super::{AuthOutcome, ContentSha256, CredentialStore, MAX_SKEW, Payload, Signing};
 use crate::error::{ApiError, ApiResult};
 
 /// The longest validity S3 allows: seven days.
@@ -140,7 +140,12 @@ pub(crate) fn authenticate(
     if !request.verify(&ctx, &provided) {
         return Err(ApiError::SignatureDoesNotMatch);
     }
-    super::outcome(Some(identity), payload, &parts.headers)
+    super::outcome(
+        Some(identity),
+        Some(Signing::V4_QUERY),
+        payload,
+        &parts.headers,
+    )
 }
 
 fn parse_expires(s: &str) -> ApiResult<TimeDelta> {
@@ -185,7 +190,7 @@ mod tests {
     #[test]
     fn aws_example_presigned_get() {
         let p = example(&example_query("86400", EXAMPLE_SIG));
-        let out = auth(&p, &Store, REGION, at("20130524T120000Z")).unwrap();
+        let out = auth(&p, &Store, REGION, None, at("20130524T120000Z")).unwrap();
         assert_eq!(
             out.identity,
             Some(Identity {
@@ -196,8 +201,8 @@ mod tests {
         );
         assert!(matches!(out.payload, Payload::Unsigned));
         // Still valid at the last second, also within the skew allowance before X-Amz-Date.
-        assert!(auth(&p, &Store, REGION, at("20130525T000000Z")).is_ok());
-        assert!(auth(&p, &Store, REGION, at("20130523T234600Z")).is_ok());
+        assert!(auth(&p, &Store, REGION, None, at("20130525T000000Z")).is_ok());
+        assert!(auth(&p, &Store, REGION, None, at("20130523T234600Z")).is_ok());
     }
 
     #[test]
@@ -207,14 +212,14 @@ mod tests {
              &X-Amz-Date=20130524T000000Z&X-Amz-Credential={AK}/20130524/us-east-1/s3/aws4_request\
              &X-Amz-Algorithm=AWS4-HMAC-SHA256"
         );
-        assert!(auth(&example(&uri), &Store, REGION, at("20130524T000000Z")).is_ok());
+        assert!(auth(&example(&uri), &Store, REGION, None, at("20130524T000000Z")).is_ok());
     }
 
     #[test]
     fn expired() {
         let p = example(&example_query("86400", EXAMPLE_SIG));
         assert!(matches!(
-            auth(&p, &Store, REGION, at("20130525T000001Z")),
+            auth(&p, &Store, REGION, None, at("20130525T000001Z")),
             Err(ApiError::ExpiredPresignedRequest)
         ));
     }
@@ -223,7 +228,7 @@ mod tests {
     fn not_yet_valid() {
         let p = example(&example_query("86400", EXAMPLE_SIG));
         assert!(matches!(
-            auth(&p, &Store, REGION, at("20130523T234459Z")),
+            auth(&p, &Store, REGION, None, at("20130523T234459Z")),
             Err(ApiError::RequestTimeTooSkewed)
         ));
     }
@@ -232,11 +237,11 @@ mod tests {
     fn tampering_and_wrong_secret() {
         let p = example(&example_query("86401", EXAMPLE_SIG));
         assert!(matches!(
-            auth(&p, &Store, REGION, at("20130524T000000Z")),
+            auth(&p, &Store, REGION, None, at("20130524T000000Z")),
             Err(ApiError::SignatureDoesNotMatch)
         ));
         let p = example(&example_query("86400", EXAMPLE_SIG));
-        let err = auth(&p, &WrongSecretStore, REGION, at("20130524T000000Z"));
+        let err = auth(&p, &WrongSecretStore, REGION, None, at("20130524T000000Z"));
         assert!(matches!(err, Err(ApiError::SignatureDoesNotMatch)));
         let p = parts(
             "GET",
@@ -244,7 +249,7 @@ mod tests {
             &[("host", "otherbucket.s3.amazonaws.com")],
         );
         assert!(matches!(
-            auth(&p, &Store, REGION, at("20130524T000000Z")),
+            auth(&p, &Store, REGION, None, at("20130524T000000Z")),
             Err(ApiError::SignatureDoesNotMatch)
         ));
     }
@@ -253,7 +258,7 @@ mod tests {
     fn unknown_key() {
         let p = example(&example_query("86400", EXAMPLE_SIG).replace(AK, "AKIDUNKNOWN"));
         assert!(matches!(
-            auth(&p, &Store, REGION, at("20130524T000000Z")),
+            auth(&p, &Store, REGION, None, at("20130524T000000Z")),
             Err(ApiError::InvalidAccessKeyId)
         ));
     }
@@ -262,7 +267,7 @@ mod tests {
     fn expires_range() {
         for bad in ["0", "-1", "604801", "soon", ""] {
             let p = example(&example_query(bad, EXAMPLE_SIG));
-            let err = auth(&p, &Store, REGION, at("20130524T000000Z"));
+            let err = auth(&p, &Store, REGION, None, at("20130524T000000Z"));
             assert!(
                 matches!(err, Err(ApiError::AuthorizationQueryParametersError(_))),
                 "{bad}: {err:?}"
@@ -271,7 +276,7 @@ mod tests {
         // 604800 is allowed (the signature then fails, which shows the range check passed).
         let p = example(&example_query("604800", EXAMPLE_SIG));
         assert!(matches!(
-            auth(&p, &Store, REGION, at("20130524T000000Z")),
+            auth(&p, &Store, REGION, None, at("20130524T000000Z")),
             Err(ApiError::SignatureDoesNotMatch)
         ));
     }
@@ -285,7 +290,7 @@ mod tests {
             "&X-Amz-Date=20130524T000000Z",
         ] {
             let p = example(&full.replace(param, ""));
-            let err = auth(&p, &Store, REGION, at("20130524T000000Z"));
+            let err = auth(&p, &Store, REGION, None, at("20130524T000000Z"));
             assert!(
                 matches!(err, Err(ApiError::AuthorizationQueryParametersError(_))),
                 "{param}: {err:?}"
@@ -293,7 +298,7 @@ mod tests {
         }
         // Credential present but signature stripped: incomplete, not anonymous.
         let p = example(&full.replace(&format!("&X-Amz-Signature={EXAMPLE_SIG}"), ""));
-        let err = auth(&p, &Store, REGION, at("20130524T000000Z"));
+        let err = auth(&p, &Store, REGION, None, at("20130524T000000Z"));
         assert!(
             matches!(err, Err(ApiError::AuthorizationQueryParametersError(_))),
             "{err:?}"
@@ -307,14 +312,14 @@ mod tests {
             (EXAMPLE_SIG, "abc"),
         ] {
             let p = example(&full.replace(from, to));
-            let err = auth(&p, &Store, REGION, at("20130524T000000Z"));
+            let err = auth(&p, &Store, REGION, None, at("20130524T000000Z"));
             assert!(
                 matches!(err, Err(ApiError::AuthorizationQueryParametersError(_))),
                 "{to}: {err:?}"
             );
         }
         let p = example(&format!("{full}&X-Amz-Date=20130524T000000Z"));
-        let err = auth(&p, &Store, REGION, at("20130524T000000Z"));
+        let err = auth(&p, &Store, REGION, None, at("20130524T000000Z"));
         assert!(
             matches!(err, Err(ApiError::AuthorizationQueryParametersError(_))),
             "{err:?}"
@@ -328,20 +333,20 @@ mod tests {
             X_AMZ_CONTENT_SHA256,
             "STREAMING-UNSIGNED-PAYLOAD-TRAILER".parse().unwrap(),
         );
-        let out = auth(&p, &Store, REGION, at("20130524T000000Z")).unwrap();
+        let out = auth(&p, &Store, REGION, None, at("20130524T000000Z")).unwrap();
         assert!(matches!(out.payload, Payload::StreamingUnsignedTrailer));
         p.headers.insert(
             X_AMZ_CONTENT_SHA256,
             canonical::EMPTY_SHA256_HEX.parse().unwrap(),
         );
-        let out = auth(&p, &Store, REGION, at("20130524T000000Z")).unwrap();
+        let out = auth(&p, &Store, REGION, None, at("20130524T000000Z")).unwrap();
         assert!(matches!(out.payload, Payload::Sha256(_)));
         p.headers.insert(
             X_AMZ_CONTENT_SHA256,
             "STREAMING-AWS4-HMAC-SHA256-PAYLOAD".parse().unwrap(),
         );
         assert!(matches!(
-            auth(&p, &Store, REGION, at("20130524T000000Z")),
+            auth(&p, &Store, REGION, None, at("20130524T000000Z")),
             Err(ApiError::InvalidArgument(_))
         ));
     }
@@ -367,12 +372,12 @@ mod tests {
         let ctx = SigningContext::new(SECRET, at("20130524T000000Z"), REGION);
         let sig = hex::encode(ctx.sign_canonical_request(&req.canonical_request("/b/k")));
         p.uri = format!("{}&X-Amz-Signature={sig}", p.uri).parse().unwrap();
-        let out = auth(&p, &Store, REGION, at("20130524T000000Z")).unwrap();
+        let out = auth(&p, &Store, REGION, None, at("20130524T000000Z")).unwrap();
         assert!(matches!(out.payload, Payload::Sha256(h) if h == canonical::sha256(b"")));
         p.headers
             .insert(X_AMZ_CONTENT_SHA256, "UNSIGNED-PAYLOAD".parse().unwrap());
         assert!(matches!(
-            auth(&p, &Store, REGION, at("20130524T000000Z")),
+            auth(&p, &Store, REGION, None, at("20130524T000000Z")),
             Err(ApiError::SignatureDoesNotMatch)
         ));
     }

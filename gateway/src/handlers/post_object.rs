@@ -83,6 +83,7 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
         k.1 = key.clone();
     }
     let (identity, range) = check_signature_and_policy(ctx, &form, bucket)?;
+    let env = env.with_signing(identity.is_some().then_some(crate::auth::Signing::V4_POST));
     if form.get("tagging").is_some() {
         return Err(ApiError::NotImplemented);
     }

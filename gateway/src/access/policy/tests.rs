@@ -19,6 +19,7 @@ fn env() -> RequestEnv {
         now: DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc),
+        signing: None,
     }
 }
 
