@@ -1,7 +1,7 @@
 //! The admin API behind `strata admin user ...`: a small JSON API on the S3 listener, under
 //! [`PREFIX`] (`/_strata/admin/v1/`), which can never be a bucket because bucket names cannot contain `_`.
-//! Requests are SigV4-signed like any S3 request and only the root user may call it; anyone else gets
-//! AccessDenied. Errors are S3 error documents (NoSuchEntity, EntityAlreadyExists, InvalidArgument,
+//! Requests are SigV4-signed like any S3 request (Signature Version 2, which signs no body, is refused) and only
+//! the root user may call it; anyone else gets AccessDenied. Errors are S3 error documents (NoSuchEntity, EntityAlreadyExists, InvalidArgument,
 //! MalformedPolicy), so one client error parser serves both APIs.
 //!
 //! | request | meaning |

@@ -231,6 +231,13 @@ async fn handle_inner(
     if bucket.as_deref() == Some(admin::SEGMENT) {
         *op = "Admin";
         let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
+        // Version 2 signs no body: a captured request could be replayed with other users or policies.
+        if outcome.signing.map(|s| s.version) != Some(auth::Signing::V4_HEADER.version) {
+            return Err(ApiError::InvalidRequest(
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+                    .into(),
+            ));
+        }
         let env = RequestEnv::from_request(&parts.headers, peer, None, chrono::Utc::now())
             .with_signing(outcome.signing);
         let req = Req {

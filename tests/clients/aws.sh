@@ -212,10 +212,11 @@ t_head_object() {
 # v2 with SigV4. curl must fetch the object with a URL of either kind, and be refused once it names another key
 # or has lapsed.
 presign_checks() {
-    local what="$1" url code
-    shift
+    local what="$1" kind="$2" url code
+    shift 2
     url="$("$@" s3 presign "s3://$BUCKET/small.txt" --expires-in 300)" || return 1
     echo "$what: $url"
+    case "$url" in *"$kind="*) ;; *) fail "$what: expected a URL with $kind" ;; esac
     curl -sS -f -o "$WORK/presigned.out" "$url" || { fail "$what: presigned GET failed"; return 1; }
     expect_eq "$what: presigned GET body" "$(md5_of "$WORK/presigned.out")" "$(md5_of "$UP/small.txt")"
     code="$(curl -s -o /dev/null -w '%{http_code}' "${url/small.txt/other.txt}")"
@@ -227,9 +228,12 @@ presign_checks() {
 }
 
 t_presign() {
-    presign_checks "default signature" awsc || return 1
+    local default_kind=X-Amz-Signature
+    # aws-cli v1 (botocore) presigns with Version 2 by default in us-east-1; v2 with SigV4.
+    case "$(aws --version 2>&1)" in aws-cli/1.*) default_kind=AWSAccessKeyId ;; esac
+    presign_checks "default signature" "$default_kind" awsc || return 1
     sed 's/^s3 =$/s3 =\n    signature_version = s3v4/' "$AWS_CONFIG_FILE" >"$WORK/aws-config-v4" || return 1
-    presign_checks "s3v4" env AWS_CONFIG_FILE="$WORK/aws-config-v4" \
+    presign_checks "s3v4" X-Amz-Signature env AWS_CONFIG_FILE="$WORK/aws-config-v4" \
         aws --endpoint-url "$ENDPOINT" --cli-connect-timeout 10 --cli-read-timeout 120
 }
 

@@ -93,6 +93,28 @@ async fn presigned_urls_and_authorization_headers_of_version_2() {
     let incomplete = format!("AWSAccessKeyId={ACCESS_KEY}&Signature=abc");
     let resp = RawRequest::new("GET", path, &incomplete).send(&server.endpoint);
     assert_status(&resp, 403, Some("AccessDenied"));
+    assert!(
+        resp.text()
+            .contains("requires the Signature, Expires and AWSAccessKeyId"),
+        "{}",
+        resp.text()
+    );
+    // An operation newer than Version 2 is outside what it signs.
+    let retention = format!("retention&{}", presign("PUT", path, 300));
+    let resp = RawRequest::new("PUT", path, &retention)
+        .body("<Retention/>")
+        .send(&server.endpoint);
+    assert_status(&resp, 400, Some("InvalidRequest"));
+    // The admin API takes SigV4 only: Version 2 signs no body.
+    let resp = signed_v2(
+        "GET",
+        "/_strata/admin/v1/users",
+        "",
+        "",
+        "/_strata/admin/v1/users",
+    )
+    .send(&server.endpoint);
+    assert_status(&resp, 400, Some("InvalidRequest"));
 
     // Header auth: a PUT with its content type, a listing (the bucket signs as `/old/`), the object back.
     let resp = signed_v2("PUT", "/old/new.txt", "", "text/plain", "/old/new.txt")
@@ -132,7 +154,7 @@ async fn bucket_policies_tell_signature_versions_and_auth_types_apart() {
     let server = Server::start();
     let s3 = server.client();
     let host = host_of(&server.endpoint);
-    for bucket in ["v4-only", "no-presigned"] {
+    for bucket in ["v4-only", "no-presigned", "no-v2-header"] {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
         put(&s3, bucket, "k", b"data").await;
     }
@@ -150,6 +172,10 @@ async fn bucket_policies_tell_signature_versions_and_auth_types_apart() {
         (
             "no-presigned",
             json!({"StringEquals": {"s3:authType": "REST-QUERY-STRING"}}),
+        ),
+        (
+            "no-v2-header",
+            json!({"StringEquals": {"s3:signatureversion": "AWS", "s3:authType": "REST-HEADER"}}),
         ),
     ] {
         s3.put_bucket_policy()
@@ -182,4 +208,16 @@ async fn bucket_policies_tell_signature_versions_and_auth_types_apart() {
     assert!(sdk_get("no-presigned").await);
     assert_eq!(v4_presigned("no-presigned"), 403);
     assert_eq!(v2_presigned("no-presigned"), 403);
+    // Both keys hold their values for a Version 2 header request: only it is denied.
+    let v2_header = |bucket: &str| {
+        let path = format!("/{bucket}/k");
+        signed_v2("GET", &path, "", "", &path).send(&server.endpoint)
+    };
+    assert!(sdk_get("no-v2-header").await);
+    assert_eq!(v4_presigned("no-v2-header"), 200);
+    assert_eq!(v2_presigned("no-v2-header"), 200);
+    assert_status(&v2_header("no-v2-header"), 403, Some("AccessDenied"));
+    // The same request is let through where nothing denies it, so the 403 above is the policy's.
+    assert_status(&v2_header("no-presigned"), 200, None);
+    assert_status(&v2_header("v4-only"), 403, Some("AccessDenied"));
 }

@@ -1,4 +1,5 @@
-//! AWS Signature Version 4 authentication for the S3 API: who sent a request, and how its body must be checked.
+//! Authentication for the S3 API (AWS Signature Version 4, and Version 2 for older clients' presigned URLs): who
+//! sent a request, how it was signed, and how its body must be checked.
 //!
 //! [`authenticate`] looks only at the request head (method, URI, headers) and the clock the caller passes in; it
 //! picks header auth, query-string (presigned) auth or anonymous, verifies the signature and says how the body
@@ -6,8 +7,8 @@
 //! body matches what was signed. Deciding what an identity may do happens elsewhere.
 //!
 //! Layout: `canonical` holds the pure SigV4 pieces, `header` the Authorization-header flavour, `presigned` the
-//! query-string flavour, `post_form` the browser-upload (POST form) flavour and `chunked` the aws-chunked decoder
-//! and the verified body stream.
+//! query-string flavour, `v2` Signature Version 2 (header and query), `post_form` the browser-upload (POST form)
+//! flavour and `chunked` the aws-chunked decoder and the verified body stream.
 
 mod canonical;
 mod chunked;
