@@ -55,7 +55,10 @@ pub struct PostPolicy {
 
 /// Form fields that need no condition.
 fn exempt(field: &str) -> bool {
-    matches!(field, "x-amz-signature" | "file" | "policy") || field.starts_with("x-ignore-")
+    matches!(
+        field,
+        "x-amz-signature" | "file" | "policy" | "awsaccesskeyid" | "signature"
+    ) || field.starts_with("x-ignore-")
 }
 
 fn invalid(msg: &str) -> ApiError {

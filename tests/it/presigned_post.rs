@@ -761,3 +761,92 @@ async fn the_acl_field_follows_the_bucket_ownership_settings() {
     let (status, _, body) = carol_form(None).post(&server, "forms").await;
     assert_eq!(status, 204, "{body}");
 }
+
+/// A Version 2 form, as boto3's `generate_presigned_post` makes in us-east-1: `AWSAccessKeyId`, `policy`
+/// (without the SigV4 conditions) and `signature`, the base64 HMAC-SHA1 of the policy.
+fn signed_v2(
+    bucket: &str,
+    secret: &str,
+    conditions: &[serde_json::Value],
+    fields: &[(&str, &str)],
+) -> PostForm {
+    use hmac::{Hmac, Mac};
+    let mut all = vec![serde_json::json!({ "bucket": bucket })];
+    all.extend_from_slice(conditions);
+    let expiration = (Utc::now() + hour())
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let policy =
+        B64.encode(serde_json::json!({ "expiration": expiration, "conditions": all }).to_string());
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(policy.as_bytes());
+    let signature = B64.encode(mac.finalize().into_bytes());
+    let mut form = PostForm {
+        fields: fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        filename: "note.txt".into(),
+        file: b"a note from a version 2 form".to_vec(),
+    };
+    form.fields.extend([
+        ("AWSAccessKeyId".to_owned(), ACCESS_KEY.to_owned()),
+        ("policy".to_owned(), policy),
+        ("signature".to_owned(), signature),
+    ]);
+    form
+}
+
+#[tokio::test]
+async fn a_version_2_form_uploads_and_its_policy_still_binds() {
+    let server = setup("forms-v2").await;
+    let conditions = [
+        serde_json::json!(["starts-with", "$key", "uploads/"]),
+        serde_json::json!({ "Content-Type": "text/plain" }),
+    ];
+    let fields = [
+        ("key", "uploads/${filename}"),
+        ("Content-Type", "text/plain"),
+    ];
+    let form = signed_v2("forms-v2", SECRET_KEY, &conditions, &fields);
+    let (status, _, body) = form.post(&server, "forms-v2").await;
+    assert_eq!(status, 204, "{body}");
+    let got = server
+        .client()
+        .get_object()
+        .bucket("forms-v2")
+        .key("uploads/note.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_type(), Some("text/plain"));
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"a note from a version 2 form"
+    );
+    // Signed with another secret; a key the policy does not allow.
+    let forged = signed_v2("forms-v2", "not-the-secret", &conditions, &fields);
+    let (status, _, body) = forged.post(&server, "forms-v2").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
+    let mut outside = signed_v2("forms-v2", SECRET_KEY, &conditions, &fields);
+    outside.set("key", "elsewhere/note.txt");
+    let (status, _, body) = outside.post(&server, "forms-v2").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (403, "AccessDenied"),
+        "{body}"
+    );
+    // A signature without its policy is refused, not taken as an anonymous form.
+    let mut unsigned = signed_v2("forms-v2", SECRET_KEY, &conditions, &fields);
+    unsigned.fields.retain(|(n, _)| n != "policy");
+    let (status, _, body) = unsigned.post(&server, "forms-v2").await;
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (400, "InvalidArgument"),
+        "{body}"
+    );
+}

@@ -27,6 +27,7 @@ use crate::error::{ApiError, ApiResult};
 
 pub use chunked::ChunkSigner;
 pub use post_form::{FormSignature, authenticate_form};
+pub use v2::authenticate_form as authenticate_form_v2;
 
 /// Who is making the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +94,10 @@ impl Signing {
     pub(crate) const V2_QUERY: Signing = Signing {
         version: v2::SCHEME,
         auth_type: "REST-QUERY-STRING",
+    };
+    pub(crate) const V2_POST: Signing = Signing {
+        version: v2::SCHEME,
+        auth_type: "POST",
     };
 }
 

@@ -254,6 +254,23 @@ pub(crate) fn authenticate_query(
     )
 }
 
+/// Verifies a Version 2 browser-upload form (`AWSAccessKeyId`, `signature`, `policy` fields: what boto3's
+/// `generate_presigned_post` makes in us-east-1): `signature` is the base64 HMAC-SHA1 of the base64 policy.
+pub fn authenticate_form(
+    access_key: &str,
+    signature: &str,
+    policy: &str,
+    creds: &dyn CredentialStore,
+) -> ApiResult<super::Identity> {
+    let (identity, secret) = creds
+        .lookup(access_key)
+        .ok_or(ApiError::InvalidAccessKeyId)?;
+    if !signature_matches(&secret, policy.as_bytes(), signature) {
+        return Err(ApiError::SignatureDoesNotMatch);
+    }
+    Ok(identity)
+}
+
 /// A header's value, `None` when absent; an error when it is not text.
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
     headers
@@ -703,6 +720,26 @@ mod tests {
         assert!(hides_a_subresource(b"x&versionId=3"));
         assert!(hides_a_subresource(b"x&acl"));
         assert!(!hides_a_subresource(b"attachment; filename=\"a&b.csv\""));
+    }
+
+    #[test]
+    fn forms_sign_their_policy() {
+        let policy = "eyJleHBpcmF0aW9uIjoiMjAzMC0wMS0wMVQwMDowMDowMFoifQ==";
+        let signature = sign(SECRET, policy);
+        assert_eq!(
+            authenticate_form(AK, &signature, policy, &Store)
+                .unwrap()
+                .access_key,
+            AK
+        );
+        assert!(matches!(
+            authenticate_form(AK, &signature, "eyJ9", &Store),
+            Err(ApiError::SignatureDoesNotMatch)
+        ));
+        assert!(matches!(
+            authenticate_form("NOBODY", &signature, policy, &Store),
+            Err(ApiError::InvalidAccessKeyId)
+        ));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use strata_storage::{BodyStream, BoxError, Condition, Digests, ObjectRecord, Put
 use super::object::{MAX_USER_META, Pairs, validate_key, version_header};
 use super::{Ctx, Req, Resp, empty, raw_stream, set_header, xml};
 use crate::access;
-use crate::auth::{FormSignature, Identity, authenticate_form};
+use crate::auth::{FormSignature, Identity, Signing, authenticate_form, authenticate_form_v2};
 use crate::error::{ApiError, ApiResult, xml_escape};
 use crate::post_policy::PostPolicy;
 
@@ -82,8 +82,8 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
     if let Some(k) = form.fields.iter_mut().find(|(n, _)| n == "key") {
         k.1 = key.clone();
     }
-    let (identity, range) = check_signature_and_policy(ctx, &form, bucket)?;
-    let env = env.with_signing(identity.is_some().then_some(crate::auth::Signing::V4_POST));
+    let (identity, signing, range) = check_signature_and_policy(ctx, &form, bucket)?;
+    let env = env.with_signing(signing);
     if form.get("tagging").is_some() {
         return Err(ApiError::NotImplemented);
     }
@@ -206,34 +206,52 @@ fn form_error(e: multer::Error) -> ApiError {
     }
 }
 
-/// Verifies the signature and the policy; `(None, None)` for an unsigned (anonymous) form.
+/// Verifies the signature (SigV4, or Version 2 when the form has `AWSAccessKeyId` and no `x-amz-algorithm`) and
+/// the policy; who signed, how, and the policy's size range. `(None, None, None)` for an unsigned (anonymous)
+/// form.
 fn check_signature_and_policy(
     ctx: &Ctx,
     form: &Form,
     bucket: &str,
-) -> ApiResult<(Option<Identity>, Option<SizeRange>)> {
+) -> ApiResult<(Option<Identity>, Option<Signing>, Option<SizeRange>)> {
     let Some(policy) = form.get("policy") else {
-        if let Some(f) = ["x-amz-signature", "x-amz-credential", "x-amz-algorithm"]
-            .into_iter()
-            .find(|f| form.get(f).is_some())
+        if let Some(f) = [
+            "x-amz-signature",
+            "x-amz-credential",
+            "x-amz-algorithm",
+            "awsaccesskeyid",
+            "signature",
+        ]
+        .into_iter()
+        .find(|f| form.get(f).is_some())
         {
             return Err(ApiError::InvalidArgument(format!(
                 "Bucket POST must contain a field named 'policy' when '{f}' is given."
             )));
         }
-        return Ok((None, None));
+        return Ok((None, None, None));
     };
-    let signature = FormSignature {
-        algorithm: form.required("x-amz-algorithm")?,
-        credential: form.required("x-amz-credential")?,
-        date: form.required("x-amz-date")?,
-        policy,
-        signature: form.required("x-amz-signature")?,
+    let (identity, signing) = match form.get("awsaccesskeyid") {
+        Some(access_key) if form.get("x-amz-algorithm").is_none() => {
+            let signature = form.required("signature")?;
+            let identity = authenticate_form_v2(access_key, signature, policy, ctx.creds.as_ref())?;
+            (identity, Signing::V2_POST)
+        }
+        _ => {
+            let signature = FormSignature {
+                algorithm: form.required("x-amz-algorithm")?,
+                credential: form.required("x-amz-credential")?,
+                date: form.required("x-amz-date")?,
+                policy,
+                signature: form.required("x-amz-signature")?,
+            };
+            let identity = authenticate_form(&signature, ctx.creds.as_ref(), &ctx.region)?;
+            (identity, Signing::V4_POST)
+        }
     };
-    let identity = authenticate_form(&signature, ctx.creds.as_ref(), &ctx.region)?;
     let policy = PostPolicy::parse(policy)?;
     policy.check(chrono::Utc::now(), bucket, &form.fields)?;
-    Ok((Some(identity), policy.length_range()))
+    Ok((Some(identity), Some(signing), policy.length_range()))
 }
 
 /// The optional Content-MD5 field: base64 of 16 bytes, checked against the file before the write commits.
