@@ -125,6 +125,29 @@ pub(crate) fn decoded_query_pairs(query: Option<&str>) -> Vec<(String, String)> 
         .collect()
 }
 
+/// Why a query parameter that must appear once does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotOnce {
+    Missing,
+    Repeated,
+}
+
+/// The value of query parameter `name` among `params` (from [`decoded_query_pairs`]), which must appear once.
+pub(crate) fn only_value<'a>(
+    params: &'a [(String, String)],
+    name: &str,
+) -> Result<&'a str, NotOnce> {
+    let mut values = params
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str());
+    match (values.next(), values.next()) {
+        (Some(value), None) => Ok(value),
+        (None, _) => Err(NotOnce::Missing),
+        (Some(_), Some(_)) => Err(NotOnce::Repeated),
+    }
+}
+
 fn decode_lossy(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }

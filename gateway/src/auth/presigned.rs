@@ -46,15 +46,10 @@ pub(crate) fn authenticate(
 ) -> ApiResult<AuthOutcome> {
     let params = canonical::decoded_query_pairs(parts.uri.query());
     let get = |name: &str| -> ApiResult<&str> {
-        let mut values = params
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str());
-        let value = values.next().ok_or_else(|| qp_error(MISSING))?;
-        if values.next().is_some() {
-            return Err(qp_error(format!("{name} must appear only once")));
-        }
-        Ok(value)
+        canonical::only_value(&params, name).map_err(|e| match e {
+            canonical::NotOnce::Missing => qp_error(MISSING),
+            canonical::NotOnce::Repeated => qp_error(format!("{name} must appear only once")),
+        })
     };
     let (algorithm, credential, date, expires, signed_headers, signature) = (
         get(ALGORITHM)?,

@@ -213,17 +213,12 @@ pub(crate) fn authenticate_query(
 ) -> ApiResult<AuthOutcome> {
     let params = canonical::decoded_query_pairs(parts.uri.query());
     let get = |name: &str| -> ApiResult<&str> {
-        let mut values = params
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str());
-        match (values.next(), values.next()) {
-            (Some(value), None) => Ok(value),
-            _ => Err(ApiError::AccessDeniedWithMessage(
+        canonical::only_value(&params, name).map_err(|_| {
+            ApiError::AccessDeniedWithMessage(
                 "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"
                     .into(),
-            )),
-        }
+            )
+        })
     };
     let (access_key, signature, expires) = (get(ACCESS_KEY_ID)?, get(SIGNATURE)?, get(EXPIRES)?);
     let expires_at = expires
