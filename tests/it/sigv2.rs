@@ -221,3 +221,31 @@ async fn bucket_policies_tell_signature_versions_and_auth_types_apart() {
     assert_status(&v2_header("no-presigned"), 200, None);
     assert_status(&v2_header("v4-only"), 403, Some("AccessDenied"));
 }
+
+#[tokio::test]
+async fn a_bucket_policy_can_require_signed_payloads() {
+    let server = Server::start();
+    let s3 = server.client();
+    let host = host_of(&server.endpoint);
+    s3.create_bucket()
+        .bucket("signed-only")
+        .send()
+        .await
+        .unwrap();
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+        "Action": "s3:PutObject", "Resource": "arn:aws:s3:::signed-only/*",
+        "Condition": {"StringEquals": {"s3:x-amz-content-sha256": "UNSIGNED-PAYLOAD"}}}]});
+    s3.put_bucket_policy()
+        .bucket("signed-only")
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let put = |payload_hash: Option<&str>| {
+        let mut req = RawRequest::new("PUT", "/signed-only/k", "").body("payload");
+        req.sign_with(&Signer::default(), &host, payload_hash);
+        req.send(&server.endpoint)
+    };
+    assert_status(&put(None), 200, None);
+    assert_status(&put(Some("UNSIGNED-PAYLOAD")), 403, Some("AccessDenied"));
+}

@@ -341,7 +341,12 @@ fn context_value(key: &str, caller: Option<&Identity>, env: &RequestEnv) -> Opti
         "s3:versionid" => env.version_id.clone(),
         "s3:signatureversion" => env.signing.map(|s| s.version.to_owned()),
         "s3:authtype" => env.signing.map(|s| s.auth_type.to_owned()),
-        _ => None,
+        _ => key.strip_prefix("s3:").and_then(|name| {
+            env.condition_headers
+                .iter()
+                .find(|(header, _)| *header == name)
+                .map(|(_, value)| value.clone())
+        }),
     }
 }
 
@@ -360,6 +365,7 @@ mod tests {
             delimiter: Some("/".into()),
             max_keys: Some("100".into()),
             acl: Some("public-read".into()),
+            condition_headers: vec![("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into())],
             version_id: None,
             now: DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
                 .unwrap()
@@ -373,6 +379,52 @@ mod tests {
             .unwrap()
             .iter()
             .all(|c| c.holds(None, env))
+    }
+
+    #[test]
+    fn headers_signing_and_their_absence_are_condition_keys() {
+        let mut e = env();
+        let cases = [
+            (
+                json!({"StringEquals": {"s3:x-amz-content-sha256": "UNSIGNED-PAYLOAD"}}),
+                true,
+            ),
+            (
+                json!({"StringNotEquals": {"s3:x-amz-content-sha256": "UNSIGNED-PAYLOAD"}}),
+                false,
+            ),
+            // Absent: a negated operator holds, as on AWS.
+            (
+                json!({"StringNotEquals": {"s3:x-amz-storage-class": "STANDARD"}}),
+                true,
+            ),
+            (json!({"Null": {"s3:x-amz-copy-source": "true"}}), true),
+            (json!({"Null": {"s3:signatureversion": "true"}}), true),
+        ];
+        for (block, want) in &cases {
+            assert_eq!(holds(block.clone(), &e), *want, "{block}");
+        }
+        e.signing = Some(crate::auth::Signing::V2_QUERY);
+        for (block, want) in [
+            (
+                json!({"StringEquals": {"s3:signatureversion": "AWS"}}),
+                true,
+            ),
+            (
+                json!({"StringNotEquals": {"s3:signatureversion": "AWS4-HMAC-SHA256"}}),
+                true,
+            ),
+            (
+                json!({"StringEquals": {"s3:authType": "REST-QUERY-STRING"}}),
+                true,
+            ),
+            (
+                json!({"StringEquals": {"s3:authType": "REST-HEADER"}}),
+                false,
+            ),
+        ] {
+            assert_eq!(holds(block.clone(), &e), want, "{block}");
+        }
     }
 
     #[test]

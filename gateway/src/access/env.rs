@@ -47,6 +47,16 @@ fn client_ip(headers: &HeaderMap, peer: IpAddr) -> IpAddr {
     last
 }
 
+/// Request headers S3 offers as condition keys `s3:<name>` (besides x-amz-acl): a policy can, for example, deny
+/// unsigned payloads (`s3:x-amz-content-sha256` = `UNSIGNED-PAYLOAD`) or copies from elsewhere.
+pub(crate) const CONDITION_HEADERS: [&str; 5] = [
+    "x-amz-content-sha256",
+    "x-amz-copy-source",
+    "x-amz-metadata-directive",
+    "x-amz-server-side-encryption",
+    "x-amz-storage-class",
+];
+
 impl RequestEnv {
     /// The environment of a request from `peer` with these headers; `prefix` is a listing's prefix parameter.
     pub fn from_request(
@@ -68,6 +78,10 @@ impl RequestEnv {
             delimiter: None,
             max_keys: None,
             acl: header(headers, "x-amz-acl").map(|a| a.trim().to_owned()),
+            condition_headers: CONDITION_HEADERS
+                .iter()
+                .filter_map(|&name| header(headers, name).map(|v| (name, v.trim().to_owned())))
+                .collect(),
             version_id: None,
             now,
             signing: None,

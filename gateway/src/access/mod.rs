@@ -72,6 +72,9 @@ pub struct RequestEnv {
     pub max_keys: Option<String>,
     /// The `x-amz-acl` header (s3:x-amz-acl).
     pub acl: Option<String>,
+    /// The other headers that are condition keys of their own, `s3:<name>` (see `env::CONDITION_HEADERS`), as
+    /// sent; absent ones are left out.
+    pub condition_headers: Vec<(&'static str, String)>,
     /// The object version the request names (`?versionId=`, or a copy source's or a DeleteObjects entry's
     /// version; s3:versionid); set with [`RequestEnv::with_version`]. None: the current version.
     pub version_id: Option<String>,

@@ -15,6 +15,7 @@ fn env() -> RequestEnv {
         delimiter: None,
         max_keys: None,
         acl: None,
+        condition_headers: Vec::new(),
         version_id: None,
         now: DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
             .unwrap()
