@@ -1,8 +1,9 @@
 //! The admin API behind `strata admin user ...`: a small JSON API on the S3 listener, under
 //! [`PREFIX`] (`/_strata/admin/v1/`), which can never be a bucket because bucket names cannot contain `_`.
-//! Requests are SigV4-signed like any S3 request (Signature Version 2, which signs no body, is refused) and only
-//! the root user may call it; anyone else gets AccessDenied. Errors are S3 error documents (NoSuchEntity, EntityAlreadyExists, InvalidArgument,
-//! MalformedPolicy), so one client error parser serves both APIs.
+//! Requests are SigV4-signed in the Authorization header with the body's SHA-256 (a presigned URL, an unsigned
+//! payload or Signature Version 2 could be replayed with another body, so they get InvalidRequest) and only the
+//! root user may call it; anyone else gets AccessDenied. Errors are S3 error documents (NoSuchEntity,
+//! EntityAlreadyExists, InvalidArgument, MalformedPolicy), so one client error parser serves both APIs.
 //!
 //! | request | meaning |
 //! | --- | --- |

@@ -231,10 +231,16 @@ async fn handle_inner(
     if bucket.as_deref() == Some(admin::SEGMENT) {
         *op = "Admin";
         let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;
-        // Version 2 signs no body: a captured request could be replayed with other users or policies.
-        if outcome.signing.map(|s| s.version) != Some(auth::Signing::V4_HEADER.version) {
+        // Only a request whose body is signed: a presigned URL, an unsigned payload or Version 2 could be
+        // replayed with other users or policies in the body. `strata admin` signs the body's SHA-256.
+        let body_signed = matches!(
+            outcome.payload,
+            auth::Payload::Sha256(_) | auth::Payload::StreamingSigned { .. }
+        );
+        if outcome.signing != Some(auth::Signing::V4_HEADER) || !body_signed {
             return Err(ApiError::InvalidRequest(
-                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+                "The admin API takes only AWS4-HMAC-SHA256 in the Authorization header with a signed payload \
+                 (x-amz-content-sha256 of the body)."
                     .into(),
             ));
         }

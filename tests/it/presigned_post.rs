@@ -850,3 +850,57 @@ async fn a_version_2_form_uploads_and_its_policy_still_binds() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn header_condition_keys_come_from_the_form_fields() {
+    // A form carries x-amz-storage-class as a field its policy binds; the POST's own headers are not signed,
+    // so a policy on s3:x-amz-storage-class must see the field (and ignore a header sent beside it).
+    let server = setup("forms-keys").await;
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+        "Action": "s3:PutObject", "Resource": "arn:aws:s3:::forms-keys/*",
+        "Condition": {"StringEquals": {"s3:x-amz-storage-class": "GLACIER"}}}]});
+    server
+        .client()
+        .put_bucket_policy()
+        .bucket("forms-keys")
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let form = |class: &str| {
+        PostForm::signed(
+            ROOT,
+            "forms-keys",
+            hour(),
+            &[
+                serde_json::json!(["starts-with", "$key", "uploads/"]),
+                serde_json::json!({ "x-amz-storage-class": class }),
+            ],
+            &[
+                ("key", "uploads/${filename}"),
+                ("x-amz-storage-class", class),
+            ],
+        )
+    };
+    let (status, _, body) = form("STANDARD").post(&server, "forms-keys").await;
+    assert_eq!(status, 204, "{body}");
+    let glacier = form("GLACIER");
+    let resp = http()
+        .post(format!("{}/forms-keys", server.endpoint))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .header("x-amz-storage-class", "STANDARD")
+        .body(glacier.body())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    assert_eq!(
+        (status, code_and_message(&body).0.as_str()),
+        (403, "AccessDenied"),
+        "{body}"
+    );
+}

@@ -99,22 +99,34 @@ async fn presigned_urls_and_authorization_headers_of_version_2() {
         "{}",
         resp.text()
     );
-    // An operation newer than Version 2 is outside what it signs.
-    let retention = format!("retention&{}", presign("PUT", path, 300));
-    let resp = RawRequest::new("PUT", path, &retention)
-        .body("<Retention/>")
+    // An operation newer than Version 2 is outside what it signs: the signature of a PUT of the bucket would
+    // otherwise also sign its PutPublicAccessBlock.
+    let block = format!("publicAccessBlock&{}", presign("PUT", "/old", 300));
+    let resp = RawRequest::new("PUT", "/old", &block)
+        .body("<PublicAccessBlockConfiguration/>")
         .send(&server.endpoint);
     assert_status(&resp, 400, Some("InvalidRequest"));
-    // The admin API takes SigV4 only: Version 2 signs no body.
-    let resp = signed_v2(
-        "GET",
-        "/_strata/admin/v1/users",
-        "",
-        "",
-        "/_strata/admin/v1/users",
-    )
-    .send(&server.endpoint);
+    assert!(
+        resp.text().contains("Please use AWS4-HMAC-SHA256"),
+        "{}",
+        resp.text()
+    );
+    // The admin API takes only SigV4 header requests with a signed body: not Version 2, not an unsigned payload.
+    let users = "/_strata/admin/v1/users";
+    let resp = signed_v2("GET", users, "", "", users).send(&server.endpoint);
     assert_status(&resp, 400, Some("InvalidRequest"));
+    let host = host_of(&server.endpoint);
+    let admin = |payload_hash: Option<&str>| {
+        let mut req = RawRequest::new("GET", users, "");
+        req.sign_with(&Signer::default(), &host, payload_hash);
+        req.send(&server.endpoint)
+    };
+    assert_status(
+        &admin(Some("UNSIGNED-PAYLOAD")),
+        400,
+        Some("InvalidRequest"),
+    );
+    assert_status(&admin(None), 200, None);
 
     // Header auth: a PUT with its content type, a listing (the bucket signs as `/old/`), the object back.
     let resp = signed_v2("PUT", "/old/new.txt", "", "text/plain", "/old/new.txt")
@@ -223,7 +235,9 @@ async fn bucket_policies_tell_signature_versions_and_auth_types_apart() {
 }
 
 #[tokio::test]
-async fn a_bucket_policy_can_require_signed_payloads() {
+async fn a_bucket_policy_can_refuse_an_unsigned_payload_header() {
+    // The key is the header as sent (as on AWS): requests without it (presigned, Version 2, anonymous) need a
+    // `Null` condition as well to be refused.
     let server = Server::start();
     let s3 = server.client();
     let host = host_of(&server.endpoint);

@@ -88,6 +88,18 @@ impl RequestEnv {
         }
     }
 
+    /// Takes the header condition keys (s3:x-amz-acl and [`CONDITION_HEADERS`]) from `field` instead of the
+    /// request's headers: a browser-upload form carries them as fields, which its policy binds and the upload
+    /// applies, while the HTTP head of a POST is not signed.
+    pub fn with_form_fields<'a>(mut self, field: impl Fn(&str) -> Option<&'a str>) -> Self {
+        self.acl = field("acl").map(|a| a.trim().to_owned());
+        self.condition_headers = CONDITION_HEADERS
+            .iter()
+            .filter_map(|&name| field(name).map(|v| (name, v.trim().to_owned())))
+            .collect();
+        self
+    }
+
     /// Records how the request was signed (s3:signatureversion and s3:authType).
     pub fn with_signing(mut self, signing: Option<crate::auth::Signing>) -> Self {
         self.signing = signing;

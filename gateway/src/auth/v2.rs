@@ -14,6 +14,12 @@
 //! option is refused ([`check_query`]): operations S3 added after Version 2 (`?retention`, `?publicAccessBlock`,
 //! ...) are outside the signed resource and need SigV4. The admin API takes SigV4 only; a bucket policy can
 //! refuse Version 2 altogether (`s3:signatureversion`, see [`super::Signing`]).
+//!
+//! What Version 2 cannot protect, by its design: it signs no body (a captured DeleteObjects or configuration PUT
+//! can be replayed with another body within the 15-minute skew unless Content-MD5 was signed), and a signed
+//! value can be split where it holds `&` (a URL presigned with `response-content-disposition=...&versionId=V`
+//! in its value verifies with the `&` unencoded, which the router reads as a second parameter; such a URL made
+//! honestly is refused here, see [`hides_a_subresource`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;

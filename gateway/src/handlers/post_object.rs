@@ -83,7 +83,9 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
         k.1 = key.clone();
     }
     let (identity, signing, range) = check_signature_and_policy(ctx, &form, bucket)?;
-    let env = env.with_signing(signing);
+    let env = env
+        .with_signing(signing)
+        .with_form_fields(|name| form.get(name));
     if form.get("tagging").is_some() {
         return Err(ApiError::NotImplemented);
     }
