@@ -403,22 +403,20 @@ impl Endpoint {
     }
 }
 
-/// Splits host + path into (bucket, key) for path-style or virtual-hosted-style addressing.
+/// Splits a request into (bucket, key) for path-style or virtual-hosted-style addressing.
 ///
-/// `path` is the raw (percent-encoded) request path. Virtual-hosted style applies when the host (without port
-/// and a trailing dot) is `<bucket>.<domain>` for one of `domains`; host names are case-insensitive, so the
-/// bucket is the lower-case form of what the host says.
+/// `host_bucket` is the bucket the Host header names in virtual-hosted style ([`crate::host::virtual_bucket`],
+/// resolved once per request since authentication signs it too); without one, the path names the bucket.
+/// `path` is the raw (percent-encoded) request path.
 pub fn split_resource(
-    host: Option<&str>,
+    host_bucket: Option<&str>,
     path: &str,
-    domains: &[String],
 ) -> ApiResult<(Option<String>, Option<String>)> {
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| ApiError::InvalidArgument("The request path is not valid UTF-8.".into()))?;
     let path = decoded.strip_prefix('/').unwrap_or(&decoded);
-    let host_bucket = host.and_then(|h| crate::host::virtual_bucket(h, domains));
-    let (bucket, key) = match host_bucket {
+    let (bucket, key) = match host_bucket.map(str::to_owned) {
         Some(b) => (Some(b), Some(path.to_owned())),
         None => match path.split_once('/') {
             Some((b, k)) => (Some(b.to_owned()), Some(k.to_owned())),
@@ -616,12 +614,17 @@ fn route_access_subresource(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::virtual_bucket;
 
     fn r(method: Method, host: &str, path_query: &str) -> Endpoint {
         let (path, query) = path_query
             .split_once('?')
             .map_or((path_query, None), |(p, q)| (p, Some(q)));
-        let (b, k) = split_resource(Some(host), path, &["localhost".to_string()]).unwrap();
+        let (b, k) = split_resource(
+            virtual_bucket(host, &["localhost".to_string()]).as_deref(),
+            path,
+        )
+        .unwrap();
         route(&method, b, k, &Query::parse(query), false).unwrap()
     }
 
@@ -646,7 +649,7 @@ mod tests {
             ("[::1]:9000", pathed),
             ("localhost.", pathed),
         ] {
-            let (b, k) = split_resource(Some(host), "/a/b", &domains).unwrap();
+            let (b, k) = split_resource(virtual_bucket(host, &domains).as_deref(), "/a/b").unwrap();
             assert_eq!((b.as_deref(), k.as_deref()), named, "{host}");
         }
     }
@@ -884,10 +887,10 @@ mod tests {
 
     #[test]
     fn traversal_keys_stay_keys() {
-        let (b, k) = split_resource(Some("h"), "/bkt/..%2F..%2Fetc/passwd", &[]).unwrap();
+        let (b, k) = split_resource(None, "/bkt/..%2F..%2Fetc/passwd").unwrap();
         assert_eq!(b.as_deref(), Some("bkt"));
         assert_eq!(k.as_deref(), Some("../../etc/passwd"));
-        let (_, k) = split_resource(Some("h"), "/bkt/%2e%2e/x", &[]).unwrap();
+        let (_, k) = split_resource(None, "/bkt/%2e%2e/x").unwrap();
         assert_eq!(k.as_deref(), Some("../x"));
     }
 

@@ -191,8 +191,7 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, peer: Option<SocketAd
 
 /// The bucket a request addresses (path-style or virtual-hosted), if any, and whether it names a key.
 fn request_resource(ctx: &Ctx, parts: &http::request::Parts) -> (Option<String>, bool) {
-    let host = request_host(parts);
-    match split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains) {
+    match split_resource(request_host_bucket(ctx, parts).as_deref(), parts.uri.path()) {
         Ok((bucket, key)) => (bucket, key.is_some()),
         Err(_) => (None, false),
     }
@@ -208,6 +207,11 @@ pub(crate) fn request_host(parts: &http::request::Parts) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The bucket the request's Host header names in virtual-hosted style (under `ctx.vhost_domains`), if any.
+fn request_host_bucket(ctx: &Ctx, parts: &http::request::Parts) -> Option<String> {
+    request_host(parts).and_then(|h| crate::host::virtual_bucket(&h, &ctx.vhost_domains))
+}
+
 async fn handle_inner(
     ctx: &Ctx,
     parts: http::request::Parts,
@@ -215,10 +219,7 @@ async fn handle_inner(
     peer: Option<SocketAddr>,
     op: &mut &'static str,
 ) -> ApiResult<Resp> {
-    let host = request_host(&parts);
-    let host_bucket = host
-        .as_deref()
-        .and_then(|h| crate::host::virtual_bucket(h, &ctx.vhost_domains));
+    let host_bucket = request_host_bucket(ctx, &parts);
     let outcome = auth::authenticate(
         &parts,
         ctx.creds.as_ref(),
@@ -227,7 +228,7 @@ async fn handle_inner(
         chrono::Utc::now(),
     )?;
     let query = Query::parse(parts.uri.query());
-    let (bucket, key) = split_resource(host.as_deref(), parts.uri.path(), &ctx.vhost_domains)?;
+    let (bucket, key) = split_resource(host_bucket.as_deref(), parts.uri.path())?;
     if bucket.as_deref() == Some(admin::SEGMENT) {
         *op = "Admin";
         let identity = outcome.identity.ok_or(ApiError::AccessDenied)?;

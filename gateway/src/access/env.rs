@@ -77,22 +77,20 @@ impl RequestEnv {
             prefix: prefix.map(str::to_owned),
             delimiter: None,
             max_keys: None,
-            acl: header(headers, "x-amz-acl").map(|a| a.trim().to_owned()),
-            condition_headers: CONDITION_HEADERS
-                .iter()
-                .filter_map(|&name| header(headers, name).map(|v| (name, v.trim().to_owned())))
-                .collect(),
+            acl: None,
+            condition_headers: Vec::new(),
             version_id: None,
             now,
             signing: None,
         }
+        .with_header_keys(|name| header(headers, name))
     }
 
-    /// Takes the header condition keys (s3:x-amz-acl and [`CONDITION_HEADERS`]) from `field` instead of the
-    /// request's headers: a browser-upload form carries them as fields, which its policy binds and the upload
-    /// applies, while the HTTP head of a POST is not signed.
-    pub fn with_form_fields<'a>(mut self, field: impl Fn(&str) -> Option<&'a str>) -> Self {
-        self.acl = field("acl").map(|a| a.trim().to_owned());
+    /// Sets the header condition keys (s3:x-amz-acl and [`CONDITION_HEADERS`]) from `field`, asked by header
+    /// name: the request's headers in [`RequestEnv::from_request`]; a browser-upload form's fields, which its
+    /// policy binds and the upload applies, where the HTTP head of the POST is not signed.
+    pub fn with_header_keys<'a>(mut self, field: impl Fn(&str) -> Option<&'a str>) -> Self {
+        self.acl = field("x-amz-acl").map(|a| a.trim().to_owned());
         self.condition_headers = CONDITION_HEADERS
             .iter()
             .filter_map(|&name| field(name).map(|v| (name, v.trim().to_owned())))
@@ -138,6 +136,28 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn header_keys_come_from_the_headers_or_whatever_stands_in_for_them() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-acl", " public-read ".parse().unwrap());
+        h.insert("x-amz-storage-class", "GLACIER".parse().unwrap());
+        h.insert("x-amz-meta-other", "not a key".parse().unwrap());
+        let e = RequestEnv::from_request(&h, None, None, Utc::now());
+        assert_eq!(e.acl.as_deref(), Some("public-read"));
+        assert_eq!(
+            e.condition_headers,
+            [("x-amz-storage-class", "GLACIER".to_owned())]
+        );
+        let e = e.with_header_keys(|name| {
+            (name == "x-amz-content-sha256").then_some("UNSIGNED-PAYLOAD")
+        });
+        assert_eq!(e.acl, None);
+        assert_eq!(
+            e.condition_headers,
+            [("x-amz-content-sha256", "UNSIGNED-PAYLOAD".to_owned())]
+        );
     }
 
     #[test]

@@ -138,7 +138,8 @@ pub fn authenticate(
         ));
     }
     let query = parts.uri.query();
-    let query_auth = presigned::has_query_auth(query) || v2::has_query_auth(query);
+    let v4_query = presigned::has_query_auth(query);
+    let query_auth = v4_query || v2::has_query_auth(query);
     match (auth, query_auth) {
         (Some(_), true) => Err(ApiError::InvalidArgument(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string \
@@ -149,7 +150,7 @@ pub fn authenticate(
             Some(credentials) => v2::authenticate_header(parts, credentials, creds, host_bucket, now),
             None => header::authenticate(parts, value, creds, region, now),
         },
-        (None, true) if presigned::has_query_auth(query) => presigned::authenticate(parts, creds, region, now),
+        (None, true) if v4_query => presigned::authenticate(parts, creds, region, now),
         (None, true) => v2::authenticate_query(parts, creds, host_bucket, now),
         (None, false) => anonymous(parts),
     }
@@ -204,6 +205,22 @@ impl ContentSha256 {
                         .into(),
                 )
             })?),
+        })
+    }
+}
+
+impl ContentSha256 {
+    /// How the body of a request whose signature covers no chunk signatures (a presigned URL, Version 2) is
+    /// checked: a hex value is still enforced, unsigned trailers are decoded, and signed aws-chunked bodies are
+    /// refused with `refusal`.
+    pub(crate) fn unchunked_payload(content: Option<Self>, refusal: &str) -> ApiResult<Payload> {
+        Ok(match content {
+            None | Some(ContentSha256::Unsigned) => Payload::Unsigned,
+            Some(ContentSha256::Hex(hash)) => Payload::Sha256(hash),
+            Some(ContentSha256::StreamingUnsignedTrailer) => Payload::StreamingUnsignedTrailer,
+            Some(ContentSha256::StreamingSigned { .. }) => {
+                return Err(ApiError::InvalidArgument(refusal.into()));
+            }
         })
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use http::request::Parts;
 
 use super::canonical::{self, RequestToCheck, SigningContext, X_AMZ_CONTENT_SHA256};
-use super::{AuthOutcome, ContentSha256, CredentialStore, MAX_SKEW, Payload, Signing};
+use super::{AuthOutcome, ContentSha256, CredentialStore, MAX_SKEW, Signing};
 use crate::error::{ApiError, ApiResult};
 
 /// The longest validity S3 allows: seven days.
@@ -101,18 +101,11 @@ pub(crate) fn authenticate(
         Some(value) if signed_headers.iter().any(|h| h == X_AMZ_CONTENT_SHA256) => value,
         _ => canonical::UNSIGNED_PAYLOAD,
     };
-    let payload = match content {
-        Some(ContentSha256::Hex(hash)) => Payload::Sha256(hash),
-        None | Some(ContentSha256::Unsigned) => Payload::Unsigned,
-        Some(ContentSha256::StreamingUnsignedTrailer) => Payload::StreamingUnsignedTrailer,
-        Some(ContentSha256::StreamingSigned { .. }) => {
-            return Err(ApiError::InvalidArgument(
-                "signed streaming payloads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) require Authorization header \
-                 authentication"
-                    .into(),
-            ));
-        }
-    };
+    let payload = ContentSha256::unchunked_payload(
+        content,
+        "signed streaming payloads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) require Authorization header \
+         authentication",
+    )?;
 
     let (identity, secret) = creds
         .lookup(credential.access_key)
@@ -164,7 +157,7 @@ fn parse_expires(s: &str) -> ApiResult<TimeDelta> {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::{Identity, authenticate as auth};
+    use super::super::{Identity, Payload, authenticate as auth};
     use super::*;
 
     const REGION: &str = "us-east-1";

@@ -174,12 +174,7 @@ pub(crate) fn authenticate_header(
         })?;
     let amz_date = header_str(&parts.headers, X_AMZ_DATE)?;
     let date = header_str(&parts.headers, http::header::DATE.as_str())?;
-    let time = amz_date.or(date).ok_or_else(|| {
-        ApiError::AccessDeniedWithMessage(
-            "AWS authentication requires a valid Date or x-amz-date header".into(),
-        )
-    })?;
-    let time = parse_date(time).ok_or_else(|| {
+    let time = amz_date.or(date).and_then(parse_date).ok_or_else(|| {
         ApiError::AccessDeniedWithMessage(
             "AWS authentication requires a valid Date or x-amz-date header".into(),
         )
@@ -300,17 +295,10 @@ fn payload(headers: &HeaderMap) -> ApiResult<Payload> {
     let content = header_str(headers, X_AMZ_CONTENT_SHA256)?
         .map(ContentSha256::parse)
         .transpose()?;
-    Ok(match content {
-        None | Some(ContentSha256::Unsigned) => Payload::Unsigned,
-        Some(ContentSha256::Hex(hash)) => Payload::Sha256(hash),
-        Some(ContentSha256::StreamingUnsignedTrailer) => Payload::StreamingUnsignedTrailer,
-        Some(ContentSha256::StreamingSigned { .. }) => {
-            return Err(ApiError::InvalidArgument(
-                "signed streaming payloads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) require AWS Signature Version 4"
-                    .into(),
-            ));
-        }
-    })
+    ContentSha256::unchunked_payload(
+        content,
+        "signed streaming payloads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) require AWS Signature Version 4",
+    )
 }
 
 /// The paths a client may have signed as the resource: `/bucket` before the path of a virtual-hosted request;

@@ -85,7 +85,8 @@ pub async fn handle_post_object(ctx: &Ctx, req: Req, bucket: &str) -> ApiResult<
     let (identity, signing, range) = check_signature_and_policy(ctx, &form, bucket)?;
     let env = env
         .with_signing(signing)
-        .with_form_fields(|name| form.get(name));
+        // A form names the x-amz-acl header's value `acl`; the other keys by their header names.
+        .with_header_keys(|name| form.get(if name == "x-amz-acl" { "acl" } else { name }));
     if form.get("tagging").is_some() {
         return Err(ApiError::NotImplemented);
     }
